@@ -1,0 +1,162 @@
+"""Sealsync's Chalice app: routes and event handlers only.
+
+Each handler translates HTTP or an event into one call into chalicelib.
+Authentication is the `bearer` authorizer; errors map to responses in
+`endpoint`, the one place that knows HTTP status codes.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from chalice.app import AuthResponse, Chalice, Rate, Request, Response
+
+from chalicelib import api
+from chalicelib.config import runtime
+from chalicelib.core.errors import SealsyncError
+from chalicelib.core.requests import parse_json
+from chalicelib.core.tokens import Claims
+
+app = Chalice(app_name="sealsync")
+app.log.setLevel(logging.INFO)
+logging.getLogger("sealsync").setLevel(logging.INFO)
+
+BUCKET = os.environ.get("SEALSYNC_BUCKET", "sealsync-data")
+QUEUE = os.environ.get("SEALSYNC_QUEUE", "sealsync-commits")
+JSON = ["application/json"]
+
+
+@app.authorizer(ttl_seconds=60)
+def bearer(auth_request: Any) -> AuthResponse:
+    """Every route but sign-up and the OpenAPI document needs a valid token."""
+    try:
+        who = api.caller(runtime(), auth_request.token)
+    except SealsyncError:
+        return AuthResponse(routes=[], principal_id="anonymous")
+    return AuthResponse(routes=["*"], principal_id=who.user_id,
+                        context={"user_id": who.user_id, "device_id": who.device_id})
+
+
+def _request() -> Request:
+    request = app.current_request
+    assert request is not None, "only called while serving a request"
+    return request
+
+
+def _claims() -> Claims:
+    """Who is calling, as the `bearer` authorizer established."""
+    ctx = _request().context.get("authorizer") or {}
+    return Claims(ctx["user_id"], ctx["device_id"], 0)
+
+
+def _body() -> dict[str, Any]:
+    return parse_json(_request().raw_body, runtime().settings.limits)
+
+
+def _query() -> dict[str, str] | None:
+    params = _request().query_params
+    return None if params is None else dict(params)
+
+
+def endpoint(path: str, method: str = "GET", public: bool = False,
+             status: int = 200) -> Callable[[Callable[..., Any]], Any]:
+    """Register a route whose SealsyncErrors become 4xx JSON responses."""
+    def register(view: Callable[..., Any]) -> Any:
+        @functools.wraps(view)
+        def handle(**params: str) -> Response:
+            try:
+                return Response(view(**params), status_code=status)
+            except SealsyncError as exc:
+                return Response(exc.to_body(), status_code=exc.status)
+        return app.route(path, methods=[method], content_types=JSON,
+                         authorizer=None if public else bearer)(handle)
+    return register
+
+
+@endpoint("/v1/openapi.json", public=True)
+def openapi() -> dict[str, Any]:
+    with open(os.path.join(os.path.dirname(api.__file__), "openapi.json")) as f:
+        document: dict[str, Any] = json.load(f)
+    return document
+
+
+@endpoint("/v1/accounts", "POST", public=True, status=201)
+def create_account() -> dict[str, Any]:
+    return api.create_account(runtime(), _body())
+
+
+@endpoint("/v1/accounts/{user_id}/kdf", public=True)
+def account_kdf(user_id: str) -> dict[str, Any]:
+    return api.account_kdf(runtime(), user_id)
+
+
+@endpoint("/v1/devices", "POST", public=True, status=201)
+def add_device() -> dict[str, Any]:
+    return api.add_device(runtime(), _body())
+
+
+@endpoint("/v1/tokens", "POST", public=True, status=201)
+def new_token() -> dict[str, Any]:
+    return api.new_token(runtime(), _body())
+
+
+@endpoint("/v1/uploads", "POST", status=201)
+def create_upload() -> dict[str, Any]:
+    return api.create_upload(runtime(), _claims(), _body())
+
+
+@endpoint("/v1/uploads/{upload_id}")
+def upload_status(upload_id: str) -> dict[str, Any]:
+    return api.upload_status(runtime(), _claims(), upload_id, _query())
+
+
+@endpoint("/v1/changes")
+def changes() -> dict[str, Any]:
+    return api.changes(runtime(), _claims(), _query())
+
+
+@endpoint("/v1/files/{file_id}")
+def get_file(file_id: str) -> dict[str, Any]:
+    return api.get_file(runtime(), _claims(), file_id, _query())
+
+
+@endpoint("/v1/files/{file_id}", "DELETE", status=202)
+def delete_file(file_id: str) -> dict[str, Any]:
+    return api.delete_file(runtime(), _claims(), file_id, _query())
+
+
+@endpoint("/v1/files/{file_id}/revisions")
+def file_revisions(file_id: str) -> dict[str, Any]:
+    return api.file_revisions(runtime(), _claims(), file_id, _query())
+
+
+# -- the commit handler, wired two ways onto one pipeline --------------------
+@app.on_s3_event(bucket=BUCKET, prefix="staging/", events=["s3:ObjectCreated:*"])
+def on_staging_object(event: Any) -> None:
+    """Direct S3 notification (Terraform packaging)."""
+    from chalicelib.commit import commit_keys
+
+    commit_keys(runtime(), [event.key])
+
+
+@app.on_sqs_message(queue=QUEUE, batch_size=10)
+def on_commit_queue(event: Any) -> None:
+    """S3 -> SQS -> here (SAM packaging): retries and a dead-letter queue."""
+    from chalicelib.commit import commit_keys, staging_keys_from_sqs_body
+
+    keys = [key for record in event for key in staging_keys_from_sqs_body(record.body)]
+    commit_keys(runtime(), keys)
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def sweep_stragglers(event: Any) -> None:
+    from chalicelib.sweeper import sweep
+
+    report = sweep(runtime())
+    app.log.info("sweep: %d finished, %d expired, %d orphans, %d errors",
+                 len(report.finished), len(report.expired),
+                 len(report.orphans_deleted), report.errors)

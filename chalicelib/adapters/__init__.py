@@ -1,0 +1,1 @@
+"""Thin adapters over S3, DynamoDB and Redis: no decisions live here."""

@@ -1,0 +1,70 @@
+"""S3: sizes, small copies, presigned URLs. Only the calls the code needs."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+
+def _absent(exc: ClientError) -> bool:
+    code = exc.response.get("Error", {}).get("Code", "")
+    return code in ("404", "NoSuchKey", "NotFound")
+
+
+class Blobs:
+    def __init__(self, s3: Any, bucket: str, url_ttl_s: int) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.url_ttl_s = url_ttl_s
+
+    def size(self, key: str) -> int | None:
+        """The object's real size, or None when it does not exist."""
+        try:
+            return int(self.s3.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+        except ClientError as exc:
+            if _absent(exc):
+                return None
+            raise
+
+    def missing(self, keys: list[str]) -> list[str]:
+        """Those of `keys` that do not exist, checked in parallel."""
+        if not keys:
+            return []
+        with ThreadPoolExecutor(max_workers=min(16, len(keys))) as pool:
+            sizes = list(pool.map(self.size, keys))
+        return [key for key, size in zip(keys, sizes, strict=True) if size is None]
+
+    def copy(self, source: str, dest: str) -> None:
+        """Server-side copy of a small object (a manifest): cost is bounded by
+        the manifest limit, never by the file's size."""
+        self.s3.copy_object(Bucket=self.bucket, Key=dest,
+                            CopySource={"Bucket": self.bucket, "Key": source})
+
+    def put(self, key: str, body: bytes) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+
+    def delete(self, key: str) -> None:
+        self.s3.delete_object(Bucket=self.bucket, Key=key)
+
+    def presign_put(self, key: str, size: int) -> str:
+        """A PUT URL bound to this key and exact length (AWS enforces the
+        signed Content-Length; the commit handler re-checks it anyway)."""
+        return str(self.s3.generate_presigned_url(
+            "put_object", ExpiresIn=self.url_ttl_s,
+            Params={"Bucket": self.bucket, "Key": key, "ContentLength": size}))
+
+    def presign_get(self, key: str) -> str:
+        return str(self.s3.generate_presigned_url(
+            "get_object", ExpiresIn=self.url_ttl_s,
+            Params={"Bucket": self.bucket, "Key": key}))
+
+    def list_older(self, prefix: str, before_epoch: float) -> Iterator[str]:
+        """Keys under `prefix` last modified before `before_epoch`."""
+        pages = self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix)
+        for page in pages:
+            for obj in page.get("Contents", []):
+                if obj["LastModified"].timestamp() < before_epoch:
+                    yield obj["Key"]

@@ -1,0 +1,75 @@
+"""The per-file Redis lock: `SET NX PX` with a random token, released by a
+Lua compare-and-delete so a handler whose lock expired can never release the
+lock a newer holder took.
+
+The lock only makes commits cheap and ordered; correctness comes from the
+fenced transaction in the store (invariant 2).
+"""
+from __future__ import annotations
+
+import random
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+
+from ..core.errors import Unavailable
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+class LockBusy(Unavailable):
+    """Another handler holds the file's lock for longer than we may wait;
+    the event fails and is retried."""
+
+
+class Locks:
+    def __init__(self, client: redis.Redis, ttl_ms: int, wait_s: float) -> None:
+        self.client = client
+        self.ttl_ms = ttl_ms
+        self.wait_s = wait_s
+        self._release = client.register_script(_RELEASE)
+
+    @staticmethod
+    def key(user_id: str, file_id: str) -> str:
+        return f"lock:{user_id}:{file_id}"
+
+    def acquire(self, key: str) -> str:
+        """Take the lock, backing off (bounded, jittered); return its token."""
+        token = secrets.token_hex(16)
+        deadline = time.monotonic() + self.wait_s
+        delay = 0.005
+        while True:
+            try:
+                if self.client.set(key, token, nx=True, px=self.ttl_ms):
+                    return token
+            except redis.RedisError as exc:
+                raise Unavailable(f"lock store unavailable: {type(exc).__name__}") from exc
+            if time.monotonic() >= deadline:
+                raise LockBusy(f"{key} is busy; retry later")
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.2)
+
+    def release(self, key: str, token: str) -> bool:
+        """Delete the lock only if it is still ours. Never raises: a lock we
+        cannot release simply expires."""
+        try:
+            return bool(self._release(keys=[key], args=[token]))
+        except redis.RedisError:
+            return False
+
+    @contextmanager
+    def held(self, key: str) -> Iterator[str]:
+        token = self.acquire(key)
+        try:
+            yield token
+        finally:
+            self.release(key, token)
+

@@ -1,0 +1,183 @@
+"""The commit pipeline: one staging object in, one terminal result out.
+
+  1 look up the server's own upload record (trust nothing written into S3)
+  2 take the Redis lock lock:{user}:{file}
+  3 check the manifest's real size and that every chunk exists
+  4 decide (pure core), copy the manifest into place
+  5 ONE fenced transaction: head + revision + feed entry + result
+  6 delete the staging object, release the lock, wake long-pollers
+
+The manifest is copied BEFORE the transaction, so a head never points at an
+object that is not stored (invariant 5), and a crash at any step leaves
+something a retry finishes. `fault(step)` lets tests pause or crash at each
+step boundary.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_plus
+
+from .adapters.meta import AlreadyFinished, FenceLost, UploadRecord
+from .adapters.wakeups import feed_topic, upload_topic
+from .config import Runtime
+from .core import decide as core
+from .core.errors import BadRequest
+from .core.ids import chunk_key, manifest_key, parse_staging_key
+
+log = logging.getLogger("sealsync.commit")
+Fault = Callable[[str], None]
+MAX_FENCE_RETRIES = 20
+
+
+def no_fault(step: str) -> None:
+    """The production fault hook: nothing."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one event did; `status` is the upload's state after it."""
+
+    upload_id: str | None
+    status: str
+    detail: str = ""
+
+
+def missing_chunks(rt: Runtime, rec: UploadRecord) -> int:
+    """How many referenced chunks are absent. The index answers for chunks a
+    committed version already uses; S3 HEAD answers for the rest."""
+    unknown = sorted(set(rec.chunk_ids) - rt.meta.known_chunks(rec.user_id, rec.chunk_ids))
+    absent = rt.blobs.missing([chunk_key(rec.user_id, c) for c in unknown])
+    return len(absent)
+
+
+def commit_staging_object(rt: Runtime, key: str, fault: Fault = no_fault,
+                          now: Callable[[], float] = time.time) -> Outcome:
+    """Run the pipeline for one staging key. Raises only retryable errors
+    (Redis or AWS unavailable, lock busy); bad input becomes an Outcome."""
+    try:
+        user_id, upload_id = parse_staging_key(key)
+    except BadRequest as exc:
+        log.warning("ignoring object outside staging: %s", exc.message)
+        return Outcome(None, "ignored", exc.message)
+    rec = rt.meta.get_upload(upload_id)
+    if rec is None or rec.user_id != user_id:
+        # Unknown, or written under another user's prefix: never commit it.
+        # The object is removed so it cannot linger (the sweeper would too).
+        rt.blobs.delete(key)
+        log.warning("deleted staging object with no upload record: %s", upload_id)
+        return Outcome(upload_id, "ignored", "no such upload for this user")
+    if rec.status in core.TERMINAL:
+        rt.blobs.delete(key)  # a duplicate event or a replayed PUT
+        return Outcome(upload_id, rec.status, "duplicate")
+
+    lock_key = rt.locks.key(user_id, rec.file_id)
+    with rt.locks.held(lock_key):
+        fault("locked")
+        outcome = _decide_and_write(rt, key, rec, fault, now)
+        if outcome.status != core.PENDING:
+            rt.blobs.delete(key)
+        fault("cleaned")
+    return outcome
+
+
+def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
+                      now: Callable[[], float]) -> Outcome:
+    size = rt.blobs.size(key)
+    missing = missing_chunks(rt, rec) if size is not None else 0
+    fault("checked")
+    proposal = core.Proposal(status=rec.status, base_revision=rec.base_revision,
+                             declared_size=rec.manifest_size, actual_size=size,
+                             missing_chunks=missing, tombstone=rec.tombstone)
+    dest: str | None = None
+    for _ in range(MAX_FENCE_RETRIES):
+        head = rt.meta.get_head(rec.user_id, rec.file_id)
+        decision = core.decide(head.revision if head else 0,
+                               head.deleted if head else False, proposal)
+        fault("decided")
+        try:
+            if isinstance(decision, core.Skip):
+                return Outcome(rec.upload_id, rec.status, decision.reason)
+            if isinstance(decision, core.Reject):
+                rt.meta.finish(rec.upload_id, core.REJECTED, int(now()),
+                               reason=decision.reason)
+                _wake(rt, rec, None)
+                return Outcome(rec.upload_id, core.REJECTED, decision.reason)
+            if dest is None and not rec.tombstone:
+                # Kept for conflicts too: the loser's bytes stay retrievable.
+                dest = manifest_key(rec.user_id, rec.file_id, rec.upload_id)
+                rt.blobs.copy(key, dest)
+                fault("copied")
+            if isinstance(decision, core.Conflict):
+                rt.meta.finish(rec.upload_id, core.CONFLICT, int(now()),
+                               winner=decision.winner_revision, mkey=dest)
+                _wake(rt, rec, None)
+                return Outcome(rec.upload_id, core.CONFLICT,
+                               f"head is at revision {decision.winner_revision}")
+            seq = rt.meta.commit_accept(rec, decision.revision, dest, int(now()))
+        except FenceLost:
+            continue  # someone committed under us (lock lost): decide again
+        except AlreadyFinished:
+            done = rt.meta.get_upload(rec.upload_id)
+            return Outcome(rec.upload_id, done.status if done else "unknown",
+                           "finished by another handler")
+        fault("committed")
+        rt.meta.remember_chunks(rec.user_id, rec.chunk_ids)
+        _wake(rt, rec, seq)
+        return Outcome(rec.upload_id, core.ACCEPTED, f"revision {decision.revision}")
+    raise FenceLostTooOften(rec.upload_id)
+
+
+class FenceLostTooOften(RuntimeError):
+    """Pathological contention: let the event be retried."""
+
+
+def _wake(rt: Runtime, rec: UploadRecord, seq: int | None) -> None:
+    topics = [upload_topic(rec.upload_id)]
+    if seq is not None:
+        topics.append(feed_topic(rec.user_id, seq - 1))
+    rt.waker.wake(*topics)
+
+
+# -- event shapes -------------------------------------------------------------
+def staging_keys_from_s3_event(event: Any) -> list[str]:
+    """Keys of ObjectCreated records in an S3 notification (decoded: S3 and
+    moto URL-encode keys). Test events and malformed records yield nothing."""
+    if not isinstance(event, dict):
+        return []
+    keys = []
+    for record in event.get("Records") or []:
+        try:
+            if not str(record.get("eventName", "")).startswith("ObjectCreated"):
+                continue
+            keys.append(unquote_plus(record["s3"]["object"]["key"]))
+        except (AttributeError, KeyError, TypeError):
+            log.warning("ignoring malformed S3 record")
+    return keys
+
+
+def staging_keys_from_sqs_body(body: str) -> list[str]:
+    try:
+        return staging_keys_from_s3_event(json.loads(body))
+    except ValueError:
+        log.warning("ignoring SQS message that is not JSON")
+        return []
+
+
+def commit_keys(rt: Runtime, keys: list[str], fault: Fault = no_fault) -> list[Outcome]:
+    """Commit each key; if any failed retryably, raise after trying them all
+    so the event is redelivered (finished keys are no-ops the second time)."""
+    outcomes, errors = [], []
+    for key in keys:
+        try:
+            outcomes.append(commit_staging_object(rt, key, fault))
+        except Exception as exc:  # noqa: BLE001 - every failure means "retry"
+            log.warning("commit failed, will be retried: %s", type(exc).__name__)
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+    return outcomes

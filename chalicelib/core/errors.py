@@ -1,0 +1,56 @@
+"""One root error for the server; each class carries its HTTP status.
+
+Messages are written for the client developer who will read them, and never
+include data the server should not echo (tokens, secrets).
+"""
+from __future__ import annotations
+
+
+class SealsyncError(Exception):
+    """Something the client can fix or should retry."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_body(self) -> dict[str, str]:
+        return {"error": self.code, "message": self.message}
+
+
+class BadRequest(SealsyncError):
+    """The request is malformed or out of bounds."""
+
+
+class Unauthorized(SealsyncError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(SealsyncError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(SealsyncError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(SealsyncError):
+    status = 409
+    code = "conflict"
+
+
+class TooLarge(SealsyncError):
+    status = 413
+    code = "too_large"
+
+
+class Unavailable(SealsyncError):
+    """A dependency (Redis, the store) is down; the caller should retry."""
+
+    status = 503
+    code = "unavailable"

@@ -1,0 +1,64 @@
+"""The sweeper: every upload ends (invariant 4).
+
+Pending uploads older than the cutoff are finished through the normal
+pipeline when their manifest arrived (a lost event), or rejected when it
+never did. Staging objects with no pending upload behind them are deleted.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from .adapters.meta import AlreadyFinished
+from .adapters.wakeups import upload_topic
+from .commit import commit_staging_object
+from .config import Runtime
+from .core.decide import PENDING, REJECTED
+from .core.errors import BadRequest
+from .core.ids import STAGING, parse_staging_key, staging_key
+
+log = logging.getLogger("sealsync.sweeper")
+
+
+@dataclass
+class SweepReport:
+    finished: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+    orphans_deleted: list[str] = field(default_factory=list)
+    errors: int = 0
+
+
+def sweep(rt: Runtime, now: float | None = None) -> SweepReport:
+    now = time.time() if now is None else now
+    cutoff = int(now - rt.settings.sweep_after_s)
+    report = SweepReport()
+    for upload_id in rt.meta.pending_before(cutoff):
+        rec = rt.meta.get_upload(upload_id)
+        if rec is None or rec.status != PENDING:
+            continue
+        key = staging_key(rec.user_id, upload_id)
+        try:
+            if rt.blobs.size(key) is not None:
+                commit_staging_object(rt, key)
+                report.finished.append(upload_id)
+            else:
+                rt.meta.finish(upload_id, REJECTED, int(now),
+                               reason="upload expired before its manifest arrived")
+                rt.waker.wake(upload_topic(upload_id))
+                report.expired.append(upload_id)
+        except AlreadyFinished:
+            continue
+        except Exception as exc:  # noqa: BLE001 - one bad upload must not stop the sweep
+            log.warning("sweep of %s failed: %s", upload_id, type(exc).__name__)
+            report.errors += 1
+    for key in rt.blobs.list_older(STAGING, cutoff):
+        try:
+            _, upload_id = parse_staging_key(key)
+            rec = rt.meta.get_upload(upload_id)
+        except BadRequest:
+            rec = None
+        if rec is None or rec.status != PENDING:
+            rt.blobs.delete(key)
+            report.orphans_deleted.append(key)
+    return report

@@ -1,0 +1,1 @@
+"""The embedded local stack: moto server, Redis, the API and the event pump."""

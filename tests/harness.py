@@ -1,0 +1,132 @@
+"""A small test harness over the real app: sign up devices, upload versions
+and deliver their staging events, against whichever Runtime a fixture built
+(moto in-process + fakeredis, or moto server + a real redis-server)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from chalice.test import Client
+
+from chalicelib.commit import Fault, Outcome, commit_staging_object, no_fault
+from chalicelib.config import Runtime, Settings
+from chalicelib.core.ids import chunk_key, staging_key
+
+TEST_ENV = {
+    "SEALSYNC_BUCKET": "sealsync-test",
+    "SEALSYNC_TABLE": "sealsync-test",
+    "SEALSYNC_REDIS_URL": "redis://127.0.0.1:1/0",
+    "SEALSYNC_TOKEN_SECRET": "test-secret-" + "x" * 32,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def settings(**overrides: str) -> Settings:
+    env = {**TEST_ENV, **overrides}
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        os.environ.setdefault(name, env[name])
+    return Settings.from_env(env)
+
+
+@dataclass
+class Device:
+    user_id: str
+    device_id: str
+    token: str
+    auth_key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token}",
+                "content-type": "application/json"}
+
+
+@dataclass
+class Pending:
+    """An upload whose manifest is in staging but not yet committed."""
+
+    upload_id: str
+    key: str
+    file_id: str
+    base: int
+
+
+def chunk_id(data: bytes) -> str:
+    """Tests stand in for the client's keyed hash with plain SHA-256."""
+    return hashlib.sha256(data).hexdigest()
+
+
+class Harness:
+    def __init__(self, rt: Runtime, client: Client) -> None:
+        self.rt = rt
+        self.http = client
+
+    # -- accounts ---------------------------------------------------------
+    def signup(self) -> Device:
+        auth_key = secrets.token_hex(32)
+        r = self.post("/v1/accounts", {"auth_key": auth_key, "kdf": "test"})
+        assert r.status_code == 201, r.body
+        return self.add_device(r.json_body["user_id"], auth_key)
+
+    def add_device(self, user_id: str, auth_key: str) -> Device:
+        r = self.post("/v1/devices", {"user_id": user_id, "auth_key": auth_key})
+        assert r.status_code == 201, r.body
+        b = r.json_body
+        return Device(b["user_id"], b["device_id"], b["token"], auth_key)
+
+    # -- HTTP ---------------------------------------------------------------
+    def post(self, path: str, body: Any, dev: Device | None = None) -> Any:
+        headers = dev.headers if dev else {"content-type": "application/json"}
+        raw = body if isinstance(body, str | bytes) else json.dumps(body)
+        return self.http.http.post(path, headers=headers, body=raw)
+
+    def get(self, path: str, dev: Device | None) -> Any:
+        return self.http.http.get(path, headers=dev.headers if dev else {})
+
+    def delete(self, path: str, dev: Device) -> Any:
+        return self.http.http.delete(path, headers=dev.headers)
+
+    # -- uploads --------------------------------------------------------------
+    def stage(self, dev: Device, file_id: str, base: int, manifest: bytes | None = None,
+              chunks: tuple[bytes, ...] = (), upload_chunks: bool = True) -> Pending:
+        """POST /v1/uploads, then PUT the chunks it asked for and the manifest."""
+        manifest = manifest if manifest is not None else secrets.token_bytes(64)
+        body = {"file_id": file_id, "base_revision": base, "manifest_size": len(manifest),
+                "chunks": [{"id": chunk_id(c), "size": len(c)} for c in chunks]}
+        r = self.post("/v1/uploads", body, dev)
+        assert r.status_code == 201, r.body
+        upload_id = r.json_body["upload_id"]
+        s3, bucket = self.rt.s3, self.rt.settings.bucket
+        if upload_chunks:
+            for c in chunks:
+                if chunk_id(c) in r.json_body["chunk_urls"]:
+                    s3.put_object(Bucket=bucket, Key=chunk_key(dev.user_id, chunk_id(c)), Body=c)
+        key = staging_key(dev.user_id, upload_id)
+        s3.put_object(Bucket=bucket, Key=key, Body=manifest)
+        return Pending(upload_id, key, file_id, base)
+
+    def commit(self, key: str, fault: Fault = no_fault) -> Outcome:
+        return commit_staging_object(self.rt, key, fault)
+
+    def status(self, dev: Device, upload_id: str, wait: int = 0) -> dict[str, Any]:
+        r = self.get(f"/v1/uploads/{upload_id}?wait={wait}", dev)
+        assert r.status_code == 200, r.body
+        return dict(r.json_body)
+
+    def head(self, dev: Device, file_id: str) -> dict[str, Any] | None:
+        r = self.get(f"/v1/files/{file_id}", dev)
+        if r.status_code == 404:
+            return None
+        assert r.status_code == 200, r.body
+        return dict(r.json_body)
+
+    def changes(self, dev: Device, cursor: int = 0) -> dict[str, Any]:
+        r = self.get(f"/v1/changes?cursor={cursor}&limit=1000", dev)
+        assert r.status_code == 200, r.body
+        return dict(r.json_body)
