@@ -9,16 +9,13 @@ import secrets
 import time
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from .adapters.meta import UploadRecord, Version
-from .adapters.wakeups import feed_topic, upload_topic
 from .config import Runtime
 from .core import tokens
 from .core.decide import PENDING
 from .core.errors import BadRequest, Conflict, NotFound, Unauthorized
 from .core.ids import check_id, chunk_key, new_id, staging_key
-from .core.requests import int_in, parse_upload, query_int
+from .core.records import UploadRecord, Version, feed_topic, upload_topic
+from .core.requests import parse_upload, query_int
 from .core.tokens import Claims
 
 Body = dict[str, Any]
@@ -200,5 +197,3 @@ def file_revisions(rt: Runtime, who: Claims, file_id: str,
     return {"file_id": file_id,
             "revisions": [_version_body(rt, who, v, urls=False) for v in found]}
 
-
-__all__ = ["ClientError", "int_in"]

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-from .adapters.meta import AlreadyFinished, FenceLost, UploadRecord
-from .adapters.wakeups import feed_topic, upload_topic
+from .adapters.meta import AlreadyFinished, FenceLost
 from .config import Runtime
 from .core import decide as core
 from .core.errors import BadRequest
 from .core.ids import chunk_key, manifest_key, parse_staging_key
+from .core.records import UploadRecord, feed_topic, upload_topic
 
 log = logging.getLogger("sealsync.commit")
 Fault = Callable[[str], None]

@@ -11,12 +11,12 @@ import time
 from dataclasses import dataclass, field
 
 from .adapters.meta import AlreadyFinished
-from .adapters.wakeups import upload_topic
 from .commit import commit_staging_object
 from .config import Runtime
 from .core.decide import PENDING, REJECTED
 from .core.errors import BadRequest
 from .core.ids import STAGING, parse_staging_key, staging_key
+from .core.records import upload_topic
 
 log = logging.getLogger("sealsync.sweeper")
 

@@ -12,13 +12,13 @@ Item layout (all ids are opaque hex; nothing here is plaintext):
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from ..core.decide import PENDING, TERMINAL
+from ..core.records import Change, UploadRecord, Version
 
 PENDING_INDEX = "pending"
 PENDING_SHARDS = "0123456789abcdef"
@@ -33,48 +33,6 @@ class FenceLost(Exception):
 
 class AlreadyFinished(Exception):
     """Another handler already gave this upload its terminal state."""
-
-
-@dataclass(frozen=True)
-class UploadRecord:
-    upload_id: str
-    user_id: str
-    device_id: str
-    file_id: str
-    base_revision: int
-    manifest_size: int
-    chunk_ids: tuple[str, ...]
-    size: int
-    tombstone: bool
-    status: str
-    created: int
-    revision: int | None = None
-    winner_revision: int | None = None
-    reason: str | None = None
-    manifest_key: str | None = None
-
-
-@dataclass(frozen=True)
-class Version:
-    """A file's head, or one of its revisions."""
-
-    file_id: str
-    revision: int
-    deleted: bool
-    manifest_key: str | None
-    size: int
-    chunk_ids: tuple[str, ...]
-    upload_id: str
-    device_id: str
-    committed: int
-
-
-@dataclass(frozen=True)
-class Change:
-    seq: int
-    file_id: str
-    revision: int
-    deleted: bool
 
 
 def _pack(ids: Iterable[str]) -> bytes:

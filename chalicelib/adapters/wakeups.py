@@ -9,17 +9,11 @@ from __future__ import annotations
 
 import redis
 
+from ..core.records import feed_topic, upload_topic
+
+__all__ = ["Waker", "feed_topic", "upload_topic"]
+
 WAKE_TTL_S = 120
-
-
-def upload_topic(upload_id: str) -> str:
-    return f"wake:up:{upload_id}"
-
-
-def feed_topic(user_id: str, after_seq: int) -> str:
-    """The topic a reader at cursor `after_seq` waits on; the commit that
-    writes seq `after_seq + 1` wakes it."""
-    return f"wake:feed:{user_id}:{after_seq}"
 
 
 class Waker:

@@ -1,0 +1,58 @@
+"""The records the store keeps, as plain data (no I/O), and the names of the
+Redis wake-up topics, so handlers can use them without importing adapters.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    upload_id: str
+    user_id: str
+    device_id: str
+    file_id: str
+    base_revision: int
+    manifest_size: int
+    chunk_ids: tuple[str, ...]
+    size: int
+    tombstone: bool
+    status: str
+    created: int
+    revision: int | None = None
+    winner_revision: int | None = None
+    reason: str | None = None
+    manifest_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Version:
+    """A file's head, or one of its revisions."""
+
+    file_id: str
+    revision: int
+    deleted: bool
+    manifest_key: str | None
+    size: int
+    chunk_ids: tuple[str, ...]
+    upload_id: str
+    device_id: str
+    committed: int
+
+
+@dataclass(frozen=True)
+class Change:
+    seq: int
+    file_id: str
+    revision: int
+    deleted: bool
+
+
+def upload_topic(upload_id: str) -> str:
+    return f"wake:up:{upload_id}"
+
+
+def feed_topic(user_id: str, after_seq: int) -> str:
+    """The topic a reader at cursor `after_seq` waits on; the commit that
+    writes seq `after_seq + 1` wakes it."""
+    return f"wake:feed:{user_id}:{after_seq}"
