@@ -92,12 +92,15 @@ def create_upload(rt: Runtime, who: Claims, body: Body) -> Body:
     need: dict[str, str] = {}
     for chunk_id, size in zip(req.chunk_ids, req.chunk_sizes, strict=True):
         if chunk_id not in known and chunk_id not in need:
-            need[chunk_id] = rt.blobs.presign_put(chunk_key(who.user_id, chunk_id), size)
+            need[chunk_id] = rt.blobs.presign_put(chunk_key(who.user_id, chunk_id), size,
+                                                  create_only=True)
     return {
         "upload_id": upload_id,
         "manifest_url": rt.blobs.presign_put(staging_key(who.user_id, upload_id),
                                              req.manifest_size),
         "chunk_urls": need,
+        # Send these with every chunk PUT; 412 means the chunk already exists.
+        "chunk_headers": {"If-None-Match": "*"},
         "expires_at": now + rt.settings.upload_ttl_s,
     }
 

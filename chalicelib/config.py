@@ -91,6 +91,8 @@ class Runtime:
 
         cfg = Config(retries={"max_attempts": 3, "mode": "standard"},
                      max_pool_connections=32, s3={"addressing_style": "path"})
+        if service == "s3":  # presigned URLs must be SigV4 (signed headers)
+            cfg = cfg.merge(Config(signature_version="s3v4"))
         session: Any = boto3.session.Session()
         return session.client(service, region_name=self.settings.region,
                               endpoint_url=self.settings.aws_endpoint, config=cfg)

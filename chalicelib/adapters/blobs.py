@@ -48,12 +48,16 @@ class Blobs:
     def delete(self, key: str) -> None:
         self.s3.delete_object(Bucket=self.bucket, Key=key)
 
-    def presign_put(self, key: str, size: int) -> str:
+    def presign_put(self, key: str, size: int, create_only: bool = False) -> str:
         """A PUT URL bound to this key and exact length (AWS enforces the
-        signed Content-Length; the commit handler re-checks it anyway)."""
-        return str(self.s3.generate_presigned_url(
-            "put_object", ExpiresIn=self.url_ttl_s,
-            Params={"Bucket": self.bucket, "Key": key, "ContentLength": size}))
+        signed Content-Length; the commit handler re-checks it anyway).
+        `create_only` signs `If-None-Match: *`: an existing chunk, which a
+        committed head may reference, can never be overwritten."""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ContentLength": size}
+        if create_only:
+            params["IfNoneMatch"] = "*"
+        return str(self.s3.generate_presigned_url("put_object", ExpiresIn=self.url_ttl_s,
+                                                  Params=params))
 
     def presign_get(self, key: str) -> str:
         return str(self.s3.generate_presigned_url(
