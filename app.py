@@ -17,7 +17,7 @@ from chalice.app import AuthResponse, Chalice, Rate, Request, Response
 
 from chalicelib import api
 from chalicelib.config import runtime
-from chalicelib.core.errors import SealsyncError
+from chalicelib.core.errors import SealsyncError, Unauthorized
 from chalicelib.core.requests import parse_json
 from chalicelib.core.tokens import Claims
 
@@ -32,11 +32,16 @@ JSON = ["application/json"]
 
 @app.authorizer(ttl_seconds=60)
 def bearer(auth_request: Any) -> AuthResponse:
-    """Every route but sign-up and the OpenAPI document needs a valid token."""
+    """Every route but sign-up and the OpenAPI document needs a valid token.
+
+    A bad token is passed on marked `denied` and `endpoint` answers it with a
+    JSON 401 (API Gateway's own deny is a bare 403 that does not tell the
+    client to get a new token); no view runs without a valid token."""
     try:
         who = api.caller(runtime(), auth_request.token)
-    except SealsyncError:
-        return AuthResponse(routes=[], principal_id="anonymous")
+    except SealsyncError as exc:
+        return AuthResponse(routes=["*"], principal_id="anonymous",
+                            context={"denied": exc.message})
     return AuthResponse(routes=["*"], principal_id=who.user_id,
                         context={"user_id": who.user_id, "device_id": who.device_id})
 
@@ -50,6 +55,8 @@ def _request() -> Request:
 def _claims() -> Claims:
     """Who is calling, as the `bearer` authorizer established."""
     ctx = _request().context.get("authorizer") or {}
+    if not ctx.get("user_id"):
+        raise Unauthorized(ctx.get("denied") or "a bearer token is required")
     return Claims(ctx["user_id"], ctx["device_id"], 0)
 
 
@@ -69,6 +76,8 @@ def endpoint(path: str, method: str = "GET", public: bool = False,
         @functools.wraps(view)
         def handle(**params: str) -> Response:
             try:
+                if not public:
+                    _claims()  # deny by default, before the view runs
                 return Response(view(**params), status_code=status)
             except SealsyncError as exc:
                 return Response(exc.to_body(), status_code=exc.status)

@@ -15,7 +15,7 @@ from .core.decide import PENDING
 from .core.errors import BadRequest, Conflict, NotFound, Unauthorized
 from .core.ids import check_id, chunk_key, new_id, staging_key
 from .core.records import UploadRecord, Version, feed_topic, upload_topic
-from .core.requests import parse_upload, query_int
+from .core.requests import only_fields, parse_upload, query_int
 from .core.tokens import Claims
 
 Body = dict[str, Any]
@@ -23,14 +23,24 @@ Body = dict[str, Any]
 
 # -- accounts and devices -------------------------------------------------
 def create_account(rt: Runtime, body: Body) -> Body:
+    only_fields(body, {"auth_key", "kdf"})
     auth_key = tokens.check_auth_key(body.get("auth_key"))
     kdf = body.get("kdf", "")
-    if not isinstance(kdf, str) or len(kdf) > rt.settings.limits.max_kdf_bytes:
+    if not isinstance(kdf, str) or _utf8_len(kdf) > rt.settings.limits.max_kdf_bytes:
         raise BadRequest(f"kdf must be a string of at most "
-                         f"{rt.settings.limits.max_kdf_bytes} characters")
+                         f"{rt.settings.limits.max_kdf_bytes} bytes of UTF-8")
     user_id, salt = new_id(), secrets.token_bytes(16)
     rt.accounts.create(user_id, salt, tokens.verifier(salt, auth_key), kdf, int(time.time()))
     return {"user_id": user_id}
+
+
+def _utf8_len(text: str) -> int:
+    """Encoded length; a lone surrogate (JSON allows "\\ud800") counts as too
+    long, since the store cannot encode it."""
+    try:
+        return len(text.encode())
+    except UnicodeEncodeError:
+        return 2**63
 
 
 def account_kdf(rt: Runtime, user_id: str) -> Body:
@@ -40,7 +50,8 @@ def account_kdf(rt: Runtime, user_id: str) -> Body:
     return {"user_id": user_id, "kdf": account["kdf"]}
 
 
-def _authenticate(rt: Runtime, body: Body) -> str:
+def _authenticate(rt: Runtime, body: Body, fields: set[str]) -> str:
+    only_fields(body, fields)
     user_id = check_id(body.get("user_id"), "user_id")
     auth_key = tokens.check_auth_key(body.get("auth_key"))
     account = rt.accounts.get(user_id)
@@ -58,14 +69,14 @@ def _token(rt: Runtime, user_id: str, device_id: str) -> Body:
 
 
 def add_device(rt: Runtime, body: Body) -> Body:
-    user_id = _authenticate(rt, body)
+    user_id = _authenticate(rt, body, {"user_id", "auth_key"})
     device_id = new_id()
     rt.accounts.add_device(user_id, device_id, int(time.time()))
     return _token(rt, user_id, device_id)
 
 
 def new_token(rt: Runtime, body: Body) -> Body:
-    user_id = _authenticate(rt, body)
+    user_id = _authenticate(rt, body, {"user_id", "auth_key", "device_id"})
     device_id = check_id(body.get("device_id"), "device_id")
     if not rt.accounts.has_device(user_id, device_id):
         raise Unauthorized("unknown device for this account")

@@ -78,6 +78,11 @@ def commit_staging_object(rt: Runtime, key: str, fault: Fault = no_fault,
     lock_key = rt.locks.key(user_id, rec.file_id)
     with rt.locks.held(lock_key):
         fault("locked")
+        # Read again under the lock: a duplicate event that read `pending`
+        # before another handler finished the upload must not decide on it
+        # (it would report `pending`, or copy a replayed PUT over the
+        # committed manifest).
+        rec = rt.meta.get_upload(upload_id) or rec
         outcome = _decide_and_write(rt, key, rec, fault, now)
         if outcome.status != core.PENDING:
             rt.blobs.delete(key)
@@ -150,7 +155,8 @@ def staging_keys_from_s3_event(event: Any) -> list[str]:
     if not isinstance(event, dict):
         return []
     keys = []
-    for record in event.get("Records") or []:
+    records = event.get("Records")
+    for record in records if isinstance(records, list) else []:
         try:
             if not str(record.get("eventName", "")).startswith("ObjectCreated"):
                 continue
@@ -163,7 +169,7 @@ def staging_keys_from_s3_event(event: Any) -> list[str]:
 def staging_keys_from_sqs_body(body: str) -> list[str]:
     try:
         return staging_keys_from_s3_event(json.loads(body))
-    except ValueError:
+    except (ValueError, TypeError, RecursionError):
         log.warning("ignoring SQS message that is not JSON")
         return []
 

@@ -43,6 +43,8 @@ def parse_json(raw: bytes | str | None, limits: Limits) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # `[[[[...` fits well inside the size bound
+        raise BadRequest("body is not valid JSON: nested too deeply") from exc
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object")
     return body
@@ -63,7 +65,7 @@ def query_int(params: dict[str, str] | None, name: str, default: int,
     raw = (params or {}).get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # int('²') fails
         raise BadRequest(f"query parameter {name} must be a non-negative integer")
     return int_in(int(raw), name, low, high)
 
@@ -86,7 +88,12 @@ def parse_upload(body: dict[str, Any], limits: Limits) -> UploadRequest:
             raise BadRequest("each chunk must be an object {id, size}")
         ids.append(check_chunk_id(chunk.get("id")))
         sizes.append(int_in(chunk.get("size"), "chunk size", 1, limits.max_chunk_bytes))
-    unknown = set(body) - {"file_id", "base_revision", "manifest_size", "chunks"}
+    only_fields(body, {"file_id", "base_revision", "manifest_size", "chunks"})
+    return UploadRequest(file_id, base, size, tuple(ids), tuple(sizes))
+
+
+def only_fields(body: dict[str, Any], allowed: set[str]) -> None:
+    """Refuse fields we do not know: a typo must not be silently ignored."""
+    unknown = set(body) - allowed
     if unknown:
         raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}")
-    return UploadRequest(file_id, base, size, tuple(ids), tuple(sizes))

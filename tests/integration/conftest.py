@@ -1,0 +1,128 @@
+"""Integration fixtures: moto in server mode over HTTP and a real redis-server,
+each started once per session on a free port; a fresh table, bucket and
+Runtime for every test.
+
+moto's DynamoDB handler is not safe under concurrent requests: a cancelled
+`TransactWriteItems` rolls back by restoring a deep copy of the whole table
+taken when it started, which silently reverts every write other requests
+made meanwhile, and two transactions can both pass the same condition.
+Real DynamoDB executes each request atomically, so `atomic_dynamodb`
+serializes moto's DynamoDB requests (never the steps between them: every
+race between requests that the pipeline can meet is still there).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from chalicelib.config import Runtime, set_runtime
+from local.resources import create_all, create_table
+from local.services import MotoServer, RedisServer, redis_server_path
+from tests.harness import Harness, settings
+
+RuntimeFactory = Callable[..., Runtime]
+
+
+@pytest.fixture(scope="session")
+def atomic_dynamodb() -> Iterator[None]:
+    from moto.dynamodb.responses import DynamoHandler
+
+    one_at_a_time = threading.RLock()
+    call_action = DynamoHandler.call_action
+
+    def serialized(self: Any) -> Any:
+        with one_at_a_time:
+            return call_action(self)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(DynamoHandler, "call_action", serialized)
+        yield
+
+
+@pytest.fixture(scope="session")
+def moto_server(atomic_dynamodb: None) -> Iterator[MotoServer]:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request
+    server = MotoServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    if redis_server_path() is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server, or "
+                    "`make redis-server`): integration tests need a real one")
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_up(redis_server: RedisServer) -> Iterator[RedisServer]:
+    """The session's redis-server, for a test that stops it: started again
+    afterwards (even when the test fails), so later tests find it up."""
+    yield redis_server
+    if redis_server.proc is None:
+        redis_server.start()
+
+
+def _close(rt: Runtime) -> None:
+    for name in ("redis", "redis_blocking"):
+        if name in rt.__dict__:
+            rt.__dict__[name].close()
+    for name in ("s3", "dynamodb"):
+        if name in rt.__dict__:
+            rt.__dict__[name].close()
+
+
+@pytest.fixture
+def make_rt(moto_server: MotoServer) -> Iterator[RuntimeFactory]:
+    """Build Runtimes sharing this test's table and bucket (fresh names per
+    test); keyword arguments override settings, e.g. SEALSYNC_LOCK_TTL_MS."""
+    name = f"sealsync-it-{secrets.token_hex(6)}"
+    built: list[Runtime] = []
+
+    def make(**overrides: str) -> Runtime:
+        env = {"SEALSYNC_AWS_ENDPOINT": moto_server.url, "SEALSYNC_TABLE": name,
+               "SEALSYNC_BUCKET": name, **overrides}
+        rt = Runtime(settings(**env))
+        built.append(rt)
+        return rt
+
+    yield make
+    for rt in built:
+        with contextlib.suppress(Exception):
+            _close(rt)
+
+
+@pytest.fixture
+def meta_rt(make_rt: RuntimeFactory) -> Runtime:
+    """Only the DynamoDB table, for tests of the store alone (no Redis)."""
+    rt = make_rt()
+    create_table(rt.dynamodb, rt.settings.table)
+    return rt
+
+
+@pytest.fixture
+def rt(make_rt: RuntimeFactory, redis_server: RedisServer) -> Iterator[Runtime]:
+    rt = make_rt(SEALSYNC_REDIS_URL=redis_server.url)
+    create_all(rt, queue=None)
+    set_runtime(rt)
+    yield rt
+    set_runtime(None)
+
+
+@pytest.fixture
+def h(rt: Runtime) -> Iterator[Harness]:
+    from chalice.test import Client
+
+    from app import app
+
+    with Client(app) as client:
+        yield Harness(rt, client)

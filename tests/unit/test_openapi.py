@@ -1,0 +1,373 @@
+"""chalicelib/openapi.json stays true: the same routes as app.py, the same
+bounds as `Limits`, and every response a real call gets (success or error)
+is one the document promises, with a body its schema accepts."""
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate as validate_openapi
+
+from app import app
+from chalicelib import api
+from chalicelib.core import tokens
+from chalicelib.core.ids import CHUNK_HEX, ID_HEX, new_id
+from chalicelib.core.requests import Limits
+from tests.harness import Device, Harness, chunk_id
+
+DOC: dict[str, Any] = json.loads(Path(api.__file__).with_name("openapi.json").read_text())
+LIMITS = Limits()
+METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+
+def operations() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in DOC["paths"].items():
+        for method, op in item.items():
+            if method in METHODS:
+                yield path, method, op
+
+
+def resolve(node: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local `$ref` (`#/components/...`)."""
+    while "$ref" in node:
+        target: Any = DOC
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def validator(schema: dict[str, Any]) -> Draft202012Validator:
+    # Components ride along so `#/components/schemas/...` resolves.
+    return Draft202012Validator({**schema, "components": DOC["components"]})
+
+
+def response_schema(path: str, method: str, status: int) -> dict[str, Any]:
+    responses = DOC["paths"][path][method]["responses"]
+    assert str(status) in responses, f"{method.upper()} {path}: {status} is not documented"
+    schema: dict[str, Any] = resolve(responses[str(status)])["content"]["application/json"][
+        "schema"]
+    return schema
+
+
+def template_of(path: str) -> str:
+    bare = path.split("?", 1)[0]
+    for template in DOC["paths"]:
+        if re.fullmatch(re.sub(r"\{[^/]+\}", "[^/]+", template), bare):
+            return template
+    raise AssertionError(f"{bare} matches no documented path")
+
+
+class CheckedHTTP:
+    """The chalice test client, checking every response against the document."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.seen: set[tuple[str, str, str]] = set()
+
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None,
+                body: Any = b"") -> Any:
+        r = self.inner.request(method, path, headers=headers or {}, body=body)
+        template, verb = template_of(path), method.lower()
+        schema = response_schema(template, verb, r.status_code)
+        got = json.loads(r.body)
+        problems = [e.message for e in validator(schema).iter_errors(got)]
+        assert not problems, f"{method} {path} -> {r.status_code} {got}: {problems}"
+        self.seen.add((template, verb, str(r.status_code)))
+        return r
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Any:
+        return self.request("POST", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self.request("DELETE", path, **kw)
+
+
+class CheckedClient:
+    def __init__(self, client: Any) -> None:
+        self.http = CheckedHTTP(client.http)
+
+
+@pytest.fixture
+def checked(fast: Harness) -> Iterator[tuple[Harness, CheckedHTTP]]:
+    """The harness, with every HTTP call it makes validated."""
+    client = CheckedClient(fast.http)
+    fast.http = client  # type: ignore[assignment]
+    yield fast, client.http
+
+
+# -- the document itself ---------------------------------------------------
+def test_document_is_valid_openapi_3_1() -> None:
+    validate_openapi(DOC)
+    assert DOC["openapi"].startswith("3.1.")
+    for schema in DOC["components"]["schemas"].values():
+        Draft202012Validator.check_schema(schema)
+
+
+def test_paths_and_methods_equal_the_apps_routes() -> None:
+    documented = {(path, method) for path, method, _ in operations()}
+    routed = {(path, method.lower()) for path, entries in app.routes.items()
+              for method in entries}
+    assert documented == routed
+
+
+def test_public_routes_and_path_parameters_match_the_app() -> None:
+    assert DOC["security"] == [{"bearer": []}]
+    scheme = DOC["components"]["securitySchemes"]["bearer"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    for path, method, op in operations():
+        entry = app.routes[path][method.upper()]
+        public = entry.authorizer is None
+        assert (op.get("security") == []) is public, (path, method)
+        assert ("401" in op["responses"]) is (not public or path in ("/v1/devices",
+                                                                     "/v1/tokens"))
+        params = [resolve(p) for p in op.get("parameters", [])]
+        assert sorted(p["name"] for p in params if p["in"] == "path") == sorted(entry.view_args)
+        for p in params:
+            if p["in"] == "path":
+                assert p["required"] and p["schema"]["pattern"] == f"^[0-9a-f]{{{ID_HEX}}}$"
+        for status in op["responses"]:
+            assert re.fullmatch(r"[1-5]\d\d", status), (path, method, status)
+        assert "415" in op["responses"] and "500" in op["responses"]
+
+
+def _param(path: str, method: str, name: str) -> dict[str, Any]:
+    for p in DOC["paths"][path][method].get("parameters", []):
+        if resolve(p)["name"] == name:
+            return resolve(p)
+    raise AssertionError(f"{method} {path} has no parameter {name}")
+
+
+def test_bounds_are_the_limits() -> None:
+    schemas = DOC["components"]["schemas"]
+    upload = schemas["CreateUpload"]["properties"]
+    assert upload["manifest_size"]["maximum"] == LIMITS.max_manifest_bytes
+    assert upload["chunks"]["maxItems"] == LIMITS.max_chunks
+    assert upload["chunks"]["items"]["properties"]["size"]["maximum"] == LIMITS.max_chunk_bytes
+    assert upload["chunks"]["items"]["properties"]["id"]["pattern"] == (
+        f"^[0-9a-f]{{{CHUNK_HEX}}}$")
+    assert schemas["CreateAccount"]["properties"]["kdf"]["maxLength"] == LIMITS.max_kdf_bytes
+    for path in ("/v1/uploads/{upload_id}", "/v1/changes"):
+        assert _param(path, "get", "wait")["schema"]["maximum"] == LIMITS.max_wait_s
+    for path in ("/v1/changes", "/v1/files/{file_id}/revisions"):
+        assert _param(path, "get", "limit")["schema"]["maximum"] == LIMITS.max_page
+    assert str(LIMITS.max_body_bytes) in resolve(
+        DOC["paths"]["/v1/uploads"]["post"]["responses"]["413"])["description"]
+
+
+@pytest.mark.parametrize(("schema", "body"), [
+    ("Upload", {"upload_id": "a" * 32, "file_id": "b" * 32, "status": "accepted",
+                "base_revision": 0}),  # accepted without its revision
+    ("Upload", {"upload_id": "a" * 32, "file_id": "b" * 32, "status": "rejected",
+                "base_revision": 0}),  # rejected without a reason
+    ("Upload", {"upload_id": "a" * 32, "file_id": "b" * 32, "status": "pending",
+                "base_revision": 0, "revision": 1}),
+    ("Version", {"file_id": "a" * 32, "revision": 1, "deleted": False, "size": 1,
+                 "committed_at": 1, "device_id": "b" * 32}),  # live, but no URLs
+    ("Error", {"error": "bad_request", "message": "x", "trace": "..."}),
+    ("Token", {"user_id": "A" * 32, "device_id": "b" * 32, "token": "v1.a.b",
+               "expires_at": 1}),
+])
+def test_schemas_are_strict(schema: str, body: dict[str, Any]) -> None:
+    assert not validator({"$ref": f"#/components/schemas/{schema}"}).is_valid(body)
+
+
+# -- the document against real calls ----------------------------------------
+def test_served_without_auth(checked: tuple[Harness, CheckedHTTP]) -> None:
+    _, http = checked
+    r = http.get("/v1/openapi.json")
+    assert r.status_code == 200 and json.loads(r.body) == DOC
+
+
+def forge(dev: Device) -> Device:
+    """The same claims, signed with a key that is not the server's."""
+    token = tokens.issue(b"not the server key" * 2, dev.user_id, dev.device_id,
+                         int(time.time()), 3600)
+    return Device(dev.user_id, dev.device_id, token, dev.auth_key)
+
+
+def _upload_body(file_id: str, base: int, size: int = 8, chunks: int = 0) -> dict[str, Any]:
+    return {"file_id": file_id, "base_revision": base, "manifest_size": size,
+            "chunks": [{"id": secrets.token_hex(32), "size": 1} for _ in range(chunks)]}
+
+
+def test_every_documented_status_is_real_and_valid(
+        checked: tuple[Harness, CheckedHTTP]) -> None:
+    """Drive every route to every status it documents (but 500); each response
+    is validated by CheckedHTTP, and a status the document lacks fails."""
+    h, http = checked
+    # accounts, devices, tokens
+    dev = h.signup()
+    h.post("/v1/accounts", {"auth_key": "not hex"})
+    h.post("/v1/accounts", "x" * (LIMITS.max_body_bytes + 1))
+    http.get(f"/v1/accounts/{dev.user_id}/kdf")
+    http.get("/v1/accounts/NOT-AN-ID/kdf")
+    http.get(f"/v1/accounts/{new_id()}/kdf")
+    for path, extra in (("/v1/devices", {}), ("/v1/tokens", {"device_id": dev.device_id})):
+        good = {"user_id": dev.user_id, "auth_key": dev.auth_key, **extra}
+        assert h.post(path, good).status_code == 201
+        assert h.post(path, {**good, "user_id": 7}).status_code == 400
+        assert h.post(path, {**good, "auth_key": secrets.token_hex(32)}).status_code == 401
+        assert h.post(path, " " * (LIMITS.max_body_bytes + 1)).status_code == 413
+    assert h.post("/v1/tokens", {"user_id": dev.user_id, "auth_key": dev.auth_key,
+                                 "device_id": new_id()}).status_code == 401
+
+    # uploads: accepted, pending, conflict, rejected
+    file_id = new_id()
+    first = h.stage(dev, file_id, 0, b"manifest", (b"chunk one", b"chunk two"))
+    assert h.commit(first.key).status == "accepted"
+    assert h.status(dev, first.upload_id)["revision"] == 1
+    loser = h.stage(dev, file_id, 0)
+    assert h.commit(loser.key).status == "conflict"
+    assert h.status(dev, loser.upload_id)["winner_revision"] == 1
+    broken = h.stage(dev, new_id(), 0, chunks=(b"never sent",), upload_chunks=False)
+    assert h.commit(broken.key).status == "rejected"
+    assert "never uploaded" in h.status(dev, broken.upload_id)["reason"]
+    pending = h.stage(dev, new_id(), 0)
+    assert h.status(dev, pending.upload_id)["status"] == "pending"
+    assert h.post("/v1/uploads", {**_upload_body(file_id, 1), "name": "x"}, dev
+                  ).status_code == 400
+    assert h.post("/v1/uploads", _upload_body(file_id, 1, chunks=LIMITS.max_chunks + 1), dev
+                  ).status_code == 413
+    assert http.post("/v1/uploads", headers={"content-type": "application/json"},
+                     body=json.dumps(_upload_body(file_id, 1))).status_code == 401
+    forged = forge(dev)
+    assert h.post("/v1/uploads", _upload_body(file_id, 1), forged).status_code == 401
+    assert h.get(f"/v1/uploads/{first.upload_id}?wait=abc", dev).status_code == 400
+    assert h.get(f"/v1/uploads/{new_id()}", dev).status_code == 404
+    assert h.get(f"/v1/uploads/{first.upload_id}", forged).status_code == 401
+
+    # the feed
+    assert h.changes(dev)["cursor"] == 1
+    assert h.get("/v1/changes?limit=0", dev).status_code == 400
+    assert h.get("/v1/changes?cursor=99", dev).status_code == 409
+    assert h.get("/v1/changes", forged).status_code == 401
+
+    # files: live head, a past revision, a deleted head, revisions
+    head = h.head(dev, file_id)
+    assert head and [c["id"] for c in head["chunks"]] == [chunk_id(b"chunk one"),
+                                                          chunk_id(b"chunk two")]
+    assert h.get(f"/v1/files/{file_id}?revision=1", dev).status_code == 200
+    assert h.get(f"/v1/files/{file_id}?revision=2", dev).status_code == 404
+    assert h.get("/v1/files/not-an-id", dev).status_code == 400
+    assert h.get(f"/v1/files/{file_id}", forged).status_code == 401
+    assert h.delete(f"/v1/files/{file_id}", dev).status_code == 400
+    assert h.delete(f"/v1/files/{file_id}?base_revision=1", forged).status_code == 401
+    r = h.delete(f"/v1/files/{file_id}?base_revision=1", dev)
+    assert r.status_code == 202
+    assert h.commit(f"staging/{dev.user_id}/{r.json_body['upload_id']}").status == "accepted"
+    gone = h.head(dev, file_id)
+    assert gone and gone["deleted"] and "manifest_url" not in gone
+    revs = h.get(f"/v1/files/{file_id}/revisions", dev)
+    assert [v["revision"] for v in revs.json_body["revisions"]] == [2, 1]
+    assert h.get(f"/v1/files/{file_id}/revisions?limit=abc", dev).status_code == 400
+    assert h.get(f"/v1/files/{new_id()}/revisions", dev).status_code == 404
+    assert h.get(f"/v1/files/{file_id}/revisions", forged).status_code == 401
+
+    # any route, sent something other than JSON
+    plain = {**dev.headers, "content-type": "text/plain"}
+    for path, method, _ in operations():
+        concrete = re.sub(r"\{[^/]+\}", file_id, path)
+        assert http.request(method.upper(), concrete, headers=plain,
+                            body=b"{}").status_code == 415
+
+    http.get("/v1/openapi.json")
+    documented = {(path, method, status) for path, method, op in operations()
+                  for status in op["responses"] if status != "500"}
+    assert documented - http.seen == set(), "documented but never produced"
+    assert http.seen - documented == set()
+
+
+def test_a_dependency_failure_is_the_documented_500(
+        checked: tuple[Harness, CheckedHTTP]) -> None:
+    h, http = checked
+    dev = h.signup()
+
+    class BrokenStore:
+        def __getattr__(self, name: str) -> Any:
+            def fail(*args: Any, **kwargs: Any) -> Any:
+                raise ClientError({"Error": {"Code": "InternalServerError",
+                                             "Message": "secret detail"}}, name)
+            return fail
+
+    h.rt.__dict__["meta"] = BrokenStore()
+    r = h.get("/v1/changes", dev)
+    assert r.status_code == 500 and b"secret detail" not in r.body
+    assert ("/v1/changes", "get", "500") in http.seen
+
+
+@pytest.mark.parametrize(("path", "method", "name"), [
+    (path, method, resolve(p)["name"]) for path, method, op in operations()
+    for p in op.get("parameters", []) if resolve(p)["in"] == "query"])
+def test_query_bounds_are_the_servers(checked: tuple[Harness, CheckedHTTP], path: str,
+                                      method: str, name: str) -> None:
+    """The documented minimum and maximum pass validation; one beyond is a 400
+    naming the parameter."""
+    h, http = checked
+    dev = h.signup()
+    file_id = new_id()
+    up = h.stage(dev, file_id, 0)
+    h.commit(up.key)  # a committed upload and a non-empty feed: no long poll blocks
+    concrete = path.replace("{file_id}", file_id).replace("{upload_id}", up.upload_id)
+    schema = _param(path, method, name)["schema"]
+    for value, ok in ((schema["minimum"], True), (schema["maximum"], True),
+                      (schema["minimum"] - 1, False), (schema["maximum"] + 1, False)):
+        if value < 0:
+            value = "-1"
+        r = http.request(method.upper(), f"{concrete}?{name}={value}", headers=dev.headers)
+        if ok:
+            assert r.status_code != 400, (name, value, r.body)
+        else:
+            assert r.status_code == 400 and name in r.json_body["message"], (value, r.body)
+
+
+@pytest.mark.parametrize(("path", "schema", "body"), [
+    ("/v1/accounts", "CreateAccount", {"auth_key": "ab" * 32, "kdf": "k" * 1025}),
+    ("/v1/accounts", "CreateAccount", {"auth_key": "AB" * 32}),
+    ("/v1/accounts", "CreateAccount", {"auth_key": "ab" * 32, "colour": "blue"}),
+    ("/v1/devices", "AddDevice", {"auth_key": "<auth>"}),
+    ("/v1/tokens", "NewToken", {"user_id": "<user>", "auth_key": "<auth>"}),
+    ("/v1/tokens", "NewToken", {"user_id": "<user>", "auth_key": "<auth>",
+                                "device_id": "<user>", "remember": True}),
+    ("/v1/uploads", "CreateUpload", {**_upload_body("a" * 32, 0), "base_revision": True}),
+    ("/v1/uploads", "CreateUpload", {**_upload_body("a" * 32, 0), "manifest_size": 0}),
+    ("/v1/uploads", "CreateUpload", {**_upload_body("a" * 32, 0), "manifest_size": 1.5}),
+    ("/v1/uploads", "CreateUpload", {**_upload_body("a" * 32, 0), "file_id": "../" * 11}),
+    ("/v1/uploads", "CreateUpload", {**_upload_body("a" * 32, 0),
+                                     "chunks": [{"id": "c" * 64, "size": 0}]}),
+])
+def test_what_the_request_schema_refuses_the_server_refuses(
+        checked: tuple[Harness, CheckedHTTP], path: str, schema: str,
+        body: dict[str, Any]) -> None:
+    h, _ = checked
+    dev = h.signup()
+    body = {k: {"<user>": dev.user_id, "<auth>": dev.auth_key}.get(v, v) if isinstance(v, str)
+            else v for k, v in body.items()}
+    op = DOC["paths"][path]["post"]
+    assert resolve(op["requestBody"])["content"]["application/json"]["schema"] == {
+        "$ref": f"#/components/schemas/{schema}"}
+    assert not validator({"$ref": f"#/components/schemas/{schema}"}).is_valid(body)
+    assert h.post(path, body, dev).status_code == 400
+
+
+def test_what_the_harness_sends_the_request_schema_accepts() -> None:
+    ok = {
+        "CreateAccount": {"auth_key": "ab" * 32, "kdf": "test"},
+        "AddDevice": {"user_id": "a" * 32, "auth_key": "ab" * 32},
+        "NewToken": {"user_id": "a" * 32, "auth_key": "ab" * 32, "device_id": "b" * 32},
+        "CreateUpload": {"file_id": "a" * 32, "base_revision": 0, "manifest_size": 8,
+                         "chunks": [{"id": "c" * 64, "size": 5}]},
+    }
+    for name, body in ok.items():
+        assert validator({"$ref": f"#/components/schemas/{name}"}).is_valid(body), name
