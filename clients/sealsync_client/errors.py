@@ -1,0 +1,44 @@
+"""The client's errors: one root, and one class for every integrity failure.
+
+Like Fernet's `InvalidToken`, `IntegrityError` never says *which* check
+failed (wrong key, tampered byte, moved or replayed object, bad padding):
+a server probing the client learns nothing from the error, and callers
+have exactly one thing to catch.
+"""
+from __future__ import annotations
+
+
+class SealsyncClientError(Exception):
+    """Root of every error the Sealsync client raises on purpose."""
+
+
+class IntegrityError(SealsyncClientError):
+    """This data failed verification and was discarded.
+
+    It was corrupted, tampered with, moved to another place, replayed from an
+    older version, or sealed under other keys. Nothing from it was returned.
+    """
+
+    def __init__(self, message: str = "data failed integrity verification "
+                                      "(tampered, moved, replayed or wrong key)") -> None:
+        super().__init__(message)
+
+
+class WrongPassphrase(SealsyncClientError):
+    """The passphrase does not open this key file (or the file is damaged)."""
+
+    def __init__(self, message: str = "wrong passphrase, or the key file is damaged") -> None:
+        super().__init__(message)
+
+
+class KeyfileError(SealsyncClientError):
+    """The key file cannot be used as it is (missing, unsafe permissions, unknown format)."""
+
+
+class KdfError(SealsyncClientError):
+    """The account's `kdf` string is malformed or asks for unsafe parameters.
+
+    A server that serves weakened Argon2id parameters could turn the auth key
+    the client then sends into a cheap offline passphrase-guessing oracle, so
+    the client refuses them instead of deriving anything.
+    """

@@ -1,0 +1,180 @@
+"""The key hierarchy: passphrase -> Argon2id -> master key -> purpose subkeys.
+
+    passphrase --Argon2id(kdf string)--> master
+      master --"sealsync:auth:v1"--------> auth_key    (sent to the server)
+      master --"sealsync:signing:v1"-----> Ed25519 seed (signed history, later)
+      master --"sealsync:folder-root:v1"-> root folder key   (keyring id 0)
+        folder key --"sealsync:content:v1"--> content key  (chunk envelopes)
+                   --"sealsync:chunk-id:v1"-> chunk-id key (keyed BLAKE2b ids)
+                   --"sealsync:chunker:v1"--> chunker key  (CDC seed + permutation)
+                   --"sealsync:manifest:v1"-> manifest key (names and metadata)
+
+Every arrow is one-way (BLAKE2b), so the auth key the server holds derives
+nothing else. A *keyring* is one folder key and its subkeys: today every
+file uses the root keyring; password-protected and shared folders will get
+random folder keys with their own ids, wrapped and stored (docs/FORMAT.md).
+"""
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from . import crypto
+from .errors import KdfError
+
+if TYPE_CHECKING:
+    import nacl.signing
+
+AUTH: Final = b"sealsync:auth:v1"
+SIGNING: Final = b"sealsync:signing:v1"
+FOLDER_ROOT: Final = b"sealsync:folder-root:v1"
+CONTENT: Final = b"sealsync:content:v1"
+CHUNK_ID: Final = b"sealsync:chunk-id:v1"
+CHUNKER: Final = b"sealsync:chunker:v1"
+MANIFEST: Final = b"sealsync:manifest:v1"
+
+KEYRING_ID_LEN: Final = 16
+ROOT_KEYRING_ID: Final = bytes(KEYRING_ID_LEN)
+SALT_LEN: Final = 16
+
+KDF_PREFIX: Final = "sealsync-kdf-v1:argon2id"
+_KDF = re.compile(rf"{KDF_PREFIX}:ops=([1-9][0-9]{{0,2}}):mem=([1-9][0-9]{{3,12}})"
+                  rf":salt=([0-9a-f]{{{2 * SALT_LEN}}})")
+
+
+@dataclass(frozen=True)
+class KdfLimits:
+    """The Argon2id parameters a client accepts: at least the floor, at most
+    the ceiling (a hostile server could ask for terabytes of memory)."""
+
+    min_ops: int = 2
+    min_mem: int = 64 * 1024 * 1024
+    max_ops: int = 64
+    max_mem: int = 4 * 1024 * 1024 * 1024
+
+
+SAFE_LIMITS: Final = KdfLimits()
+DEFAULT_OPS: Final = 3  # libsodium's "moderate": ~0.5-1 s on a laptop core
+DEFAULT_MEM: Final = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class KdfParams:
+    """Argon2id parameters and salt: the public `kdf` string the server keeps."""
+
+    ops: int
+    mem: int
+    salt: bytes
+
+    @classmethod
+    def new(cls, ops: int = DEFAULT_OPS, mem: int = DEFAULT_MEM,
+            rand: crypto.Random = os.urandom) -> KdfParams:
+        """Fresh parameters with a random salt, for a new account."""
+        return cls(ops, mem, rand(SALT_LEN))
+
+    def encode(self) -> str:
+        return f"{KDF_PREFIX}:ops={self.ops}:mem={self.mem}:salt={self.salt.hex()}"
+
+    @classmethod
+    def parse(cls, text: object, limits: KdfLimits = SAFE_LIMITS) -> KdfParams:
+        """Parse a `kdf` string, refusing weak or absurd parameters."""
+        match = _KDF.fullmatch(text) if isinstance(text, str) else None
+        if match is None:
+            raise KdfError("not a Sealsync v1 kdf string (sealsync-kdf-v1:argon2id:...)")
+        params = cls(int(match[1]), int(match[2]), bytes.fromhex(match[3]))
+        params.check(limits)
+        return params
+
+    def check(self, limits: KdfLimits = SAFE_LIMITS) -> None:
+        if not limits.min_ops <= self.ops <= limits.max_ops \
+                or not limits.min_mem <= self.mem <= limits.max_mem:
+            raise KdfError(f"Argon2id parameters ops={self.ops} mem={self.mem} are outside "
+                           f"the accepted range: refusing to derive keys with them")
+        if len(self.salt) != SALT_LEN:
+            raise KdfError(f"the Argon2id salt must be {SALT_LEN} bytes")
+
+    def stretch(self, passphrase: str) -> bytes:
+        """The 32-byte key this passphrase gives under these parameters.
+
+        The passphrase is NFC-normalised so the same words typed on another
+        keyboard or OS give the same key.
+        """
+        if not passphrase:
+            raise ValueError("the passphrase must not be empty")
+        data = unicodedata.normalize("NFC", passphrase).encode()
+        return crypto.argon2id(data, self.salt, self.ops, self.mem)
+
+
+def _check_id(keyring_id: bytes) -> bytes:
+    if len(keyring_id) != KEYRING_ID_LEN:
+        raise ValueError(f"a keyring id is {KEYRING_ID_LEN} bytes")
+    return keyring_id
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class Keyring:
+    """The keys for one folder (one keyring): what seals its files.
+
+    Chunk ids and chunk boundaries are per keyring, so dedup never crosses
+    keyrings: sharing a folder reveals nothing about the others.
+    """
+
+    keyring_id: bytes
+    content: bytes
+    chunk_id: bytes
+    chunker: bytes
+    manifest: bytes
+
+    @classmethod
+    def from_folder_key(cls, folder_key: bytes, keyring_id: bytes) -> Keyring:
+        """Derive a keyring; the id is mixed in, so one key under two ids
+        still gives unrelated subkeys."""
+        kid = _check_id(keyring_id)
+        if len(folder_key) != crypto.KEY_LEN:
+            raise ValueError("a folder key is 32 bytes")
+        return cls(kid, *(crypto.derive(folder_key, p, kid)
+                          for p in (CONTENT, CHUNK_ID, CHUNKER, MANIFEST)))
+
+    def chunk_id_of(self, data: bytes | bytearray | memoryview) -> str:
+        """The wire chunk id (64 lowercase hex) of a plaintext chunk."""
+        return crypto.chunk_hash(self.chunk_id, data).hex()
+
+    def __repr__(self) -> str:  # never print key material (invariant 6)
+        return f"Keyring(id={self.keyring_id.hex()})"
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class AccountKeys:
+    """The master key and what derives from it."""
+
+    master: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.master) != crypto.KEY_LEN:
+            raise ValueError("the master key is 32 bytes")
+
+    @classmethod
+    def from_passphrase(cls, passphrase: str, params: KdfParams) -> AccountKeys:
+        return cls(params.stretch(passphrase))
+
+    def auth_key(self) -> str:
+        """The server-auth secret (64 lowercase hex), for POST /v1/accounts
+        and device login. One-way from the master: it unlocks nothing."""
+        return crypto.derive(self.master, AUTH).hex()
+
+    def signing_key(self) -> nacl.signing.SigningKey:
+        """The account's Ed25519 key, for a signed, hash-chained history."""
+        return crypto.signing_key(crypto.derive(self.master, SIGNING))
+
+    def root_folder_key(self) -> bytes:
+        return crypto.derive(self.master, FOLDER_ROOT)
+
+    def root_keyring(self) -> Keyring:
+        """The default keyring: every file outside protected/shared folders."""
+        return Keyring.from_folder_key(self.root_folder_key(), ROOT_KEYRING_ID)
+
+    def __repr__(self) -> str:
+        return "AccountKeys(<secret>)"

@@ -1,0 +1,128 @@
+"""Chunk envelopes, and the file pipelines: path -> sealed chunks -> path.
+
+A chunk envelope is bound to (keyring, user, chunk id). It is deliberately
+*not* bound to a file or a position: chunks are stored once per user at
+chunks/{user}/{chunk_id} and shared by every file and revision that contains
+them (that is the dedup). A chunk's file and place come from the manifest's
+ordered, authenticated chunk list instead; opening each chunk under the id the
+manifest names *at that position*, and re-hashing its plaintext, catches a
+server that swaps chunks between files, reorders them, or truncates a file.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+from . import crypto
+from .chunking import Chunker, Source
+from .errors import IntegrityError
+from .keys import Keyring
+from .manifest import Manifest
+from .wire import chunk_id_bytes, user_id_bytes
+
+Fetch = Callable[[str], bytes]
+"""Returns the stored envelope for a chunk id (e.g. a presigned GET)."""
+
+
+class SealedChunk(NamedTuple):
+    """One chunk ready to upload: PUT `envelope` at chunks/{user}/{id}."""
+
+    id: str  # 64 lowercase hex
+    size: int  # plaintext bytes (goes in the manifest)
+    envelope: bytes  # what the server stores; len() is the upload size
+    offset: int  # where the chunk starts in the file
+
+
+def _chunk_context(ring: Keyring, uid: bytes, cid: bytes) -> bytes:
+    return ring.keyring_id + uid + cid
+
+
+def seal_chunk(ring: Keyring, user_id: str, data: bytes | bytearray | memoryview,
+               *, rand: crypto.Random = os.urandom,
+               scratch: bytearray | None = None) -> tuple[str, bytes]:
+    """(chunk id, envelope) for one plaintext chunk."""
+    cid = crypto.chunk_hash(ring.chunk_id, data)
+    envelope = crypto.seal(ring.content, crypto.KIND_CHUNK, data,
+                           _chunk_context(ring, user_id_bytes(user_id), cid),
+                           rand=rand, scratch=scratch)
+    return cid.hex(), envelope
+
+
+def open_chunk(ring: Keyring, user_id: str, chunk_id: str, size: int, envelope: bytes) -> bytes:
+    """The plaintext of chunk `chunk_id`, which the manifest says is `size` bytes.
+
+    Checks the envelope's binding to this id, then re-hashes the plaintext:
+    the id commits to the content, so even a device holding the keyring
+    cannot plant other bytes under an id other files dedup against.
+    """
+    cid = chunk_id_bytes(chunk_id)
+    data = crypto.open_sealed(ring.content, crypto.KIND_CHUNK, envelope,
+                              _chunk_context(ring, user_id_bytes(user_id), cid))
+    if len(data) != size or crypto.chunk_hash(ring.chunk_id, data) != cid:
+        raise IntegrityError()
+    return data
+
+
+def encrypt_file(source: Source, ring: Keyring, user_id: str, *,
+                 chunker: Chunker | None = None,
+                 rand: crypto.Random = os.urandom) -> Iterator[SealedChunk]:
+    """Read, chunk, hash and seal a file, one chunk at a time, in order.
+
+    Envelopes are independent objects, so callers may upload them in
+    parallel; memory stays at the chunker's buffer plus what they hold.
+    """
+    chunker = chunker or Chunker(ring.chunker)
+    user_id_bytes(user_id)  # fail before reading anything
+    scratch = bytearray(crypto.padded_len(chunker.max_size))
+    for offset, data in chunker.split(source):
+        cid, envelope = seal_chunk(ring, user_id, data, rand=rand, scratch=scratch)
+        yield SealedChunk(cid, len(data), envelope, offset)
+
+
+def open_chunks(manifest: Manifest, ring: Keyring, user_id: str, fetch: Fetch) -> Iterator[bytes]:
+    """The file's plaintext, chunk by chunk, each verified before it is yielded.
+
+    A failure mid-file raises IntegrityError after earlier chunks were
+    yielded: callers that must not keep partial output use `decrypt_file`.
+    """
+    if manifest.tombstone:
+        raise ValueError("a tombstone has no content")
+    if manifest.inline is not None:
+        yield manifest.inline
+        return
+    for ref in manifest.chunks:
+        yield open_chunk(ring, user_id, ref.id, ref.size, fetch(ref.id))
+
+
+def verify_file(manifest: Manifest, ring: Keyring, user_id: str, fetch: Fetch) -> None:
+    """Check every chunk of a version without writing anything."""
+    for _ in open_chunks(manifest, ring, user_id, fetch):
+        pass
+
+
+def decrypt_file(manifest: Manifest, ring: Keyring, user_id: str, fetch: Fetch,
+                 dest: str | os.PathLike[str]) -> None:
+    """Restore a version to `dest`, all or nothing.
+
+    Plaintext goes to a temporary file beside `dest` that replaces it only
+    once every chunk has verified; on any error `dest` is untouched and the
+    temporary file is removed. mtime and permission bits come from the
+    manifest.
+    """
+    folder = os.path.dirname(os.path.abspath(dest))
+    fd, tmp = tempfile.mkstemp(prefix=".sealsync-", suffix=".part", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for data in open_chunks(manifest, ring, user_id, fetch):
+                out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        if manifest.mode & 0o777:
+            os.chmod(tmp, manifest.mode & 0o777)
+        os.utime(tmp, ns=(manifest.mtime_ns, manifest.mtime_ns))
+        os.replace(tmp, dest)
+    except BaseException:
+        os.unlink(tmp)
+        raise

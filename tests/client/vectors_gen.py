@@ -1,0 +1,233 @@
+"""Builds the format test vectors from fixed randomness.
+
+    .venv/bin/python -m tests.client.vectors_gen   # rewrite vectors/format_v1.json
+
+tests/client/test_vectors.py rebuilds them in memory and compares with the
+file, so any change to the format shows up as a diff of this JSON. Another
+implementation (a mobile client) only needs the JSON.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sealsync_client import (
+    AccountKeys,
+    ChunkRef,
+    DeviceKeys,
+    KdfLimits,
+    KdfParams,
+    Keyring,
+    Manifest,
+    ManifestPlace,
+    crypto,
+    seal_chunk,
+    seal_keyfile,
+    seal_manifest,
+)
+from sealsync_client.chunking import Chunker
+from sealsync_client.keys import ROOT_KEYRING_ID
+
+PATH = Path(__file__).parent / "vectors" / "format_v1.json"
+TEST_LIMITS = KdfLimits(min_ops=1, min_mem=8192)  # vectors use cheap Argon2id
+USER = "0123456789abcdef0123456789abcdef"
+OTHER_USER = "fedcba9876543210fedcba9876543210"
+FILE = "00112233445566778899aabbccddeeff"
+OTHER_FILE = "ffeeddccbbaa99887766554433221100"
+FOLDER_ID = bytes.fromhex("5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e")
+
+
+class FixedRandom:
+    """Deterministic stand-in for os.urandom: SHAKE-256 of a label and counter."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self.n = label.encode(), 0
+
+    def __call__(self, size: int) -> bytes:
+        self.n += 1
+        return hashlib.shake_256(self.label + self.n.to_bytes(4, "big")).digest(size)
+
+
+def pseudo(label: str, size: int) -> bytes:
+    """Reproducible pseudo-random content."""
+    return hashlib.shake_256(label.encode()).digest(size)
+
+
+def ring_fields(ring: Keyring) -> dict[str, str]:
+    return {"keyring_id": ring.keyring_id.hex(), "content": ring.content.hex(),
+            "chunk_id": ring.chunk_id.hex(), "chunker": ring.chunker.hex(),
+            "manifest": ring.manifest.hex()}
+
+
+def manifest_fields(m: Manifest) -> dict[str, Any]:
+    return {"path": m.path, "size": m.size, "mtime_ns": m.mtime_ns, "mode": m.mode,
+            "device": m.device, "tombstone": m.tombstone,
+            "inline": None if m.inline is None else m.inline.hex(),
+            "chunks": [[c.id, c.size] for c in m.chunks]}
+
+
+def salt_of(envelope: bytes, clear: int = 0) -> str:
+    """The random salt inside an envelope (what a re-implementation injects)."""
+    return envelope[2 + clear:2 + clear + crypto.SALT_LEN].hex()
+
+
+def flip(data: bytes, index: int) -> str:
+    out = bytearray(data)
+    out[index] ^= 0x01
+    return out.hex()
+
+
+def unpadded_chunk_envelope(key: bytes, context: bytes, body: bytes, rand: FixedRandom) -> bytes:
+    """A correctly authenticated envelope whose plaintext lacks valid padding."""
+    salt = rand(crypto.SALT_LEN)
+    aead_key, commit = crypto._object_keys(key, crypto.KIND_CHUNK, salt)
+    header = bytes([crypto.VERSION]) + crypto.KIND_CHUNK + salt + commit
+    return header + AESGCM(aead_key).encrypt(bytes(12), body, header + context)
+
+
+def build() -> dict[str, Any]:
+    rand = FixedRandom("sealsync format v1 vectors")
+    passphrase = "correct horse battery staple \u00e9t\u00e9"  # NFC-normalised before Argon2id
+    params = KdfParams.new(ops=1, mem=8192, rand=rand)
+    keys = AccountKeys.from_passphrase(passphrase, params)
+    root = keys.root_keyring()
+    folder_key = pseudo("folder key", 32)
+    folder = Keyring.from_folder_key(folder_key, FOLDER_ID)
+    account = {
+        "passphrase": passphrase, "kdf": params.encode(), "master": keys.master.hex(),
+        "auth_key": keys.auth_key(),
+        "signing_public_key": keys.signing_key().verify_key.encode().hex(),
+        "root_folder_key": keys.root_folder_key().hex(), "root_keyring": ring_fields(root),
+        "chunker_seed": Chunker(root.chunker).seed,
+    }
+    folder_vector = {"folder_key": folder_key.hex(), **ring_fields(folder)}
+
+    chunks = []
+    for label, ring, fkey, data in [
+        ("empty-ish: one byte", root, keys.root_folder_key(), b"\x00"),
+        ("text", root, keys.root_folder_key(), b"Sealsync chunk vector: hello, world\n"),
+        ("8 KiB pseudo-random", root, keys.root_folder_key(), pseudo("chunk", 8192)),
+        ("folder keyring", folder, folder_key, b"a chunk in a password-protected folder"),
+    ]:
+        cid, env = seal_chunk(ring, USER, data, rand=FixedRandom(f"chunk {label}"))
+        chunks.append({"label": label, "folder_key": fkey.hex(),
+                       "keyring_id": ring.keyring_id.hex(), "user_id": USER,
+                       "plaintext": data.hex(), "salt": salt_of(env), "chunk_id": cid,
+                       "envelope": env.hex()})
+
+    refs = (ChunkRef(chunks[1]["chunk_id"], 36), ChunkRef(chunks[2]["chunk_id"], 8192))
+    manifests = []
+    for label, m, base in [
+        ("chunked", Manifest("Documents/report \u00fcber.txt", 8228, 1_700_000_000_123_456_789,
+                             0o100644, "laptop", refs), 0),
+        ("inline", Manifest("notes/todo.md", 12, 1_700_000_001_000_000_000, 0o100600,
+                            "phone", inline=b"- buy milk\n\n"), 4),
+        ("tombstone", Manifest.deleted("old/file.bin", 1_700_000_002_000_000_000, "laptop"), 7),
+    ]:
+        place = ManifestPlace.for_upload(USER, FILE, base)
+        env = seal_manifest(root, place, m, rand=FixedRandom(f"manifest {label}"))
+        manifests.append({"label": label, "folder_key": keys.root_folder_key().hex(),
+                          "keyring_id": ROOT_KEYRING_ID.hex(), "user_id": USER, "file_id": FILE,
+                          "revision": place.revision, "base_revision": place.base_revision,
+                          "manifest": manifest_fields(m), "plaintext": m.encode().hex(),
+                          "salt": salt_of(env), "envelope": env.hex()})
+
+    data = pseudo("chunking input", 6 * 1024 * 1024 + 12345)
+    chunking = [{"chunker_key": ring.chunker.hex(), "seed": Chunker(ring.chunker).seed,
+                 "input": {"shake256": "chunking input", "length": len(data)},
+                 "boundaries": [list(b) for b in Chunker(ring.chunker).boundaries(data)]}
+                for ring in (root, folder)]
+
+    kf_params = KdfParams.new(ops=1, mem=8192, rand=FixedRandom("keyfile kdf"))
+    device = DeviceKeys(keys.master, USER, params.encode(), {FOLDER_ID.hex(): folder_key})
+    keyfile_env = seal_keyfile(device, "device passphrase", kf_params,
+                               rand=FixedRandom("keyfile salt"))
+    keyfile = {"passphrase": "device passphrase", "ops": kf_params.ops, "mem": kf_params.mem,
+               "kdf_salt": kf_params.salt.hex(), "salt": salt_of(keyfile_env, 28),
+               "payload": device.to_json().decode(), "file": keyfile_env.hex()}
+
+    return {
+        "format": "sealsync-v1", "spec": "docs/FORMAT.md",
+        "account": account, "folder_keyring": folder_vector,
+        "padded_len": [[n, crypto.padded_len(n)] for n in
+                  (0, 1, 15, 16, 100, 4095, 4096, 65536, 262144, 1000000, 1048576, 4194304)],
+        "chunks": chunks, "manifests": manifests, "chunking": chunking, "keyfile": keyfile,
+        "invalid": invalid(root, folder, chunks, manifests),
+    }
+
+
+def invalid(root: Keyring, folder: Keyring, chunks: list[dict[str, Any]],
+            manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Envelopes and contexts that must each raise IntegrityError."""
+    good = chunks[1]
+    env = bytes.fromhex(good["envelope"])
+    out: list[dict[str, Any]] = []
+
+    def chunk(reason: str, envelope: str, **over: Any) -> None:
+        out.append({"kind": "chunk", "reason": reason, "folder_key": good["folder_key"],
+                    "keyring_id": good["keyring_id"], "user_id": USER,
+                    "chunk_id": good["chunk_id"], "size": 36, "envelope": envelope, **over})
+
+    chunk("wrong key (another keyring)", env.hex(), folder_key=chunks[3]["folder_key"],
+          keyring_id=chunks[3]["keyring_id"])
+    chunk("version byte changed", flip(env, 0))
+    chunk("kind byte changed to manifest", (bytes([1]) + b"M" + env[2:]).hex())
+    chunk("salt tampered", flip(env, 5))
+    chunk("key commitment tampered", flip(env, 2 + 24 + 3))
+    chunk("ciphertext tampered", flip(env, crypto.HEADER_LEN + 1))
+    chunk("tag tampered", flip(env, len(env) - 1))
+    chunk("truncated", env[:-1].hex())
+    chunk("too short to hold a header", env[:crypto.HEADER_LEN].hex())
+    chunk("opened under another chunk id (swapped chunk)", env.hex(),
+          chunk_id=chunks[2]["chunk_id"])
+    chunk("opened for another user", env.hex(), user_id=OTHER_USER)
+    chunk("manifest says another size", env.hex(), size=35)
+    ctx = root.keyring_id + bytes.fromhex(USER) + bytes.fromhex(good["chunk_id"])
+    rand = FixedRandom("invalid vectors")
+    chunk("authentic but not padded", unpadded_chunk_envelope(
+        root.content, ctx, bytes.fromhex(good["plaintext"]), rand).hex())
+    chunk("authentic but padding not canonical (bucket too large)", unpadded_chunk_envelope(
+        root.content, ctx, bytes.fromhex(good["plaintext"]) + b"\x80" + bytes(100), rand).hex())
+    chunk("authentic, padded, but plaintext does not hash to the chunk id",
+          crypto.seal(root.content, crypto.KIND_CHUNK, b"planted bytes, same length!!!!!!!!!!",
+                      ctx, rand=rand).hex())
+
+    m = manifests[0]
+    menv = bytes.fromhex(m["envelope"])
+
+    def manifest(reason: str, envelope: str, **over: Any) -> None:
+        out.append({"kind": "manifest", "reason": reason, "folder_key": m["folder_key"],
+                    "keyring_id": m["keyring_id"], "user_id": USER, "file_id": FILE,
+                    "revision": m["revision"], "base_revision": m["base_revision"],
+                    "envelope": envelope, **over})
+
+    manifest("replayed as a newer revision", menv.hex(), revision=2, base_revision=1)
+    manifest("revision right, base revision wrong", menv.hex(), base_revision=0, revision=3)
+    manifest("moved to another file", menv.hex(), file_id=OTHER_FILE)
+    manifest("opened for another user", menv.hex(), user_id=OTHER_USER)
+    manifest("wrong keyring", menv.hex(), folder_key=chunks[3]["folder_key"],
+             keyring_id=chunks[3]["keyring_id"])
+    manifest("ciphertext tampered", flip(menv, crypto.HEADER_LEN + 7))
+    manifest("a chunk envelope presented as a manifest", chunks[1]["envelope"])
+    mctx = ManifestPlace(USER, FILE, m["revision"], m["base_revision"]).context(root)
+    manifest("authentic but malformed (trailing byte)", crypto.seal(
+        root.manifest, crypto.KIND_MANIFEST, bytes.fromhex(m["plaintext"]) + b"\x00", mctx,
+        rand=rand).hex())
+    manifest("authentic but sizes do not add up", crypto.seal(
+        root.manifest, crypto.KIND_MANIFEST,
+        bytes.fromhex(m["plaintext"])[:2] + (8229).to_bytes(8, "big")
+        + bytes.fromhex(m["plaintext"])[10:], mctx, rand=rand).hex())
+    return out
+
+
+def main() -> None:
+    PATH.parent.mkdir(parents=True, exist_ok=True)
+    PATH.write_text(json.dumps(build(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {PATH}")
+
+
+if __name__ == "__main__":
+    main()
