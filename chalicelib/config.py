@@ -107,22 +107,28 @@ class Runtime:
 
     @cached_property
     def redis(self) -> redis_lib.Redis:
-        """Short operations (locks, wake-ups): fail fast when Redis is down."""
+        """Short operations (locks, wake-ups): fail fast when Redis is down.
+        One quick retry only: a failed event is retried by SQS anyway, and
+        redis-py's default (10 retries with backoff) would stall ~4 s."""
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         return redis.Redis.from_url(
             self.settings.redis_url, socket_timeout=2, socket_connect_timeout=2,
-            max_connections=64, health_check_interval=30)
+            max_connections=64, health_check_interval=30, retry=Retry(NoBackoff(), 1))
 
     @cached_property
     def redis_blocking(self) -> redis_lib.Redis:
         """Long-poll waits hold a connection for up to max_wait_s."""
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         return redis.Redis.from_url(
             self.settings.redis_url,
             socket_timeout=self.settings.limits.max_wait_s + 5,
-            socket_connect_timeout=2, max_connections=256)
+            socket_connect_timeout=2, max_connections=256, retry=Retry(NoBackoff(), 0))
 
     @cached_property
     def blobs(self) -> Blobs:
