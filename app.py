@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -43,7 +44,8 @@ def bearer(auth_request: Any) -> AuthResponse:
         return AuthResponse(routes=["*"], principal_id="anonymous",
                             context={"denied": exc.message})
     return AuthResponse(routes=["*"], principal_id=who.user_id,
-                        context={"user_id": who.user_id, "device_id": who.device_id})
+                        context={"user_id": who.user_id, "device_id": who.device_id,
+                                 "expires_at": str(who.expires_at)})
 
 
 def _request() -> Request:
@@ -57,7 +59,12 @@ def _claims() -> Claims:
     ctx = _request().context.get("authorizer") or {}
     if not ctx.get("user_id"):
         raise Unauthorized(ctx.get("denied") or "a bearer token is required")
-    return Claims(ctx["user_id"], ctx["device_id"], 0)
+    # API Gateway caches the authorizer's answer per token for its TTL, so
+    # expiry is checked again here: an expired token never outlives itself.
+    expires_at = int(ctx.get("expires_at") or 0)
+    if expires_at <= time.time():
+        raise Unauthorized("missing, malformed, forged or expired bearer token")
+    return Claims(ctx["user_id"], ctx["device_id"], expires_at)
 
 
 def _body() -> dict[str, Any]:

@@ -28,12 +28,42 @@ def wait_for_port(port: int, timeout_s: float = 10.0) -> None:
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout_s}s")
 
 
+_dynamodb_serialized = False
+
+
+def serialize_moto_dynamodb() -> None:
+    """Make moto's DynamoDB execute one request at a time, as DynamoDB does.
+
+    moto is not safe under concurrent requests: a cancelled
+    TransactWriteItems rolls back by restoring a deep copy of the whole table
+    taken when it started, silently reverting writes other requests made
+    meanwhile. Serializing requests (never the steps between them) keeps
+    every race the pipeline can meet in real DynamoDB."""
+    global _dynamodb_serialized
+    if _dynamodb_serialized:
+        return
+    import threading
+
+    from moto.dynamodb.responses import DynamoHandler
+
+    one_at_a_time = threading.RLock()
+    call_action = DynamoHandler.call_action
+
+    def serialized(self: Any) -> Any:
+        with one_at_a_time:
+            return call_action(self)
+
+    DynamoHandler.call_action = serialized  # type: ignore[method-assign]
+    _dynamodb_serialized = True
+
+
 class MotoServer:
     """moto in server mode (S3, DynamoDB, SQS, SNS) in a background thread."""
 
     def __init__(self, port: int | None = None) -> None:
         from moto.server import ThreadedMotoServer
 
+        serialize_moto_dynamodb()
         self.port = port or free_port()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port,
                                           verbose=False)

@@ -2,22 +2,15 @@
 each started once per session on a free port; a fresh table, bucket and
 Runtime for every test.
 
-moto's DynamoDB handler is not safe under concurrent requests: a cancelled
-`TransactWriteItems` rolls back by restoring a deep copy of the whole table
-taken when it started, which silently reverts every write other requests
-made meanwhile, and two transactions can both pass the same condition.
-Real DynamoDB executes each request atomically, so `atomic_dynamodb`
-serializes moto's DynamoDB requests (never the steps between them: every
-race between requests that the pipeline can meet is still there).
+MotoServer serializes moto's DynamoDB requests, as real DynamoDB executes
+each atomically (see local.services.serialize_moto_dynamodb).
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import secrets
-import threading
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
@@ -30,23 +23,7 @@ RuntimeFactory = Callable[..., Runtime]
 
 
 @pytest.fixture(scope="session")
-def atomic_dynamodb() -> Iterator[None]:
-    from moto.dynamodb.responses import DynamoHandler
-
-    one_at_a_time = threading.RLock()
-    call_action = DynamoHandler.call_action
-
-    def serialized(self: Any) -> Any:
-        with one_at_a_time:
-            return call_action(self)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(DynamoHandler, "call_action", serialized)
-        yield
-
-
-@pytest.fixture(scope="session")
-def moto_server(atomic_dynamodb: None) -> Iterator[MotoServer]:
+def moto_server() -> Iterator[MotoServer]:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request
     server = MotoServer().start()
     yield server

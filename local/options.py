@@ -1,0 +1,91 @@
+"""The local stack's command line and environment: what `make dev` runs
+with, and how the app is pointed at the local pieces before it is imported.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+REGION = "us-east-1"
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_STATE = REPO / ".sealsync-stack.json"
+NAMES = {"SEALSYNC_BUCKET": "sealsync-local", "SEALSYNC_TABLE": "sealsync-local",
+         "SEALSYNC_QUEUE": "sealsync-commits"}
+# Credentials of a real AWS account must never reach the local stack.
+AWS_VARS_TO_DROP = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+
+
+@dataclass(frozen=True)
+class Options:
+    api_port: int = 8000
+    moto_port: int = 0
+    redis_port: int = 0
+    state_file: Path = DEFAULT_STATE
+    token_secret: str | None = None
+    fake_redis: bool = False
+    pump_workers: int = 4
+    duplicate_events: float = 0.0
+    delay_events_s: float = 0.0
+    sweep_interval_s: float = 60.0
+    exit_with_parent: bool = False
+    verbose: bool = False
+
+
+def parse_args(argv: list[str] | None = None, description: str | None = None) -> Options:
+    p = argparse.ArgumentParser(prog="python -m local.stack", description=description,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--api-port", type=int, default=8000, help="0 picks a free port")
+    p.add_argument("--moto-port", type=int, default=0, help="0 picks a free port")
+    p.add_argument("--redis-port", type=int, default=0, help="0 picks a free port")
+    p.add_argument("--state-file", type=Path, default=DEFAULT_STATE,
+                   help="where the endpoints are written as JSON (default: %(default)s)")
+    p.add_argument("--token-secret", default=None,
+                   help="token signing secret (default: $SEALSYNC_TOKEN_SECRET, "
+                        "else random per run)")
+    p.add_argument("--fake-redis", action="store_true",
+                   help="use the embedded fakeredis even if redis-server is installed")
+    p.add_argument("--pump-workers", type=int, default=4,
+                   help="concurrent event deliveries, like concurrent Lambdas")
+    p.add_argument("--duplicate-events", type=float, default=0.0, metavar="P",
+                   help="re-deliver each commit event once more with probability P")
+    p.add_argument("--delay-events", type=float, default=0.0, metavar="SECONDS",
+                   help="hold each event batch back up to SECONDS (reorders them)")
+    p.add_argument("--sweep-interval", type=float, default=60.0, metavar="SECONDS")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="debug logs of the pump and the commit (timings per event batch)")
+    p.add_argument("--exit-with-parent", action="store_true",
+                   help="stop when the process that started us dies (tests use it, so "
+                        "a killed test run leaks no stack)")
+    a = p.parse_args(argv)
+    if not 0.0 <= a.duplicate_events <= 1.0:
+        p.error("--duplicate-events must be between 0 and 1")
+    return Options(api_port=a.api_port, moto_port=a.moto_port, redis_port=a.redis_port,
+                   state_file=a.state_file, token_secret=a.token_secret,
+                   fake_redis=a.fake_redis, pump_workers=max(1, a.pump_workers),
+                   duplicate_events=a.duplicate_events, delay_events_s=a.delay_events,
+                   sweep_interval_s=a.sweep_interval, exit_with_parent=a.exit_with_parent,
+                   verbose=a.verbose)
+
+
+def configure_env(opts: Options, aws_endpoint: str, redis_url: str) -> dict[str, str]:
+    """Point the app at the local pieces. Runs BEFORE app.py is imported,
+    which reads the bucket and queue names at import time."""
+    for name in AWS_VARS_TO_DROP:
+        os.environ.pop(name, None)
+    secret = (opts.token_secret or os.environ.get("SEALSYNC_TOKEN_SECRET")
+              or secrets.token_urlsafe(48))
+    env = {name: os.environ.get(name) or default for name, default in NAMES.items()}
+    env.update({
+        "SEALSYNC_TOKEN_SECRET": secret,
+        "SEALSYNC_AWS_ENDPOINT": aws_endpoint,
+        "SEALSYNC_REDIS_URL": redis_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    })
+    os.environ.update(env)
+    return env

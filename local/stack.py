@@ -1,0 +1,306 @@
+"""`make dev`: the whole backend on 127.0.0.1 in one process.
+
+    python -m local.stack [--api-port 8000] [--moto-port 0] [--redis-port 0]
+                          [--state-file .sealsync-stack.json]
+
+  moto server   S3, DynamoDB, SQS: the bucket, table and commit queue (+DLQ)
+                and the bucket's S3 -> SQS notification, as deployed
+  Redis         a real redis-server when installed, else an embedded
+                fakeredis server (announced loudly: it is not the real thing)
+  API           the Chalice app from app.py on chalice's threaded local
+                server (long polls hold a thread for up to 20 s each)
+  event pump    SQS -> app.on_commit_queue, the handler Lambda runs
+  sweeper       chalicelib.sweeper.sweep every 60 s, as the schedule does
+
+The endpoints are printed and written as JSON to the state file, which
+clients, tests and benchmarks read; "ready" is printed last, once all is
+up. Ctrl-C or SIGTERM stops everything and removes the state file.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from local.options import REGION, Options, configure_env, parse_args
+from local.pump import Pump
+from local.services import FakeRedisServer, MotoServer, RedisServer, redis_server_path
+
+log = logging.getLogger("sealsync.stack")
+
+HOST = "127.0.0.1"
+
+FALLBACK_BANNER = """
+{rule}
+!!  WARNING: redis-server is NOT in use ({why}).
+!!  Redis is fakeredis, an embedded Python imitation, on {url}.
+!!  It speaks the protocol but is not Redis: timings, memory limits and
+!!  failure modes differ. Install redis-server (apt-get install redis-server,
+!!  or `make redis-server` as root) to run against the real thing.
+{rule}
+"""
+
+
+class Periodic:
+    """Call `fn` every `interval_s` on a daemon thread until stopped."""
+
+    def __init__(self, name: str, interval_s: float, fn: Any) -> None:
+        self.interval_s = interval_s
+        self.fn = fn
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> Periodic:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.fn()
+            except Exception as exc:  # noqa: BLE001 - the next round retries
+                log.warning("%s failed: %s: %s", self._thread.name, type(exc).__name__, exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(30)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class StackError(RuntimeError):
+    """The stack could not start; the message says why."""
+
+
+class Stack:
+    def __init__(self, opts: Options) -> None:
+        self.opts = opts
+        self.moto: MotoServer | None = None
+        self.redis: RedisServer | FakeRedisServer | None = None
+        self.api: Any = None
+        self.api_thread: threading.Thread | None = None
+        self.pump: Pump | None = None
+        self.sweeper: Periodic | None = None
+        self.info: dict[str, Any] = {}
+        self._wrote_state = False
+
+    # -- start ------------------------------------------------------------
+    def start(self) -> dict[str, Any]:
+        self._claim_state_file()
+        self.moto = MotoServer(self.opts.moto_port or None).start()
+        redis_kind = self._start_redis()
+        assert self.redis is not None
+        env = configure_env(self.opts, self.moto.url, self.redis.url)
+
+        from chalicelib.config import Runtime, Settings, set_runtime
+        from chalicelib.sweeper import sweep
+        from local.resources import create_all
+
+        rt = Runtime(Settings.from_env())
+        set_runtime(rt)
+        rt.redis.ping()  # fail now, not on the first request
+        queue_url = create_all(rt, env["SEALSYNC_QUEUE"])
+        assert queue_url is not None
+
+        import app as app_module  # only now: it reads the env at import time
+
+        # Chalice logs the app's logger to stdout (CloudWatch in Lambda); here
+        # stdout is for the endpoints and "ready", so every log goes to stderr.
+        app_log = logging.getLogger(app_module.app.app_name)
+        app_log.handlers.clear()
+        app_log.propagate = True
+        if rt.settings.bucket != app_module.BUCKET:
+            raise StackError("app.py was imported before the stack set its environment")
+        self._start_api(app_module.app)
+        self.pump = Pump(rt._boto("sqs"), queue_url, app_module.on_commit_queue,
+                         region=REGION, workers=self.opts.pump_workers,
+                         duplicate_rate=self.opts.duplicate_events,
+                         max_delay_s=self.opts.delay_events_s).start()
+        self.sweeper = Periodic("sweeper", self.opts.sweep_interval_s,
+                                lambda: self._sweep(sweep, rt)).start()
+        redis_proc = getattr(self.redis, "proc", None)
+        self.info = {
+            "api": f"http://{HOST}:{self.api.server.server_address[1]}",
+            "aws_endpoint": self.moto.url,
+            "s3_endpoint": self.moto.url,
+            "redis_url": self.redis.url,
+            "redis": redis_kind,
+            "redis_pid": redis_proc.pid if redis_proc is not None else None,
+            "bucket": rt.settings.bucket,
+            "table": rt.settings.table,
+            "queue_url": queue_url,
+            "region": REGION,
+            "pid": os.getpid(),
+            "started_at": int(time.time()),
+        }
+        self._write_state()
+        return self.info
+
+    def _claim_state_file(self) -> None:
+        path = self.opts.state_file
+        try:
+            other = json.loads(path.read_text()).get("pid")
+        except (OSError, ValueError, AttributeError):
+            return
+        if isinstance(other, int) and other != os.getpid() and _pid_alive(other):
+            raise StackError(f"another stack (pid {other}) owns {path}; stop it or "
+                             "pass --state-file")
+        log.info("replacing stale state file %s", path)
+
+    def _start_redis(self) -> str:
+        if not self.opts.fake_redis and redis_server_path() is not None:
+            self.redis = RedisServer(self.opts.redis_port or None).start()
+            return "redis-server"
+        self.redis = FakeRedisServer(self.opts.redis_port or None).start()
+        why = ("--fake-redis was given" if self.opts.fake_redis
+               else "redis-server is not installed")
+        sys.stderr.write(FALLBACK_BANNER.format(rule="!" * 76, why=why, url=self.redis.url))
+        sys.stderr.flush()
+        return "fakeredis (embedded fallback)"
+
+    def _start_api(self, app_obj: Any) -> None:
+        from chalice.config import Config
+        from chalice.local import create_local_server
+
+        # ThreadedHTTPServer underneath: one thread per connection, so a
+        # long poll never blocks other requests.
+        config = Config.create(chalice_stage="dev", app_name="sealsync",
+                               lambda_timeout=30, lambda_memory_size=512)
+        try:
+            self.api = create_local_server(app_obj, config, HOST, self.opts.api_port)
+        except OSError as exc:
+            raise StackError(f"cannot serve the API on {HOST}:{self.opts.api_port}: "
+                             f"{exc.strerror}; pass --api-port 0 for a free port") from exc
+        self.api_thread = threading.Thread(target=self.api.server.serve_forever,
+                                           name="api", daemon=True)
+        self.api_thread.start()
+
+    @staticmethod
+    def _sweep(sweep: Any, rt: Any) -> None:
+        report = sweep(rt)
+        if report.finished or report.expired or report.orphans_deleted or report.errors:
+            log.info("sweep: %d finished, %d expired, %d orphans, %d errors",
+                     len(report.finished), len(report.expired),
+                     len(report.orphans_deleted), report.errors)
+
+    def _write_state(self) -> None:
+        path = self.opts.state_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.info, indent=2) + "\n")
+        os.replace(tmp, path)  # readers never see a half-written file
+        self._wrote_state = True
+
+    # -- stop -------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop in reverse order; each step runs even if an earlier one fails."""
+        steps = [("state file", self._remove_state), ("api", self._stop_api),
+                 ("sweeper", self.sweeper.stop if self.sweeper else None),
+                 ("pump", self._stop_pump),
+                 ("redis", self.redis.stop if self.redis else None),
+                 ("moto", self.moto.stop if self.moto else None)]
+        for name, step in steps:
+            if step is None:
+                continue
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - keep stopping the rest
+                log.warning("stopping %s failed: %s: %s", name, type(exc).__name__, exc)
+        self.sweeper = self.pump = self.redis = self.moto = self.api = None
+
+    def _stop_pump(self) -> None:
+        if self.pump is None:
+            return
+        self.pump.stop()
+        st = self.pump.stats
+        log.info("event pump: %d messages in %d batches, %d failed batches, "
+                 "%d duplicates sent", st.messages, st.batches, st.failed_batches,
+                 st.duplicates_sent)
+
+    def _stop_api(self) -> None:
+        if self.api is not None:
+            self.api.shutdown()
+            self.api.server.server_close()
+        if self.api_thread is not None:
+            self.api_thread.join(10)
+
+    def _remove_state(self) -> None:
+        if not self._wrote_state:
+            return
+        try:
+            if json.loads(self.opts.state_file.read_text()).get("pid") == os.getpid():
+                self.opts.state_file.unlink()
+        except (OSError, ValueError):
+            pass
+        self._wrote_state = False
+
+
+def describe(info: dict[str, Any], state_file: Path) -> str:
+    return "\n".join([
+        "Sealsync local stack",
+        f"  api           {info['api']}",
+        f"  aws endpoint  {info['aws_endpoint']}   (moto: S3, DynamoDB, SQS)",
+        f"  redis         {info['redis_url']}   ({info['redis']})",
+        f"  bucket        {info['bucket']}",
+        f"  table         {info['table']}",
+        f"  commit queue  {info['queue_url']}",
+        f"  state file    {state_file.resolve()}",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(argv, __doc__)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    if opts.verbose:  # not "sealsync" itself: app.py sets that one to INFO on import
+        for name in ("sealsync.pump", "sealsync.stack", "sealsync.commit"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
+
+    stop = threading.Event()
+    parent = os.getppid()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+
+    stack = Stack(opts)
+    try:
+        info = stack.start()
+    except Exception as exc:
+        log.error("the stack did not start: %s: %s", type(exc).__name__, exc)
+        stack.stop()
+        return 1
+    print(describe(info, opts.state_file), flush=True)
+    print("ready", flush=True)
+    while not stop.wait(0.5):
+        if opts.exit_with_parent and os.getppid() != parent:
+            log.info("parent process %d is gone, stopping", parent)
+            break
+    stack.stop()
+    print("stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""The event pump against SQS (moto in-process): Lambda's event shape, and
+Lambda's delivery contract (delete on success, redeliver on failure)."""
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib.commit import staging_keys_from_sqs_body
+from local.pump import DUPLICATE_MARK, Pump, lambda_sqs_event
+from local.resources import create_bucket, create_queue
+
+BUCKET = "pump-test-bucket"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any, str]]:
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url, arn = create_queue(sqs, "pump-test")
+        create_bucket(s3, BUCKET, arn)
+        yield s3, sqs, url
+
+
+def drain(pump: Pump) -> int:
+    total = 0
+    while (n := pump.poll_once()):
+        total += n
+    return total
+
+
+def counts(sqs: Any, url: str) -> tuple[int, int]:
+    a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    return int(a["ApproximateNumberOfMessages"]), int(a["ApproximateNumberOfMessagesNotVisible"])
+
+
+def test_events_arrive_in_lambda_shape_and_are_deleted(aws: tuple[Any, Any, str]) -> None:
+    s3, sqs, url = aws
+    events: list[dict[str, Any]] = []
+    pump = Pump(sqs, url, lambda event, ctx: events.append(event), region="us-east-1",
+                wait_s=0)
+    s3.put_object(Bucket=BUCKET, Key="staging/u 1/x+y", Body=b"m")
+    s3.put_object(Bucket=BUCKET, Key="chunks/elsewhere", Body=b"c")  # outside the filter
+    assert drain(pump) == 2  # the s3:TestEvent and the one staging object
+    records = [r for e in events for r in e["Records"]]
+    for r in records:
+        assert set(r) == {"messageId", "receiptHandle", "body", "attributes",
+                          "messageAttributes", "md5OfBody", "eventSource",
+                          "eventSourceARN", "awsRegion"}
+        assert (r["eventSource"], r["awsRegion"]) == ("aws:sqs", "us-east-1")
+        assert r["eventSourceARN"] == pump.queue_arn
+        assert r["attributes"]["ApproximateReceiveCount"] == "1"
+    keys = [k for r in records for k in staging_keys_from_sqs_body(r["body"])]
+    assert keys == ["staging/u 1/x+y"]  # moto's URL-encoding undone
+    assert any(json.loads(r["body"]).get("Event") == "s3:TestEvent" for r in records)
+    assert counts(sqs, url) == (0, 0)
+    assert (pump.stats.messages, pump.stats.failed_batches) == (2, 0)
+
+
+def test_a_failing_batch_stays_on_the_queue_for_redelivery(aws: tuple[Any, Any, str]) -> None:
+    s3, sqs, url = aws
+    drain(Pump(sqs, url, lambda e, c: None, region="us-east-1", wait_s=0))  # the TestEvent
+    s3.put_object(Bucket=BUCKET, Key="staging/u/1", Body=b"m")
+    handles: list[str] = []
+
+    def fail(event: dict[str, Any], ctx: Any) -> None:
+        handles.extend(r["receiptHandle"] for r in event["Records"])
+        raise ConnectionError("redis is down")
+
+    failing = Pump(sqs, url, fail, region="us-east-1", wait_s=0)
+    assert failing.poll_once() == 1
+    assert failing.stats.failed_batches == 1
+    assert counts(sqs, url) == (0, 1)  # in flight until the visibility timeout
+    assert failing.poll_once() == 0  # not visible to anyone meanwhile
+
+    # What the 30 s visibility timeout does: the message becomes visible again
+    # and is delivered a second time, now with a receive count of 2.
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handles[0], VisibilityTimeout=0)
+    seen: list[dict[str, Any]] = []
+    ok = Pump(sqs, url, lambda e, c: seen.append(e), region="us-east-1", wait_s=0)
+    assert ok.poll_once() == 1
+    record = seen[0]["Records"][0]
+    assert record["attributes"]["ApproximateReceiveCount"] == "2"
+    assert staging_keys_from_sqs_body(record["body"]) == ["staging/u/1"]
+    assert counts(sqs, url) == (0, 0)
+
+
+def test_duplicates_are_sent_once_per_original(aws: tuple[Any, Any, str]) -> None:
+    s3, sqs, url = aws
+    bodies: list[str] = []
+    marked: list[bool] = []
+
+    def record(event: dict[str, Any], ctx: Any) -> None:
+        for r in event["Records"]:
+            bodies.append(r["body"])
+            marked.append(DUPLICATE_MARK in r["messageAttributes"])
+
+    pump = Pump(sqs, url, record, region="us-east-1", wait_s=0, duplicate_rate=1.0,
+                rng=random.Random(1))
+    s3.put_object(Bucket=BUCKET, Key="staging/u/2", Body=b"m")
+    assert drain(pump) == 4  # TestEvent + object, then one duplicate of each
+    assert sorted(marked) == [False, False, True, True]
+    assert sorted(bodies[:2]) == sorted(bodies[2:])
+    assert pump.stats.duplicates_sent == 2
+    assert counts(sqs, url) == (0, 0)
+
+
+def test_lambda_attribute_shape() -> None:
+    event = lambda_sqs_event([{
+        "MessageId": "m", "ReceiptHandle": "r", "Body": "{}", "MD5OfBody": "x",
+        "MessageAttributes": {"s": {"DataType": "String", "StringValue": "v"},
+                              "b": {"DataType": "Binary", "BinaryValue": b"\x00\x01"}}}],
+        "arn:aws:sqs:us-east-1:1:q", "us-east-1")
+    attrs = event["Records"][0]["messageAttributes"]
+    assert attrs["s"] == {"stringValue": "v", "stringListValues": [], "binaryListValues": [],
+                          "dataType": "String"}
+    assert attrs["b"]["binaryValue"] == "AAE="
