@@ -115,7 +115,10 @@ def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
             if dest is None and not rec.tombstone:
                 # Kept for conflicts too: the loser's bytes stay retrievable.
                 dest = manifest_key(rec.user_id, rec.file_id, rec.upload_id)
-                rt.blobs.copy(key, dest)
+                # Copy once: a retry after a crash, or a handler whose lock
+                # expired, must not copy a replayed PUT over the first copy.
+                if rt.blobs.size(dest) is None:
+                    rt.blobs.copy(key, dest)
                 fault("copied")
             if isinstance(decision, core.Conflict):
                 rt.meta.finish(rec.upload_id, core.CONFLICT, int(now()),
