@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-fast lint typecheck redis-server clean
+.PHONY: dev test test-fast lint typecheck test-tools clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || { \
@@ -13,15 +13,18 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/pip install -q -r requirements-dev.txt
 	@touch $@
 
-# A real redis-server for integration tests; installed with apt when we are root.
-redis-server:
-	@command -v redis-server >/dev/null 2>&1 || { \
+# A real redis-server for integration tests, and curl + jq for the tested
+# walk-through; installed with apt when we are root.
+TEST_TOOLS := redis-server curl jq
+test-tools:
+	@missing=""; for t in $(TEST_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing redis-server with apt-get"; \
-	    (apt-get install -y -q redis-server >/dev/null 2>&1 || \
-	     (apt-get update -q >/dev/null && apt-get install -y -q redis-server >/dev/null)); \
-	  else echo "WARNING: redis-server not installed and cannot install it (not root or no apt);" \
-	       "integration tests that need it will be skipped"; fi; }
+	    echo "installing$$missing with apt-get"; \
+	    apt-get install -y -q $$missing >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null && apt-get install -y -q $$missing >/dev/null; }; \
+	  else echo "WARNING:$$missing not installed and cannot install (not root or no apt);" \
+	       "the tests that need them will be skipped"; fi; fi
 
 dev: $(STAMP)
 	$(BIN)/python -m local.stack
@@ -35,7 +38,7 @@ typecheck: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-test: $(STAMP) redis-server lint typecheck
+test: $(STAMP) test-tools lint typecheck
 	$(BIN)/pytest -q
 
 clean:

@@ -43,7 +43,7 @@ FALLBACK_BANNER = """
 !!  Redis is fakeredis, an embedded Python imitation, on {url}.
 !!  It speaks the protocol but is not Redis: timings, memory limits and
 !!  failure modes differ. Install redis-server (apt-get install redis-server,
-!!  or `make redis-server` as root) to run against the real thing.
+!!  or `make test-tools` as root) to run against the real thing.
 {rule}
 """
 

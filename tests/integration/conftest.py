@@ -34,7 +34,7 @@ def moto_server() -> Iterator[MotoServer]:
 def redis_server() -> Iterator[RedisServer]:
     if redis_server_path() is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server, or "
-                    "`make redis-server`): integration tests need a real one")
+                    "`make test-tools`): integration tests need a real one")
     server = RedisServer().start()
     yield server
     server.stop()
