@@ -1,0 +1,270 @@
+"""`sealsync`: the desktop command line.
+
+    sealsync init --server URL DIR [--join USER_ID] [--device NAME]
+    sealsync sync DIR            one pass: pull, then push
+    sealsync watch DIR           sync whenever something changes (polling)
+    sealsync status DIR          what would be uploaded, and where the folder stands
+    sealsync history DIR PATH    a file's revisions
+    sealsync restore DIR PATH --revision N
+
+The passphrase comes from $SEALSYNC_PASSPHRASE or a prompt. `--json` prints
+one JSON document for scripts. Exit codes: 0 ok, 1 sync finished with
+per-file errors, 2 usage or passphrase error, 3 server unreachable, 4 other.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .api import ApiError, NotFound, ServerUnreachable
+from .engine import Report
+from .errors import IntegrityError, KdfError, KeyfileError, SealsyncClientError, WrongPassphrase
+from .folder import Cost, Folder, init_folder, open_folder
+from .state import NotInitialised, fingerprint
+from .transfer import Bar, NoBar, Progress, safe_rel
+
+PASSPHRASE_ENV = "SEALSYNC_PASSPHRASE"
+
+
+def _passphrase(confirm: bool = False) -> str:
+    value = os.environ.get(PASSPHRASE_ENV)
+    if value:
+        return value
+    return str(click.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm))
+
+
+def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True) if as_json else text)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Every expected failure becomes one clear line and an exit code."""
+    try:
+        yield
+    except (WrongPassphrase, NotInitialised, KeyfileError, KdfError) as exc:
+        _fail(str(exc), 2)
+    except ServerUnreachable as exc:
+        _fail(str(exc), 3)
+    except IntegrityError as exc:
+        _fail(f"integrity check failed: {exc}", 4)
+    except (ApiError, SealsyncClientError) as exc:
+        _fail(str(exc), 4)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"sealsync: error: {message}", err=True)
+    sys.exit(code)
+
+
+@contextmanager
+def _opened(folder_dir: str) -> Iterator[Folder]:
+    folder = open_folder(Path(folder_dir), _passphrase())
+    try:
+        yield folder
+    finally:
+        folder.close()
+
+
+@click.group()
+@click.version_option("0.1.0", prog_name="sealsync")
+def main() -> None:
+    """Sealsync: end-to-end encrypted file sync."""
+
+
+@main.command()
+@click.option("--server", required=True, help="the Sealsync API, e.g. http://127.0.0.1:8000")
+@click.option("--join", "join", metavar="USER_ID", help="add this device to an existing account")
+@click.option("--device", "device", help="this device's name (default: the host name)")
+@click.option("--kdf-ops", type=int, default=Cost.ops, hidden=True)
+@click.option("--kdf-mem-mib", type=int, default=Cost.mem // 2**20, hidden=True)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.argument("folder_dir", metavar="DIR", type=click.Path(file_okay=False))
+def init(server: str, join: str | None, device: str | None, kdf_ops: int, kdf_mem_mib: int,
+         as_json: bool, folder_dir: str) -> None:
+    """Make DIR a synced folder: a new account, or --join an existing one."""
+    with _errors():
+        folder = init_folder(Path(folder_dir), server, _passphrase(confirm=join is None),
+                             device_name=device, join_user_id=join,
+                             cost=Cost(kdf_ops, kdf_mem_mib * 2**20))
+        cfg = folder.config
+        folder.close()
+        hint = "" if join else (f"\nOn another device: sealsync init --server {cfg.server} "
+                                f"--join {cfg.user_id} DIR")
+        _emit(as_json, {"user_id": cfg.user_id, "device_id": cfg.device_id,
+                        "device_name": cfg.device_name, "server": cfg.server},
+              f"{folder.root} is now synced as device {cfg.device_name!r} of account "
+              f"{cfg.user_id}.{hint}")
+
+
+def _printer(as_json: bool) -> Callable[[str, str], None]:
+    def show(kind: str, path: str) -> None:
+        if not as_json:
+            click.echo(f"  {kind:<17} {path}")
+    return show
+
+
+BAR_MIN_BYTES = 4 * 1024 * 1024
+_LABELS = {"downloaded": "downloaded", "uploaded": "uploaded", "renamed": "renamed",
+           "deleted_here": "deleted here", "deleted_remote": "deleted on the server",
+           "conflicts": "conflict copies"}
+
+
+def _progress(as_json: bool) -> Progress | None:
+    """Progress bars on stderr for big transfers, when a person is watching."""
+    if as_json or not sys.stderr.isatty():
+        return None
+
+    def bar(label: str, total: int) -> AbstractContextManager[Bar]:
+        if total < BAR_MIN_BYTES:
+            return nullcontext(NoBar())
+        return click.progressbar(length=total, label=label, file=sys.stderr,
+                                 show_pos=False, show_percent=True)
+    return bar
+
+
+def _summary(report: Report) -> str:
+    parts = [f"{len(v)} {_LABELS[k]}" for k, v in report.as_dict().items()
+             if v and k != "errors"]
+    line = "up to date" if not parts else ", ".join(parts)
+    return line + "".join(f"\n  error: {e}" for e in report.errors)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.argument("folder_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
+def sync(as_json: bool, folder_dir: str) -> None:
+    """One sync pass over DIR: pull remote changes, then push local ones."""
+    with _errors(), _opened(folder_dir) as folder:
+        report = folder.engine(_printer(as_json), _progress(as_json)).sync()
+        _emit(as_json, report.as_dict(), _summary(report))
+        if report.errors:
+            sys.exit(1)
+
+
+@main.command()
+@click.option("--interval", type=int, default=2, show_default=True,
+              help="most seconds between passes (local edits are seen within this)")
+@click.option("--json", "as_json", is_flag=True, help="one JSON line per pass that did work")
+@click.argument("folder_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
+def watch(interval: int, as_json: bool, folder_dir: str) -> None:
+    """Keep DIR in sync until Ctrl-C.
+
+    Between passes it long-polls the change feed, so a remote change starts
+    a pass at once; local edits are picked up on the next pass."""
+    with _errors(), _opened(folder_dir) as folder:
+        engine = folder.engine(_printer(as_json), _progress(as_json))
+        click.echo(f"watching {folder.root} (Ctrl-C to stop)", err=True)
+        try:
+            while True:
+                try:
+                    report = engine.sync()
+                    if report.changed or report.errors:
+                        click.echo(json.dumps(report.as_dict()) if as_json
+                                   else _summary(report), nl=True)
+                    folder.api.changes(folder.state.cursor, limit=1,
+                                       wait_s=max(1, min(interval, 20)))
+                except ServerUnreachable as exc:
+                    click.echo(f"sealsync: {exc}; retrying", err=True)
+                    time.sleep(max(interval, 5))
+        except KeyboardInterrupt:
+            click.echo("stopped", err=True)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.argument("folder_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
+def status(as_json: bool, folder_dir: str) -> None:
+    """What changed locally since the last sync (nothing is sent)."""
+    with _errors(), _opened(folder_dir) as folder:
+        engine = folder.engine()
+        entries = folder.state.entries()
+        local = engine.scan()
+        changed = sorted(p for p, e in entries.items() if p in local and
+                         (e.dirty or fingerprint(local[p], e.fp).hash != e.fp.hash))
+        data: dict[str, Any] = {"folder": str(folder.root), "server": folder.config.server,
+                "user_id": folder.config.user_id, "device": folder.config.device_name,
+                "synced_files": len(entries), "cursor": folder.state.cursor,
+                "new": sorted(set(local) - set(entries)), "modified": changed,
+                "missing": sorted(set(entries) - set(local))}
+        lines = [f"{data['folder']}: {len(entries)} synced file(s), device "
+                 f"{data['device']!r}, account {data['user_id']}"]
+        for key in ("new", "modified", "missing"):
+            lines += [f"  {key:<9} {p}" for p in data[key]]
+        if len(lines) == 1:
+            lines.append("  nothing to upload")
+        _emit(as_json, data, "\n".join(lines))
+
+
+def _when(epoch: int | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch or 0))
+
+
+def _file_id(folder: Folder, path: str) -> str:
+    entry = folder.state.by_path(safe_rel(path))
+    if entry is None:
+        raise NotInitialised(f"{path} is not a synced file in {folder.root}")
+    return entry.file_id
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.argument("folder_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
+@click.argument("path")
+def history(as_json: bool, folder_dir: str, path: str) -> None:
+    """The revisions of PATH (relative to DIR), newest first."""
+    with _errors(), _opened(folder_dir) as folder:
+        file_id = _file_id(folder, path)
+        transfer = folder.engine().transfer
+        rows = []
+        for rev in folder.api.revisions(file_id):
+            m = None if rev["deleted"] else transfer.version(file_id, rev["revision"]).manifest
+            rows.append({"revision": rev["revision"], "deleted": rev["deleted"],
+                         "committed_at": rev.get("committed_at"),
+                         "path": m.path if m else None, "size": m.size if m else 0,
+                         "device": m.device if m else None})
+        text = "\n".join(
+            f"  r{r['revision']:<4} {_when(r['committed_at'])}"
+            f"  {'deleted' if r['deleted'] else str(r['size']) + ' bytes':>14}"
+            f"  {r['path'] or ''}  ({r['device'] or '?'})" for r in rows)
+        _emit(as_json, {"file_id": file_id, "revisions": rows}, text)
+
+
+@main.command()
+@click.option("--revision", type=int, required=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.argument("folder_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
+@click.argument("path")
+def restore(revision: int, as_json: bool, folder_dir: str, path: str) -> None:
+    """Bring back revision N of PATH, as a new revision (then sync)."""
+    with _errors(), _opened(folder_dir) as folder:
+        engine = folder.engine(_printer(as_json))
+        file_id = _file_id(folder, path)
+        entry = folder.state.by_path(safe_rel(path))
+        assert entry is not None
+        if (folder.root / path).exists() and \
+                fingerprint(folder.root / path, entry.fp).hash != entry.fp.hash:
+            raise NotInitialised(f"{path} has local edits that are not synced yet: "
+                                 "run `sealsync sync` first")
+        try:
+            version = engine.transfer.version(file_id, revision)
+        except NotFound:
+            raise NotInitialised(f"{path} has no revision {revision}") from None
+        if version.manifest is None:
+            raise NotInitialised(f"revision {revision} of {path} is a delete")
+        engine.transfer.download(version, folder.root / path)
+        report = engine.sync()
+        _emit(as_json, {"restored": path, "revision": revision, **report.as_dict()},
+              f"restored {path} from revision {revision}; {_summary(report)}")
+
+
+if __name__ == "__main__":
+    main()
