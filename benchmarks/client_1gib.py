@@ -1,0 +1,235 @@
+"""Client memory and delta-sync cost on one big file, against a real local stack.
+
+    .venv/bin/python benchmarks/client_1gib.py [--size-mib 1024] [--seed 1] [--json]
+
+Starts its own local stack (python -m local.stack on free ports, own state
+file in a temp dir; stopped at the end, even on error), makes a synced folder
+(small Argon2id cost, like tests/client_e2e), writes a --size-mib file of
+seeded pseudo-random bytes (streamed in 8 MiB blocks), then:
+
+1. one `sealsync sync DIR --json` pass in a child process: its wall time and
+   peak RSS (ru_maxrss from os.wait4 on that child alone);
+2. overwrites 1 MiB in the middle of the file in place (seeded bytes) and
+   syncs again in a child process: wall time, and the bytes the client
+   stored in S3, measured by diffing the stack's bucket (list_objects_v2)
+   before and after the pass: the summed sizes of the objects that are new
+   (chunk envelopes + the new manifest). Objects that are written and then
+   deleted within the pass (if any) are not seen by the diff.
+
+Chunk boundaries are keyed by the account (a fresh one each run), so the
+re-sync bytes vary from run to run even with the same --seed.
+
+Prints a table, or with --json one JSON document with the keys
+client_rss_mb_1gib, initial_1gib_s, resync_1mib_bytes_sent, resync_s (named
+for 1 GiB whatever --size-mib is; size_mib says what was run).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "clients"))
+
+import boto3  # noqa: E402
+from sealsync_client.folder import Cost, init_folder  # noqa: E402
+
+MIB = 1 << 20
+BLOCK = 8 * MIB
+PASSPHRASE = "correct horse battery staple"
+FAST = Cost(ops=2, mem=64 * MIB)  # the lowest Argon2id cost every client accepts
+READY_TIMEOUT_S = 60
+SEALSYNC = Path(sys.executable).parent / "sealsync"
+
+
+class Stack:
+    """The local stack in its own process group, on free ports."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.state_file = workdir / "stack.json"
+        self._stderr = (workdir / "stack.stderr").open("wb")
+        self.stderr_path = workdir / "stack.stderr"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SEALSYNC_")}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "local.stack", "--api-port", "0", "--moto-port", "0",
+             "--redis-port", "0", "--state-file", str(self.state_file), "--exit-with-parent"],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
+            start_new_session=True)
+        self._ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.state: dict[str, Any] = {}
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.strip() == "ready":
+                self._ready.set()
+
+    def wait_ready(self) -> dict[str, Any]:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not self._ready.wait(0.1):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self._stderr.flush()
+                tail = self.stderr_path.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"the stack did not start (exit {self.proc.returncode}):\n"
+                                   f"{tail}")
+        self.state = json.loads(self.state_file.read_text())
+        return self.state
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(20)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the stack's own group only
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(10)
+        self._stderr.close()
+
+
+def write_random(path: Path, size: int, seed: int) -> None:
+    """`size` seeded pseudo-random bytes, streamed in 8 MiB blocks."""
+    rng = random.Random(seed)
+    with path.open("wb") as f:
+        left = size
+        while left:
+            n = min(BLOCK, left)
+            f.write(rng.randbytes(n))
+            left -= n
+
+
+def overwrite_middle(path: Path, size: int, seed: int) -> int:
+    """Overwrite 1 MiB in place at the middle of the file; the offset."""
+    offset = size // 2
+    with path.open("r+b") as f:
+        f.seek(offset)
+        f.write(random.Random(seed).randbytes(MIB))
+        f.flush()
+        os.fsync(f.fileno())
+    return offset
+
+
+def sync_child(root: Path) -> tuple[float, float, dict[str, Any]]:
+    """One `sealsync sync --json` pass in a child: (wall s, peak RSS MiB, report)."""
+    env = {**os.environ, "SEALSYNC_PASSPHRASE": PASSPHRASE}
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen([str(SEALSYNC), "sync", str(root), "--json"], env=env,
+                                stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)  # rusage of this child alone
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if proc.returncode != 0:
+        raise RuntimeError(f"sealsync sync exited {proc.returncode}: {stderr.strip()}\n"
+                           f"{stdout[-2000:]}")
+    return wall, usage.ru_maxrss / 1024, json.loads(stdout)  # ru_maxrss is KiB on Linux
+
+
+def bucket_objects(s3: Any, bucket: str) -> dict[str, int]:
+    objects: dict[str, int] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for o in page.get("Contents", []):
+            objects[o["Key"]] = o["Size"]
+    return objects
+
+
+def prefix(key: str) -> str:
+    return key.split("/", 1)[0] if "/" in key else "(root)"
+
+
+def run(size_mib: int, seed: int) -> dict[str, Any]:
+    size = size_mib * MIB
+    with tempfile.TemporaryDirectory(prefix="sealsync-1gib-") as tmp:
+        work = Path(tmp)
+        stack = Stack(work)
+        try:
+            info = stack.wait_ready()
+            s3 = boto3.client("s3", endpoint_url=info["aws_endpoint"],
+                              region_name=info.get("region") or "us-east-1",
+                              aws_access_key_id="testing", aws_secret_access_key="testing")
+            folder = init_folder(work / "folder", info["api"], PASSPHRASE,
+                                 device_name="bench", cost=FAST)
+            root = folder.root
+            folder.close()
+            path = root / "big.bin"
+            t = time.perf_counter()
+            write_random(path, size, seed)
+            gen_s = time.perf_counter() - t
+
+            before0 = bucket_objects(s3, info["bucket"])
+            initial_s, rss_mb, report1 = sync_child(root)
+            after1 = bucket_objects(s3, info["bucket"])
+            initial_new = {k: v for k, v in after1.items() if k not in before0}
+
+            offset = overwrite_middle(path, size, seed + 1)
+            resync_s, rss2_mb, report2 = sync_child(root)
+            after2 = bucket_objects(s3, info["bucket"])
+            new = {k: v for k, v in after2.items() if after1.get(k) != v}
+            by_prefix: dict[str, list[int]] = {}
+            for k, v in new.items():
+                slot = by_prefix.setdefault(prefix(k), [0, 0])
+                slot[0] += 1
+                slot[1] += v
+            return {
+                "size_mib": size_mib,
+                "seed": seed,
+                "client_rss_mb_1gib": round(rss_mb, 1),
+                "initial_1gib_s": round(initial_s, 2),
+                "initial_mb_per_s": round(size / 1e6 / initial_s, 1),
+                "initial_bytes_stored": sum(initial_new.values()),
+                "initial_objects": len(initial_new),
+                "resync_1mib_bytes_sent": sum(new.values()),
+                "resync_new_objects": by_prefix,
+                "resync_s": round(resync_s, 2),
+                "resync_client_rss_mb": round(rss2_mb, 1),
+                "overwrite_offset": offset,
+                "generate_s": round(gen_s, 2),
+                "measured_by": "S3 bucket diff (list_objects_v2 before/after each pass)",
+                "sync_reports": [report1, report2],
+            }
+        finally:
+            stack.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    r = run(args.size_mib, args.seed)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return
+    mib = r["resync_1mib_bytes_sent"] / MIB
+    rows = [
+        (f"initial sync of {r['size_mib']} MiB", f"{r['initial_1gib_s']:.2f} s",
+         f"{r['initial_mb_per_s']} MB/s"),
+        ("client peak RSS (initial pass)", f"{r['client_rss_mb_1gib']:.1f} MiB", ""),
+        ("re-sync after 1 MiB overwrite", f"{r['resync_s']:.2f} s", ""),
+        ("bytes stored by the re-sync", f"{r['resync_1mib_bytes_sent']:,}",
+         f"{mib:.2f} MiB ({'ok' if mib <= 2 else 'over'} target <= 2 MiB)"),
+    ]
+    for name, value, note in rows:
+        print(f"{name:<34} {value:>16}  {note}")
+    for p, (count, total) in sorted(r["resync_new_objects"].items()):
+        print(f"  new objects under {p + '/':<14} {count:>4}  {total:,} bytes")
+
+
+if __name__ == "__main__":
+    main()
