@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import redis
 
-from ..core.records import feed_topic, upload_topic
-
-__all__ = ["Waker", "feed_topic", "upload_topic"]
-
 WAKE_TTL_S = 120
 
 

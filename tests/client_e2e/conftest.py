@@ -10,7 +10,7 @@ import pytest
 from sealsync_client.engine import Report
 from sealsync_client.folder import Cost, Folder, init_folder
 
-from tests.e2e.conftest import StackProcess
+from tests.e2e.conftest import StackProcess, running_stack
 
 # The lowest Argon2id cost every client accepts (KdfLimits): fast, still valid.
 FAST = Cost(ops=2, mem=64 * 1024 * 1024)
@@ -19,12 +19,8 @@ PASSPHRASE = "correct horse battery staple"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
-    sp = StackProcess(tmp_path_factory.mktemp("client-stack"))
-    try:
-        sp.wait_ready()
+    with running_stack(tmp_path_factory.mktemp("client-stack")) as sp:
         yield sp
-    finally:
-        sp.stop()
 
 
 @pytest.fixture

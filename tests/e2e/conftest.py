@@ -95,12 +95,19 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
-    """One stack for the session (each test makes its own accounts)."""
-    sp = StackProcess(tmp_path_factory.mktemp("stack"))
+@contextlib.contextmanager
+def running_stack(workdir: Path) -> Iterator[StackProcess]:
+    """A ready stack in `workdir`, stopped (with all it started) on exit."""
+    sp = StackProcess(workdir)
     try:
         sp.wait_ready()
         yield sp
     finally:
         sp.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
+    """One stack for the session (each test makes its own accounts)."""
+    with running_stack(tmp_path_factory.mktemp("stack")) as sp:
+        yield sp
