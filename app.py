@@ -151,21 +151,29 @@ def file_revisions(file_id: str) -> dict[str, Any]:
 
 
 # -- the commit handler, wired two ways onto one pipeline --------------------
-@app.on_s3_event(bucket=BUCKET, prefix="staging/", events=["s3:ObjectCreated:*"])
-def on_staging_object(event: Any) -> None:
-    """Direct S3 notification (Terraform packaging)."""
+def _commit_s3_object(event: Any) -> None:
+    """Direct S3 notification: tests and `chalice deploy` only."""
     from chalicelib.commit import commit_keys
 
     commit_keys(runtime(), [event.key])
 
 
-@app.on_sqs_message(queue=QUEUE, batch_size=10)
-def on_commit_queue(event: Any) -> None:
-    """S3 -> SQS -> here (SAM packaging): retries and a dead-letter queue."""
-    from chalicelib.commit import commit_keys, staging_keys_from_sqs_body
+# `make package` sets SEALSYNC_COMMIT_TRIGGER=sqs: the deployed app has one
+# path, S3 -> SQS -> on_commit_queue (SAM cannot package on_s3_event at all).
+if os.environ.get("SEALSYNC_COMMIT_TRIGGER", "both") != "sqs":
+    on_staging_object = app.on_s3_event(
+        bucket=BUCKET, prefix="staging/", events=["s3:ObjectCreated:*"])(_commit_s3_object)
 
-    keys = [key for record in event for key in staging_keys_from_sqs_body(record.body)]
-    commit_keys(runtime(), keys)
+
+@app.on_sqs_message(queue=QUEUE, batch_size=10)
+def on_commit_queue(event: Any) -> dict[str, Any]:
+    """S3 -> SQS -> here: retries and a dead-letter queue. Only the messages
+    that failed are redelivered (the event source mapping must enable
+    ReportBatchItemFailures; deploy/ templates do, a test checks it)."""
+    from chalicelib.commit import failed_messages
+
+    failed = failed_messages(runtime(), ((r.to_dict()["messageId"], r.body) for r in event))
+    return {"batchItemFailures": [{"itemIdentifier": m} for m in failed]}
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))

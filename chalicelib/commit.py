@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
@@ -190,3 +190,17 @@ def commit_keys(rt: Runtime, keys: list[str], fault: Fault = no_fault) -> list[O
     if errors:
         raise errors[0]
     return outcomes
+
+
+def failed_messages(rt: Runtime, messages: Iterable[tuple[str, str]],
+                    fault: Fault = no_fault) -> list[str]:
+    """Commit each SQS message `(message_id, body)`; return the ids of those
+    that failed retryably. With ReportBatchItemFailures only these come back,
+    not the whole batch (their keys are no-ops if they had half-finished)."""
+    failed = []
+    for message_id, body in messages:
+        try:
+            commit_keys(rt, staging_keys_from_sqs_body(body), fault)
+        except Exception:  # noqa: BLE001 - commit_keys logged it; SQS retries it
+            failed.append(message_id)
+    return failed

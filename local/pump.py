@@ -75,6 +75,7 @@ class PumpStats:
     batches: int = 0
     messages: int = 0
     failed_batches: int = 0
+    failed_messages: int = 0
     duplicates_sent: int = 0
 
 
@@ -150,7 +151,7 @@ class Pump:
         event = lambda_sqs_event(messages, self.queue_arn, self.region)
         t0 = time.time()
         try:
-            self.handler(event, lambda_context(self.function_name))
+            result = self.handler(event, lambda_context(self.function_name))
         except Exception as exc:  # noqa: BLE001 - Lambda's contract: any error means retry
             with self._stats_lock:
                 self.stats.failed_batches += 1
@@ -162,6 +163,13 @@ class Pump:
                        for m in messages) / 1000
             log.debug("batch of %d: queued %.1f ms, handled in %.1f ms", len(messages),
                       (t0 - sent) * 1000, (time.time() - t0) * 1000)
+        # ReportBatchItemFailures: the messages the handler names stay queued.
+        failed = {f.get("itemIdentifier") for f in (result or {}).get("batchItemFailures", [])
+                  } if isinstance(result, dict) else set()
+        if failed:
+            with self._stats_lock:
+                self.stats.failed_messages += len(failed)
+            messages = [m for m in messages if m["MessageId"] not in failed]
         self._delete(messages)
         self._maybe_duplicate(messages)
         with self._stats_lock:
@@ -170,6 +178,8 @@ class Pump:
         return True
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:
+        if not messages:
+            return
         entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
                    for i, m in enumerate(messages)]
         failed = self.sqs.delete_message_batch(QueueUrl=self.queue_url,

@@ -1,0 +1,87 @@
+"""ReportBatchItemFailures: one failing message in an SQS batch is the only
+one redelivered; the rest are committed and deleted, through the real
+Chalice handler and through the local pump that stands in for Lambda."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from app import on_commit_queue
+from chalicelib.adapters.redis_lock import Locks
+from chalicelib.core.ids import new_id
+from local.pump import Pump
+from local.resources import create_bucket, create_queue
+from tests.harness import Harness
+from tests.unit.test_events import s3_event, s3_record, sqs_event
+
+
+def _hold_lock(h: Harness, user_id: str, file_id: str) -> None:
+    """Another handler holds this file's lock; ours gives up at once."""
+    h.rt.__dict__["locks"] = Locks(h.rt.redis, h.rt.settings.lock_ttl_ms, 0.05)
+    h.rt.redis.set(h.rt.locks.key(user_id, file_id), "someone-else", px=60_000)
+
+
+def test_only_the_failed_message_is_reported(fast: Harness) -> None:
+    dev = fast.signup()
+    busy, free = fast.stage(dev, new_id(), 0), fast.stage(dev, new_id(), 0)
+    _hold_lock(fast, dev.user_id, busy.file_id)
+    event = sqs_event(json.dumps(s3_event(s3_record(busy.key))),
+                      json.dumps(s3_event(s3_record(free.key))), "not json")
+    ids = [r["messageId"] for r in event["Records"]]
+
+    result = on_commit_queue(event, None)
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": ids[0]}]}
+    assert fast.status(dev, free.upload_id)["status"] == "accepted"
+    assert fast.status(dev, busy.upload_id)["status"] == "pending"
+    assert fast.rt.blobs.size(busy.key) is not None  # kept for the retry
+
+
+def test_a_clean_batch_reports_no_failures(fast: Harness) -> None:
+    dev = fast.signup()
+    up = fast.stage(dev, new_id(), 0)
+    assert on_commit_queue(sqs_event(json.dumps(s3_event(s3_record(up.key)))), None) == {
+        "batchItemFailures": []}
+    assert fast.status(dev, up.upload_id)["status"] == "accepted"
+
+
+@pytest.fixture
+def queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any, str]]:
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url, arn = create_queue(sqs, "batch-test")
+        create_bucket(s3, "batch-test-bucket", arn)
+        sqs.purge_queue(QueueUrl=url)  # the notification's s3:TestEvent
+        yield s3, sqs, url
+
+
+def test_the_pump_keeps_only_reported_messages(queue: tuple[Any, Any, str]) -> None:
+    s3, sqs, url = queue
+    for i in range(3):
+        s3.put_object(Bucket="batch-test-bucket", Key=f"staging/u/{i}", Body=b"m")
+    delivered: list[str] = []
+
+    def handler(event: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        records = event["Records"]
+        delivered.extend(r["messageId"] for r in records)
+        bad = [r for r in records if r["body"].count("staging/u/1") or
+               r["body"].count("staging%2Fu%2F1")]
+        return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in bad]}
+
+    pump = Pump(sqs, url, handler, region="us-east-1", wait_s=0)
+    while pump.poll_once():
+        pass
+    assert len(delivered) == 3
+    assert pump.stats.failed_messages == 1 and pump.stats.failed_batches == 0
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert (attrs["ApproximateNumberOfMessages"],
+            attrs["ApproximateNumberOfMessagesNotVisible"]) == ("0", "1")
