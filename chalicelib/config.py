@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass, field
-from functools import cached_property
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from .core.requests import Limits
 
@@ -26,8 +28,12 @@ class ConfigError(RuntimeError):
     """The deployment is missing a setting; the message names it."""
 
 
-REQUIRED = ("SEALSYNC_BUCKET", "SEALSYNC_TABLE", "SEALSYNC_REDIS_URL",
-            "SEALSYNC_TOKEN_SECRET")
+REQUIRED = ("SEALSYNC_BUCKET", "SEALSYNC_TABLE", "SEALSYNC_REDIS_URL")
+# A secret is given as itself (local stack, tests) or, deployed, as a
+# reference read once per container: "ssm:/path" (a SecureString) or
+# "secretsmanager:name-or-arn". Templates and config.json never hold it.
+SECRET_SOURCES = ("ssm:", "secretsmanager:")
+MIN_SECRET = 32
 
 
 @dataclass(frozen=True)
@@ -45,17 +51,31 @@ class Settings:
     sweep_after_s: int = 3600 + 300
     record_ttl_s: int = 7 * 24 * 3600
     limits: Limits = field(default_factory=Limits)
+    token_secret_ref: str | None = None
+    redis_token_ref: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         missing = [name for name in REQUIRED if not env.get(name)]
+        secret_ref = _secret_ref(env, "SEALSYNC_TOKEN_SECRET_REF")
+        if not env.get("SEALSYNC_TOKEN_SECRET") and not secret_ref:
+            missing.append("SEALSYNC_TOKEN_SECRET (or SEALSYNC_TOKEN_SECRET_REF)")
         if missing:
             raise ConfigError("missing configuration: " + ", ".join(missing)
-                              + " (see .chalice/config.json and docs)")
-        secret = env["SEALSYNC_TOKEN_SECRET"].encode()
-        if len(secret) < 32:
-            raise ConfigError("SEALSYNC_TOKEN_SECRET must be at least 32 characters")
+                              + " (see .chalice/config.json and docs/OPERATIONS.md)")
+        if env.get("SEALSYNC_TOKEN_SECRET") and secret_ref:
+            raise ConfigError("set SEALSYNC_TOKEN_SECRET or SEALSYNC_TOKEN_SECRET_REF, not both")
+        secret = env.get("SEALSYNC_TOKEN_SECRET", "").encode()
+        if not secret_ref:
+            _check_secret(secret)
+        redis_ref = _secret_ref(env, "SEALSYNC_REDIS_TOKEN_REF")
+        scheme = env["SEALSYNC_REDIS_URL"].split("://", 1)[0]
+        if scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError("SEALSYNC_REDIS_URL must be redis://, rediss:// or unix://")
+        if redis_ref and scheme != "rediss":
+            raise ConfigError("SEALSYNC_REDIS_TOKEN_REF needs a rediss:// (TLS) "
+                              "SEALSYNC_REDIS_URL: an auth token never travels in clear")
 
         def num(name: str, default: float) -> Any:
             raw = env.get(name)
@@ -76,7 +96,68 @@ class Settings:
             lock_ttl_ms=num("SEALSYNC_LOCK_TTL_MS", 10_000),
             lock_wait_s=num("SEALSYNC_LOCK_WAIT_S", 5.0),
             sweep_after_s=num("SEALSYNC_SWEEP_AFTER_S", 3600 + 300),
+            record_ttl_s=num("SEALSYNC_RECORD_TTL_S", 7 * 24 * 3600),
+            token_secret_ref=secret_ref, redis_token_ref=redis_ref,
         )
+
+    def resolved(self, fetch: Callable[[str], str]) -> Settings:
+        """These settings with every secret reference read through `fetch`
+        (one call each: runtime() does this once per container)."""
+        out = self
+        if self.token_secret_ref:
+            secret = fetch(self.token_secret_ref).encode()
+            _check_secret(secret, self.token_secret_ref)
+            out = replace(out, token_secret=secret, token_secret_ref=None)
+        if self.redis_token_ref:
+            url = with_password(self.redis_url, fetch(self.redis_token_ref))
+            out = replace(out, redis_url=url, redis_token_ref=None)
+        return out
+
+
+def _secret_ref(env: dict[str, str], name: str) -> str | None:
+    ref = env.get(name) or None
+    if ref and not (ref.startswith(SECRET_SOURCES) and ref.split(":", 1)[1]):
+        raise ConfigError(f"{name} must be ssm:/parameter/name or secretsmanager:id, "
+                          f"got {ref!r}")
+    return ref
+
+
+def _check_secret(secret: bytes, source: str = "SEALSYNC_TOKEN_SECRET") -> None:
+    if len(secret) < MIN_SECRET:
+        raise ConfigError(f"{source}: the token secret must be at least "
+                          f"{MIN_SECRET} characters")
+
+
+def with_password(url: str, password: str) -> str:
+    """The Redis URL with the auth token as its password (URL-quoted; a
+    user name already in the URL, for ElastiCache RBAC, is kept)."""
+    scheme, rest = url.split("://", 1)
+    user = rest.rsplit("@", 1)[0].split(":", 1)[0] if "@" in rest else ""
+    host = rest.rsplit("@", 1)[-1]
+    return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+
+
+def fetch_secret(settings: Settings, ref: str) -> str:
+    """Read one secret from SSM Parameter Store or Secrets Manager. A
+    failure is a ConfigError naming the reference (never the value)."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    source, name = ref.split(":", 1)
+    service = "ssm" if source == "ssm" else "secretsmanager"
+    session: Any = boto3.session.Session()
+    client = session.client(service, region_name=settings.region,
+                            endpoint_url=settings.aws_endpoint)
+    try:
+        if service == "ssm":
+            return str(client.get_parameter(Name=name, WithDecryption=True)
+                       ["Parameter"]["Value"])
+        return str(client.get_secret_value(SecretId=name)["SecretString"])
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "error")
+        raise ConfigError(f"cannot read secret {ref}: {code}") from exc
+    except BotoCoreError as exc:
+        raise ConfigError(f"cannot read secret {ref}: {type(exc).__name__}") from exc
 
 
 class Runtime:
@@ -170,7 +251,8 @@ def runtime() -> Runtime:
     global _runtime
     with _lock:
         if _runtime is None:
-            _runtime = Runtime(Settings.from_env())
+            settings = Settings.from_env()
+            _runtime = Runtime(settings.resolved(partial(fetch_secret, settings)))
         return _runtime
 
 
