@@ -1,0 +1,1 @@
+"""Packaging and operations tooling (not shipped in the Lambda zip)."""
