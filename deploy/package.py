@@ -47,31 +47,33 @@ def render_merge_template(n: fix_terraform.Names) -> str:
     return text
 
 
-def chalice_package(stage: str, out: Path, n: fix_terraform.Names, *extra: str) -> None:
+def chalice_package(stage: str, out: Path, n: fix_terraform.Names, *extra: str,
+                    project: Path = ROOT) -> None:
     env = {**os.environ, "SEALSYNC_COMMIT_TRIGGER": "sqs", "SEALSYNC_QUEUE": n.queue,
            "SEALSYNC_BUCKET": n.bucket}
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # chalice needs one; ARNs don't
     chalice = Path(sys.executable).parent / "chalice"
-    cmd = [str(chalice), "--project-dir", str(ROOT), "package", "--stage", stage,
+    cmd = [str(chalice), "--project-dir", str(project), "package", "--stage", stage,
            *extra, str(out)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stdout}{done.stderr}")
 
 
-def package_sam(stage: str, out: Path, n: fix_terraform.Names) -> Path:
+def package_sam(stage: str, out: Path, n: fix_terraform.Names, project: Path = ROOT) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     merge = out.parent / "sam-merge.yaml"
     merge.write_text(render_merge_template(n))
-    chalice_package(stage, out, n, "--merge-template", str(merge))
+    chalice_package(stage, out, n, "--merge-template", str(merge), project=project)
     path = out / "sam.yaml"
     template = yaml.safe_load(path.read_text())
-    path.write_text(yaml.safe_dump(fix_sam.fix(template), sort_keys=False))
+    path.write_text(yaml.safe_dump(fix_sam.fix(template, n.app, stage), sort_keys=False))
     return path
 
 
-def package_terraform(stage: str, out: Path, n: fix_terraform.Names) -> Path:
-    chalice_package(stage, out, n, "--pkg-format", "terraform")
+def package_terraform(stage: str, out: Path, n: fix_terraform.Names,
+                      project: Path = ROOT) -> Path:
+    chalice_package(stage, out, n, "--pkg-format", "terraform", project=project)
     path = out / "chalice.tf.json"
     fixed = fix_terraform.fix(json.loads(path.read_text()), n)
     path.write_text(json.dumps(fixed, indent=2) + "\n")
@@ -80,7 +82,9 @@ def package_terraform(stage: str, out: Path, n: fix_terraform.Names) -> Path:
     return path
 
 
-def package(stage: str, out: Path, flavour: str = "both") -> dict[str, Path]:
+def package(stage: str, out: Path, flavour: str = "both",
+            project: Path = ROOT) -> dict[str, Path]:
+    """Package `project` (this repository, or a copy of it: tests) for `stage`."""
     if policy.main(["--check"]) != 0:
         raise SystemExit("IAM policy files are stale: run .venv/bin/python -m deploy.policy")
     n = names(stage)
@@ -88,10 +92,10 @@ def package(stage: str, out: Path, flavour: str = "both") -> dict[str, Path]:
     base = out / stage
     if flavour in ("sam", "both"):
         shutil.rmtree(base / "sam", ignore_errors=True)
-        made["sam"] = package_sam(stage, base / "sam", n)
+        made["sam"] = package_sam(stage, base / "sam", n, project)
     if flavour in ("terraform", "both"):
         shutil.rmtree(base / "terraform", ignore_errors=True)
-        made["terraform"] = package_terraform(stage, base / "terraform", n)
+        made["terraform"] = package_terraform(stage, base / "terraform", n, project)
     return made
 
 

@@ -274,13 +274,47 @@ def test_the_websocket_statement_binds_to_the_generated_api() -> None:
         "Policies": [{"PolicyDocument": json.loads(json.dumps(doc))}]}}}}
     from deploy import fix_sam
 
-    without = fix_sam.fix(json.loads(json.dumps(sam)))
+    without = fix_sam.fix(json.loads(json.dumps(sam)), "sealsync", "dev")
     assert "WebSocketPush" not in json.dumps(without)
     sam["Resources"]["WebsocketAPI"] = {"Type": "AWS::ApiGatewayV2::Api"}
-    with_ws = fix_sam.fix(sam)
+    with_ws = fix_sam.fix(sam, "sealsync", "dev")
     [st] = [s for s in with_ws["Resources"]["R"]["Properties"]["Policies"][0]
             ["PolicyDocument"]["Statement"] if s["Sid"] == "WebSocketPush"]
     assert st["Resource"][0]["Fn::Sub"].endswith(":${WebsocketAPI}/api/POST/@connections/*")
     tf = fix_terraform.fix_policy(json.dumps(doc), has_websocket_api=True)
     assert "${aws_apigatewayv2_api.websocket_api.id}/api/POST/@connections/*" in tf
     assert "WebSocketPush" not in fix_terraform.fix_policy(json.dumps(doc), False)
+
+
+def _log_resources(statements: list[dict[str, Any]]) -> set[str]:
+    found = set()
+    for st in statements:
+        if "logs:PutLogEvents" in st["Action"]:
+            for r in st["Resource"]:
+                found.add(r["Fn::Sub"] if isinstance(r, dict) else r)
+    return found
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_function_may_write_its_own_logs(built: dict[str, dict[str, Any]],
+                                               stage: str) -> None:
+    """No wildcard log ARNs means each function's name must be known: SAM
+    gets chalice's names, and each role names its function's log group."""
+    res = built[stage]["sam"]["Resources"]
+    for logical_id, fn in res.items():
+        if fn["Type"] != "AWS::Serverless::Function":
+            continue
+        name = fn["Properties"]["FunctionName"]
+        role = res[fn["Properties"]["Role"]["Fn::GetAtt"][0]]
+        statements = role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        assert any(r.endswith(f":log-group:/aws/lambda/{name}:*")
+                   for r in _log_resources(statements)), logical_id
+    tf = built[stage]["tf"]["resource"]
+    for key, fn in tf["aws_lambda_function"].items():
+        role_name = fn["role"].split(".")[1]
+        statements = json.loads(tf["aws_iam_role_policy"][role_name]["policy"])["Statement"]
+        assert any(r.endswith(f":log-group:/aws/lambda/{fn['function_name']}:*")
+                   for r in _log_resources(statements)), key
+    sam_names = {f["Properties"]["FunctionName"] for f in res.values()
+                 if f["Type"] == "AWS::Serverless::Function"}
+    assert sam_names == {f["function_name"] for f in tf["aws_lambda_function"].values()}
