@@ -1,0 +1,80 @@
+"""`make cost` from a fixture bench result: the arithmetic, the price table's
+citations, and a clear failure when the results are missing."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from deploy import cost
+
+RESULTS = {"commit_ms": {"p50_1kib": 80.0, "p99_1kib": 200.0}, "commit_floor_ms": 30.0,
+           "s3_puts_per_small_file": 1, "cold_import_ms": 150.0, "zip_mb": 0.6}
+
+
+def write(tmp_path: Path, name: str, data: object) -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cost.main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_unit_prices_make_the_quantities_visible(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """With every price 1 USD per unit the total is the sum of the
+    quantities, each checked against the model by hand."""
+    real = json.loads(cost.PRICES.read_text())
+    ones = {**real, "prices": {k: {**v, "usd": 1.0, "per": 1} for k, v in
+                               real["prices"].items()}}
+    code, out, _ = run(capsys, "--results", str(write(tmp_path, "r.json", RESULTS)),
+                       "--prices", str(write(tmp_path, "p.json", ones)), "--stage", "dev",
+                       "--json")
+    assert code == 0
+    got = json.loads(out)
+    per = {r["item"]: r["per_commit"] for r in got["rows"]}
+    mem_gb = cost.memory_mb("dev") / 1024
+    assert per["Lambda requests"] == 5
+    assert per["Lambda GB-seconds"] == pytest.approx(mem_gb * (30 + 20 + 80 + 2 * 5) / 1000)
+    assert per["S3 PUT/COPY (client + handler)"] == 1 + 1
+    assert per["S3 HEAD"] == 3
+    assert per["DynamoDB write units"] == 12 and per["DynamoDB read units"] == 6
+    assert per["Redis ECPUs"] == 9 and per["SQS requests"] == 3
+    assert got["usd_per_million_commits"] == pytest.approx(sum(per.values()) * 1e6, rel=1e-6)
+
+
+def test_real_prices_total_and_text_report(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    results = write(tmp_path, "r.json", RESULTS)
+    code, out, _ = run(capsys, "--results", str(results), "--json")
+    total = json.loads(out)["usd_per_million_commits"]
+    # dominated by S3 PUTs (2 x 5.00), DynamoDB writes (12 x 0.625) and
+    # API Gateway (2 x 3.50): 24.5 of it
+    assert 24.5 < total < 40
+    code, text, _ = run(capsys, "--results", str(results))
+    assert code == 0 and "per million commits" in text and "us-east-1" in text
+
+
+def test_missing_or_incomplete_results_fail_clearly(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "--results", str(tmp_path / "nope.json"))
+    assert code == 2 and "run `make bench` first" in err
+    broken = write(tmp_path, "r.json", {"commit_ms": {}})
+    code, _, err = run(capsys, "--results", str(broken))
+    assert code == 2 and "p50_1kib" in err
+
+
+def test_every_price_cites_a_source() -> None:
+    prices = json.loads(cost.PRICES.read_text())
+    assert prices["region"] and prices["as_of"]
+    services = {k.split("_")[0] for k in prices["prices"]}
+    aliases = {"rest": "api_gateway", "redis": "elasticache"}
+    for s in services:
+        url = prices["sources"][aliases.get(s, s)]
+        assert url.startswith("https://aws.amazon.com/") and url.endswith("/pricing/") or \
+            "pricing" in url
