@@ -164,6 +164,10 @@ class Runtime:
     """Everything a handler needs, built lazily and then reused."""
 
     def __init__(self, settings: Settings) -> None:
+        # An unresolved reference would leave an empty HMAC key: refuse it.
+        if settings.token_secret_ref or settings.redis_token_ref or not settings.token_secret:
+            raise ConfigError("secret references are not resolved: use runtime() or "
+                              "Settings.resolved()")
         self.settings = settings
 
     def _boto(self, service: str) -> Any:

@@ -125,3 +125,9 @@ def test_import_app_still_loads_no_aws_or_redis_with_deployed_settings() -> None
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=env, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_runtime_never_starts_with_an_unresolved_secret() -> None:
+    """Unresolved, the token secret is empty: tokens would be signed with no key."""
+    with pytest.raises(ConfigError, match="not resolved"):
+        config.Runtime(Settings.from_env(DEPLOYED))
