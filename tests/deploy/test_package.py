@@ -101,6 +101,8 @@ def test_one_commit_path_with_partial_batch_failures(built: dict[str, dict[str, 
     [event] = res["OnCommitQueue"]["Properties"]["Events"].values()
     assert event["Type"] == "SQS"
     assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    concurrency = built[stage]["names"].commit_concurrency
+    assert event["Properties"]["ScalingConfig"] == {"MaximumConcurrency": concurrency}
     assert built[stage]["names"].queue in event["Properties"]["Queue"]["Fn::Sub"]
 
     tf = built[stage]["tf"]["resource"]
@@ -109,6 +111,7 @@ def test_one_commit_path_with_partial_batch_failures(built: dict[str, dict[str, 
     [mapping] = tf["aws_lambda_event_source_mapping"].values()
     assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
     assert mapping["event_source_arn"] == "${aws_sqs_queue.commit.arn}"
+    assert mapping["scaling_config"] == {"maximum_concurrency": concurrency}
 
 
 # -- Terraform -------------------------------------------------------------------
