@@ -119,7 +119,7 @@ class Registry:
     def targets(self, user_id: str, now: int) -> Targets:
         """Every live connection and enabled mobile endpoint of a user."""
         got = self.db.query(
-            TableName=self.table, Limit=MAX_TARGETS,
+            TableName=self.table, Limit=MAX_TARGETS, ConsistentRead=True,
             KeyConditionExpression="pk = :p", ExpressionAttributeValues=ddb_item(
                 **{":p": f"N#{user_id}"}))
         conns, mobiles = [], []
