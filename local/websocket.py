@@ -64,6 +64,7 @@ class LocalWebsocketGateway:
         self._http.daemon_threads = True
         self._loop = asyncio.new_event_loop()
         self._conns: dict[str, _Conn] = {}
+        self._closing: set[asyncio.Future[Any]] = set()
         self._server: Any = None
         self._threads: list[threading.Thread] = []
         self.handlers: dict[str, Handler] = {}
@@ -205,7 +206,10 @@ class LocalWebsocketGateway:
         conn = await self._open_conn(connection_id)
         if conn is None:
             return False
-        await conn.ws.close()
+        # Like API Gateway, answer at once: the closing handshake (which a
+        # stalled client may never finish) completes in the background.
+        self._closing.add(asyncio.ensure_future(conn.ws.close()))
+        self._closing = {t for t in self._closing if not t.done()}
         return True
 
     def call(self, coro: Any) -> Any:

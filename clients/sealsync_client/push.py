@@ -66,6 +66,7 @@ class PushChannel:
         self._generation = 0
         self._results: OrderedDict[str, Body] = OrderedDict()
         self._ws: Any = None
+        self._ws_opened = False
         self._thread = threading.Thread(target=self._run, name="sealsync-push", daemon=True)
 
     # -- used by the watch loop ---------------------------------------------------
@@ -145,27 +146,38 @@ class PushChannel:
         from websockets.exceptions import InvalidStatus, WebSocketException
         from websockets.sync.client import connect
 
+        self._ws_opened = False
         if self.api.token is None:
             try:
                 self.api.refresh_token()
             except ApiError:
                 return False
         try:
-            ws = connect(self.ws_url or "", open_timeout=10, close_timeout=2,
+            with connect(self.ws_url or "", open_timeout=10, close_timeout=2,
                          max_size=MAX_MESSAGE,
-                         additional_headers={"authorization": f"Bearer {self.api.token}"})
+                         additional_headers={"authorization": f"Bearer {self.api.token}"}
+                         ) as ws:
+                self._ws = ws
+                self._serve(ws)
         except InvalidStatus as exc:
             if exc.response.status_code in (401, 403):  # an expired token: get a new one
                 with contextlib.suppress(ApiError):
                     self.api.refresh_token()
             return False
         except (OSError, TimeoutError, WebSocketException):
-            return False
-        self._ws = ws
+            pass  # dropped (or never opened: then `connects` did not move)
+        finally:
+            self._ws = None
+        return self._ws_opened
+
+    def _serve(self, ws: Any) -> None:
+        from websockets.exceptions import WebSocketException
+
+        self._ws_opened = True
+        self.connects += 1
+        self._set_state("connected", "websocket")
+        self.wake.set()  # catch up from the cursor: we may have missed notices
         try:
-            self.connects += 1
-            self._set_state("connected", "websocket")
-            self.wake.set()  # catch up from the cursor: we may have missed notices
             while not self._stop.is_set():
                 try:
                     raw = ws.recv(timeout=PING_EVERY_S)
@@ -175,10 +187,6 @@ class PushChannel:
                 self._on_message(raw)
         except (OSError, WebSocketException):
             pass
-        finally:
-            self._ws = None
-            ws.close()
-        return True
 
     def _on_message(self, raw: str | bytes) -> None:
         try:
