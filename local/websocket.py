@@ -89,6 +89,7 @@ class LocalWebsocketGateway:
         loop_thread = threading.Thread(target=self._loop.run_forever, name="ws-loop",
                                        daemon=True)
         loop_thread.start()
+        self._threads = [loop_thread]
 
         async def open_server() -> Any:
             return await serve(self._session, sock=self._sock, max_size=MAX_MESSAGE,
@@ -98,11 +99,12 @@ class LocalWebsocketGateway:
         http_thread = threading.Thread(target=self._http.serve_forever, name="ws-management",
                                        daemon=True)
         http_thread.start()
-        self._threads = [loop_thread, http_thread]
+        self._threads.append(http_thread)
         return self
 
     def stop(self) -> None:
-        self._http.shutdown()
+        if len(self._threads) == 2:  # shutdown() waits forever on a server never served
+            self._http.shutdown()
         self._http.server_close()
         if self._server is not None:
             async def close() -> None:
