@@ -184,3 +184,52 @@ def sweep_stragglers(event: Any) -> None:
     app.log.info("sweep: %d finished, %d expired, %d orphans, %d errors",
                  len(report.finished), len(report.expired),
                  len(report.orphans_deleted), report.errors)
+
+
+# -- push: WebSocket handlers and mobile registrations (docs/PUSH.md) --------
+app.experimental_feature_flags.update(["WEBSOCKETS"])
+
+
+@app.on_ws_connect()
+def ws_connect(event: Any) -> dict[str, Any]:
+    """A valid bearer token registers the connection; else it is refused."""
+    from chalicelib import push
+
+    return push.ws_connect(runtime(), event.to_dict())
+
+
+@app.on_ws_message()
+def ws_message(event: Any) -> dict[str, Any]:
+    from chalicelib import push
+
+    return push.ws_message(runtime(), event.to_dict())
+
+
+@app.on_ws_disconnect()
+def ws_disconnect(event: Any) -> dict[str, Any]:
+    from chalicelib import push
+
+    return push.ws_disconnect(runtime(), event.to_dict())
+
+
+@endpoint("/v1/push")
+def push_info() -> dict[str, Any]:
+    from chalicelib import push
+
+    return push.push_info(runtime())
+
+
+@endpoint("/v1/push/registrations", "POST", status=201)
+def push_register() -> dict[str, Any]:
+    from chalicelib import push
+
+    who = _claims()
+    return push.register_mobile(runtime(), who.user_id, who.device_id, _body())
+
+
+@endpoint("/v1/push/registrations", "DELETE")
+def push_unregister() -> dict[str, Any]:
+    from chalicelib import push
+
+    who = _claims()
+    return push.unregister_mobile(runtime(), who.user_id, who.device_id)

@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -27,7 +27,9 @@ from .config import Runtime
 from .core import decide as core
 from .core.errors import BadRequest
 from .core.ids import chunk_key, manifest_key, parse_staging_key
+from .core.notices import upload_result
 from .core.records import UploadRecord, feed_topic, upload_topic
+from .push import notify_upload
 
 log = logging.getLogger("sealsync.commit")
 Fault = Callable[[str], None]
@@ -45,6 +47,8 @@ class Outcome:
     upload_id: str | None
     status: str
     detail: str = ""
+    # The result THIS invocation wrote, pushed once the lock is released.
+    result: dict[str, Any] | None = field(default=None, compare=False)
 
 
 def missing_chunks(rt: Runtime, rec: UploadRecord) -> int:
@@ -87,6 +91,8 @@ def commit_staging_object(rt: Runtime, key: str, fault: Fault = no_fault,
         if outcome.status != core.PENDING:
             rt.blobs.delete(key)
         fault("cleaned")
+    if outcome.result is not None:  # after the durable write; never fails the commit
+        notify_upload(rt, rec, outcome.result)
     return outcome
 
 
@@ -111,7 +117,8 @@ def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
                 rt.meta.finish(rec.upload_id, core.REJECTED, int(now()),
                                reason=decision.reason)
                 _wake(rt, rec, None)
-                return Outcome(rec.upload_id, core.REJECTED, decision.reason)
+                return Outcome(rec.upload_id, core.REJECTED, decision.reason,
+                               _result(rec, core.REJECTED, reason=decision.reason))
             if dest is None and not rec.tombstone:
                 # Kept for conflicts too: the loser's bytes stay retrievable.
                 dest = manifest_key(rec.user_id, rec.file_id, rec.upload_id)
@@ -125,7 +132,9 @@ def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
                                winner=decision.winner_revision, mkey=dest)
                 _wake(rt, rec, None)
                 return Outcome(rec.upload_id, core.CONFLICT,
-                               f"head is at revision {decision.winner_revision}")
+                               f"head is at revision {decision.winner_revision}",
+                               _result(rec, core.CONFLICT,
+                                       winner_revision=decision.winner_revision))
             seq = rt.meta.commit_accept(rec, decision.revision, dest, int(now()))
         except FenceLost:
             continue  # someone committed under us (lock lost): decide again
@@ -136,12 +145,18 @@ def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
         fault("committed")
         rt.meta.remember_chunks(rec.user_id, rec.chunk_ids)
         _wake(rt, rec, seq)
-        return Outcome(rec.upload_id, core.ACCEPTED, f"revision {decision.revision}")
+        return Outcome(rec.upload_id, core.ACCEPTED, f"revision {decision.revision}",
+                       _result(rec, core.ACCEPTED, revision=decision.revision, cursor=seq))
     raise FenceLostTooOften(rec.upload_id)
 
 
 class FenceLostTooOften(RuntimeError):
     """Pathological contention: let the event be retried."""
+
+
+def _result(rec: UploadRecord, status: str, **fields: Any) -> dict[str, Any]:
+    return upload_result(rec.upload_id, rec.file_id, status, rec.base_revision,
+                         committed_ms=int(time.time() * 1000), **fields)
 
 
 def _wake(rt: Runtime, rec: UploadRecord, seq: int | None) -> None:

@@ -19,9 +19,12 @@ if TYPE_CHECKING:  # heavy imports stay out of the cold start path
 
     from .adapters.accounts import Accounts
     from .adapters.blobs import Blobs
+    from .adapters.connections import Registry
     from .adapters.meta import Meta
+    from .adapters.mobile import Mobile
     from .adapters.redis_lock import Locks
     from .adapters.wakeups import Waker
+    from .push import Notifier, WsSender
 
 
 class ConfigError(RuntimeError):
@@ -34,6 +37,8 @@ REQUIRED = ("SEALSYNC_BUCKET", "SEALSYNC_TABLE", "SEALSYNC_REDIS_URL")
 # "secretsmanager:name-or-arn". Templates and config.json never hold it.
 SECRET_SOURCES = ("ssm:", "secretsmanager:")
 MIN_SECRET = 32
+PUSH_APP_VARS = {"apns": "SEALSYNC_PUSH_APNS_ARN", "apns_sandbox": "SEALSYNC_PUSH_APNS_SANDBOX_ARN",
+                 "fcm": "SEALSYNC_PUSH_FCM_ARN"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,9 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     token_secret_ref: str | None = None
     redis_token_ref: str | None = None
+    ws_endpoint: str | None = None  # management API override (the local stack)
+    ws_url: str | None = None  # the public wss:// URL clients connect to
+    push_apps: dict[str, str] = field(default_factory=dict)  # platform -> SNS app ARN
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -98,6 +106,9 @@ class Settings:
             sweep_after_s=num("SEALSYNC_SWEEP_AFTER_S", 3600 + 300),
             record_ttl_s=num("SEALSYNC_RECORD_TTL_S", 7 * 24 * 3600),
             token_secret_ref=secret_ref, redis_token_ref=redis_ref,
+            ws_endpoint=env.get("SEALSYNC_WS_ENDPOINT") or None,
+            ws_url=env.get("SEALSYNC_WS_URL") or None,
+            push_apps={p: env[v] for p, v in PUSH_APP_VARS.items() if env.get(v)},
         )
 
     def resolved(self, fetch: Callable[[str], str]) -> Settings:
@@ -244,6 +255,43 @@ class Runtime:
         from .adapters.wakeups import Waker
 
         return Waker(self.redis, self.redis_blocking)
+
+    # -- push (docs/PUSH.md) ---------------------------------------------------
+    @cached_property
+    def registry(self) -> Registry:
+        from .adapters.connections import Registry
+
+        return Registry(self.dynamodb, self.settings.table)
+
+    @cached_property
+    def ws_sender(self) -> WsSender:
+        from .push import WsSender
+
+        return WsSender(self._ws_client, self.settings.ws_endpoint)
+
+    def _ws_client(self, endpoint: str) -> Any:
+        """A management API client with short timeouts: a slow gateway must
+        not hold a commit for long."""
+        import boto3
+        from botocore.config import Config
+
+        cfg = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2,
+                     read_timeout=3, max_pool_connections=32)
+        session: Any = boto3.session.Session()
+        return session.client("apigatewaymanagementapi", region_name=self.settings.region,
+                              endpoint_url=endpoint, config=cfg)
+
+    @cached_property
+    def mobile(self) -> Mobile:
+        from .adapters.mobile import Mobile
+
+        return Mobile(self._boto("sns"), self.settings.push_apps)
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        from .push import Notifier
+
+        return Notifier(self)
 
 
 _lock = threading.Lock()

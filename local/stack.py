@@ -97,6 +97,7 @@ class Stack:
         self.api_thread: threading.Thread | None = None
         self.pump: Pump | None = None
         self.sweeper: Periodic | None = None
+        self.ws: Any = None  # the WebSocket gateway (docs/PUSH.md)
         self.info: dict[str, Any] = {}
         self._wrote_state = False
 
@@ -107,6 +108,10 @@ class Stack:
         redis_kind = self._start_redis()
         assert self.redis is not None
         env = configure_env(self.opts, self.moto.url, self.redis.url)
+        from local.websocket import LocalWebsocketGateway, local_push_apps
+
+        self.ws = LocalWebsocketGateway(HOST)
+        os.environ.update({**self.ws.env(), **local_push_apps(self.moto.url, REGION)})
 
         from chalicelib.config import Runtime, Settings, set_runtime
         from chalicelib.sweeper import sweep
@@ -128,6 +133,7 @@ class Stack:
         if rt.settings.bucket != app_module.BUCKET:
             raise StackError("app.py was imported before the stack set its environment")
         self._start_api(app_module.app)
+        self.ws.start(app_module.ws_connect, app_module.ws_message, app_module.ws_disconnect)
         self.pump = Pump(rt._boto("sqs"), queue_url, app_module.on_commit_queue,
                          region=REGION, workers=self.opts.pump_workers,
                          duplicate_rate=self.opts.duplicate_events,
@@ -138,6 +144,8 @@ class Stack:
         self.info = {
             "api": f"http://{HOST}:{self.api.server.server_address[1]}",
             "aws_endpoint": self.moto.url,
+            "ws_url": self.ws.url,
+            "ws_management": self.ws.management_url,
             "s3_endpoint": self.moto.url,
             "redis_url": self.redis.url,
             "redis": redis_kind,
@@ -211,6 +219,7 @@ class Stack:
     def stop(self) -> None:
         """Stop in reverse order; each step runs even if an earlier one fails."""
         steps = [("state file", self._remove_state), ("api", self._stop_api),
+                 ("websocket", self.ws.stop if self.ws else None),
                  ("sweeper", self.sweeper.stop if self.sweeper else None),
                  ("pump", self._stop_pump),
                  ("redis", self.redis.stop if self.redis else None),
@@ -222,7 +231,7 @@ class Stack:
                 step()
             except Exception as exc:  # noqa: BLE001 - keep stopping the rest
                 log.warning("stopping %s failed: %s: %s", name, type(exc).__name__, exc)
-        self.sweeper = self.pump = self.redis = self.moto = self.api = None
+        self.sweeper = self.pump = self.redis = self.moto = self.api = self.ws = None
 
     def _stop_pump(self) -> None:
         if self.pump is None:
@@ -256,6 +265,7 @@ def describe(info: dict[str, Any], state_file: Path) -> str:
         "Sealsync local stack",
         f"  api           {info['api']}",
         f"  aws endpoint  {info['aws_endpoint']}   (moto: S3, DynamoDB, SQS)",
+        f"  websocket     {info.get('ws_url')}   (push; docs/PUSH.md)",
         f"  redis         {info['redis_url']}   ({info['redis']})",
         f"  bucket        {info['bucket']}",
         f"  table         {info['table']}",

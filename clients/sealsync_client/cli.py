@@ -2,7 +2,7 @@
 
     sealsync init --server URL DIR [--join USER_ID] [--device NAME]
     sealsync sync DIR            one pass: pull, then push
-    sealsync watch DIR           sync whenever something changes (polling)
+    sealsync watch DIR           sync whenever something changes (file events + push)
     sealsync status DIR          what would be uploaded, and where the folder stands
     sealsync history DIR PATH    a file's revisions
     sealsync restore DIR PATH --revision N
@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -24,10 +25,11 @@ from typing import Any
 
 import click
 
-from .api import ApiError, NotFound, ServerUnreachable
+from .api import Api, ApiError, NotFound, ServerUnreachable
 from .engine import Report
 from .errors import IntegrityError, KdfError, KeyfileError, SealsyncClientError, WrongPassphrase
-from .folder import Cost, Folder, init_folder, open_folder
+from .folder import Cost, Folder, init_folder, open_folder, watch_files
+from .push import PushApi, PushChannel
 from .state import NotInitialised, fingerprint
 from .transfer import Bar, NoBar, Progress, safe_rel
 
@@ -151,32 +153,62 @@ def sync(as_json: bool, folder_dir: str) -> None:
 
 
 @main.command()
-@click.option("--interval", type=int, default=2, show_default=True,
-              help="most seconds between passes (local edits are seen within this)")
+@click.option("--interval", type=int, default=300, show_default=True,
+              help="seconds between safety rescans (file events and push start a pass at once)")
+@click.option("--no-push", is_flag=True, help="do not use the WebSocket: long-poll only")
 @click.option("--json", "as_json", is_flag=True, help="one JSON line per pass that did work")
 @click.argument("folder_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
-def watch(interval: int, as_json: bool, folder_dir: str) -> None:
+def watch(interval: int, no_push: bool, as_json: bool, folder_dir: str) -> None:
     """Keep DIR in sync until Ctrl-C.
 
-    Between passes it long-polls the change feed, so a remote change starts
-    a pass at once; local edits are picked up on the next pass."""
+    Local edits are seen through file system events; remote changes arrive
+    by WebSocket push (or, without one, by long-polling the change feed).
+    Every pass pulls from the folder's cursor, so nothing is missed while
+    disconnected. A full rescan also runs every --interval seconds."""
     with _errors(), _opened(folder_dir) as folder:
         engine = folder.engine(_printer(as_json), _progress(as_json))
+        wake = threading.Event()
+        channel = _push_channel(folder, wake, no_push, as_json)
+        observer = watch_files(folder.root, wake)
         click.echo(f"watching {folder.root} (Ctrl-C to stop)", err=True)
         try:
             while True:
+                wake.clear()
                 try:
                     report = engine.sync()
                     if report.changed or report.errors:
                         click.echo(json.dumps(report.as_dict()) if as_json
                                    else _summary(report), nl=True)
-                    folder.api.changes(folder.state.cursor, limit=1,
-                                       wait_s=max(1, min(interval, 20)))
+                    channel.set_cursor(folder.state.cursor)
                 except ServerUnreachable as exc:
                     click.echo(f"sealsync: {exc}; retrying", err=True)
-                    time.sleep(max(interval, 5))
+                    wake.wait(5)
+                if wake.wait(max(1, interval)):
+                    time.sleep(0.2)  # let a burst of file events settle into one pass
         except KeyboardInterrupt:
             click.echo("stopped", err=True)
+        finally:
+            observer.stop()
+            channel.stop()
+
+
+def _push_channel(folder: Folder, wake: threading.Event, no_push: bool,
+                  as_json: bool) -> PushChannel:
+    """Start push on its own connection and token; tell the user its state."""
+    def show(state: str, detail: str) -> None:
+        if state == "stopped":
+            return
+        click.echo(f"push: {state}" + (f" ({detail})" if detail else ""), err=True)
+        if as_json:
+            click.echo(json.dumps({"push": state, "detail": detail}))
+
+    api = folder.api
+    own = Api(api.base_url, api.login, api.token)
+    channel = PushChannel(own, None, wake, show, discover=not no_push)
+    channel.set_cursor(folder.state.cursor)
+    if isinstance(api, PushApi):
+        api.channel = channel
+    return channel.start()
 
 
 @main.command()

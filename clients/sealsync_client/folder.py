@@ -7,18 +7,24 @@ only ever gets the auth key derived from it.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .api import Api, AuthError, Login
 from .engine import Engine, Event
 from .errors import KeyfileError, WrongPassphrase
 from .keyfile import DeviceKeys, load_keyfile, save_keyfile
 from .keys import DEFAULT_MEM, DEFAULT_OPS, AccountKeys, KdfParams
+from .push import PushApi
 from .state import META_DIR, Config, State, keyfile_path
 from .transfer import Progress
+
+IGNORED_PREFIX = ".sealsync-"  # the engine's own temporary files
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,7 @@ def _api(server: str, state: State, login: Login | None) -> Api:
     def remember(token: str, expires_at: int) -> None:
         state.set("token", token)
 
-    return Api(server, login, state.get("token"), on_token=remember)
+    return PushApi(server, login, state.get("token"), on_token=remember)
 
 
 def init_folder(root: Path, server: str, passphrase: str, *, device_name: str | None = None,
@@ -112,3 +118,32 @@ def open_folder(root: Path, passphrase: str) -> Folder:
     state = State(root)
     login = Login(config.user_id, config.device_id, keys.auth_key())
     return Folder(root, config, keys, state, _api(config.server, state, login))
+
+
+def watch_files(root: Path, wake: threading.Event) -> Any:
+    """Set `wake` on any file system event under `root` (watchdog: inotify,
+    FSEvents or ReadDirectoryChangesW), except in .sealsync/ and our own
+    temporary files. Returns the started observer (call .stop())."""
+    from watchdog.events import FileSystemEvent, FileSystemEventHandler
+    from watchdog.observers import Observer
+
+    meta = (root / META_DIR).resolve()
+
+    class Handler(FileSystemEventHandler):
+        def on_any_event(self, event: FileSystemEvent) -> None:
+            if event.event_type in ("opened", "closed_no_write"):
+                return  # reads change nothing
+            for raw in (event.src_path, getattr(event, "dest_path", "") or ""):
+                path = Path(os.fsdecode(raw)) if raw else None
+                if path is None or path == root:
+                    continue
+                if path == meta or meta in path.parents or path.name.startswith(IGNORED_PREFIX):
+                    continue
+                wake.set()
+                return
+
+    observer = Observer()
+    observer.schedule(Handler(), str(root), recursive=True)
+    observer.daemon = True
+    observer.start()
+    return observer

@@ -22,6 +22,7 @@ from chalicelib.core import tokens
 from chalicelib.core.ids import CHUNK_HEX, ID_HEX, new_id
 from chalicelib.core.requests import Limits
 from tests.harness import Device, Harness, chunk_id
+from tests.push_support import drive_push_routes
 
 DOC: dict[str, Any] = json.loads(Path(api.__file__).with_name("openapi.json").read_text())
 LIMITS = Limits()
@@ -274,6 +275,9 @@ def test_every_documented_status_is_real_and_valid(
     assert h.get(f"/v1/files/{file_id}/revisions?limit=abc", dev).status_code == 400
     assert h.get(f"/v1/files/{new_id()}/revisions", dev).status_code == 404
     assert h.get(f"/v1/files/{file_id}/revisions", forged).status_code == 401
+
+    # push (docs/PUSH.md)
+    drive_push_routes(h, dev, forged, LIMITS.max_body_bytes + 1)
 
     # any route, sent something other than JSON
     plain = {**dev.headers, "content-type": "text/plain"}
