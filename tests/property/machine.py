@@ -55,10 +55,16 @@ class Stats:
     crashes = 0
     interferences = 0
 
+    idle = 0  # rule calls that found nothing to do (an empty queue): not steps
+
     @classmethod
-    def step(cls, rule: str) -> None:
+    def step(cls, rule: str, acted: bool = True) -> bool:
+        if not acted:
+            cls.idle += 1
+            return False
         cls.steps += 1
         cls.by_rule[rule] = cls.by_rule.get(rule, 0) + 1
+        return True
 
 
 class CommitMachine(RuleBasedStateMachine):
@@ -139,21 +145,20 @@ class CommitMachine(RuleBasedStateMachine):
     def replay_put(self, data: Any, garbage: bool) -> None:
         """A client (or attacker) PUTs the staging object of a finished upload
         again, with the same or other bytes: the result must not change."""
-        Stats.step("replay_put")
         done = [u for u in self.model.uploads.values()
                 if u.upload_id in self.model.final and u.kind != "delete"]
-        if not done:
+        i = pick(data, len(done))
+        if not Stats.step("replay_put", bool(done)):
             return
-        up = done[pick(data, len(done))]
+        up = done[i]
         body = bytes(len(up.manifest)) if garbage else up.manifest
         self.queue.append(self.world.put_manifest(up, body))
 
     # -- the event pump ----------------------------------------------------------
     @rule(data=st.data())
     def duplicate_event(self, data: Any) -> None:
-        Stats.step("duplicate_event")
         i = pick(data, len(self.queue))
-        if self.queue:
+        if Stats.step("duplicate_event", bool(self.queue)):
             self.queue.append(self.queue[i])
 
     @precondition(lambda self: self.model.uploads)
@@ -173,7 +178,6 @@ class CommitMachine(RuleBasedStateMachine):
         """Deliver a batch of held events (any of them: reordering), maybe
         keeping them for later (duplicates), with a crash and/or interference
         injected at a step boundary of the handler."""
-        Stats.step("deliver")
         size = data.draw(st.integers(1, 3), label="batch")
         picks = [data.draw(RAW, label="event") for _ in range(size)]
         nested = data.draw(RAW, label="nested event")
@@ -182,7 +186,7 @@ class CommitMachine(RuleBasedStateMachine):
             if self.queue:
                 i = raw % len(self.queue)
                 keys.append(self.queue[i] if keep else self.queue.pop(i))
-        if not keys:
+        if not Stats.step("deliver", bool(keys)):
             return
         files = {self.model.uploads[k.rsplit("/", 1)[1]].file_id for k in keys}
         fired: set[str] = set()
@@ -204,9 +208,8 @@ class CommitMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def deliver_one(self, data: Any) -> None:
         """The common case, so the pump keeps up with the devices."""
-        Stats.step("deliver_one")
         i = pick(data, len(self.queue))
-        if self.queue:
+        if Stats.step("deliver_one", bool(self.queue)):
             self._deliver([self.queue.pop(i)], lambda step: None)
 
     def _interfere(self, nested: int, files: list[str], what: str) -> None:
