@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-fast lint typecheck test-tools clean
+.PHONY: dev test test-fast lint typecheck test-tools clean test-long
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || { \
@@ -40,6 +40,11 @@ test-fast: $(STAMP)
 
 test: $(STAMP) test-tools lint typecheck
 	$(BIN)/pytest -q
+
+# The randomized tests at length (docs/TESTING.md): the commit state machine
+# runs >= 10,000 steps (SEALSYNC_LONG_STEPS) and schemathesis many more examples.
+test-long: $(STAMP) test-tools
+	SEALSYNC_HYPOTHESIS_PROFILE=long $(BIN)/pytest -q --timeout 5400 tests/property tests/fuzz
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

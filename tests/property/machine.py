@@ -1,0 +1,305 @@
+"""The commit state machine: hypothesis chooses what devices do, which held
+event the pump delivers next (and how often), where each handler crashes,
+where its lock expires or Redis restarts under it, and when the sweeper runs.
+After every step the whole table and bucket are read back and checked
+against `Model`; at the end every event is drained, the sweeper runs, every
+upload must have ended, every head must decrypt to what was uploaded, and
+no marker may appear anywhere on the server side or in its logs.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from sealsync_client.manifest import ManifestPlace, open_manifest
+from sealsync_client.pipeline import open_chunk
+
+from chalicelib.adapters.redis_lock import LockBusy
+from chalicelib.core.ids import new_id, staging_key
+from local.services import MotoServer, RedisServer
+from tests.property.model import Model
+from tests.property.world import (
+    STALE_LOCK_MS,
+    STEPS,
+    InjectedCrash,
+    Upload,
+    World,
+)
+from tests.property.zk import assert_zero_knowledge
+
+FILES = 3
+KINDS = ("write", "write", "write", "rename", "missing", "badsize", "abandoned")
+INTERFERENCES = ("expire", "expire_nest", "nest", "restart", "restart_nest")
+
+
+# Draws never depend on state that timing can change (a retried event, a
+# lock that had or had not expired): hypothesis replays choice sequences and
+# insists each one draws the same way. Indexes are drawn raw, then reduced.
+RAW = st.integers(0, 2**16 - 1)
+
+
+def pick(data: Any, n: int) -> int:
+    raw: int = data.draw(RAW, label="index")
+    return raw % n if n else 0
+
+
+class Stats:
+    """Counted honestly, step by step; reported at the end of the session."""
+
+    steps = 0
+    by_rule: dict[str, int] = {}
+    runs = 0
+    deliveries = 0
+    crashes = 0
+    interferences = 0
+
+    idle = 0  # rule calls that found nothing to do (an empty queue): not steps
+
+    @classmethod
+    def step(cls, rule: str, acted: bool = True) -> bool:
+        if not acted:
+            cls.idle += 1
+            return False
+        cls.steps += 1
+        cls.by_rule[rule] = cls.by_rule.get(rule, 0) + 1
+        return True
+
+
+class CommitMachine(RuleBasedStateMachine):
+    moto: MotoServer
+    redis: RedisServer
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.world = World(self.moto, self.redis)
+        self.model = Model(self.world.user_id)
+        self.files = [new_id() for _ in range(FILES)]
+        self.view: dict[tuple[int, str], tuple[int, str | None]] = {}
+        self.queue: list[str] = []  # held S3 events: staging keys
+        self.unstaged: list[Upload] = []
+        self.crashed = False
+        Stats.runs += 1
+
+    # -- devices ---------------------------------------------------------------
+    def _base(self, data: Any, device: int, file_id: str) -> tuple[int, str | None]:
+        rev, up = self.view.get((device, file_id), (0, None))
+        lag = data.draw(st.sampled_from((0, 0, 0, 0, 1, -1)), label="lag")
+        return max(0, rev - lag), up if lag == 0 else None
+
+    # Hypothesis orders rules by argument count, then name, and its simplest
+    # runs repeat the first feasible one: device_uploads and deliver_one come
+    # first, so even those runs upload and commit.
+    @rule(data=st.data())
+    def device_uploads(self, data: Any) -> None:
+        Stats.step("device_uploads")
+        device = data.draw(st.integers(0, 1), label="device")
+        file_id = self.files[data.draw(st.integers(0, FILES - 1), label="file")]
+        kind = data.draw(st.sampled_from(KINDS), label="kind")
+        w = self.world
+        base, seen = self._base(data, device, file_id)
+        source = self.model.uploads.get(seen or "")
+        if kind == "rename" and (source is None or not source.chunks):
+            kind = "write"
+        count = data.draw(st.integers(1, 2), label="chunks")
+        chunks = source.chunks if kind == "rename" and source else w.new_chunks(count)
+        up, urls = w.create_upload(device, file_id, base, kind, w.next_path(), chunks)
+        self.model.add(up)
+        if kind == "abandoned":
+            self.unstaged.append(up)
+            return
+        # a "missing" upload never PUTs its last chunk
+        w.put_chunks(tuple(c for c in chunks if c.id in urls)[: -1 if kind == "missing" else None])
+        body = up.manifest + b"\0" if kind == "badsize" else None
+        self.queue.append(w.put_manifest(up, body))
+
+    @rule(data=st.data(), device=st.integers(0, 1), file=st.integers(0, FILES - 1))
+    def device_deletes(self, data: Any, device: int, file: int) -> None:
+        Stats.step("device_deletes")
+        base, _ = self._base(data, device, self.files[file])
+        if base == 0:  # nothing to delete: the API refuses with a 400
+            self.world.refuse_delete(device, self.files[file])
+            return
+        up = self.world.delete_file(device, self.files[file], base)
+        self.model.add(up)
+        self.queue.append(staging_key(self.world.user_id, up.upload_id))
+
+    @rule(device=st.integers(0, 1), file=st.integers(0, FILES - 1))
+    def device_pulls(self, device: int, file: int) -> None:
+        Stats.step("device_pulls")
+        self.view[(device, self.files[file])] = self.world.head_revision(device, self.files[file])
+
+    @precondition(lambda self: self.unstaged)
+    @rule(data=st.data())
+    def late_manifest(self, data: Any) -> None:
+        """The manifest PUT of an upload created long ago (maybe swept)."""
+        Stats.step("late_manifest")
+        up = self.unstaged.pop(pick(data, len(self.unstaged)))
+        up.kind = "late"
+        self.world.put_chunks(up.chunks)
+        self.queue.append(self.world.put_manifest(up))
+
+    @precondition(lambda self: any(u.staged for u in self.model.uploads.values()))
+    @rule(data=st.data(), garbage=st.booleans())
+    def replay_put(self, data: Any, garbage: bool) -> None:
+        """A client (or attacker) PUTs the staging object of a finished upload
+        again, with the same or other bytes: the result must not change."""
+        done = [u for u in self.model.uploads.values()
+                if u.upload_id in self.model.final and u.kind != "delete"]
+        i = pick(data, len(done))
+        if not Stats.step("replay_put", bool(done)):
+            return
+        up = done[i]
+        body = bytes(len(up.manifest)) if garbage else up.manifest
+        self.queue.append(self.world.put_manifest(up, body))
+
+    # -- the event pump ----------------------------------------------------------
+    @rule(data=st.data())
+    def duplicate_event(self, data: Any) -> None:
+        i = pick(data, len(self.queue))
+        if Stats.step("duplicate_event", bool(self.queue)):
+            self.queue.append(self.queue[i])
+
+    @precondition(lambda self: self.model.uploads)
+    @rule(data=st.data())
+    def replay_old_event(self, data: Any) -> None:
+        Stats.step("replay_old_event")
+        ups = sorted(self.model.uploads.values(), key=lambda u: u.upload_id)
+        up = ups[pick(data, len(ups))]
+        self.queue.append(staging_key(self.world.user_id, up.upload_id))
+
+    @rule(data=st.data(), keep=st.booleans(),
+          crash_at=st.none() | st.sampled_from(STEPS), hard=st.booleans(),
+          interfere=st.none() | st.tuples(st.sampled_from(STEPS),
+                                          st.sampled_from(INTERFERENCES)))
+    def deliver(self, data: Any, keep: bool, crash_at: str | None, hard: bool,
+                interfere: tuple[str, str] | None) -> None:
+        """Deliver a batch of held events (any of them: reordering), maybe
+        keeping them for later (duplicates), with a crash and/or interference
+        injected at a step boundary of the handler."""
+        size = data.draw(st.integers(1, 3), label="batch")
+        picks = [data.draw(RAW, label="event") for _ in range(size)]
+        nested = data.draw(RAW, label="nested event")
+        keys: list[str] = []
+        for raw in picks[:len(self.queue) if keep else None]:
+            if self.queue:
+                i = raw % len(self.queue)
+                keys.append(self.queue[i] if keep else self.queue.pop(i))
+        if not Stats.step("deliver", bool(keys)):
+            return
+        files = {self.model.uploads[k.rsplit("/", 1)[1]].file_id for k in keys}
+        fired: set[str] = set()
+
+        def fault(step: str) -> None:
+            if step in fired:
+                return
+            fired.add(step)
+            if interfere and interfere[0] == step:
+                self._interfere(nested, sorted(files), interfere[1])
+            if crash_at == step:
+                raise InjectedCrash(f"injected crash at {step}")
+
+        self._deliver(keys, fault)
+        if crash_at in fired and hard:
+            for file_id in files:
+                self.world.leave_stale_lock(file_id)
+
+    @rule(data=st.data())
+    def deliver_one(self, data: Any) -> None:
+        """The common case, so the pump keeps up with the devices."""
+        i = pick(data, len(self.queue))
+        if Stats.step("deliver_one", bool(self.queue)):
+            self._deliver([self.queue.pop(i)], lambda step: None)
+
+    def _interfere(self, nested: int, files: list[str], what: str) -> None:
+        Stats.interferences += 1
+        if what.startswith("expire"):
+            for file_id in files:
+                self.world.expire_lock(file_id)
+        if what.startswith("restart"):
+            self.world.restart_redis()
+        if what.endswith("nest") and self.queue:
+            self._deliver([self.queue.pop(nested % len(self.queue))], lambda step: None)
+
+    def _deliver(self, keys: list[str], fault: Any) -> None:
+        """One handler invocation (an SQS batch): if it fails, SQS delivers
+        the whole batch again later."""
+        Stats.deliveries += 1
+        failure = self.world.deliver(keys, fault)
+        if failure is not None:
+            self.crashed = self.crashed or isinstance(failure, InjectedCrash)
+            Stats.crashes += isinstance(failure, InjectedCrash)
+            self.queue.extend(keys)
+
+    # -- infrastructure ------------------------------------------------------------
+    @rule(data=st.data(), deliver_meanwhile=st.booleans())
+    def redis_restarts(self, data: Any, deliver_meanwhile: bool) -> None:
+        """Redis restarts empty (every lock and wake-up gone). An event
+        delivered while it is down fails retryably (or is a finished upload's
+        duplicate) and writes nothing; it is redelivered later."""
+        Stats.step("redis_restarts")
+        i = pick(data, len(self.queue))
+        with self.world.redis_down():
+            if deliver_meanwhile and self.queue:
+                key = self.queue.pop(i)
+                if self.world.deliver([key], lambda step: None) is not None:
+                    self.queue.append(key)
+
+    @rule(past_cutoff=st.booleans())
+    def sweeper(self, past_cutoff: bool) -> None:
+        """The scheduled sweep, at the real time (nothing is old enough: it
+        must disturb nothing) or with the clock past every cutoff."""
+        Stats.step("sweeper")
+        self.world.sweep(past_cutoff)
+
+    @invariant()
+    def invariants_hold(self) -> None:
+        self.model.check(self.world.snapshot())
+
+    # -- the end -------------------------------------------------------------------
+    def drain(self) -> None:
+        """Deliver everything still held, retrying, then sweep: afterwards
+        every upload must have ended (invariant 4)."""
+        for _ in range(50 * (len(self.queue) + 1)):
+            if not self.queue:
+                break
+            key = self.queue.pop(0)
+            if isinstance(self.world.deliver([key], lambda step: None), LockBusy):
+                time.sleep(STALE_LOCK_MS / 1000)
+                self.queue.append(key)
+        assert not self.queue, f"events still failing after many retries: {self.queue}"
+        time.sleep(STALE_LOCK_MS / 1000)
+        report = self.world.sweep()
+        assert report.errors == 0, report
+
+    def verify_contents(self) -> None:
+        """Heads and conflict copies decrypt, with the client's keys, to the
+        very names and chunks that were uploaded (invariant 5, end to end)."""
+        w = self.world
+        for up in self.model.uploads.values():
+            status, rev, _, _, mkey = self.model.final[up.upload_id]
+            if up.tombstone or status == "rejected":
+                continue
+            place = (ManifestPlace.for_download(w.user_id, up.file_id, int(rev))
+                     if status == "accepted" else
+                     ManifestPlace.for_upload(w.user_id, up.file_id, up.base))
+            manifest = open_manifest(w.ring, place, w.body(str(mkey)))
+            assert manifest.path == up.path
+            for ref, c in zip(manifest.chunks, up.chunks, strict=True):
+                assert (ref.id, ref.size) == (c.id, c.size)
+                envelope = w.body(f"chunks/{w.user_id}/{ref.id}")
+                assert open_chunk(w.ring, w.user_id, ref.id, ref.size, envelope)
+
+    def teardown(self) -> None:
+        try:
+            self.drain()
+            snap = self.world.snapshot()
+            self.model.check(snap)
+            self.model.all_ended(snap)
+            self.verify_contents()
+            feed = self.world.h.changes(self.world.devices[0])["changes"]
+            assert len(feed) == sum(1 for s in self.model.final.values() if s[0] == "accepted")
+            assert_zero_knowledge(self.world, expect_crash_logs=self.crashed)
+        finally:
+            self.world.close()

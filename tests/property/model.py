@@ -1,0 +1,146 @@
+"""What must be true of the server's state, checked against a simple model:
+the uploads the test made (and what each should be allowed to become) plus
+what earlier checks observed. Invariants 1-5 of docs/DESIGN (shared):
+
+  1 no lost update: per file, the accepted uploads form one chain
+    (revision r accepted from base r-1, at most one per base), the head is
+    its end; a conflict names a winner that exists, above its base
+  3 idempotent: a terminal result never changes, a head never goes back,
+    a revision never changes hands
+  4 every upload ends (checked after draining and sweeping: `all_ended`)
+  5 nothing lost: every accepted or conflicting upload's manifest is stored
+    byte for byte (compared by MD5 ETag) and every chunk it names exists
+  + the change feed: seqs 1..N with no gap, one entry per accepted upload,
+    the counter at N
+(Invariant 2, "the lock is not the safety", is what the faults exercise.)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.property.world import Snapshot, Upload, etag_of
+
+TERMINAL = ("accepted", "conflict", "rejected")
+# Why each kind may be rejected; valid kinds only when their base was ahead
+# (or, for a delete, when there was nothing to delete).
+ALLOWED_REJECTS = {
+    "write": ("ahead of the head",),
+    "rename": ("ahead of the head",),
+    "delete": ("ahead of the head", "does not exist or is already deleted"),
+    "missing": ("never uploaded",),
+    "badsize": ("were declared",),
+    "abandoned": ("expired before its manifest arrived",),
+    # its manifest was PUT late: a normal write unless the sweeper came first
+    "late": ("ahead of the head", "expired before its manifest arrived"),
+}
+VALID = ("write", "rename", "delete", "late")
+
+
+@dataclass
+class Model:
+    user_id: str
+    uploads: dict[str, Upload] = field(default_factory=dict)
+    # observations that must never change (invariant 3)
+    final: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    chain: dict[tuple[str, int], str] = field(default_factory=dict)  # (file, rev) -> upload
+    heads: dict[str, int] = field(default_factory=dict)
+
+    def add(self, up: Upload) -> None:
+        self.uploads[up.upload_id] = up
+
+    def check(self, snap: Snapshot) -> None:
+        records = {it["pk"][3:]: it for it in snap.items if it["sk"] == "UP"}
+        heads = {it["sk"]: it for it in snap.items if it["pk"] == f"F#{self.user_id}"}
+        revisions = {(it["pk"].split("#")[2], int(it["sk"])): it for it in snap.items
+                     if it["pk"].startswith(f"R#{self.user_id}#")}
+        feed = sorted((int(it["sk"]), it) for it in snap.items
+                      if it["pk"] == f"S#{self.user_id}" and it["sk"] != "SEQ")
+        counter = [int(it["seq"]) for it in snap.items
+                   if it["pk"] == f"S#{self.user_id}" and it["sk"] == "SEQ"]
+
+        accepted: dict[str, dict[int, Upload]] = {}
+        for uid, up in self.uploads.items():
+            rec = records.get(uid)
+            assert rec is not None, f"upload {uid} has no record"
+            status = rec["status"]
+            assert status in ("pending", *TERMINAL), status
+            if status == "pending":
+                assert uid not in self.final, f"{uid} went back to pending"
+                continue
+            seen = (status, rec.get("revision"), rec.get("winner"), rec.get("reason"),
+                    rec.get("mkey"))
+            assert self.final.setdefault(uid, seen) == seen, (
+                f"{uid} ({up.kind}) changed its result: {self.final[uid]} -> {seen}")
+            if status == "accepted":
+                assert up.kind in VALID, f"{up.kind} accepted: {rec}"
+                rev = int(rec["revision"])
+                assert rev == up.base + 1, f"accepted rev {rev} from base {up.base}"
+                assert rev not in accepted.setdefault(up.file_id, {}), (
+                    f"two uploads accepted from base {up.base} of {up.file_id}")
+                accepted[up.file_id][rev] = up
+                self._stored(snap, up, rec.get("mkey"))
+            elif status == "conflict":
+                assert up.kind in VALID, f"{up.kind} conflicted"
+                assert int(rec["winner"]) > up.base, f"conflict below its base: {rec}"
+                self._stored(snap, up, rec.get("mkey"))
+            else:
+                reason = str(rec.get("reason", ""))
+                assert any(r in reason for r in ALLOWED_REJECTS[up.kind]), (
+                    f"{up.kind} upload rejected for {reason!r}")
+
+        for file_id in {up.file_id for up in self.uploads.values()}:
+            chain = accepted.get(file_id, {})
+            top = max(chain, default=0)
+            assert sorted(chain) == list(range(1, top + 1)), f"gap in {sorted(chain)}"
+            head = heads.get(file_id)
+            assert (int(head["rev"]) if head else 0) == top, f"head {head} but chain {top}"
+            assert self.heads.get(file_id, 0) <= top, "a head went back"
+            self.heads[file_id] = top
+            for rev, up in chain.items():
+                assert self.chain.setdefault((file_id, rev), up.upload_id) == up.upload_id, (
+                    f"revision {rev} of {file_id} changed hands")
+                item = revisions.get((file_id, rev))
+                assert item and item["upload"] == up.upload_id, f"revision item {item}"
+            if head:
+                tip = chain[top]
+                assert head["upload"] == tip.upload_id
+                assert bool(head.get("deleted")) == tip.tombstone
+            for up in self.uploads.values():
+                rec = records[up.upload_id]
+                if up.file_id == file_id and rec["status"] == "conflict":
+                    assert int(rec["winner"]) <= top, f"winner beyond the head: {rec}"
+
+        seqs = [s for s, _ in feed]
+        assert seqs == list(range(1, len(feed) + 1)), f"feed seqs {seqs}"
+        assert counter == ([len(feed)] if feed else []), f"counter {counter}, feed {seqs}"
+        got = sorted((it["file"], int(it["rev"]), bool(it.get("deleted"))) for _, it in feed)
+        want = sorted((f, r, up.tombstone) for f, ch in accepted.items()
+                      for r, up in ch.items())
+        assert got == want, f"feed {got} != accepted {want}"
+        by_file: dict[str, list[int]] = {}
+        for _, it in feed:
+            by_file.setdefault(it["file"], []).append(int(it["rev"]))
+        for revs in by_file.values():
+            assert revs == sorted(revs), f"feed out of revision order: {revs}"
+
+    def _stored(self, snap: Snapshot, up: Upload, mkey: Any) -> None:
+        """Invariant 5: the version's manifest bytes and its chunks exist."""
+        if up.tombstone:
+            assert mkey is None, f"tombstone with a manifest {mkey}"
+            return
+        assert mkey, f"{up.upload_id} has no manifest key"
+        assert snap.etags.get(str(mkey)) == etag_of(up.manifest), (
+            f"manifest of {up.upload_id} missing or not the bytes uploaded")
+        for c in up.chunks:
+            key = f"chunks/{self.user_id}/{c.id}"
+            assert snap.etags.get(key) == etag_of(c.envelope), f"chunk {key} lost"
+
+    def all_ended(self, snap: Snapshot) -> None:
+        """Invariant 4, after draining every event and sweeping."""
+        records = {it["pk"][3:]: it for it in snap.items if it["sk"] == "UP"}
+        stuck = [(u, up.kind) for u, up in self.uploads.items()
+                 if records[u]["status"] not in TERMINAL]
+        assert not stuck, f"uploads still pending after drain + sweep: {stuck}"
+        staging = [k for k in snap.etags if k.startswith("staging/")]
+        assert not staging, f"staging objects left behind: {staging}"

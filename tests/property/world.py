@@ -1,0 +1,275 @@
+"""The world the commit state machine drives: a fresh table and bucket on a
+moto server, a real redis-server, the Chalice app through its test client,
+one account with two devices, and real client crypto (sealed manifests and
+chunks whose plaintext carries marker strings, for the zero-knowledge scan).
+
+Nothing here decides what is right: that is `model.py`. This module only
+performs actions (API calls, S3 PUTs, handler deliveries) and reads state.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import secrets
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+from chalice.test import Client
+from sealsync_client.keys import AccountKeys
+from sealsync_client.manifest import ChunkRef, Manifest, ManifestPlace, seal_manifest
+from sealsync_client.pipeline import seal_chunk
+
+from chalicelib.commit import FenceLostTooOften, commit_keys
+from chalicelib.config import Runtime, set_runtime
+from chalicelib.core.errors import Unavailable
+from chalicelib.core.ids import staging_key
+from chalicelib.sweeper import SweepReport, sweep
+from local.resources import create_all
+from local.services import MotoServer, RedisServer
+from tests.harness import Device, Harness, settings
+
+STEPS = ("locked", "checked", "decided", "copied", "committed", "cleaned")
+LOCK_TTL_MS = 3000
+STALE_LOCK_MS = 40  # a hard-crashed handler's lock, left to expire
+
+
+class InjectedCrash(Exception):
+    """The handler died at a step boundary (Lambda timeout, OOM, kill)."""
+
+
+RETRYABLE = (InjectedCrash, Unavailable, FenceLostTooOften)
+
+
+@dataclass
+class Chunk:
+    id: str
+    size: int  # plaintext
+    envelope: bytes
+
+
+@dataclass
+class Upload:
+    """One upload as the test made it. `kind` says what it should become:
+    write/rename/delete are valid; missing (a chunk never PUT), badsize (the
+    manifest is not the declared size) and abandoned (no manifest PUT yet)
+    must never be accepted."""
+
+    upload_id: str
+    file_id: str
+    device: int
+    base: int
+    kind: str
+    manifest: bytes  # the exact bytes PUT to staging (b"" for a delete)
+    chunks: tuple[Chunk, ...] = ()
+    path: str = ""
+    staged: bool = False
+
+    @property
+    def tombstone(self) -> bool:
+        return self.kind == "delete"
+
+
+@dataclass
+class Snapshot:
+    """Every item of the table and every object's key -> ETag, read at once."""
+
+    items: list[dict[str, Any]]
+    etags: dict[str, str]
+
+
+@dataclass
+class Markers:
+    tag: str = field(default_factory=lambda: secrets.token_hex(5))
+
+    def name(self, n: int) -> str:
+        return f"zkNAME{self.tag}/notes-{n}.txt"
+
+    def body(self, n: int) -> bytes:
+        return f"zkBODY{self.tag} content {n} ".encode() * (1 + n % 7)
+
+    def all(self) -> list[str]:
+        return [f"zkNAME{self.tag}", f"zkBODY{self.tag}"]
+
+
+class LogCapture(logging.Handler):
+    """Every log record of the run, formatted with its traceback (what a
+    Lambda's log stream would hold), plus tracebacks of crashed handlers."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+    def crashed(self, exc: BaseException) -> None:
+        self.lines.extend(traceback.format_exception(exc))
+
+
+def etag_of(data: bytes) -> str:
+    return '"' + hashlib.md5(data).hexdigest() + '"'  # noqa: S324 - S3's ETag
+
+
+class World:
+    def __init__(self, moto: MotoServer, redis: RedisServer) -> None:
+        name = f"sealsync-prop-{secrets.token_hex(6)}"
+        self.redis_server = redis
+        self.rt = Runtime(settings(
+            SEALSYNC_AWS_ENDPOINT=moto.url, SEALSYNC_TABLE=name, SEALSYNC_BUCKET=name,
+            SEALSYNC_REDIS_URL=redis.url, SEALSYNC_LOCK_TTL_MS=str(LOCK_TTL_MS),
+            SEALSYNC_LOCK_WAIT_S="0.02"))
+        create_all(self.rt, queue=None)
+        set_runtime(self.rt)
+        from app import app
+
+        self.h = Harness(self.rt, Client(app))
+        first = self.h.signup()
+        self.devices: list[Device] = [first, self.h.add_device(first.user_id, first.auth_key)]
+        self.user_id = first.user_id
+        self.keys = AccountKeys(secrets.token_bytes(32))
+        self.ring = self.keys.root_keyring()
+        self.markers = Markers()
+        self.logs = LogCapture()
+        logging.getLogger().addHandler(self.logs)
+        self._n = 0
+
+    def close(self) -> None:
+        logging.getLogger().removeHandler(self.logs)
+        set_runtime(None)
+        with contextlib.suppress(Exception):
+            self.rt.dynamodb.delete_table(TableName=self.rt.settings.table)
+        for client in ("redis", "redis_blocking", "s3", "dynamodb"):
+            if client in self.rt.__dict__:
+                with contextlib.suppress(Exception):
+                    self.rt.__dict__[client].close()
+
+    # -- building versions with the client's crypto ----------------------------
+    def new_chunks(self, count: int) -> tuple[Chunk, ...]:
+        out = []
+        for _ in range(count):
+            self._n += 1
+            data = self.markers.body(self._n) + secrets.token_bytes(16)
+            cid, env = seal_chunk(self.ring, self.user_id, data)
+            out.append(Chunk(cid, len(data), env))
+        return tuple(out)
+
+    def seal(self, file_id: str, base: int, path: str, chunks: tuple[Chunk, ...],
+             device: int) -> bytes:
+        m = Manifest(path=path, size=sum(c.size for c in chunks), mtime_ns=time.time_ns(),
+                     mode=0o644, device=f"device-{device}",
+                     chunks=tuple(ChunkRef(c.id, c.size) for c in chunks))
+        return seal_manifest(self.ring, ManifestPlace.for_upload(self.user_id, file_id, base), m)
+
+    def next_path(self) -> str:
+        self._n += 1
+        return self.markers.name(self._n)
+
+    # -- the API -----------------------------------------------------------------
+    def create_upload(self, device: int, file_id: str, base: int, kind: str, path: str,
+                      chunks: tuple[Chunk, ...]) -> tuple[Upload, dict[str, str]]:
+        manifest = self.seal(file_id, base, path, chunks, device)
+        body = {"file_id": file_id, "base_revision": base, "manifest_size": len(manifest),
+                "chunks": [{"id": c.id, "size": len(c.envelope)} for c in chunks]}
+        r = self.h.post("/v1/uploads", body, self.devices[device])
+        assert r.status_code == 201, r.body
+        up = Upload(r.json_body["upload_id"], file_id, device, base, kind, manifest, chunks,
+                    path)
+        return up, dict(r.json_body["chunk_urls"])
+
+    def put_chunks(self, chunks: tuple[Chunk, ...]) -> None:
+        """PUT each chunk create-only, as the client does; 412 = already there."""
+        for c in chunks:
+            try:
+                self.rt.s3.put_object(Bucket=self.rt.settings.bucket, IfNoneMatch="*",
+                                      Key=f"chunks/{self.user_id}/{c.id}", Body=c.envelope)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "PreconditionFailed":
+                    raise
+
+    def put_manifest(self, up: Upload, body: bytes | None = None) -> str:
+        key = staging_key(self.user_id, up.upload_id)
+        self.rt.s3.put_object(Bucket=self.rt.settings.bucket, Key=key,
+                              Body=up.manifest if body is None else body)
+        up.staged = True
+        return key
+
+    def delete_file(self, device: int, file_id: str, base: int) -> Upload:
+        r = self.h.delete(f"/v1/files/{file_id}?base_revision={base}", self.devices[device])
+        assert r.status_code == 202, r.body
+        return Upload(r.json_body["upload_id"], file_id, device, base, "delete", b"",
+                      staged=True)
+
+    def refuse_delete(self, device: int, file_id: str) -> None:
+        r = self.h.delete(f"/v1/files/{file_id}?base_revision=0", self.devices[device])
+        assert r.status_code == 400, r.body
+
+    def head_revision(self, device: int, file_id: str) -> tuple[int, str | None]:
+        """What a device learns from GET /v1/files/{id}: (revision, upload id
+        of that revision as the server records it)."""
+        got = self.h.head(self.devices[device], file_id)
+        if got is None:
+            return 0, None
+        head = self.rt.meta.get_revision(self.user_id, file_id, got["revision"])
+        return int(got["revision"]), head.upload_id if head else None
+
+    # -- the handler ---------------------------------------------------------------
+    def deliver(self, keys: list[str], fault: Callable[[str], None]) -> BaseException | None:
+        """One invocation of the SQS handler's work for a batch. Returns the
+        retryable failure (the event comes back), or None when it succeeded.
+        Anything else escaping is a bug and propagates."""
+        try:
+            commit_keys(self.rt, keys, fault)
+        except RETRYABLE as exc:
+            self.logs.crashed(exc)
+            return exc
+        return None
+
+    def lock_key(self, file_id: str) -> str:
+        return self.rt.locks.key(self.user_id, file_id)
+
+    def leave_stale_lock(self, file_id: str) -> None:
+        """What a handler killed mid-commit leaves: its lock, until the TTL."""
+        with contextlib.suppress(Exception):
+            self.rt.redis.set(self.lock_key(file_id), "dead-handler", px=STALE_LOCK_MS)
+
+    def expire_lock(self, file_id: str) -> None:
+        self.rt.redis.delete(self.lock_key(file_id))
+
+    def restart_redis(self) -> None:
+        self.redis_server.stop()
+        self.redis_server.start()
+
+    @contextlib.contextmanager
+    def redis_down(self) -> Iterator[None]:
+        self.redis_server.stop()
+        try:
+            yield
+        finally:
+            self.redis_server.start()
+
+    def sweep(self, past_cutoff: bool = True) -> SweepReport:
+        """The scheduled sweeper, now or with the clock past every cutoff."""
+        skew = self.rt.settings.sweep_after_s + 5 if past_cutoff else 0
+        return sweep(self.rt, now=time.time() + skew)
+
+    # -- reading the whole state -------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        from chalicelib.adapters.meta import ddb_plain
+
+        rt = self.rt
+        items = [ddb_plain(it) for page in rt.dynamodb.get_paginator("scan").paginate(
+            TableName=rt.settings.table, ConsistentRead=True) for it in page["Items"]]
+        etags = {o["Key"]: o["ETag"] for page in rt.s3.get_paginator("list_objects_v2")
+                 .paginate(Bucket=rt.settings.bucket) for o in page.get("Contents", [])}
+        return Snapshot(items, etags)
+
+    def body(self, key: str) -> bytes:
+        got: bytes = self.rt.s3.get_object(Bucket=self.rt.settings.bucket,
+                                           Key=key)["Body"].read()
+        return got
