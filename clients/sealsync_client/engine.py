@@ -150,9 +150,10 @@ class Engine:
             seq = self.state.cursor
             for c in page["changes"]:
                 seq, file_id, revision = int(c["seq"]), str(c["file_id"]), int(c["revision"])
-                version = self.transfer.version(file_id, revision)
+                version = None if c["deleted"] else self.transfer.version(file_id, revision)
                 self.history.verify_entry(seq, file_id, revision,
-                                          None if c["deleted"] else version.manifest)
+                                          None if version is None else version.manifest)
+                assert version is not None  # an unsigned delete was refused
                 latest[file_id] = version  # verified: revisions only go up
             for version in latest.values():
                 try:
