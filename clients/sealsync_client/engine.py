@@ -150,6 +150,10 @@ class Engine:
             seq = self.state.cursor
             for c in page["changes"]:
                 seq, file_id, revision = int(c["seq"]), str(c["file_id"]), int(c["revision"])
+                entry = self.state.by_file_id(file_id)
+                if not c["deleted"] and entry is not None and entry.revision >= revision \
+                        and self.history.verify_own(seq, file_id, revision):
+                    continue  # our own upload coming back: nothing to fetch
                 version = None if c["deleted"] else self.transfer.version(file_id, revision)
                 self.history.verify_entry(seq, file_id, revision,
                                           None if version is None else version.manifest)

@@ -207,3 +207,23 @@ def test_history_survives_a_restart(tmp_path: Path) -> None:
     assert again.sign(F, 1).link is not None and again.sign(F, 1).link.counter == 3  # type: ignore[union-attr]
     with pytest.raises(RollbackError):
         again.pull([(2, F, 1, feed[0][3])])
+
+
+def test_our_own_upload_coming_back_needs_no_fetch_and_a_lie_about_it_is_a_fork(
+        ab: tuple[Device, Device]) -> None:
+    a, b = ab
+    feed: list[Entry] = []
+    a.commit(feed, F, 0)
+    b.commit(feed, G, 0)
+    assert a.history.verify_own(1, F, 1)  # ours, accepted: verified from what we signed
+    assert not a.history.verify_own(2, G, 1)  # b's: must be fetched and checked
+    a.pull(feed[1:])
+    b.pull(feed)
+    a.sign(F, 1, "a's edit")
+    a.history.settled(F, 2, accepted=True)  # the server tells a it won ...
+    b.commit(feed, F, 1, "b's edit")  # ... but commits b's version as revision 2
+    assert a.history.verify_own(3, F, 2)  # a cannot tell yet
+    b.pull(feed[2:])
+    a.commit(feed, H, 0)  # a's link carries a's feed hash, built on a's version
+    with pytest.raises(ForkError, match="a fork"):
+        b.pull(feed[3:])
