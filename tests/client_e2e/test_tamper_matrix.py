@@ -136,10 +136,10 @@ def test_chunk_list_truncated(synced: tuple[Folder, Folder],
 # -- history -----------------------------------------------------------------
 def test_an_old_manifest_replayed_as_the_head(
         synced: tuple[Folder, Folder], monkeypatch: pytest.MonkeyPatch) -> None:
-    """A rollback: the feed announces revision 1 of p.bin again, and serves
-    its (authentic, old) manifest, after b verified revision 2."""
+    """A rollback: the feed announces revision 1 of note.txt again, and
+    serves its (authentic, old) manifest, after b verified revision 2."""
     a, b = synced
-    p = file_id(a, "note.txt")
+    note = file_id(a, "note.txt")
     write(a, "note.txt", b"second version\n")
     settle(a, b)
     write(a, "q.bin", os.urandom(300 * 1024))  # so the feed has something new
@@ -149,7 +149,7 @@ def test_an_old_manifest_replayed_as_the_head(
         page = REAL["changes"](api, cursor, limit, wait_s)
         changes = page["changes"]
         if changes:  # replace the newest entry by a replay of note.txt revision 1
-            changes = [*changes[:-1], {**changes[-1], "file_id": p, "revision": 1}]
+            changes = [*changes[:-1], {**changes[-1], "file_id": note, "revision": 1}]
         return {**page, "changes": changes}
     Hostile(monkeypatch, b).bend("changes", evil)
     attacked(b, "the server went back (a rollback or a replay)")
@@ -159,16 +159,16 @@ def test_a_rolled_back_head_after_a_conflict(
         synced: tuple[Folder, Folder], monkeypatch: pytest.MonkeyPatch) -> None:
     """b uploads an edit; the server says it lost and serves an old head."""
     a, b = synced
-    p = file_id(a, "note.txt")
+    note = file_id(a, "note.txt")
     write(a, "note.txt", b"second version\n")
     settle(a, b)
     write(b, "note.txt", b"b's edit, which must survive\n")
 
     def evil(api: Api, fid: str, revision: int | None = None) -> Body:
-        return REAL["get_file"](api, fid, 1 if fid == p and revision is None else revision)
+        return REAL["get_file"](api, fid, 1 if fid == note and revision is None else revision)
     Hostile(monkeypatch, b).bend("get_file", evil)
     monkeypatch.setattr(Api, "wait_upload", lambda api, upload_id, *a, **k: {
-        "upload_id": upload_id, "file_id": p, "status": "conflict", "base_revision": 2,
+        "upload_id": upload_id, "file_id": note, "status": "conflict", "base_revision": 2,
         "winner_revision": 3})
     attacked(b, "this device already verified revision 2")
     assert (b.root / "note.txt").read_bytes() == b"b's edit, which must survive\n"
