@@ -18,6 +18,12 @@ A local rename is detected as a vanished path plus a new path with the same
 content hash, and uploaded as a new revision of the same file id whose
 manifest names the new path: the chunks are already stored, so only the
 manifest travels. Paths exist only inside encrypted manifests.
+
+Tamper evidence (invariant 8): every version, deletes included, is signed
+into the account's history (history.py). A pull verifies every change-feed
+entry in order before applying anything, and any integrity or history
+failure ends the pass with nothing of that version applied and the cursor
+left where it was, so the next pass checks it again.
 """
 from __future__ import annotations
 
@@ -29,14 +35,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .api import Api, ApiError, AuthError, NotFound, ServerUnreachable
-from .errors import IntegrityError, SealsyncClientError
+from .errors import FeedError, IntegrityError, SealsyncClientError
+from .history import History
 from .keys import Keyring
+from .manifest import Manifest, ManifestPlace, seal_manifest
 from .state import META_DIR, Entry, Fingerprint, State, fingerprint, meta_dir
 from .transfer import FileChanged, Progress, Transfer, Version, safe_rel
 from .wire import new_file_id
+
+if TYPE_CHECKING:
+    import nacl.signing
 
 Event = Callable[[str, str], None]
 _MARKER = re.compile(r" \(conflicted copy from .* \d{4}-\d{2}-\d{2}\)(?: \d+)?$")
@@ -95,11 +106,14 @@ class Engine:
 
     def __init__(self, root: Path, api: Api, ring: Keyring, user_id: str, device: str,
                  state: State, on_event: Event | None = None,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, *, signing_key: nacl.signing.SigningKey,
+                 device_id: str) -> None:
         self.root = root.resolve()
         self.state = state
         self.device = device
-        self.transfer = Transfer(api, ring, user_id, device, progress=progress)
+        self.history = History(state, ring, user_id, device_id, signing_key)
+        self.transfer = Transfer(api, ring, user_id, device, progress=progress,
+                                 sign=self.history.sign)
         self.on_event = on_event or (lambda kind, path: None)
         self.tmp = meta_dir(self.root) / "tmp"
         self.tmp.mkdir(exist_ok=True)
@@ -126,20 +140,31 @@ class Engine:
 
     # -- pull -------------------------------------------------------------------
     def pull(self, report: Report) -> None:
+        """Verify every new feed entry in order (history.py), then apply the
+        newest version of each file. The cursor is ours, never the server's:
+        it moves only past what was verified and applied."""
         api = self.transfer.api
         while True:
             page = api.changes(self.state.cursor, limit=500)
-            latest: dict[str, dict[str, Any]] = {}
+            latest: dict[str, Version] = {}
+            seq = self.state.cursor
             for c in page["changes"]:
-                if c["revision"] >= latest.get(c["file_id"], {}).get("revision", 0):
-                    latest[c["file_id"]] = c
-            for c in latest.values():
+                seq, file_id, revision = int(c["seq"]), str(c["file_id"]), int(c["revision"])
+                entry = self.state.by_file_id(file_id)
+                if not c["deleted"] and entry is not None and entry.revision >= revision \
+                        and self.history.verify_own(seq, file_id, revision):
+                    continue  # our own upload coming back: nothing to fetch
+                version = None if c["deleted"] else self.transfer.version(file_id, revision)
+                self.history.verify_entry(seq, file_id, revision,
+                                          None if version is None else version.manifest)
+                assert version is not None  # an unsigned delete was refused
+                latest[file_id] = version  # verified: revisions only go up
+            for version in latest.values():
                 try:
-                    self._apply_remote(c["file_id"], int(c["revision"]), bool(c["deleted"]),
-                                       report)
-                except (IntegrityError, FileChanged) as exc:
-                    report.errors.append(f"file {c['file_id']}: {exc}")
-            self.state.cursor = int(page["cursor"])
+                    self._apply_remote(version, report)
+                except FileChanged as exc:
+                    report.errors.append(f"file {version.file_id}: {exc}")
+            self.state.cursor = seq
             if not page["has_more"]:
                 return
 
@@ -151,13 +176,11 @@ class Engine:
         except FileNotFoundError:
             return True
 
-    def _apply_remote(self, file_id: str, revision: int, deleted: bool,
-                      report: Report) -> None:
-        entry = self.state.by_file_id(file_id)
-        if entry is not None and entry.revision >= revision:
+    def _apply_remote(self, version: Version, report: Report) -> None:
+        entry = self.state.by_file_id(version.file_id)
+        if entry is not None and entry.revision >= version.revision:
             return  # our own upload coming back, or already applied
-        version = None if deleted else self.transfer.version(file_id, revision)
-        if version is None or version.manifest is None:
+        if _is_delete(version):
             if entry is not None:
                 self._remote_delete(entry, report)
             return
@@ -267,20 +290,19 @@ class Engine:
         with ThreadPoolExecutor(self.parallel) as pool:
             sent = [(u, pool.submit(self._send, u)) for u in plan]
             # What is left vanished without a new name was deleted here.
-            gone = [(e, pool.submit(self.transfer.delete, e.file_id, e.revision))
-                    for e in vanished.values()]
+            gone = [(e, pool.submit(self._delete, e)) for e in vanished.values()]
             fatal: SealsyncClientError | None = None
             # Settle every transfer that finished, even after a failure: an
             # accepted upload left unrecorded would come back as a conflict.
             for u, future in sent:
                 try:
                     self._settle(u, future.result(), report)
-                except (ServerUnreachable, AuthError) as exc:
+                except (ServerUnreachable, AuthError, IntegrityError) as exc:
                     fatal = fatal or exc
             for e, deletion in gone:
                 try:
                     self._deleted(e, deletion.result(), report)
-                except (ServerUnreachable, AuthError) as exc:
+                except (ServerUnreachable, AuthError, IntegrityError) as exc:
                     fatal = fatal or exc
             if fatal is not None:
                 raise fatal
@@ -307,8 +329,9 @@ class Engine:
             report.errors.append(f"{rel}: {result}; retrying on the next sync")
             return
         status = result["status"]
+        self._decided(u.file_id, u.base, result)
         if status == "accepted":
-            self.state.put(Entry(rel, u.file_id, int(result["revision"]), u.fp))
+            self.state.put(Entry(rel, u.file_id, u.base + 1, u.fp))
             if u.renamed_from is not None:
                 report.renamed.append(f"{u.renamed_from} -> {rel}")
                 self.on_event("renamed", f"{u.renamed_from} -> {rel}")
@@ -326,7 +349,7 @@ class Engine:
         holds exactly our bytes, e.g. our own earlier upload whose answer we
         never recorded, there is nothing to keep twice.)"""
         head = self._head(file_id)
-        if head is None or head.manifest is None:
+        if head is None or _is_delete(head):
             # The winner is a delete: our edit lives on under its own name.
             self.state.forget(file_id)
             self._upload(rel, fingerprint(self.root / rel), new_file_id(), 0, report)
@@ -337,7 +360,29 @@ class Engine:
         if copy is not None:
             self._upload(copy, fingerprint(self.root / copy), new_file_id(), 0, report)
 
+    def _delete(self, e: Entry) -> dict[str, Any]:
+        """Delete by uploading a signed tombstone: a delete is a version like
+        any other, so a server can neither forge one nor hide it unnoticed
+        (the server's own DELETE would be unsigned; clients refuse those)."""
+        place = ManifestPlace.for_upload(self.transfer.user_id, e.file_id, e.revision)
+        tombstone = self.history.sign(place, Manifest.deleted(e.path, time.time_ns(),
+                                                              self.device))
+        envelope = seal_manifest(self.transfer.ring, place, tombstone)
+        api = self.transfer.api
+        ticket = api.create_upload(e.file_id, e.revision, len(envelope), [])
+        api.put_blob(ticket["manifest_url"], envelope)
+        return api.wait_upload(ticket["upload_id"])
+
+    def _decided(self, file_id: str, base: int, result: dict[str, Any]) -> None:
+        """Tell the history what became of our upload of base + 1."""
+        accepted = result["status"] == "accepted"
+        if accepted and int(result["revision"]) != base + 1:
+            raise IntegrityError(f"the server accepted file {file_id} as revision "
+                                 f"{result['revision']}, not {base + 1}")
+        self.history.settled(file_id, base + 1, accepted)
+
     def _deleted(self, e: Entry, result: dict[str, Any], report: Report) -> None:
+        self._decided(e.file_id, e.revision, result)
         if result["status"] == "accepted":
             self.state.forget(e.file_id)
             report.deleted_remote.append(e.path)
@@ -346,16 +391,27 @@ class Engine:
             # Edited elsewhere meanwhile: the edit wins over our delete.
             head = self._head(e.file_id)
             self.state.forget(e.file_id)
-            if head is not None and head.manifest is not None:
+            if head is not None and not _is_delete(head):
                 self._write_version(head, None, report)
         else:
             report.errors.append(f"{e.path}: delete rejected: {result.get('reason')}")
 
     def _head(self, file_id: str) -> Version | None:
+        """The file's head, checked against the history we verified: a
+        server that answers "conflict" cannot roll us back or fork us."""
         try:
-            return self.transfer.version(file_id)
+            head = self.transfer.version(file_id)
         except NotFound:
             return None
+        if head.manifest is None:
+            raise FeedError(f"the server reports a delete of file {file_id} that no "
+                            f"device signed")
+        self.history.verify_head(file_id, head.revision, head.manifest)
+        return head
+
+
+def _is_delete(v: Version) -> bool:
+    return v.manifest is None or v.manifest.tombstone
 
 
 def _fsync_dir(folder: Path) -> None:

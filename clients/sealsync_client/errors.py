@@ -42,3 +42,33 @@ class KdfError(SealsyncClientError):
     the client then sends into a cheap offline passphrase-guessing oracle, so
     the client refuses them instead of deriving anything.
     """
+
+
+class HistoryError(IntegrityError):
+    """The server's history contradicts what this device has already verified.
+
+    Every version and its place in the account's history is signed by the
+    account's key (docs/FORMAT.md section 9), so a server cannot forge one;
+    it can only hide, repeat, reorder or roll back what it serves, or show
+    devices different histories. This device noticed and applied nothing.
+    Unlike other integrity failures, the message says what was seen: it is
+    about the server's behaviour, not about any secret.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message + " (the server is misbehaving: nothing was applied; "
+                                   "compare devices and contact the server's operator)")
+
+
+class RollbackError(HistoryError):
+    """The server offered an older version than one this device has verified."""
+
+
+class ForkError(HistoryError):
+    """The server showed this device a history that another device's signed
+    commits contradict: two devices were shown different histories."""
+
+
+class FeedError(HistoryError):
+    """The change feed dropped, repeated, reordered or rewrote entries, or
+    reported a change that no device signed."""

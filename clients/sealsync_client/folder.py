@@ -50,7 +50,8 @@ class Folder:
 
     def engine(self, on_event: Event | None = None, progress: Progress | None = None) -> Engine:
         return Engine(self.root, self.api, self.keys.root_keyring(), self.config.user_id,
-                      self.config.device_name, self.state, on_event, progress)
+                      self.config.device_name, self.state, on_event, progress,
+                      signing_key=self.keys.signing_key(), device_id=self.config.device_id)
 
     def close(self) -> None:
         self.state.close()

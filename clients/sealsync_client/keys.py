@@ -2,7 +2,7 @@
 
     passphrase --Argon2id(kdf string)--> master
       master --"sealsync:auth:v1"--------> auth_key    (sent to the server)
-      master --"sealsync:signing:v1"-----> Ed25519 seed (signed history, later)
+      master --"sealsync:signing:v1"-----> Ed25519 seed (signs the history: history.py)
       master --"sealsync:folder-root:v1"-> root folder key   (keyring id 0)
         folder key --"sealsync:content:v1"--> content key  (chunk envelopes)
                    --"sealsync:chunk-id:v1"-> chunk-id key (keyed BLAKE2b ids)
@@ -166,7 +166,7 @@ class AccountKeys:
         return crypto.derive(self.master, AUTH).hex()
 
     def signing_key(self) -> nacl.signing.SigningKey:
-        """The account's Ed25519 key, for a signed, hash-chained history."""
+        """The account's Ed25519 key: it signs every manifest's history link (history.py)."""
         return crypto.signing_key(crypto.derive(self.master, SIGNING))
 
     def root_folder_key(self) -> bytes:

@@ -6,12 +6,17 @@ list live only here, encrypted under the keyring's manifest key and bound to
 envelope's padded length and nothing else (invariant 6); a manifest it
 replays under another revision or file does not open (invariant 8).
 
-Plaintext v1, big-endian, canonical (one encoding per manifest)::
+Plaintext v2, big-endian, canonical (one encoding per manifest)::
 
-    version u8 = 1 | flags u8 (1 tombstone, 2 inline) | size u64 | mtime_ns i64
+    version u8 = 2 | flags u8 (1 tombstone, 2 inline) | size u64 | mtime_ns i64
     | mode u32 | path_len u16 | path utf-8 | device_len u8 | device utf-8
     | inline:  content[size]
     | chunked: count u32 | count x (chunk id[32] | plaintext size u32)
+    | link: prev[32] | device id[16] | counter u64 | feed seq u64 | feed hash[32]
+    | signature[64]
+
+The link and the Ed25519 signature are the signed, hash-chained history
+(history.py, docs/FORMAT.md section 9); this module only encodes them.
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ from .errors import IntegrityError
 from .keys import Keyring
 from .wire import file_id_bytes, user_id_bytes
 
-MANIFEST_VERSION: Final = 1
+MANIFEST_VERSION: Final = 2  # 2: the signed history link (v1 had none; never deployed)
 INLINE_MAX: Final = 4096  # files up to this size ride inside the manifest
 INLINE_READ_MAX: Final = 64 * 1024  # readers accept more, so writers may raise INLINE_MAX
 MAX_CHUNKS: Final = 4096  # the server's cap on chunks per version
@@ -39,6 +44,10 @@ _HEAD = struct.Struct(">BBQqIH")
 _REF = struct.Struct(">32sI")
 _COUNT = struct.Struct(">I")
 _CONTEXT = struct.Struct(">16s16s16sQQ")
+_LINK = struct.Struct(">32s16sQQ32s")
+SIGNATURE_LEN: Final = 64
+HASH_LEN: Final = 32
+_SIGNED: Final = b"sealsync:history:v1"  # domain of the manifest signature
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,36 @@ class ChunkRef:
 
     id: str  # 64 lowercase hex, as on the wire
     size: int
+
+
+@dataclass(frozen=True)
+class Link:
+    """A version's place in the account's history, signed with the manifest.
+
+    `prev` chains the file's versions (the version hash of the base revision,
+    zeros for a new file). `device_id` and `counter` name the signing device
+    and its own sequence number. `feed_seq` and `feed_hash` are the change
+    feed position this device had verified when it sealed, and that prefix's
+    hash: the cross-device link that exposes a forked history (history.py).
+    """
+
+    prev: bytes
+    device_id: str
+    counter: int
+    feed_seq: int
+    feed_hash: bytes
+
+    def encode(self) -> bytes:
+        return _LINK.pack(self.prev, bytes.fromhex(self.device_id), self.counter,
+                          self.feed_seq, self.feed_hash)
+
+    def __post_init__(self) -> None:
+        if len(self.prev) != HASH_LEN or len(self.feed_hash) != HASH_LEN \
+                or not 0 < self.counter < 2**64 or not 0 <= self.feed_seq < 2**64 \
+                or len(self.device_id) != 32 or self.device_id != self.device_id.lower():
+            raise ValueError("a history link has 32-byte hashes, a 32-hex device id, "
+                             "a counter from 1 and a u64 feed seq")
+        bytes.fromhex(self.device_id)
 
 
 @dataclass(frozen=True)
@@ -61,6 +100,8 @@ class Manifest:
     chunks: tuple[ChunkRef, ...] = ()
     inline: bytes | None = None
     tombstone: bool = False
+    link: Link | None = None  # set by History.sign; required to encode
+    signature: bytes = b""
 
     def __post_init__(self) -> None:
         _check(self)
@@ -71,6 +112,15 @@ class Manifest:
         return cls(path, 0, mtime_ns, 0, device, tombstone=True)
 
     def encode(self) -> bytes:
+        """The plaintext: the signed body, then the signature."""
+        if len(self.signature) != SIGNATURE_LEN:
+            raise ValueError("an unsigned manifest cannot be encoded: History.sign it first")
+        return self.body() + self.signature
+
+    def body(self) -> bytes:
+        """Everything the signature covers (with the place, see signed_message)."""
+        if self.link is None:
+            raise ValueError("a manifest needs its history link: History.sign it first")
         path, device = self.path.encode(), self.device.encode()
         flags = (_TOMBSTONE if self.tombstone else 0) | (_INLINE if self.inline is not None else 0)
         parts = [_HEAD.pack(MANIFEST_VERSION, flags, self.size, self.mtime_ns, self.mode,
@@ -80,6 +130,7 @@ class Manifest:
         elif not self.tombstone:
             parts.append(_COUNT.pack(len(self.chunks)))
             parts.extend(_REF.pack(bytes.fromhex(c.id), c.size) for c in self.chunks)
+        parts.append(self.link.encode())
         return b"".join(parts)
 
     @classmethod
@@ -96,6 +147,8 @@ def _check(m: Manifest) -> None:
     path, device = m.path.encode(), m.device.encode()
     if not 0 < len(path) <= MAX_PATH_BYTES or "\x00" in m.path:
         raise ValueError(f"path must be 1..{MAX_PATH_BYTES} UTF-8 bytes without NUL")
+    if len(m.signature) not in (0, SIGNATURE_LEN) or (m.signature and m.link is None):
+        raise ValueError("a signature is 64 bytes and comes with a link")
     if len(device) > MAX_DEVICE_BYTES:
         raise ValueError(f"device name must be at most {MAX_DEVICE_BYTES} UTF-8 bytes")
     if not 0 <= m.mode < 2**32 or not -2**63 <= m.mtime_ns < 2**63 or not 0 <= m.size < 2**64:
@@ -140,9 +193,15 @@ def _decode(data: bytes) -> Manifest:
             raw_id, chunk_size = _REF.unpack_from(data, at)
             refs.append(ChunkRef(raw_id.hex(), chunk_size))
             at += _REF.size
+    prev, device_id, counter, feed_seq, feed_hash = _LINK.unpack_from(data, at)
+    at += _LINK.size
+    signature = data[at:at + SIGNATURE_LEN]
+    at += SIGNATURE_LEN
     if at != len(data) or len(path.encode()) != path_len:
         raise ValueError("trailing or missing bytes")
-    return Manifest(path, size, mtime, mode, device, tuple(refs), inline, bool(flags & _TOMBSTONE))
+    link = Link(prev, device_id.hex(), counter, feed_seq, feed_hash)
+    return Manifest(path, size, mtime, mode, device, tuple(refs), inline,
+                    bool(flags & _TOMBSTONE), link, signature)
 
 
 # -- sealing --------------------------------------------------------------------
@@ -171,9 +230,16 @@ class ManifestPlace:
                              file_id_bytes(self.file_id), self.revision, self.base_revision)
 
 
+def signed_message(ring: Keyring, place: ManifestPlace, manifest: Manifest) -> bytes:
+    """What the account's Ed25519 key signs: a domain tag, the place
+    (keyring, user, file, revision, base) and the body with its link."""
+    return _SIGNED + place.context(ring) + manifest.body()
+
+
 def seal_manifest(ring: Keyring, place: ManifestPlace, manifest: Manifest,
                   rand: crypto.Random = os.urandom) -> bytes:
-    """The manifest envelope to PUT at the upload's manifest_url."""
+    """The manifest envelope to PUT at the upload's manifest_url (the
+    manifest must be signed: History.sign)."""
     return crypto.seal(ring.manifest, crypto.KIND_MANIFEST, manifest.encode(),
                        place.context(ring), rand=rand)
 

@@ -3,7 +3,8 @@
     config.json   server URL, user id, device id and display name (no secrets)
     keys          the device key file (0600, sealed by the passphrase)
     state.db      SQLite: path -> file id, last synced revision and the local
-                  fingerprint at that moment; the change-feed cursor; the token
+                  fingerprint at that moment; the change-feed cursor; the token;
+                  the signed history this device has verified (history.py)
 
 Nothing here is ever sent to the server. The fingerprint (size, mtime_ns and
 a BLAKE2b content hash) tells "edited here since the last sync" apart from
@@ -32,7 +33,53 @@ CREATE TABLE IF NOT EXISTS files (
     dirty INTEGER NOT NULL DEFAULT 0  -- moved locally by us: the new path needs uploading
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Every version this device has verified (history.py). seq is its change-feed
+-- position, NULL until the feed has shown it (our own accepted uploads, and
+-- heads fetched to settle a conflict, are known before the feed lists them).
+CREATE TABLE IF NOT EXISTS history_versions (
+    file_id TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    device_id TEXT NOT NULL,
+    counter INTEGER NOT NULL,
+    seq INTEGER UNIQUE,
+    PRIMARY KEY (file_id, revision)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS history_by_device ON history_versions (device_id, counter);
+-- The hash chain over the change feed, one row per verified seq.
+CREATE TABLE IF NOT EXISTS history_feed (seq INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+-- What this device signed: sealed, then accepted or lost (a conflict).
+CREATE TABLE IF NOT EXISTS history_sealed (
+    counter INTEGER PRIMARY KEY,
+    file_id TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    status TEXT NOT NULL
+);
 """
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A version this device verified: its hash, signer and feed position."""
+
+    file_id: str
+    revision: int
+    hash: bytes
+    device_id: str
+    counter: int
+    seq: int | None
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A version this device signed, and what became of it."""
+
+    counter: int
+    file_id: str
+    revision: int
+    hash: bytes
+    status: str  # sealed | accepted | lost
 
 
 class NotInitialised(SealsyncClientError):
@@ -171,3 +218,84 @@ class State:
     @cursor.setter
     def cursor(self, value: int) -> None:
         self.set("cursor", str(value))
+
+    # -- the verified history (history.py decides; this only stores) ----------
+    _V = "SELECT file_id, revision, hash, device_id, counter, seq FROM history_versions "
+    _S = "SELECT counter, file_id, revision, hash, status FROM history_sealed "
+
+    def verified(self, file_id: str, revision: int) -> Verified | None:
+        row = self.db.execute(self._V + "WHERE file_id = ? AND revision = ?",
+                              (file_id, revision)).fetchone()
+        return None if row is None else Verified(*row)
+
+    def verified_at(self, seq: int) -> Verified | None:
+        row = self.db.execute(self._V + "WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else Verified(*row)
+
+    def verified_by_device(self, device_id: str, counter: int) -> Verified | None:
+        row = self.db.execute(self._V + "WHERE device_id = ? AND counter = ?",
+                              (device_id, counter)).fetchone()
+        return None if row is None else Verified(*row)
+
+    def top_revision(self, file_id: str, in_feed: bool) -> int:
+        """The highest verified revision of a file (only those the feed showed,
+        or any)."""
+        where = " AND seq IS NOT NULL" if in_feed else ""
+        row = self.db.execute("SELECT MAX(revision) FROM history_versions WHERE file_id = ?"
+                              + where, (file_id,)).fetchone()
+        return int(row[0] or 0)
+
+    def add_verified(self, v: Verified) -> None:
+        """Record a verified version, or give a known one its feed seq."""
+        self.db.execute("INSERT INTO history_versions VALUES (?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (file_id, revision) DO UPDATE SET seq = excluded.seq "
+                        "WHERE history_versions.seq IS NULL",
+                        (v.file_id, v.revision, v.hash, v.device_id, v.counter, v.seq))
+
+    def feed_head(self) -> tuple[int, bytes]:
+        """The last verified feed seq and the chain hash there (0, zeros at first)."""
+        row = self.db.execute("SELECT seq, hash FROM history_feed ORDER BY seq DESC "
+                              "LIMIT 1").fetchone()
+        return (0, bytes(32)) if row is None else (int(row[0]), bytes(row[1]))
+
+    def feed_hash(self, seq: int) -> bytes | None:
+        if seq == 0:
+            return bytes(32)
+        row = self.db.execute("SELECT hash FROM history_feed WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def append_feed(self, v: Verified, chain: bytes) -> None:
+        """Record the next verified feed entry and the chain hash after it, at once."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.add_verified(v)
+            self.db.execute("INSERT INTO history_feed VALUES (?, ?)", (v.seq, chain))
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def next_counter(self) -> int:
+        """This device's next signing counter; persisted before it is used."""
+        value = int(self.get("history_counter", "0") or 0) + 1
+        self.set("history_counter", str(value))
+        return value
+
+    def add_sealed(self, s: Sealed) -> None:
+        self.db.execute("INSERT INTO history_sealed VALUES (?, ?, ?, ?, ?)",
+                        (s.counter, s.file_id, s.revision, s.hash, s.status))
+
+    def sealed(self, counter: int) -> Sealed | None:
+        row = self.db.execute(self._S + "WHERE counter = ?", (counter,)).fetchone()
+        return None if row is None else Sealed(*row)
+
+    def last_sealed(self, file_id: str, revision: int) -> Sealed | None:
+        """The newest still-undecided version this device signed for a place."""
+        row = self.db.execute(self._S + "WHERE file_id = ? AND revision = ? AND status = "
+                              "'sealed' ORDER BY counter DESC LIMIT 1",
+                              (file_id, revision)).fetchone()
+        return None if row is None else Sealed(*row)
+
+    def set_sealed_status(self, counter: int, status: str) -> None:
+        self.db.execute("UPDATE history_sealed SET status = ? WHERE counter = ?",
+                        (status, counter))

@@ -76,8 +76,10 @@ class Version:
 
 class Transfer:
     def __init__(self, api: Api, ring: Keyring, user_id: str, device: str,
-                 workers: int = 8, progress: Progress | None = None) -> None:
+                 workers: int = 8, progress: Progress | None = None, *,
+                 sign: Callable[[ManifestPlace, Manifest], Manifest]) -> None:
         self.api, self.ring, self.user_id, self.device = api, ring, user_id, device
+        self.sign = sign  # links a version into the signed history (history.py)
         self.workers = workers
         self.progress = progress
         self.chunker = Chunker(ring.chunker)
@@ -104,8 +106,8 @@ class Transfer:
                              for _, view in self.chunker.split(path))
             manifest = Manifest(rel, sum(r.size for r in refs), st.st_mtime_ns, st.st_mode,
                                 self.device, refs)
-        envelope = seal_manifest(self.ring, ManifestPlace.for_upload(self.user_id, file_id,
-                                                                     base), manifest)
+        place = ManifestPlace.for_upload(self.user_id, file_id, base)
+        envelope = seal_manifest(self.ring, place, self.sign(place, manifest))
         ticket = self.api.create_upload(file_id, base, len(envelope),
                                         [(r.id, sealed_len(r.size)) for r in refs])
         need: dict[str, str] = ticket.get("chunk_urls") or {}

@@ -1,6 +1,8 @@
 """Manifests: exact encoding, strict decoding, and binding to their place."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from sealsync_client import (
     AccountKeys,
@@ -12,29 +14,51 @@ from sealsync_client import (
     open_manifest,
     seal_manifest,
 )
-from sealsync_client.manifest import INLINE_MAX, INLINE_READ_MAX, MAX_CHUNKS
+from sealsync_client.manifest import INLINE_MAX, INLINE_READ_MAX, MAX_CHUNKS, Link
 
 USER = "0123456789abcdef0123456789abcdef"
 FILE = "00112233445566778899aabbccddeeff"
 RING = AccountKeys(bytes(range(32))).root_keyring()
 ID = "ab" * 32
+# Decoding does not check the signature (history.py does, with the account
+# key; tests/client/test_history.py), so any 64 bytes do here.
+LINK = Link(b"\x11" * 32, "0d" * 16, 7, 41, b"\x22" * 32)
+SIG = bytes(range(64))
+
+
+def linked(m: Manifest) -> Manifest:
+    return replace(m, link=LINK, signature=SIG)
 
 
 def chunked(path: str = "Photos/2024/IMG_0001.JPG") -> Manifest:
     refs = (ChunkRef(ID, 1000), ChunkRef("cd" * 32, 24), ChunkRef(ID, 1000))
-    return Manifest(path, 2024, -5, 0o100755, "my laptop \u2603", refs)
+    return linked(Manifest(path, 2024, -5, 0o100755, "my laptop \u2603", refs))
 
 
 @pytest.mark.parametrize("m", [
     chunked(),
-    Manifest("a", 0, 0, 0, ""),
-    Manifest("inline.txt", 3, 1, 0o600, "d", inline=b"abc"),
-    Manifest("empty", 0, 1, 0o600, "d", inline=b""),
-    Manifest.deleted("gone/for/good", 2**62, "phone"),
+    linked(Manifest("a", 0, 0, 0, "")),
+    linked(Manifest("inline.txt", 3, 1, 0o600, "d", inline=b"abc")),
+    linked(Manifest("empty", 0, 1, 0o600, "d", inline=b"")),
+    linked(Manifest.deleted("gone/for/good", 2**62, "phone")),
 ], ids=["chunked", "empty", "inline", "empty-inline", "tombstone"])
 def test_encode_decode_round_trip(m: Manifest) -> None:
     assert Manifest.decode(m.encode()) == m
     assert seal_open(m) == m
+    assert m.encode() == m.body() + SIG and m.body().endswith(LINK.encode())
+
+
+def test_an_unsigned_manifest_cannot_be_encoded() -> None:
+    bare = Manifest("a", 0, 0, 0, "")
+    with pytest.raises(ValueError, match="History.sign"):
+        bare.encode()
+    with pytest.raises(ValueError, match="History.sign"):
+        replace(bare, link=LINK).encode()
+    with pytest.raises(ValueError):
+        replace(bare, signature=SIG)  # a signature without a link
+    for bad in ({"prev": b"x"}, {"device_id": "AB" * 16}, {"counter": 0}, {"feed_seq": -1}):
+        with pytest.raises(ValueError):
+            replace(LINK, **bad)
 
 
 def seal_open(m: Manifest, place: ManifestPlace | None = None) -> Manifest:
@@ -62,7 +86,7 @@ def test_limits() -> None:
     with pytest.raises(ValueError):
         Manifest("big", INLINE_READ_MAX + 1, 0, 0, "", inline=bytes(INLINE_READ_MAX + 1))
     refs = tuple(ChunkRef(ID, 1) for _ in range(MAX_CHUNKS))
-    assert seal_open(Manifest("many", MAX_CHUNKS, 0, 0, "", refs)).chunks == refs
+    assert seal_open(linked(Manifest("many", MAX_CHUNKS, 0, 0, "", refs))).chunks == refs
     with pytest.raises(ValueError):
         Manifest("too many", MAX_CHUNKS + 1, 0, 0, "", refs + (ChunkRef(ID, 1),))
     assert INLINE_MAX == 4096
@@ -70,7 +94,8 @@ def test_limits() -> None:
 
 def test_decoding_is_strict() -> None:
     raw = chunked().encode()
-    for bad in (raw[:-1], raw + b"\x00", b"\x02" + raw[1:], raw[:1] + b"\x04" + raw[2:],
+    for bad in (raw[:-1], raw + b"\x00", b"\x01" + raw[1:], b"\x03" + raw[1:],
+                raw[:1] + b"\x04" + raw[2:],
                 raw[:1] + b"\x03" + raw[2:], b""):
         with pytest.raises(IntegrityError):
             Manifest.decode(bad)

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from nacl.signing import VerifyKey
 from sealsync_client import (
     AccountKeys,
     ChunkRef,
@@ -25,6 +26,8 @@ from sealsync_client import (
     seal_manifest,
 )
 from sealsync_client.chunking import Chunker
+from sealsync_client.history import ZERO, chain, verify_signed
+from sealsync_client.manifest import Link, signed_message
 
 from . import vectors_gen
 from .vectors_gen import TEST_LIMITS
@@ -42,9 +45,13 @@ def fixed(salt_hex: str) -> crypto.Random:
 
 
 def manifest_of(f: dict[str, Any]) -> Manifest:
+    li = f["link"]
+    link = Link(bytes.fromhex(li["prev"]), li["device_id"], li["counter"], li["feed_seq"],
+                bytes.fromhex(li["feed_hash"]))
     return Manifest(f["path"], f["size"], f["mtime_ns"], f["mode"], f["device"],
                     tuple(ChunkRef(i, s) for i, s in f["chunks"]),
-                    None if f["inline"] is None else bytes.fromhex(f["inline"]), f["tombstone"])
+                    None if f["inline"] is None else bytes.fromhex(f["inline"]), f["tombstone"],
+                    link, bytes.fromhex(f["signature"]))
 
 
 def test_regenerating_the_vectors_gives_the_committed_file() -> None:
@@ -89,6 +96,29 @@ def test_manifest_vectors_seal_and_open(v: dict[str, Any]) -> None:
     envelope = seal_manifest(ring, place, manifest, rand=fixed(v["salt"]))
     assert envelope.hex() == v["envelope"]
     assert open_manifest(ring, place, bytes.fromhex(v["envelope"])) == manifest
+    assert signed_message(ring, place, manifest).hex() == v["signed_message"]
+    key = VerifyKey(bytes.fromhex(VECTORS["account"]["signing_public_key"]))
+    assert verify_signed(key, ring, place, manifest).hex() == v["version_hash"]
+
+
+def test_the_feed_chain_over_the_manifest_vectors() -> None:
+    """The three manifests as feed entries 1..3: each link names the prefix
+    before it, and the chain hash after each entry is pinned."""
+    feed = ZERO
+    for v in VECTORS["manifests"]:
+        link = v["manifest"]["link"]
+        assert (link["feed_seq"], link["feed_hash"]) == (v["feed_seq"] - 1, feed.hex())
+        feed = chain(feed, v["feed_seq"], bytes.fromhex(v["version_hash"]))
+        assert feed.hex() == v["feed_hash_after"]
+
+
+@pytest.mark.parametrize("v", VECTORS["invalid_signatures"], ids=lambda v: v["reason"])
+def test_invalid_signatures_raise_the_one_integrity_error(v: dict[str, Any]) -> None:
+    ring = ring_of(v)
+    place = ManifestPlace(v["user_id"], v["file_id"], v["revision"], v["base_revision"])
+    manifest = open_manifest(ring, place, bytes.fromhex(v["envelope"]))  # the AEAD is fine
+    with pytest.raises(IntegrityError):
+        verify_signed(VerifyKey(bytes.fromhex(v["signing_public_key"])), ring, place, manifest)
 
 
 @pytest.mark.parametrize("v", VECTORS["chunking"], ids=lambda v: v["chunker_key"][:8])

@@ -1,6 +1,6 @@
 """Builds the format test vectors from fixed randomness.
 
-    .venv/bin/python -m tests.client.vectors_gen   # rewrite vectors/format_v1.json
+    .venv/bin/python -m tests.client.vectors_gen   # rewrite vectors/format_v2.json
 
 tests/client/test_vectors.py rebuilds them in memory and compares with the
 file, so any change to the format shows up as a diff of this JSON. Another
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,12 @@ from sealsync_client import (
     seal_manifest,
 )
 from sealsync_client.chunking import Chunker
+from sealsync_client.history import ZERO, chain, version_hash
 from sealsync_client.keys import ROOT_KEYRING_ID
+from sealsync_client.manifest import Link, signed_message
 
-PATH = Path(__file__).parent / "vectors" / "format_v1.json"
+PATH = Path(__file__).parent / "vectors" / "format_v2.json"
+DEVICE = "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
 TEST_LIMITS = KdfLimits(min_ops=1, min_mem=8192)  # vectors use cheap Argon2id
 USER = "0123456789abcdef0123456789abcdef"
 OTHER_USER = "fedcba9876543210fedcba9876543210"
@@ -63,10 +67,25 @@ def ring_fields(ring: Keyring) -> dict[str, str]:
 
 
 def manifest_fields(m: Manifest) -> dict[str, Any]:
+    assert m.link is not None
     return {"path": m.path, "size": m.size, "mtime_ns": m.mtime_ns, "mode": m.mode,
             "device": m.device, "tombstone": m.tombstone,
             "inline": None if m.inline is None else m.inline.hex(),
-            "chunks": [[c.id, c.size] for c in m.chunks]}
+            "chunks": [[c.id, c.size] for c in m.chunks],
+            "link": link_fields(m.link), "signature": m.signature.hex()}
+
+
+def link_fields(link: Link) -> dict[str, Any]:
+    return {"prev": link.prev.hex(), "device_id": link.device_id, "counter": link.counter,
+            "feed_seq": link.feed_seq, "feed_hash": link.feed_hash.hex()}
+
+
+def signed(keys: AccountKeys, ring: Keyring, place: ManifestPlace, m: Manifest,
+           link: Link) -> Manifest:
+    """What History.sign does, with the link given (Ed25519 is deterministic)."""
+    linked = replace(m, link=link, signature=b"")
+    sig = keys.signing_key().sign(signed_message(ring, place, linked)).signature
+    return replace(linked, signature=sig)
 
 
 def salt_of(envelope: bytes, clear: int = 0) -> str:
@@ -120,19 +139,29 @@ def build() -> dict[str, Any]:
 
     refs = (ChunkRef(chunks[1]["chunk_id"], 36), ChunkRef(chunks[2]["chunk_id"], 8192))
     manifests = []
-    for label, m, base in [
+    feed, vhashes = ZERO, []
+    for seq, (label, m, base) in enumerate([
         ("chunked", Manifest("Documents/report \u00fcber.txt", 8228, 1_700_000_000_123_456_789,
                              0o100644, "laptop", refs), 0),
         ("inline", Manifest("notes/todo.md", 12, 1_700_000_001_000_000_000, 0o100600,
                             "phone", inline=b"- buy milk\n\n"), 4),
         ("tombstone", Manifest.deleted("old/file.bin", 1_700_000_002_000_000_000, "laptop"), 7),
-    ]:
+    ], start=1):
         place = ManifestPlace.for_upload(USER, FILE, base)
+        link = Link(ZERO if base == 0 else pseudo(f"prev {label}", 32), DEVICE, seq,
+                    seq - 1, feed)
+        m = signed(keys, root, place, m, link)
+        vhash = version_hash(root, place, m)
+        feed = chain(feed, seq, vhash)
+        vhashes.append(vhash)
         env = seal_manifest(root, place, m, rand=FixedRandom(f"manifest {label}"))
         manifests.append({"label": label, "folder_key": keys.root_folder_key().hex(),
                           "keyring_id": ROOT_KEYRING_ID.hex(), "user_id": USER, "file_id": FILE,
                           "revision": place.revision, "base_revision": place.base_revision,
                           "manifest": manifest_fields(m), "plaintext": m.encode().hex(),
+                          "signed_message": signed_message(root, place, m).hex(),
+                          "version_hash": vhash.hex(), "feed_seq": seq,
+                          "feed_hash_after": feed.hex(),
                           "salt": salt_of(env), "envelope": env.hex()})
 
     data = pseudo("chunking input", 6 * 1024 * 1024 + 12345)
@@ -150,13 +179,43 @@ def build() -> dict[str, Any]:
                "payload": device.to_json().decode(), "file": keyfile_env.hex()}
 
     return {
-        "format": "sealsync-v1", "spec": "docs/FORMAT.md",
+        "format": "sealsync-v2", "spec": "docs/FORMAT.md",
         "account": account, "folder_keyring": folder_vector,
         "padded_len": [[n, crypto.padded_len(n)] for n in
                   (0, 1, 15, 16, 100, 4095, 4096, 65536, 262144, 1000000, 1048576, 4194304)],
         "chunks": chunks, "manifests": manifests, "chunking": chunking, "keyfile": keyfile,
         "invalid": invalid(root, folder, chunks, manifests),
+        "invalid_signatures": invalid_signatures(keys, root, manifests),
     }
+
+
+def invalid_signatures(keys: AccountKeys, root: Keyring,
+                       manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Manifests that open (the AEAD is fine) but whose signature must fail
+    verify_signed: history.py refuses each with IntegrityError."""
+    m = manifests[0]
+    place = ManifestPlace(USER, FILE, m["revision"], m["base_revision"])
+    good = Manifest.decode(bytes.fromhex(m["plaintext"]))
+    assert good.link is not None
+    other = AccountKeys(pseudo("another account", 32))
+    rand = FixedRandom("invalid signatures")
+    out = []
+    for reason, bad in [
+        ("signed by another account", signed(other, root, place, good, good.link)),
+        ("signature bit flipped", replace(good, signature=bytes.fromhex(flip(good.signature, 0)))),
+        ("link changed after signing (counter)",
+         replace(good, link=replace(good.link, counter=good.link.counter + 1))),
+        ("link changed after signing (feed hash)",
+         replace(good, link=replace(good.link, feed_hash=pseudo("forged feed", 32)))),
+        ("content changed after signing (path)", replace(good, path="elsewhere.txt")),
+    ]:
+        env = seal_manifest(root, place, bad, rand=rand)
+        out.append({"reason": reason, "folder_key": m["folder_key"],
+                    "keyring_id": m["keyring_id"], "user_id": USER, "file_id": FILE,
+                    "revision": m["revision"], "base_revision": m["base_revision"],
+                    "signing_public_key": keys.signing_key().verify_key.encode().hex(),
+                    "envelope": env.hex()})
+    return out
 
 
 def invalid(root: Keyring, folder: Keyring, chunks: list[dict[str, Any]],

@@ -46,6 +46,8 @@ def every_stored_version(folder: Folder, scratch: Path) -> list[bytes]:
     out = []
     for file_id, revision in seen:
         version = transfer.version(file_id, revision)
+        if version.manifest is None or version.manifest.tombstone:
+            continue  # a delete: a signed tombstone, no content
         dest = scratch / f"{file_id}.{revision}"
         transfer.download(version, dest)
         out.append(dest.read_bytes())
