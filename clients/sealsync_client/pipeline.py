@@ -16,14 +16,26 @@ from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from . import crypto
-from .chunking import Chunker, Source
-from .errors import IntegrityError
+from .chunking import Chunker, Source, tier_for
+from .errors import IntegrityError, SealsyncClientError
 from .keys import Keyring
 from .manifest import Manifest
 from .wire import chunk_id_bytes, user_id_bytes
 
 Fetch = Callable[[str], bytes]
 """Returns the stored envelope for a chunk id (e.g. a presigned GET)."""
+
+
+class FileChanged(SealsyncClientError):
+    """The file changed while it was being uploaded; the next sync retries it."""
+
+
+class Span(NamedTuple):
+    """Where one chunk lies in a file, and its id: all an upload keeps per chunk."""
+
+    offset: int
+    size: int
+    id: str  # 64 lowercase hex
 
 
 class SealedChunk(NamedTuple):
@@ -50,6 +62,23 @@ def seal_chunk(ring: Keyring, user_id: str, data: bytes | bytearray | memoryview
     return cid.hex(), envelope
 
 
+def seal_span(ring: Keyring, user_id: str, fd: int, span: Span, buf: bytearray,
+              *, rand: crypto.Random = os.urandom) -> bytes:
+    """Read one chunk back from an open file into `buf` and seal it there.
+
+    `buf` must hold padded_len(span.size) bytes; it is reused from chunk to
+    chunk, so the plaintext is never copied. Raises FileChanged unless the
+    bytes still hash to the id the manifest names.
+    """
+    view = memoryview(buf)[:span.size]
+    if os.preadv(fd, [view], span.offset) != span.size \
+            or crypto.chunk_hash(ring.chunk_id, view) != chunk_id_bytes(span.id):
+        raise FileChanged("the file changed while it was being uploaded")
+    return crypto.seal_in_place(ring.content, crypto.KIND_CHUNK, buf, span.size,
+                                _chunk_context(ring, user_id_bytes(user_id),
+                                               chunk_id_bytes(span.id)), rand=rand)
+
+
 def open_chunk(ring: Keyring, user_id: str, chunk_id: str, size: int, envelope: bytes) -> bytes:
     """The plaintext of chunk `chunk_id`, which the manifest says is `size` bytes.
 
@@ -73,12 +102,21 @@ def encrypt_file(source: Source, ring: Keyring, user_id: str, *,
     Envelopes are independent objects, so callers may upload them in
     parallel; memory stays at the chunker's buffer plus what they hold.
     """
-    chunker = chunker or Chunker(ring.chunker)
+    if chunker is None:
+        size = os.stat(source).st_size if isinstance(source, str | os.PathLike) else 0
+        chunker = Chunker(ring.chunker, tier_for(size))
     user_id_bytes(user_id)  # fail before reading anything
     scratch = bytearray(crypto.padded_len(chunker.max_size))
     for offset, data in chunker.split(source):
         cid, envelope = seal_chunk(ring, user_id, data, rand=rand, scratch=scratch)
         yield SealedChunk(cid, len(data), envelope, offset)
+
+
+def chunk_spans(source: Source, ring: Keyring, chunker: Chunker) -> list[Span]:
+    """Chunk and hash a file without encrypting anything: the first half of
+    an upload, after which the server says which ids it lacks."""
+    return [Span(offset, len(view), crypto.chunk_hash(ring.chunk_id, view).hex())
+            for offset, view in chunker.split(source)]
 
 
 def open_chunks(manifest: Manifest, ring: Keyring, user_id: str, fetch: Fetch) -> Iterator[bytes]:

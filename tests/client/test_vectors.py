@@ -91,11 +91,12 @@ def test_manifest_vectors_seal_and_open(v: dict[str, Any]) -> None:
     assert open_manifest(ring, place, bytes.fromhex(v["envelope"])) == manifest
 
 
-@pytest.mark.parametrize("v", VECTORS["chunking"], ids=lambda v: v["chunker_key"][:8])
+@pytest.mark.parametrize("v", VECTORS["chunking"],
+                         ids=lambda v: f"{v['chunker_key'][:8]}-tier{v['tier']}")
 def test_chunk_boundaries(v: dict[str, Any]) -> None:
     spec = v["input"]
     data = hashlib.shake_256(spec["shake256"].encode()).digest(spec["length"])
-    chunker = Chunker(bytes.fromhex(v["chunker_key"]))
+    chunker = Chunker(bytes.fromhex(v["chunker_key"]), v["tier"])
     assert chunker.seed == v["seed"]
     assert [list(b) for b in chunker.boundaries(data)] == v["boundaries"]
 
