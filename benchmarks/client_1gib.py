@@ -148,8 +148,9 @@ def watch_hwm(pid: int, peak_kib: list[int], stop: threading.Event) -> None:
         stop.wait(0.005)
 
 
-def sync_child(root: Path) -> tuple[float, float, dict[str, Any]]:
-    """One `sealsync sync --json` pass in a child: (wall s, peak RSS MiB, report)."""
+def sync_child(root: Path) -> tuple[float, float, float, dict[str, Any]]:
+    """One `sealsync sync --json` pass in a child: (wall s, peak RSS MiB,
+    client CPU s, report)."""
     env = {**os.environ, "SEALSYNC_PASSPHRASE": PASSPHRASE}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
@@ -159,7 +160,7 @@ def sync_child(root: Path) -> tuple[float, float, dict[str, Any]]:
         watcher = threading.Thread(target=watch_hwm, args=(proc.pid, peak_kib, stop))
         watcher.start()
         try:
-            _, status, _ = os.wait4(proc.pid, 0)
+            _, status, usage = os.wait4(proc.pid, 0)
         finally:
             stop.set()
             watcher.join()
@@ -171,7 +172,7 @@ def sync_child(root: Path) -> tuple[float, float, dict[str, Any]]:
     if proc.returncode != 0 or '"errors": []' not in stdout:
         raise RuntimeError(f"sealsync sync exited {proc.returncode}: {stderr.strip()}\n"
                            f"{stdout[-2000:]}")
-    return wall, peak_kib[0] / 1024, json.loads(stdout)
+    return wall, peak_kib[0] / 1024, usage.ru_utime + usage.ru_stime, json.loads(stdout)
 
 
 def bucket_objects(s3: Any, bucket: str) -> dict[str, int]:
@@ -206,12 +207,12 @@ def run(size_mib: int, seed: int) -> dict[str, Any]:
             gen_s = time.perf_counter() - t
 
             before0 = bucket_objects(s3, info["bucket"])
-            initial_s, rss_mb, report1 = sync_child(root)
+            initial_s, rss_mb, initial_cpu, report1 = sync_child(root)
             after1 = bucket_objects(s3, info["bucket"])
             initial_new = {k: v for k, v in after1.items() if k not in before0}
 
             offset = overwrite_middle(path, size, seed + 1)
-            resync_s, rss2_mb, report2 = sync_child(root)
+            resync_s, rss2_mb, resync_cpu, report2 = sync_child(root)
             after2 = bucket_objects(s3, info["bucket"])
             new = {k: v for k, v in after2.items() if after1.get(k) != v}
             by_prefix: dict[str, list[int]] = {}
@@ -228,6 +229,8 @@ def run(size_mib: int, seed: int) -> dict[str, Any]:
                 "size_mib": size_mib,
                 "seed": seed,
                 "initial_rss_mb": round(rss_mb, 1),
+                "initial_client_cpu_s": round(initial_cpu, 2),
+                "resync_client_cpu_s": round(resync_cpu, 2),
                 "initial_mb_per_s": round(size / 1e6 / initial_s, 1),
                 "initial_bytes_stored": sum(initial_new.values()),
                 "initial_objects": len(initial_new),

@@ -114,7 +114,8 @@ class Api:
         if self.on_token is not None:
             self.on_token(b["token"], int(b["expires_at"]))
 
-    def put_blob(self, url: str, blob: bytes, headers: dict[str, str] | None = None) -> None:
+    def put_blob(self, url: str, blob: bytes | memoryview,
+                 headers: dict[str, str] | None = None) -> None:
         """PUT to a presigned URL; 412 (a create-only chunk that exists) is success."""
         r = self._send("PUT", url, self.timeout_s, data=blob, headers=headers or {})
         if r.status_code not in (200, 201, 204, 412):

@@ -180,17 +180,41 @@ def seal(key: bytes, kind: bytes, plaintext: bytes | bytearray | memoryview, con
 def seal_in_place(key: bytes, kind: bytes, buf: bytearray, n: int, context: bytes,
                   *, clear: bytes = b"", rand: Random = os.urandom) -> bytes:
     """`seal` for a plaintext already in buf[:n], padded in place (buf must
-    hold padded_len(n) bytes): a chunk read straight into a reused buffer is
-    never copied before it is encrypted."""
+    hold padded_len(n) bytes): the plaintext is never copied."""
+    header, aead_key = _begin(key, kind, clear, rand)
+    body = _pad_in_place(buf, n)
+    return header + _aesgcm()(aead_key).encrypt(_NONCE, body, header + context)
+
+
+def seal_into(key: bytes, kind: bytes, buf: bytearray, n: int, context: bytes,
+              out: bytearray, *, rand: Random = os.urandom) -> memoryview:
+    """`seal_in_place` that writes the envelope into `out` (at least
+    sealed_len(n) bytes) and returns the view of it that holds the envelope:
+    an uploader that reuses `buf` and `out` allocates nothing per chunk."""
+    header, aead_key = _begin(key, kind, b"", rand)
+    body = _pad_in_place(buf, n)
+    end = len(header) + len(body) + TAG_LEN
+    if len(out) < end:
+        raise ValueError("the output buffer is too small for the envelope")
+    view = memoryview(out)[:end]
+    view[:len(header)] = header
+    aead = _aesgcm()(aead_key)
+    if hasattr(aead, "encrypt_into"):  # cryptography >= 45
+        aead.encrypt_into(_NONCE, body, header + context, view[len(header):])
+    else:
+        view[len(header):] = aead.encrypt(_NONCE, body, header + context)
+    return view
+
+
+def _begin(key: bytes, kind: bytes, clear: bytes, rand: Random) -> tuple[bytes, bytes]:
+    """(envelope header, AEAD key) for a new object with a fresh salt."""
     if len(key) != KEY_LEN or len(kind) != 1:
         raise ValueError("seal needs a 32-byte key and a one-byte kind")
     salt = rand(SALT_LEN)
     if len(salt) != SALT_LEN:
         raise ValueError("the random source returned a short salt")
     aead_key, commit = _object_keys(key, kind, salt)
-    header = bytes([VERSION]) + kind + clear + salt + commit
-    body = _pad_in_place(buf, n)
-    return header + _aesgcm()(aead_key).encrypt(_NONCE, body, header + context)
+    return bytes([VERSION]) + kind + clear + salt + commit, aead_key
 
 
 def clear_fields(envelope: bytes, kind: bytes, size: int) -> bytes:

@@ -63,20 +63,22 @@ def seal_chunk(ring: Keyring, user_id: str, data: bytes | bytearray | memoryview
 
 
 def seal_span(ring: Keyring, user_id: str, fd: int, span: Span, buf: bytearray,
-              *, rand: crypto.Random = os.urandom) -> bytes:
-    """Read one chunk back from an open file into `buf` and seal it there.
+              out: bytearray, *, rand: crypto.Random = os.urandom) -> memoryview:
+    """Read one chunk back from an open file into `buf` and seal it into `out`.
 
-    `buf` must hold padded_len(span.size) bytes; it is reused from chunk to
-    chunk, so the plaintext is never copied. Raises FileChanged unless the
-    bytes still hash to the id the manifest names.
+    `buf` must hold padded_len(span.size) bytes and `out` sealed_len of it;
+    an uploader reuses both from chunk to chunk, so nothing chunk-sized is
+    allocated or copied. Returns the view of `out` holding the envelope.
+    Raises FileChanged unless the bytes still hash to the id the manifest
+    names.
     """
     view = memoryview(buf)[:span.size]
     if os.preadv(fd, [view], span.offset) != span.size \
             or crypto.chunk_hash(ring.chunk_id, view) != chunk_id_bytes(span.id):
         raise FileChanged("the file changed while it was being uploaded")
-    return crypto.seal_in_place(ring.content, crypto.KIND_CHUNK, buf, span.size,
-                                _chunk_context(ring, user_id_bytes(user_id),
-                                               chunk_id_bytes(span.id)), rand=rand)
+    return crypto.seal_into(ring.content, crypto.KIND_CHUNK, buf, span.size,
+                            _chunk_context(ring, user_id_bytes(user_id),
+                                           chunk_id_bytes(span.id)), out, rand=rand)
 
 
 def open_chunk(ring: Keyring, user_id: str, chunk_id: str, size: int, envelope: bytes) -> bytes:

@@ -152,16 +152,17 @@ class Transfer:
     def _put_chunks(self, path: Path, todo: list[Span], need: dict[str, str],
                     headers: dict[str, str], on_bytes: Callable[[int], None] | None) -> None:
         """Read back, seal and PUT `todo` on the pool. Each worker reuses one
-        buffer, so memory stays at `workers` x (buffer + one envelope)."""
+        plaintext and one envelope buffer, so memory stays at `workers` x
+        2 x the largest chunk, and no chunk-sized object is allocated."""
         buffers = threading.local()
-        size = padded_len(max(s.size for s in todo))
+        largest = max(s.size for s in todo)
         tick = threading.Lock()  # progress bars are not thread-safe
 
         def put(span: Span) -> None:
-            buf = getattr(buffers, "buf", None)
-            if buf is None or len(buf) < size:
-                buf = buffers.buf = bytearray(size)
-            envelope = seal_span(self.ring, self.user_id, fd, span, buf)
+            if getattr(buffers, "buf", None) is None:
+                buffers.buf = bytearray(padded_len(largest))
+                buffers.out = bytearray(sealed_len(largest))
+            envelope = seal_span(self.ring, self.user_id, fd, span, buffers.buf, buffers.out)
             self.api.put_blob(need[span.id], envelope, headers)
             if on_bytes is not None:
                 with tick:
