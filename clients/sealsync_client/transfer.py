@@ -15,11 +15,12 @@ every chunk before anything is renamed into place.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
@@ -72,6 +73,30 @@ def safe_rel(path: str) -> str:
     return path
 
 
+class Buffers:
+    """At most `count` (plaintext, envelope) buffer pairs, shared by every
+    upload of one Transfer: however many files upload at once, sealing
+    memory stays at count x 2 x the largest chunk (2 MiB per pair at tier 0).
+    """
+
+    def __init__(self, count: int) -> None:
+        self._free: queue.LifoQueue[tuple[bytearray, bytearray] | None] = queue.LifoQueue()
+        for _ in range(count):
+            self._free.put(None)  # allocated on first use
+
+    @contextmanager
+    def take(self, chunk_size: int) -> Iterator[tuple[bytearray, bytearray]]:
+        """A pair that fits a chunk of `chunk_size` bytes; waits while all are in use."""
+        pair = self._free.get()
+        try:
+            if pair is None or len(pair[0]) < padded_len(chunk_size):
+                pair = None  # drop the small one before allocating
+                pair = bytearray(padded_len(chunk_size)), bytearray(sealed_len(chunk_size))
+            yield pair
+        finally:
+            self._free.put(pair)
+
+
 @dataclass(frozen=True)
 class Version:
     """A remote version: the server's view and, unless deleted, its manifest."""
@@ -89,6 +114,7 @@ class Transfer:
         self.workers = workers
         self.progress = progress
         self.chunkers = [Chunker(ring.chunker, tier) for tier in range(TOP_TIER + 1)]
+        self.buffers = Buffers(workers)
         # One hashing pass at a time: a Chunker is not thread-safe, and this
         # bounds the chunkers' read buffers when several files upload at once.
         self._lock = threading.Lock()
@@ -151,22 +177,18 @@ class Transfer:
 
     def _put_chunks(self, path: Path, todo: list[Span], need: dict[str, str],
                     headers: dict[str, str], on_bytes: Callable[[int], None] | None) -> None:
-        """Read back, seal and PUT `todo` on the pool. Each worker reuses one
-        plaintext and one envelope buffer, so memory stays at `workers` x
-        2 x the largest chunk, and no chunk-sized object is allocated."""
-        buffers = threading.local()
+        """Read back, seal and PUT `todo` on the pool, each chunk in a buffer
+        pair from `self.buffers`: no chunk-sized object is allocated."""
         largest = max(s.size for s in todo)
         tick = threading.Lock()  # progress bars are not thread-safe
 
         def put(span: Span) -> None:
-            if getattr(buffers, "buf", None) is None:
-                buffers.buf = bytearray(padded_len(largest))
-                buffers.out = bytearray(sealed_len(largest))
-            envelope = seal_span(self.ring, self.user_id, fd, span, buffers.buf, buffers.out)
-            self.api.put_blob(need[span.id], envelope, headers)
+            with self.buffers.take(largest) as (buf, out):
+                envelope = seal_span(self.ring, self.user_id, fd, span, buf, out)
+                self.api.put_blob(need[span.id], envelope, headers)
             if on_bytes is not None:
                 with tick:
-                    on_bytes(len(envelope))
+                    on_bytes(sealed_len(span.size))
 
         fd = os.open(path, os.O_RDONLY)
         try:

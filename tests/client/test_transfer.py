@@ -7,6 +7,7 @@ presigned URL for each chunk id it does not hold yet.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from sealsync_client import (
 from sealsync_client import transfer as transfer_mod
 from sealsync_client.chunking import MAX_SIZE, Chunker
 from sealsync_client.pipeline import FileChanged, Span, chunk_spans, seal_span
-from sealsync_client.transfer import Transfer
+from sealsync_client.transfer import Buffers, Transfer
 
 USER = "0123456789abcdef0123456789abcdef"
 FILE = "fedcba9876543210fedcba9876543210"
@@ -189,3 +190,18 @@ def test_seal_span_matches_seal_chunk_and_checks_the_bytes(tmp_path: Path) -> No
             seal_span(RING, USER, fd, Span(len(data) - 10, 20, spans[0].id), buf, out)
     finally:
         os.close(fd)
+
+
+def test_buffers_are_shared_bounded_and_grow_to_fit() -> None:
+    pool = Buffers(2)
+    with pool.take(1000) as a, pool.take(1000):
+        assert len(a[0]) >= crypto.padded_len(1000) and len(a[1]) >= crypto.sealed_len(1000)
+        third: list[int] = []
+        waiter = threading.Thread(target=lambda: third.append(len(pool.take(10).__enter__()[0])))
+        waiter.start()
+        waiter.join(0.2)
+        assert waiter.is_alive()  # both pairs are out: the third caller waits
+    waiter.join(5)
+    assert third and not waiter.is_alive()
+    with pool.take(MAX_SIZE) as big:
+        assert len(big[0]) >= crypto.padded_len(MAX_SIZE)
