@@ -199,7 +199,7 @@ def seal_into(key: bytes, kind: bytes, buf: bytearray, n: int, context: bytes,
     view = memoryview(out)[:end]
     view[:len(header)] = header
     aead = _aesgcm()(aead_key)
-    if hasattr(aead, "encrypt_into"):  # cryptography >= 45
+    if hasattr(aead, "encrypt_into"):  # recent cryptography; else one copy
         aead.encrypt_into(_NONCE, body, header + context, view[len(header):])
     else:
         view[len(header):] = aead.encrypt(_NONCE, body, header + context)

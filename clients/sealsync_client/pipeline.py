@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
@@ -73,12 +74,27 @@ def seal_span(ring: Keyring, user_id: str, fd: int, span: Span, buf: bytearray,
     names.
     """
     view = memoryview(buf)[:span.size]
-    if os.preadv(fd, [view], span.offset) != span.size \
+    if _read_at(fd, view, span.offset) != span.size \
             or crypto.chunk_hash(ring.chunk_id, view) != chunk_id_bytes(span.id):
         raise FileChanged("the file changed while it was being uploaded")
     return crypto.seal_into(ring.content, crypto.KIND_CHUNK, buf, span.size,
                             _chunk_context(ring, user_id_bytes(user_id),
                                            chunk_id_bytes(span.id)), out, rand=rand)
+
+
+_seek_lock = threading.Lock()
+
+
+def _read_at(fd: int, view: memoryview, offset: int) -> int:
+    """Fill `view` from `offset` without moving a shared file position
+    (several threads read one fd); the byte count, short only at EOF."""
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [view], offset)
+    with _seek_lock:  # Windows has no pread: seek and read under a lock
+        os.lseek(fd, offset, os.SEEK_SET)
+        data = os.read(fd, len(view))
+    view[:len(data)] = data
+    return len(data)
 
 
 def open_chunk(ring: Keyring, user_id: str, chunk_id: str, size: int, envelope: bytes) -> bytes:

@@ -170,7 +170,11 @@ def test_too_many_chunks_moves_the_file_up_a_tier(
     assert max(r.size for r in manifest.chunks) > MAX_SIZE  # tier 1 or above
 
 
-def test_seal_span_matches_seal_chunk_and_checks_the_bytes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pread", [True, False], ids=["preadv", "seek-and-read"])
+def test_seal_span_matches_seal_chunk_and_checks_the_bytes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pread: bool) -> None:
+    if not pread:  # as on Windows
+        monkeypatch.delattr(os, "preadv")
     path = tmp_path / "f"
     data = os.urandom(2 * MiB)
     path.write_bytes(data)
