@@ -5,17 +5,22 @@ URLs alike. Errors are `ApiError` subclasses whose messages are written for
 the person running the client: the server being down, a rejected login and
 a full quota each read differently. A 401 on an authenticated call gets the
 token refreshed once with the device's auth key, then the call is retried.
+
+`requests` (with urllib3 and the TLS stack, about 16 MB) is imported when the
+first `Api` is built, which `open_folder` does after Argon2id has run and
+freed its memory: the two never add up in the client's peak.
 """
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from .errors import SealsyncClientError
+
+if TYPE_CHECKING:
+    import requests
 
 TIMEOUT_S = 30.0
 Body = dict[str, Any]
@@ -64,11 +69,15 @@ class Api:
         self.login = login
         self.token = token
         self.on_token = on_token  # persists a refreshed token (e.g. in state.db)
-        self.http = session or requests.Session()
+        if session is None:
+            import requests
+            session = requests.Session()
+        self.http = session
         self.timeout_s = timeout_s
 
     # -- plumbing ---------------------------------------------------------
     def _send(self, method: str, url: str, timeout_s: float, **kw: Any) -> requests.Response:
+        import requests  # already loaded by __init__: a dict lookup
         try:
             return self.http.request(method, url, timeout=timeout_s, **kw)
         except requests.ConnectionError as exc:
@@ -105,7 +114,8 @@ class Api:
         if self.on_token is not None:
             self.on_token(b["token"], int(b["expires_at"]))
 
-    def put_blob(self, url: str, blob: bytes, headers: dict[str, str] | None = None) -> None:
+    def put_blob(self, url: str, blob: bytes | memoryview,
+                 headers: dict[str, str] | None = None) -> None:
         """PUT to a presigned URL; 412 (a create-only chunk that exists) is success."""
         r = self._send("PUT", url, self.timeout_s, data=blob, headers=headers or {})
         if r.status_code not in (200, 201, 204, 412):

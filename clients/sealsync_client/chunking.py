@@ -2,8 +2,14 @@
 
 Boundaries come from FastCDC 2020 through pyfastcdc's compiled Cython core:
 no Python loop touches individual bytes, and its stream reader refills one
-reused 2 x MAX_SIZE buffer with `readinto`, so memory stays at 8 MiB whatever
-the file size.
+reused 2 x max-size buffer with `readinto`, so memory stays at 2 MiB (tier 0)
+whatever the file size.
+
+Chunk sizes come in tiers picked by the file's size (`tier_for`): tier 0
+(min 64 KiB, mean ~300 KiB, max 1 MiB) for files up to 1 GiB, and each tier
+above doubles every size for files twice as large. Small chunks keep what an
+edit re-sends small; the tiers keep a version under the server's 4096-chunk
+cap (docs/FORMAT.md, "Chunking").
 
 The keyring's chunker key picks a secret 62-bit seed that pyfastcdc XORs into
 the gear table, so boundaries are not a public function of the content. That
@@ -21,19 +27,29 @@ import os
 from collections.abc import Iterator
 from typing import Any, Final, Protocol, cast
 
-import pyfastcdc
-
 from . import crypto
 
-MIN_SIZE: Final = 256 * 1024
-# FastCDC picks its cut masks for this size and only looks for cuts after
-# MIN_SIZE, so the mean chunk comes out near 1 MiB (0.95 MiB on random data).
-CUT_SIZE: Final = 768 * 1024
-MAX_SIZE: Final = 4 * 1024 * 1024
-NORMALIZATION: Final = 2  # tighter size spread, almost no forced cuts at MAX_SIZE
+# Tier 0. FastCDC picks its cut masks for CUT_SIZE and only looks for cuts
+# after MIN_SIZE, so the mean chunk comes out near 300 KiB on random data.
+MIN_SIZE: Final = 64 * 1024
+CUT_SIZE: Final = 256 * 1024
+MAX_SIZE: Final = 1024 * 1024
+# Level 1: a tighter size spread than none, and quicker re-synchronisation
+# after an edit than level 2 (measured: benchmarks/README.md).
+NORMALIZATION: Final = 1
+TIER0_FILE_MAX: Final = 1 << 30  # tier 0 up to 1 GiB: about 3400 chunks
+TOP_TIER: Final = 3  # max chunk 8 MiB: envelopes stay under the server's 16 MiB
 
 _SEED_TAG: Final = b"sealsync:chunker-seed:v1"
 
+
+def tier_for(size: int) -> int:
+    """The chunk-size tier for a file of `size` bytes: 0 up to 1 GiB, then one
+    more per doubling, at most TOP_TIER (about 8 GiB in 4096 chunks)."""
+    tier = 0
+    while tier < TOP_TIER and size > TIER0_FILE_MAX << tier:
+        tier += 1
+    return tier
 
 
 class ReadsInto(Protocol):
@@ -63,11 +79,18 @@ class Chunker:
     One instance per keyring; reusable, but not from two threads at once.
     """
 
-    def __init__(self, key: bytes, *, min_size: int = MIN_SIZE, cut_size: int = CUT_SIZE,
-                 max_size: int = MAX_SIZE) -> None:
+    def __init__(self, key: bytes, tier: int = 0, *, min_size: int | None = None,
+                 cut_size: int | None = None, max_size: int | None = None) -> None:
+        """A tier's sizes, unless given explicitly (tests use tiny chunks)."""
+        if not 0 <= tier <= TOP_TIER:
+            raise ValueError(f"chunk tier must be 0..{TOP_TIER}")
         self.seed = chunker_seed(key)
-        self.max_size = max_size
-        self._cdc = pyfastcdc.FastCDC(cut_size, min_size=min_size, max_size=max_size,
+        self.tier = tier
+        self.min_size = min_size or MIN_SIZE << tier
+        self.max_size = max_size or MAX_SIZE << tier
+        import pyfastcdc  # here, not at import: see crypto's note on peak memory
+        self._cdc = pyfastcdc.FastCDC(cut_size or CUT_SIZE << tier, min_size=self.min_size,
+                                      max_size=self.max_size,
                                       normalized_chunking=NORMALIZATION, seed=self.seed)
 
     def split(self, source: Source) -> Iterator[tuple[int, memoryview]]:

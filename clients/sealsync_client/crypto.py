@@ -12,21 +12,28 @@ Envelope v1 (every chunk, manifest and key file)::
 
 The whole header is associated data, followed by the caller's context (ids,
 revisions), so a ciphertext opens only in the place it was sealed for.
+
+`cryptography` is imported on first use, not with this module: opening a
+folder runs Argon2id (64-256 MiB for a moment) before anything is sealed or
+opened, and loading OpenSSL after it keeps the two from adding up in the
+client's peak memory (docs/CLIENT.md, "Memory").
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import nacl.pwhash.argon2id
 import nacl.signing
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import IntegrityError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 VERSION: Final = 1
 SUPPORTED_VERSIONS: Final = frozenset({VERSION})
@@ -90,6 +97,12 @@ def keystream(key: bytes, purpose: bytes, size: int) -> bytes:
     return hashlib.shake_256(derive(key, purpose)).digest(size)
 
 
+@functools.cache
+def _aesgcm() -> type[AESGCM]:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    return AESGCM
+
+
 # -- padding ------------------------------------------------------------------
 def padme(length: int) -> int:
     """The Padmé bucket for `length` (Nikitin et al., PETS 2019).
@@ -116,13 +129,12 @@ def sealed_len(length: int, clear_fields: int = 0) -> int:
     return HEADER_LEN + clear_fields + padded_len(length) + TAG_LEN
 
 
-def _pad(plaintext: bytes | bytearray | memoryview, scratch: bytearray | None) -> memoryview:
-    """plaintext | 0x80 | zeros, in `scratch` when given (reused across chunks)."""
-    n = len(plaintext)
+def _pad_in_place(buf: bytearray, n: int) -> memoryview:
+    """buf[:n] | 0x80 | zeros, written over buf's tail; the padded view."""
     total = padded_len(n)
-    buf = scratch if scratch is not None and len(scratch) >= total else bytearray(total)
+    if len(buf) < total:
+        raise ValueError("the buffer has no room for the padding")
     view = memoryview(buf)[:total]
-    view[:n] = plaintext
     view[n] = 0x80
     view[n + 1:] = bytes(total - n - 1)
     return view
@@ -158,15 +170,51 @@ def seal(key: bytes, kind: bytes, plaintext: bytes | bytearray | memoryview, con
     `clear` holds the kind's clear header fields (authenticated, not secret).
     `scratch` is an optional reusable buffer for the padded plaintext.
     """
+    n = len(plaintext)
+    total = padded_len(n)
+    buf = scratch if scratch is not None and len(scratch) >= total else bytearray(total)
+    memoryview(buf)[:n] = plaintext
+    return seal_in_place(key, kind, buf, n, context, clear=clear, rand=rand)
+
+
+def seal_in_place(key: bytes, kind: bytes, buf: bytearray, n: int, context: bytes,
+                  *, clear: bytes = b"", rand: Random = os.urandom) -> bytes:
+    """`seal` for a plaintext already in buf[:n], padded in place (buf must
+    hold padded_len(n) bytes): the plaintext is never copied."""
+    header, aead_key = _begin(key, kind, clear, rand)
+    body = _pad_in_place(buf, n)
+    return header + _aesgcm()(aead_key).encrypt(_NONCE, body, header + context)
+
+
+def seal_into(key: bytes, kind: bytes, buf: bytearray, n: int, context: bytes,
+              out: bytearray, *, rand: Random = os.urandom) -> memoryview:
+    """`seal_in_place` that writes the envelope into `out` (at least
+    sealed_len(n) bytes) and returns the view of it that holds the envelope:
+    an uploader that reuses `buf` and `out` allocates nothing per chunk."""
+    header, aead_key = _begin(key, kind, b"", rand)
+    body = _pad_in_place(buf, n)
+    end = len(header) + len(body) + TAG_LEN
+    if len(out) < end:
+        raise ValueError("the output buffer is too small for the envelope")
+    view = memoryview(out)[:end]
+    view[:len(header)] = header
+    aead = _aesgcm()(aead_key)
+    if hasattr(aead, "encrypt_into"):  # recent cryptography; else one copy
+        aead.encrypt_into(_NONCE, body, header + context, view[len(header):])
+    else:
+        view[len(header):] = aead.encrypt(_NONCE, body, header + context)
+    return view
+
+
+def _begin(key: bytes, kind: bytes, clear: bytes, rand: Random) -> tuple[bytes, bytes]:
+    """(envelope header, AEAD key) for a new object with a fresh salt."""
     if len(key) != KEY_LEN or len(kind) != 1:
         raise ValueError("seal needs a 32-byte key and a one-byte kind")
     salt = rand(SALT_LEN)
     if len(salt) != SALT_LEN:
         raise ValueError("the random source returned a short salt")
     aead_key, commit = _object_keys(key, kind, salt)
-    header = bytes([VERSION]) + kind + clear + salt + commit
-    body = _pad(plaintext, scratch)
-    return header + AESGCM(aead_key).encrypt(_NONCE, body, header + context)
+    return bytes([VERSION]) + kind + clear + salt + commit, aead_key
 
 
 def clear_fields(envelope: bytes, kind: bytes, size: int) -> bytes:
@@ -196,9 +244,10 @@ def open_sealed(key: bytes, kind: bytes, envelope: bytes, context: bytes,
         raise IntegrityError()
     header_end = start + SALT_LEN + COMMIT_LEN
     view = memoryview(envelope)
+    from cryptography.exceptions import InvalidTag
     try:
-        body = AESGCM(aead_key).decrypt(_NONCE, view[header_end:],
-                                        bytes(view[:header_end]) + context)
+        body = _aesgcm()(aead_key).decrypt(_NONCE, view[header_end:],
+                                           bytes(view[:header_end]) + context)
     except InvalidTag:
         raise IntegrityError() from None
     return _unpad(body)

@@ -12,18 +12,31 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from . import crypto
-from .chunking import Chunker, Source
-from .errors import IntegrityError
+from .chunking import Chunker, Source, tier_for
+from .errors import IntegrityError, SealsyncClientError
 from .keys import Keyring
 from .manifest import Manifest
 from .wire import chunk_id_bytes, user_id_bytes
 
 Fetch = Callable[[str], bytes]
 """Returns the stored envelope for a chunk id (e.g. a presigned GET)."""
+
+
+class FileChanged(SealsyncClientError):
+    """The file changed while it was being uploaded; the next sync retries it."""
+
+
+class Span(NamedTuple):
+    """Where one chunk lies in a file, and its id: all an upload keeps per chunk."""
+
+    offset: int
+    size: int
+    id: str  # 64 lowercase hex
 
 
 class SealedChunk(NamedTuple):
@@ -50,6 +63,40 @@ def seal_chunk(ring: Keyring, user_id: str, data: bytes | bytearray | memoryview
     return cid.hex(), envelope
 
 
+def seal_span(ring: Keyring, user_id: str, fd: int, span: Span, buf: bytearray,
+              out: bytearray, *, rand: crypto.Random = os.urandom) -> memoryview:
+    """Read one chunk back from an open file into `buf` and seal it into `out`.
+
+    `buf` must hold padded_len(span.size) bytes and `out` sealed_len of it;
+    an uploader reuses both from chunk to chunk, so nothing chunk-sized is
+    allocated or copied. Returns the view of `out` holding the envelope.
+    Raises FileChanged unless the bytes still hash to the id the manifest
+    names.
+    """
+    view = memoryview(buf)[:span.size]
+    if _read_at(fd, view, span.offset) != span.size \
+            or crypto.chunk_hash(ring.chunk_id, view) != chunk_id_bytes(span.id):
+        raise FileChanged("the file changed while it was being uploaded")
+    return crypto.seal_into(ring.content, crypto.KIND_CHUNK, buf, span.size,
+                            _chunk_context(ring, user_id_bytes(user_id),
+                                           chunk_id_bytes(span.id)), out, rand=rand)
+
+
+_seek_lock = threading.Lock()
+
+
+def _read_at(fd: int, view: memoryview, offset: int) -> int:
+    """Fill `view` from `offset` without moving a shared file position
+    (several threads read one fd); the byte count, short only at EOF."""
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [view], offset)
+    with _seek_lock:  # Windows has no pread: seek and read under a lock
+        os.lseek(fd, offset, os.SEEK_SET)
+        data = os.read(fd, len(view))
+    view[:len(data)] = data
+    return len(data)
+
+
 def open_chunk(ring: Keyring, user_id: str, chunk_id: str, size: int, envelope: bytes) -> bytes:
     """The plaintext of chunk `chunk_id`, which the manifest says is `size` bytes.
 
@@ -73,12 +120,21 @@ def encrypt_file(source: Source, ring: Keyring, user_id: str, *,
     Envelopes are independent objects, so callers may upload them in
     parallel; memory stays at the chunker's buffer plus what they hold.
     """
-    chunker = chunker or Chunker(ring.chunker)
+    if chunker is None:
+        size = os.stat(source).st_size if isinstance(source, str | os.PathLike) else 0
+        chunker = Chunker(ring.chunker, tier_for(size))
     user_id_bytes(user_id)  # fail before reading anything
     scratch = bytearray(crypto.padded_len(chunker.max_size))
     for offset, data in chunker.split(source):
         cid, envelope = seal_chunk(ring, user_id, data, rand=rand, scratch=scratch)
         yield SealedChunk(cid, len(data), envelope, offset)
+
+
+def chunk_spans(source: Source, ring: Keyring, chunker: Chunker) -> list[Span]:
+    """Chunk and hash a file without encrypting anything: the first half of
+    an upload, after which the server says which ids it lacks."""
+    return [Span(offset, len(view), crypto.chunk_hash(ring.chunk_id, view).hex())
+            for offset, view in chunker.split(source)]
 
 
 def open_chunks(manifest: Manifest, ring: Keyring, user_id: str, fetch: Fetch) -> Iterator[bytes]:

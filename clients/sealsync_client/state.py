@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -162,6 +161,7 @@ def fingerprint(path: Path, known: Fingerprint | None = None) -> Fingerprint:
 
 class State:
     def __init__(self, root: Path) -> None:
+        import sqlite3  # on first use, after Argon2id (crypto's note on peak memory)
         self.root = root
         self.db = sqlite3.connect(meta_dir(root) / "state.db", isolation_level=None,
                                   check_same_thread=False)

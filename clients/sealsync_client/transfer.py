@@ -1,9 +1,12 @@
 """Moving one file version to and from the server.
 
 Upload: chunk and hash the file (no encryption yet), seal the manifest, ask
-the server which chunks it lacks, then encrypt and PUT only those, several at
-once on a thread pool; the manifest goes last, because its arrival in
-staging is what triggers the commit. Then one long poll for the decision.
+the server which chunks it lacks, then read back, re-hash, encrypt and PUT
+only those, several at once on a thread pool (each worker reuses one
+buffer). Chunks the server has are never read twice or encrypted, so a
+small edit to a big file costs one hashing pass plus the changed chunks.
+The manifest goes last, because its arrival in staging is what triggers the
+commit. Then one long poll for the decision.
 
 Download: open the manifest for exactly (file, revision), fetch chunks by
 presigned GET with a few requests in flight, and let `decrypt_file` verify
@@ -12,22 +15,32 @@ every chunk before anything is renamed into place.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-from .api import Api
-from .chunking import Chunker
-from .crypto import sealed_len
-from .errors import IntegrityError, SealsyncClientError
+from .api import Api, ApiError, QuotaError
+from .chunking import TOP_TIER, Chunker, tier_for
+from .crypto import padded_len, sealed_len
+from .errors import IntegrityError
 from .keys import Keyring
-from .manifest import INLINE_MAX, ChunkRef, Manifest, ManifestPlace, open_manifest, seal_manifest
-from .pipeline import decrypt_file, encrypt_file
+from .manifest import (
+    INLINE_MAX,
+    MAX_CHUNKS,
+    ChunkRef,
+    Manifest,
+    ManifestPlace,
+    open_manifest,
+    seal_manifest,
+)
+from .pipeline import FileChanged as FileChanged  # engine imports it from here
+from .pipeline import Span, chunk_spans, decrypt_file, seal_span
 from .state import META_DIR
 
 Body = dict[str, Any]
@@ -46,10 +59,6 @@ Progress = Callable[[str, int], AbstractContextManager[Bar]]
 """(label, total bytes) -> a progress bar (click.progressbar fits)."""
 
 
-class FileChanged(SealsyncClientError):
-    """The file changed while it was being uploaded; the next sync retries it."""
-
-
 class UnsafePath(IntegrityError):
     """A manifest names a path outside the sync folder (or inside .sealsync)."""
 
@@ -62,6 +71,30 @@ def safe_rel(path: str) -> str:
             or any(p in ("", ".", "..") for p in parts) or path != "/".join(parts):
         raise UnsafePath(f"refusing a path outside the sync folder: {path!r}")
     return path
+
+
+class Buffers:
+    """At most `count` (plaintext, envelope) buffer pairs, shared by every
+    upload of one Transfer: however many files upload at once, sealing
+    memory stays at count x 2 x the largest chunk (2 MiB per pair at tier 0).
+    """
+
+    def __init__(self, count: int) -> None:
+        self._free: queue.LifoQueue[tuple[bytearray, bytearray] | None] = queue.LifoQueue()
+        for _ in range(count):
+            self._free.put(None)  # allocated on first use
+
+    @contextmanager
+    def take(self, chunk_size: int) -> Iterator[tuple[bytearray, bytearray]]:
+        """A pair that fits a chunk of `chunk_size` bytes; waits while all are in use."""
+        pair = self._free.get()
+        try:
+            if pair is None or len(pair[0]) < padded_len(chunk_size):
+                pair = None  # drop the small one before allocating
+                pair = bytearray(padded_len(chunk_size)), bytearray(sealed_len(chunk_size))
+            yield pair
+        finally:
+            self._free.put(pair)
 
 
 @dataclass(frozen=True)
@@ -82,8 +115,11 @@ class Transfer:
         self.sign = sign  # links a version into the signed history (history.py)
         self.workers = workers
         self.progress = progress
-        self.chunker = Chunker(ring.chunker)
-        self._lock = threading.Lock()  # one Chunker is not thread-safe
+        self.chunkers = [Chunker(ring.chunker, tier) for tier in range(TOP_TIER + 1)]
+        self.buffers = Buffers(workers)
+        # One hashing pass at a time: a Chunker is not thread-safe, and this
+        # bounds the chunkers' read buffers when several files upload at once.
+        self._lock = threading.Lock()
 
     # -- upload -------------------------------------------------------------
     def _bar(self, label: str, total: int) -> AbstractContextManager[Bar]:
@@ -95,62 +131,79 @@ class Transfer:
         """Upload `rel` as revision base + 1 of `file_id`; the decided status."""
         path = root / rel
         st = path.stat()
-        refs: tuple[ChunkRef, ...] = ()
+        spans: list[Span] = []
         if st.st_size <= INLINE_MAX:
             data = path.read_bytes()
             manifest = Manifest(rel, len(data), st.st_mtime_ns, st.st_mode, self.device,
                                 inline=data)
         else:
-            with self._lock:
-                refs = tuple(ChunkRef(self.ring.chunk_id_of(view), len(view))
-                             for _, view in self.chunker.split(path))
-            manifest = Manifest(rel, sum(r.size for r in refs), st.st_mtime_ns, st.st_mode,
-                                self.device, refs)
+            spans = self._spans(path, st.st_size)
+            manifest = Manifest(rel, sum(s.size for s in spans), st.st_mtime_ns, st.st_mode,
+                                self.device, tuple(ChunkRef(s.id, s.size) for s in spans))
         place = ManifestPlace.for_upload(self.user_id, file_id, base)
         envelope = seal_manifest(self.ring, place, self.sign(place, manifest))
         ticket = self.api.create_upload(file_id, base, len(envelope),
-                                        [(r.id, sealed_len(r.size)) for r in refs])
+                                        [(s.id, sealed_len(s.size)) for s in spans])
         need: dict[str, str] = ticket.get("chunk_urls") or {}
         if need:
-            total = sum(sealed_len(r.size) for r in refs if r.id in need)
-            with self._bar(f"up   {rel}", total) as bar:
-                self._put_chunks(path, refs, need, ticket.get("chunk_headers") or {},
+            first: dict[str, Span] = {}  # each lacking id once, at its first place in the file
+            for span in spans:
+                if span.id in need:
+                    first.setdefault(span.id, span)
+            todo = list(first.values())
+            if len(todo) != len(need):
+                raise ApiError("the server asked for chunks this version does not have")
+            with self._bar(f"up   {rel}", sum(sealed_len(s.size) for s in todo)) as bar:
+                self._put_chunks(path, todo, need, ticket.get("chunk_headers") or {},
                                  bar.update)
+        now = path.stat()
+        if (now.st_size, now.st_mtime_ns, now.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
+            raise FileChanged(f"{rel} changed while it was being uploaded")
         self.api.put_blob(ticket["manifest_url"], envelope)
         return self.api.wait_upload(ticket["upload_id"])
 
-    def _put_chunks(self, path: Path, refs: tuple[ChunkRef, ...], need: dict[str, str],
+    def _spans(self, path: Path, size: int) -> list[Span]:
+        """Chunk and hash at the tier for this size; a file whose content cuts
+        into more than the server's 4096 chunks goes up a tier (and fails
+        clearly past the top one)."""
+        tier = tier_for(size)
+        while True:
+            with self._lock:
+                spans = chunk_spans(path, self.ring, self.chunkers[tier])
+            if len(spans) <= MAX_CHUNKS:
+                return spans
+            if tier == TOP_TIER:
+                raise QuotaError(f"{path.name} is too large: {len(spans)} chunks, and a "
+                                 f"version holds at most {MAX_CHUNKS}", 413)
+            tier += 1
+
+    def _put_chunks(self, path: Path, todo: list[Span], need: dict[str, str],
                     headers: dict[str, str], on_bytes: Callable[[int], None] | None) -> None:
-        slots = threading.BoundedSemaphore(self.workers * 2)  # bounds envelopes in memory
-        futures: list[Future[None]] = []
-        sent: set[str] = set()
+        """Read back, seal and PUT `todo` on the pool, each chunk in a buffer
+        pair from `self.buffers`: no chunk-sized object is allocated."""
+        largest = max(s.size for s in todo)
         tick = threading.Lock()  # progress bars are not thread-safe
 
-        def put(url: str, envelope: bytes, size: int) -> None:
-            try:
-                self.api.put_blob(url, envelope, headers)
-                if on_bytes is not None:
-                    with tick:
-                        on_bytes(len(envelope))
-            finally:
-                slots.release()
+        def put(span: Span) -> None:
+            with self.buffers.take(largest) as (buf, out):
+                envelope = seal_span(self.ring, self.user_id, fd, span, buf, out)
+                self.api.put_blob(need[span.id], envelope, headers)
+            if on_bytes is not None:
+                with tick:
+                    on_bytes(sealed_len(span.size))
 
-        with ThreadPoolExecutor(self.workers) as pool:
-            count = 0
-            with self._lock:
-                for i, sc in enumerate(encrypt_file(path, self.ring, self.user_id,
-                                                    chunker=self.chunker)):
-                    count = i + 1
-                    if i >= len(refs) or sc.id != refs[i].id:
-                        break  # the content moved under us
-                    if sc.id in need and sc.id not in sent:
-                        sent.add(sc.id)
-                        slots.acquire()
-                        futures.append(pool.submit(put, need[sc.id], sc.envelope, sc.size))
-            for f in futures:
-                f.result()
-        if count != len(refs) or not sent >= set(need):
-            raise FileChanged(f"{path.name} changed while it was being uploaded")
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            with ThreadPoolExecutor(self.workers) as pool:
+                futures = [pool.submit(put, span) for span in todo]
+                try:
+                    for f in futures:
+                        f.result()
+                finally:
+                    for f in futures:
+                        f.cancel()  # after a failure, start nothing more
+        finally:
+            os.close(fd)
 
     def delete(self, file_id: str, base: int) -> Body:
         return self.api.wait_upload(self.api.delete_file(file_id, base))

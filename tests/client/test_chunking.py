@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyfastcdc
 from sealsync_client import AccountKeys, encrypt_file
-from sealsync_client.chunking import MAX_SIZE, MIN_SIZE, Chunker
+from sealsync_client.chunking import MAX_SIZE, MIN_SIZE, TOP_TIER, Chunker, tier_for
 
 RING = AccountKeys(bytes(range(32))).root_keyring()
 OTHER = AccountKeys(bytes(32)).root_keyring()
@@ -38,12 +38,37 @@ def test_the_compiled_core_is_in_use() -> None:
     assert pyfastcdc.FastCDC.__module__ == "pyfastcdc.cy.fastcdc"
 
 
-def test_chunk_sizes_stay_within_bounds_and_average_about_one_mib() -> None:
-    data = os.urandom(96 * MiB)
+def test_tier_zero_chunks_stay_within_bounds_and_average_about_300_kib() -> None:
+    data = os.urandom(48 * MiB)
     sizes = [n for _, n in Chunker(RING.chunker).boundaries(data)]
     assert sum(sizes) == len(data)
     assert all(MIN_SIZE <= n <= MAX_SIZE for n in sizes[:-1])
-    assert 0.75 * MiB <= statistics.mean(sizes[:-1]) <= 1.3 * MiB
+    mean = statistics.mean(sizes[:-1])
+    assert 250 * 1024 <= mean <= 360 * 1024
+    # so a 1 GiB file fits the server's 4096 chunks with room to spare
+    assert 1024 * MiB / mean < 3800
+
+
+def test_each_tier_doubles_the_sizes_of_the_one_below() -> None:
+    data = os.urandom(48 * MiB)
+    means = []
+    for tier in range(3):
+        chunker = Chunker(RING.chunker, tier)
+        assert (chunker.min_size, chunker.max_size) == (MIN_SIZE << tier, MAX_SIZE << tier)
+        sizes = [n for _, n in chunker.boundaries(data)]
+        assert sum(sizes) == len(data)
+        assert all(chunker.min_size <= n <= chunker.max_size for n in sizes[:-1])
+        means.append(statistics.mean(sizes[:-1]))
+    assert 1.6 < means[1] / means[0] < 2.5 and 1.6 < means[2] / means[1] < 2.5
+
+
+def test_the_tier_follows_the_file_size() -> None:
+    gib = 1024 * MiB
+    assert [tier_for(n) for n in (0, 5000, gib, gib + 1, 2 * gib, 2 * gib + 1, 4 * gib,
+                                  8 * gib, 100 * gib)] == [0, 0, 0, 1, 1, 2, 2, 3, TOP_TIER]
+    # the top tier's biggest chunk still seals under the server's 16 MiB object cap
+    from sealsync_client.crypto import sealed_len
+    assert sealed_len(Chunker(RING.chunker, TOP_TIER).max_size) <= 16 * MiB
 
 
 def test_an_insertion_moves_boundaries_only_locally() -> None:
@@ -56,8 +81,8 @@ def test_an_insertion_moves_boundaries_only_locally() -> None:
 
     before, after = ids(data), ids(edited)
     unchanged = set(before) & set(after)
-    assert len(before) >= 20
-    assert len(unchanged) >= len(before) - 2  # only the chunk(s) around the edit change
+    assert len(before) >= 80
+    assert len(unchanged) >= len(before) - 4  # only the chunk(s) around the edit change
     assert before[0] == after[0] and before[-1] == after[-1]
 
 
@@ -99,7 +124,7 @@ def test_a_gibibyte_is_chunked_in_bounded_memory() -> None:
     finally:
         tracemalloc.stop()
     assert total == 1024 * MiB
-    assert peak < 16 * MiB, f"peak {peak / MiB:.1f} MiB"
+    assert peak < 6 * MiB, f"peak {peak / MiB:.1f} MiB"
 
 
 def test_the_pipeline_streams_in_bounded_memory() -> None:
@@ -112,4 +137,4 @@ def test_the_pipeline_streams_in_bounded_memory() -> None:
     finally:
         tracemalloc.stop()
     assert total == 96 * MiB
-    assert peak < 32 * MiB, f"peak {peak / MiB:.1f} MiB"
+    assert peak < 8 * MiB, f"peak {peak / MiB:.1f} MiB"

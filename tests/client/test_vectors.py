@@ -121,11 +121,12 @@ def test_invalid_signatures_raise_the_one_integrity_error(v: dict[str, Any]) -> 
         verify_signed(VerifyKey(bytes.fromhex(v["signing_public_key"])), ring, place, manifest)
 
 
-@pytest.mark.parametrize("v", VECTORS["chunking"], ids=lambda v: v["chunker_key"][:8])
+@pytest.mark.parametrize("v", VECTORS["chunking"],
+                         ids=lambda v: f"{v['chunker_key'][:8]}-tier{v['tier']}")
 def test_chunk_boundaries(v: dict[str, Any]) -> None:
     spec = v["input"]
     data = hashlib.shake_256(spec["shake256"].encode()).digest(spec["length"])
-    chunker = Chunker(bytes.fromhex(v["chunker_key"]))
+    chunker = Chunker(bytes.fromhex(v["chunker_key"]), v["tier"])
     assert chunker.seed == v["seed"]
     assert [list(b) for b in chunker.boundaries(data)] == v["boundaries"]
 

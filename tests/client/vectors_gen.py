@@ -165,10 +165,11 @@ def build() -> dict[str, Any]:
                           "salt": salt_of(env), "envelope": env.hex()})
 
     data = pseudo("chunking input", 6 * 1024 * 1024 + 12345)
-    chunking = [{"chunker_key": ring.chunker.hex(), "seed": Chunker(ring.chunker).seed,
+    chunking = [{"chunker_key": ring.chunker.hex(), "tier": tier,
+                 "seed": Chunker(ring.chunker, tier).seed,
                  "input": {"shake256": "chunking input", "length": len(data)},
-                 "boundaries": [list(b) for b in Chunker(ring.chunker).boundaries(data)]}
-                for ring in (root, folder)]
+                 "boundaries": [list(b) for b in Chunker(ring.chunker, tier).boundaries(data)]}
+                for ring, tier in ((root, 0), (folder, 0), (root, 1))]
 
     kf_params = KdfParams.new(ops=1, mem=8192, rand=FixedRandom("keyfile kdf"))
     device = DeviceKeys(keys.master, USER, params.encode(), {FOLDER_ID.hex(): folder_key})

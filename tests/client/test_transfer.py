@@ -1,0 +1,211 @@
+"""Uploads: hash first, then read back, seal and PUT only what the server lacks.
+
+The server here is an in-process fake of the three calls an upload makes; it
+stores what is PUT and answers POST /v1/uploads like chalicelib/api.py: a
+presigned URL for each chunk id it does not hold yet.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sealsync_client import (
+    AccountKeys,
+    Manifest,
+    ManifestPlace,
+    crypto,
+    open_chunk,
+    open_manifest,
+    seal_chunk,
+)
+from sealsync_client import transfer as transfer_mod
+from sealsync_client.chunking import MAX_SIZE, Chunker
+from sealsync_client.pipeline import FileChanged, Span, chunk_spans, seal_span
+from sealsync_client.transfer import Buffers, Transfer
+
+USER = "0123456789abcdef0123456789abcdef"
+FILE = "fedcba9876543210fedcba9876543210"
+RING = AccountKeys(bytes(range(32))).root_keyring()
+MiB = 1024 * 1024
+
+
+class FakeServer:
+    """create_upload / put_blob / wait_upload, keeping every PUT."""
+
+    def __init__(self) -> None:
+        self.chunks: dict[str, bytes] = {}
+        self.manifests: list[bytes] = []
+        self.puts: list[str] = []
+        self.before_puts: Any = None  # called once the ticket is out (a racing editor)
+
+    def create_upload(self, file_id: str, base: int, manifest_size: int,
+                      chunks: list[tuple[str, int]]) -> dict[str, Any]:
+        need = {cid: f"chunk:{cid}" for cid, _ in chunks if cid not in self.chunks}
+        if self.before_puts is not None:
+            self.before_puts()
+        return {"upload_id": "u", "manifest_url": "manifest", "chunk_urls": need,
+                "chunk_headers": {"If-None-Match": "*"}}
+
+    def put_blob(self, url: str, blob: bytes | memoryview,
+                 headers: dict[str, str] | None = None) -> None:
+        self.puts.append(url)
+        if url == "manifest":
+            self.manifests.append(bytes(blob))
+        else:
+            assert headers == {"If-None-Match": "*"}
+            self.chunks[url.removeprefix("chunk:")] = bytes(blob)
+
+    def wait_upload(self, upload_id: str) -> dict[str, Any]:
+        return {"status": "accepted", "revision": 1}
+
+
+def upload(tmp_path: Path, server: FakeServer, base: int = 0) -> Manifest:
+    t = Transfer(server, RING, USER, "test")  # type: ignore[arg-type]
+    assert t.upload(tmp_path, "big.bin", FILE, base)["status"] == "accepted"
+    place = ManifestPlace.for_upload(USER, FILE, base)
+    return open_manifest(RING, place, server.manifests[-1])
+
+
+def test_an_upload_round_trips_and_the_manifest_is_put_last(tmp_path: Path) -> None:
+    data = os.urandom(6 * MiB + 17)
+    (tmp_path / "big.bin").write_bytes(data)
+    server = FakeServer()
+    manifest = upload(tmp_path, server)
+    assert server.puts[-1] == "manifest" and server.puts.count("manifest") == 1
+    assert len(manifest.chunks) >= 10
+    restored = b"".join(open_chunk(RING, USER, r.id, r.size, server.chunks[r.id])
+                        for r in manifest.chunks)
+    assert restored == data
+    for r in manifest.chunks:
+        assert len(server.chunks[r.id]) == crypto.sealed_len(r.size)
+
+
+def spy_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The offsets of every chunk read back for sealing."""
+    reads: list[int] = []
+    real = os.preadv
+
+    def preadv(fd: int, buffers: list[memoryview], offset: int) -> int:
+        reads.append(offset)
+        return real(fd, buffers, offset)
+
+    monkeypatch.setattr(os, "preadv", preadv)
+    return reads
+
+
+def test_a_small_overwrite_reads_seals_and_sends_only_the_chunks_around_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "big.bin"
+    data = bytearray(os.urandom(16 * MiB))
+    path.write_bytes(data)
+    server = FakeServer()
+    first = upload(tmp_path, server)
+    server.puts.clear()
+    data[8 * MiB:8 * MiB + 4096] = os.urandom(4096)
+    path.write_bytes(data)
+    reads = spy_reads(monkeypatch)
+    second = upload(tmp_path, server, base=1)
+
+    new = [r for r in second.chunks if r.id not in {c.id for c in first.chunks}]
+    assert 1 <= len(new) <= 4
+    assert sorted(server.puts[:-1]) == sorted(f"chunk:{r.id}" for r in new)
+    starts: dict[str, int] = {}
+    at = 0
+    for r in second.chunks:
+        starts.setdefault(r.id, at)
+        at += r.size
+    assert sorted(reads) == sorted(starts[r.id] for r in new)  # nothing else read back
+    assert sum(r.size for r in new) <= 4 * MAX_SIZE
+    restored = b"".join(open_chunk(RING, USER, r.id, r.size, server.chunks[r.id])
+                        for r in second.chunks)
+    assert restored == data
+
+
+def test_nothing_is_read_back_when_the_server_has_every_chunk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "big.bin").write_bytes(os.urandom(3 * MiB))
+    server = FakeServer()
+    upload(tmp_path, server)
+    reads = spy_reads(monkeypatch)
+    server.puts.clear()
+    upload(tmp_path, server, base=1)  # e.g. a rename: the same content again
+    assert server.puts == ["manifest"] and reads == []
+
+
+def test_an_edit_racing_the_upload_fails_it_before_the_manifest(tmp_path: Path) -> None:
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(4 * MiB))
+    server = FakeServer()
+
+    def edit() -> None:  # same size, other bytes: only the re-hash can tell
+        with path.open("r+b") as f:
+            f.seek(MiB)
+            f.write(os.urandom(4096))
+
+    server.before_puts = edit
+    with pytest.raises(FileChanged):
+        upload(tmp_path, server)
+    assert server.manifests == []
+
+
+def test_a_touch_during_the_upload_fails_it_too(tmp_path: Path) -> None:
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(2 * MiB))
+    server = FakeServer()
+    server.before_puts = lambda: os.utime(path, ns=(1, 1))
+    with pytest.raises(FileChanged):
+        upload(tmp_path, server)
+    assert server.manifests == []
+
+
+def test_too_many_chunks_moves_the_file_up_a_tier(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "big.bin").write_bytes(os.urandom(12 * MiB))
+    monkeypatch.setattr(transfer_mod, "MAX_CHUNKS", 16)
+    manifest = upload(tmp_path, FakeServer())
+    assert len(manifest.chunks) <= 16
+    assert max(r.size for r in manifest.chunks) > MAX_SIZE  # tier 1 or above
+
+
+@pytest.mark.parametrize("pread", [True, False], ids=["preadv", "seek-and-read"])
+def test_seal_span_matches_seal_chunk_and_checks_the_bytes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pread: bool) -> None:
+    if not pread:  # as on Windows
+        monkeypatch.delattr(os, "preadv")
+    path = tmp_path / "f"
+    data = os.urandom(2 * MiB)
+    path.write_bytes(data)
+    spans = chunk_spans(path, RING, Chunker(RING.chunker))
+    salt = bytes(range(24))
+    buf = bytearray(crypto.padded_len(MAX_SIZE))
+    out = bytearray(crypto.sealed_len(MAX_SIZE))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for span in spans:
+            env = bytes(seal_span(RING, USER, fd, span, buf, out, rand=lambda n: salt[:n]))
+            chunk = data[span.offset:span.offset + span.size]
+            assert seal_chunk(RING, USER, chunk, rand=lambda n: salt[:n]) == (span.id, env)
+        with pytest.raises(FileChanged):
+            seal_span(RING, USER, fd, Span(1, spans[0].size, spans[0].id), buf, out)
+        with pytest.raises(FileChanged):  # past the end: a short read
+            seal_span(RING, USER, fd, Span(len(data) - 10, 20, spans[0].id), buf, out)
+    finally:
+        os.close(fd)
+
+
+def test_buffers_are_shared_bounded_and_grow_to_fit() -> None:
+    pool = Buffers(2)
+    with pool.take(1000) as a, pool.take(1000):
+        assert len(a[0]) >= crypto.padded_len(1000) and len(a[1]) >= crypto.sealed_len(1000)
+        third: list[int] = []
+        waiter = threading.Thread(target=lambda: third.append(len(pool.take(10).__enter__()[0])))
+        waiter.start()
+        waiter.join(0.2)
+        assert waiter.is_alive()  # both pairs are out: the third caller waits
+    waiter.join(5)
+    assert third and not waiter.is_alive()
+    with pool.take(MAX_SIZE) as big:
+        assert len(big[0]) >= crypto.padded_len(MAX_SIZE)
