@@ -43,3 +43,9 @@ test: $(STAMP) test-tools lint typecheck
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# Figures side by side with rclone and restic (installed with apt when root):
+# benchmarks/results/latest.json + latest.md. QUICK=1: the < 3 minute profile.
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run $(if $(QUICK),--quick,)
