@@ -75,9 +75,16 @@ def pipeline(size_mib: int, runs: int) -> dict[str, Any]:
 def client_1gib(size_mib: int, seed: int) -> dict[str, Any]:
     """benchmarks/client_1gib.py --json (its own stack). Its key for the peak
     RSS is client_rss_mb_1gib or rss_peak_mb depending on its version."""
+    script = str(BENCH / "client_1gib.py")
+    usage = subprocess.run([sys.executable, script, "--help"], cwd=REPO, capture_output=True,
+                           text=True).stdout
+    size = (["--size-mib", str(size_mib)] if "--size-mib" in usage else
+            ["--size-bytes", str(size_mib << 20)] if "--size-bytes" in usage else
+            ["--size", str(size_mib)] if "--size " in usage else [])
+    if not size:
+        size_mib = 1024  # its default
     t = time.perf_counter()
-    r = json_child([str(BENCH / "client_1gib.py"), "--size-mib", str(size_mib),
-                    "--seed", str(seed), "--json"], timeout_s=1200)
+    r = json_child([script, *size, "--seed", str(seed), "--json"], timeout_s=1200)
     rss = r.get("rss_peak_mb", r.get("client_rss_mb_1gib"))
     return {"rss_mb": rss, "size_mib": size_mib, "s": round(time.perf_counter() - t, 1),
             "raw": {k: v for k, v in r.items() if k != "sync_reports"}}
