@@ -51,7 +51,8 @@ def ratio(ours: Any, theirs: Any) -> str:
     if not isinstance(ours, (int, float)) or not isinstance(theirs, (int, float)) \
             or theirs == 0:
         return "n/a"
-    return f"{ours / theirs:.2f}x"
+    x = ours / theirs
+    return f"{x:.2f}x" if x >= 0.1 else f"{x:.2g}x"
 
 
 def single_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:

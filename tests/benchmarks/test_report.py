@@ -51,6 +51,7 @@ def test_formatting_and_ratios() -> None:
     assert fmt(0.0421) == "0.0421"
     assert fmt(42.26) == "42.3"
     assert ratio(2.0, 4.0) == "0.50x"
+    assert ratio(4_400_000, 1_074_000_000) == "0.0041x"
     assert ratio(1.0, 0) == "n/a"
     assert ratio(None, 3.0) == "n/a"
 
