@@ -64,3 +64,9 @@ package: $(STAMP)
 
 cost: $(STAMP)
 	$(BIN)/python -m deploy.cost $(if $(RESULTS),--results $(RESULTS))
+
+# Figures side by side with rclone and restic (installed with apt when root):
+# benchmarks/results/latest.json + latest.md. QUICK=1: the < 3 minute profile.
+.PHONY: bench
+bench: $(STAMP) test-tools
+	$(BIN)/python -m benchmarks.run $(if $(QUICK),--quick,)

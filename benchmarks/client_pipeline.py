@@ -21,6 +21,7 @@ Prints MB/s (10**6 bytes/s) and the ratio pipeline / bare AEAD.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -60,6 +61,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object: pipeline_mb_s, aead_limit_mb_s, pipeline_ratio")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
@@ -119,11 +122,18 @@ def main() -> None:
             ("  read + keyed CDC", read_and_chunk), ("  chunk ids (keyed BLAKE2b)", chunk_ids),
             ("  seal (pad + key + GCM)", seal)]}
 
+    ratio = rates["pipeline"] / rates["bare AEAD (AES-256-GCM)"]
+    if args.json:
+        print(json.dumps({"pipeline_mb_s": round(rates["pipeline"], 1),
+                          "aead_limit_mb_s": round(rates["bare AEAD (AES-256-GCM)"], 1),
+                          "pipeline_ratio": round(ratio, 4), "size_mib": args.size_mib,
+                          "runs": args.runs, "chunks": len(cuts),
+                          "stages_mb_s": {k.strip(): round(v, 1) for k, v in rates.items()}}))
+        return
     print(f"{args.size_mib} MiB random file, {len(cuts)} chunks "
           f"(mean {size / len(cuts) / 1024:.0f} KiB), one core, best of {args.runs}")
     for name, rate in rates.items():
         print(f"{name:36s} {rate:9.0f} MB/s")
-    ratio = rates["pipeline"] / rates["bare AEAD (AES-256-GCM)"]
     print(f"{'pipeline / bare AEAD':36s} {ratio:9.3f}  ({1 / ratio:.1f}x slower)")
 
 

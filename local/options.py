@@ -32,6 +32,7 @@ class Options:
     sweep_interval_s: float = 60.0
     exit_with_parent: bool = False
     verbose: bool = False
+    presign_endpoint: str | None = None
 
 
 def parse_args(argv: list[str] | None = None, description: str | None = None) -> Options:
@@ -59,6 +60,9 @@ def parse_args(argv: list[str] | None = None, description: str | None = None) ->
     p.add_argument("--exit-with-parent", action="store_true",
                    help="stop when the process that started us dies (tests use it, so "
                         "a killed test run leaks no stack)")
+    p.add_argument("--presign-endpoint", default=None, metavar="URL",
+                   help="point presigned S3 URLs at URL instead of moto (e.g. a byte-"
+                        "counting proxy in front of it: benchmarks/proxy.py)")
     a = p.parse_args(argv)
     if not 0.0 <= a.duplicate_events <= 1.0:
         p.error("--duplicate-events must be between 0 and 1")
@@ -67,7 +71,7 @@ def parse_args(argv: list[str] | None = None, description: str | None = None) ->
                    fake_redis=a.fake_redis, pump_workers=max(1, a.pump_workers),
                    duplicate_events=a.duplicate_events, delay_events_s=a.delay_events,
                    sweep_interval_s=a.sweep_interval, exit_with_parent=a.exit_with_parent,
-                   verbose=a.verbose)
+                   verbose=a.verbose, presign_endpoint=a.presign_endpoint)
 
 
 def configure_env(opts: Options, aws_endpoint: str, redis_url: str) -> dict[str, str]:

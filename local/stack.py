@@ -120,6 +120,8 @@ class Stack:
         rt = Runtime(Settings.from_env())
         set_runtime(rt)
         rt.redis.ping()  # fail now, not on the first request
+        if self.opts.presign_endpoint:
+            _presign_via(rt, self.opts.presign_endpoint)
         queue_url = create_all(rt, env["SEALSYNC_QUEUE"])
         assert queue_url is not None
 
@@ -258,6 +260,27 @@ class Stack:
         except (OSError, ValueError):
             pass
         self._wrote_state = False
+
+
+class _PresignVia:
+    """The app's S3 client, except that presigned URLs name another endpoint
+    (a proxy in front of moto; moto does not check signatures anyway)."""
+
+    def __init__(self, s3: Any, presigner: Any) -> None:
+        self._s3 = s3
+        self.generate_presigned_url = presigner.generate_presigned_url
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._s3, name)
+
+
+def _presign_via(rt: Any, endpoint: str) -> None:
+    import dataclasses
+
+    from chalicelib.config import Runtime
+
+    other = Runtime(dataclasses.replace(rt.settings, aws_endpoint=endpoint))
+    rt.blobs.s3 = _PresignVia(rt.s3, other.s3)
 
 
 def describe(info: dict[str, Any], state_file: Path) -> str:
