@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: dev test test-fast lint typecheck test-tools clean test-long
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt clients/requirements.txt clients/pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || { \
 	  echo "python3 -m venv failed: install python3-venv (apt-get install python3-venv)"; exit 1; }
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q --upgrade "pip<26.3"  # chalice 1.34 pins pip<26.3
 	$(BIN)/pip install -q -r requirements-dev.txt
 	@touch $@
 

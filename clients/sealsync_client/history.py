@@ -75,6 +75,14 @@ def chain(prev: bytes, seq: int, vhash: bytes) -> bytes:
     return h.digest()
 
 
+def sign_linked(key: nacl.signing.SigningKey, ring: Keyring, place: ManifestPlace,
+                manifest: Manifest, link: Link) -> Manifest:
+    """`manifest` with `link` and its signature: the signing step alone, for
+    History.sign and for tools that drive the server without a device state."""
+    linked = replace(manifest, link=link, signature=b"")
+    return replace(linked, signature=key.sign(signed_message(ring, place, linked)).signature)
+
+
 class History:
     """One device's verified view of its account's history.
 
@@ -100,10 +108,8 @@ class History:
                 prev = base.hash
             counter = self.state.next_counter()
             seq, feed = self.state.feed_head()
-            linked = replace(manifest, link=Link(prev, self.device_id, counter, seq, feed),
-                             signature=b"")
-            sig = self.key.sign(signed_message(self.ring, place, linked)).signature
-            signed = replace(linked, signature=sig)
+            signed = sign_linked(self.key, self.ring, place, manifest,
+                                 Link(prev, self.device_id, counter, seq, feed))
             self.state.add_sealed(Sealed(counter, place.file_id, place.revision,
                                          version_hash(self.ring, place, signed), "sealed"))
             return signed

@@ -23,12 +23,19 @@ from sealsync_client import (
 )
 from sealsync_client import transfer as transfer_mod
 from sealsync_client.chunking import MAX_SIZE, Chunker
+from sealsync_client.history import ZERO, sign_linked
+from sealsync_client.manifest import Link
 from sealsync_client.pipeline import FileChanged, Span, chunk_spans, seal_span
 from sealsync_client.transfer import Buffers, Transfer
 
 USER = "0123456789abcdef0123456789abcdef"
 FILE = "fedcba9876543210fedcba9876543210"
 RING = AccountKeys(bytes(range(32))).root_keyring()
+SIGNER = AccountKeys(bytes(range(32))).signing_key()
+
+
+def sign(place: ManifestPlace, manifest: Manifest) -> Manifest:
+    return sign_linked(SIGNER, RING, place, manifest, Link(ZERO, "ab" * 16, 1, 0, ZERO))
 MiB = 1024 * 1024
 
 
@@ -63,7 +70,7 @@ class FakeServer:
 
 
 def upload(tmp_path: Path, server: FakeServer, base: int = 0) -> Manifest:
-    t = Transfer(server, RING, USER, "test")  # type: ignore[arg-type]
+    t = Transfer(server, RING, USER, "test", sign=sign)  # type: ignore[arg-type]
     assert t.upload(tmp_path, "big.bin", FILE, base)["status"] == "accepted"
     place = ManifestPlace.for_upload(USER, FILE, base)
     return open_manifest(RING, place, server.manifests[-1])

@@ -20,8 +20,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 from chalice.test import Client
+from sealsync_client.history import ZERO, sign_linked
 from sealsync_client.keys import AccountKeys
-from sealsync_client.manifest import ChunkRef, Manifest, ManifestPlace, seal_manifest
+from sealsync_client.manifest import ChunkRef, Link, Manifest, ManifestPlace, seal_manifest
 from sealsync_client.pipeline import seal_chunk
 
 from chalicelib.commit import FenceLostTooOften, commit_keys
@@ -134,6 +135,7 @@ class World:
         self.user_id = first.user_id
         self.keys = AccountKeys(secrets.token_bytes(32))
         self.ring = self.keys.root_keyring()
+        self.signer = self.keys.signing_key()
         self.markers = Markers()
         self.logs = LogCapture()
         logging.getLogger().addHandler(self.logs)
@@ -164,7 +166,10 @@ class World:
         m = Manifest(path=path, size=sum(c.size for c in chunks), mtime_ns=time.time_ns(),
                      mode=0o644, device=f"device-{device}",
                      chunks=tuple(ChunkRef(c.id, c.size) for c in chunks))
-        return seal_manifest(self.ring, ManifestPlace.for_upload(self.user_id, file_id, base), m)
+        place = ManifestPlace.for_upload(self.user_id, file_id, base)
+        self._n += 1  # the device counter: unique per signed version
+        link = Link(ZERO, f"{device + 1:032x}", self._n, 0, ZERO)
+        return seal_manifest(self.ring, place, sign_linked(self.signer, self.ring, place, m, link))
 
     def next_path(self) -> str:
         self._n += 1
