@@ -12,7 +12,9 @@ single `IntegrityError`.
     chunks = list(encrypt_file(path, ring, user_id))          # PUT each envelope
     manifest = Manifest(name, size, mtime_ns, mode, device,
                         tuple(ChunkRef(c.id, c.size) for c in chunks))
-    envelope = seal_manifest(ring, ManifestPlace.for_upload(user_id, file_id, base), manifest)
+    place = ManifestPlace.for_upload(user_id, file_id, base)
+    signed = history.sign(place, manifest)   # link + Ed25519 signature (FORMAT.md §9)
+    envelope = seal_manifest(ring, place, signed)
 """
 from __future__ import annotations
 
