@@ -29,9 +29,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from local.moto import MotoProcess
 from local.options import REGION, Options, configure_env, parse_args
 from local.pump import Pump
-from local.services import FakeRedisServer, MotoServer, RedisServer, redis_server_path
+from local.services import FakeRedisServer, RedisServer, redis_server_path
 
 log = logging.getLogger("sealsync.stack")
 
@@ -91,7 +92,7 @@ class StackError(RuntimeError):
 class Stack:
     def __init__(self, opts: Options) -> None:
         self.opts = opts
-        self.moto: MotoServer | None = None
+        self.moto: MotoProcess | None = None
         self.redis: RedisServer | FakeRedisServer | None = None
         self.api: Any = None
         self.api_thread: threading.Thread | None = None
@@ -104,7 +105,7 @@ class Stack:
     # -- start ------------------------------------------------------------
     def start(self) -> dict[str, Any]:
         self._claim_state_file()
-        self.moto = MotoServer(self.opts.moto_port or None).start()
+        self.moto = MotoProcess(self.opts.moto_port or None).start()
         redis_kind = self._start_redis()
         assert self.redis is not None
         env = configure_env(self.opts, self.moto.url, self.redis.url)

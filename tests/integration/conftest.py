@@ -3,7 +3,7 @@ each started once per session on a free port; a fresh table, bucket and
 Runtime for every test.
 
 MotoServer serializes moto's DynamoDB requests, as real DynamoDB executes
-each atomically (see local.services.serialize_moto_dynamodb).
+each atomically (see local.moto.serialize_moto_dynamodb).
 """
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from chalicelib.config import Runtime, set_runtime
+from local.moto import MotoServer
 from local.resources import create_all, create_table
-from local.services import MotoServer, RedisServer, redis_server_path
+from local.services import RedisServer, redis_server_path
 from tests.harness import Harness, settings
 
 RuntimeFactory = Callable[..., Runtime]

@@ -18,7 +18,8 @@ from sealsync_client.pipeline import open_chunk
 
 from chalicelib.adapters.redis_lock import LockBusy
 from chalicelib.core.ids import new_id, staging_key
-from local.services import MotoServer, RedisServer
+from local.moto import MotoServer
+from local.services import RedisServer
 from tests.property.model import Model
 from tests.property.world import (
     STALE_LOCK_MS,

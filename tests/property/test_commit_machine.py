@@ -12,7 +12,8 @@ import pytest
 from hypothesis import seed
 from hypothesis.stateful import run_state_machine_as_test
 
-from local.services import MotoServer, RedisServer
+from local.moto import MotoServer
+from local.services import RedisServer
 from tests.property.conftest import PROFILE, TARGET_STEPS, profile
 from tests.property.machine import CommitMachine, Stats
 

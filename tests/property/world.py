@@ -30,8 +30,9 @@ from chalicelib.config import Runtime, set_runtime
 from chalicelib.core.errors import Unavailable
 from chalicelib.core.ids import staging_key
 from chalicelib.sweeper import SweepReport, sweep
+from local.moto import MotoServer
 from local.resources import create_all
-from local.services import MotoServer, RedisServer
+from local.services import RedisServer
 from tests.harness import Device, Harness, settings
 
 STEPS = ("locked", "checked", "decided", "copied", "committed", "cleaned")

@@ -1,0 +1,314 @@
+"""moto server for the local stack, and the patches that make it behave.
+
+`MotoServer` runs moto on a thread of this process (tests reach into nothing,
+but share the process); `MotoProcess` runs it in a child process
+(`python -m local.moto --port N`), so the local stack gets a second core:
+with both in one process, moto and the API share one GIL and the stack is
+CPU-bound at ~15 small files/s. Both apply the same four patches.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from local.services import free_port, wait_for_port
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+_dynamodb_serialized = False
+
+
+def serialize_moto_dynamodb() -> None:
+    """Make moto's DynamoDB execute one request at a time, as DynamoDB does.
+
+    moto is not safe under concurrent requests: a cancelled
+    TransactWriteItems rolls back by restoring a deep copy of the whole table
+    taken when it started, silently reverting writes other requests made
+    meanwhile. Serializing requests (never the steps between them) keeps
+    every race the pipeline can meet in real DynamoDB."""
+    global _dynamodb_serialized
+    if _dynamodb_serialized:
+        return
+    from moto.dynamodb.responses import DynamoHandler
+
+    one_at_a_time = threading.RLock()
+    call_action = DynamoHandler.call_action
+
+    def serialized(self: Any) -> Any:
+        with one_at_a_time:
+            return call_action(self)
+
+    DynamoHandler.call_action = serialized  # type: ignore[method-assign]
+    _dynamodb_serialized = True
+
+
+class _NoTableCopy:
+    """Stands in for the `copy` module inside moto.dynamodb.models: a Table is
+    returned as is (the whole-table backup becomes free), anything else is
+    deep-copied as before."""
+
+    @staticmethod
+    def deepcopy(x: Any, memo: Any = None) -> Any:
+        from moto.dynamodb.models.table import Table
+
+        return x if isinstance(x, Table) else copy.deepcopy(x, memo)
+
+
+def _touched(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """(table, hash, range, deep copy of the item or None) for each item a
+    transaction names; an op whose table or key is malformed is skipped, as
+    it cannot write anything."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    saved: list[tuple[Any, ...]] = []
+    for entry in transact_items:
+        try:
+            op_type, op = next(iter(entry.items()))
+            table = backend.tables[op["TableName"]]
+            key = op["Item"] if op_type == "Put" else op["Key"]
+            h = DynamoType(key[table.hash_key_attr])
+            r = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+            current = table.get_item(h, r)
+        except Exception:  # noqa: BLE001 - moto reports the bad op itself
+            continue
+        saved.append((table, h, r, copy.deepcopy(current)))
+    return saved
+
+
+def _restore(saved: list[tuple[Any, ...]]) -> None:
+    """Put every touched item back as it was (newest first, so a key named
+    twice ends at its original value)."""
+    for table, h, r, item in reversed(saved):
+        if r is None:
+            if item is None:
+                table.items.pop(h, None)
+            else:
+                table.items[h] = item
+        elif item is None:
+            by_range = table.items.get(h)
+            if by_range is not None:
+                by_range.pop(r, None)
+                if not by_range:
+                    table.items.pop(h, None)
+        else:
+            table.items[h][r] = item
+
+
+def snapshot_moto_transactions() -> Callable[[], None]:
+    """Make moto's TransactWriteItems snapshot only the items it touches.
+
+    moto 5.2.5 deep-copies every table a transaction names before running
+    it, to roll back on cancellation, so each commit costs O(table size):
+    ~330 ms at 1,300 items, and 10,000 small files would take hours. Here the
+    backup is a deep copy of the named items alone, restored on any failure:
+    the same all-or-nothing result, in O(items in the transaction). (It also
+    no longer reverts writes other requests made to other items meanwhile.)
+    Returns a function that undoes the patch (benchmarks compare both)."""
+    from moto.dynamodb import models
+
+    if getattr(models.DynamoDBBackend.transact_write_items, "_sealsync", False):
+        return lambda: None
+    original = models.DynamoDBBackend.transact_write_items
+    real_copy = models.copy  # type: ignore[attr-defined]
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        saved = _touched(self, transact_items)
+        try:
+            original(self, transact_items)
+        except Exception:
+            _restore(saved)
+            raise
+
+    transact_write_items._sealsync = True  # type: ignore[attr-defined]
+    models.copy = _NoTableCopy  # type: ignore[attr-defined,assignment]
+    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+    def undo() -> None:
+        models.copy = real_copy  # type: ignore[attr-defined]
+        models.DynamoDBBackend.transact_write_items = original  # type: ignore[method-assign]
+
+    return undo
+
+
+def cache_moto_dispatch() -> None:
+    """Remember which backend serves each Host.
+
+    moto's server finds the backend for every request by listing its own
+    package directory (a stat per service) and then trying each service's
+    URL regexes in turn: ~0.5 ms of CPU under the GIL per request, a sixth
+    of the local stack's CPU when syncing small files. The answer for a
+    host never changes, so it is computed once."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication as App
+
+    find = App.get_backend_for_host
+    if getattr(find, "_sealsync", False):
+        return
+    known: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        try:
+            return known[host]
+        except KeyError:
+            backend = known[host] = find(self, host)
+            return backend
+
+    get_backend_for_host._sealsync = True  # type: ignore[attr-defined]
+    App.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+
+
+_partition = threading.local()
+
+
+def query_one_partition() -> Callable[[], None]:
+    """Make a table query read only the partition it names.
+
+    moto 5.2.5 answers a query on a table's own key by sorting EVERY item in
+    the table and then keeping those with the hash key asked for: O(table)
+    per query, so each commit's query slowed as the table filled (~10 ms at
+    10,000 items, and growing). DynamoDB reads only the one partition; so
+    does this. Index queries are left as they are. Returns a function that
+    restores moto's own query (whether or not this call installed the patch)."""
+    from moto.dynamodb.models.table import Table
+
+    query, all_items = getattr(Table.query, "_sealsync", (Table.query, Table.all_items))
+
+    def partition_items(self: Any) -> Any:
+        hash_key = getattr(_partition, "hash_key", None)
+        if hash_key is None:
+            return all_items(self)
+        found = self.items.get(hash_key)
+        if found is None:
+            return []
+        if not self.range_key_attr:
+            return [found]
+        return list(found.values())  # query sorts its results itself
+
+    def one_partition(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        if index_name or hash_key is None:
+            return query(self, hash_key, *args, **kwargs)
+        _partition.hash_key = hash_key
+        try:
+            return query(self, hash_key, *args, **kwargs)
+        finally:
+            _partition.hash_key = None
+
+    one_partition._sealsync = (query, all_items)  # type: ignore[attr-defined]
+    Table.query = one_partition  # type: ignore[method-assign]
+    Table.all_items = partition_items  # type: ignore[method-assign]
+
+    def undo() -> None:
+        Table.query, Table.all_items = query, all_items  # type: ignore[method-assign]
+
+    return undo
+
+
+def patch_moto() -> None:
+    """All four patches; idempotent."""
+    serialize_moto_dynamodb()
+    snapshot_moto_transactions()
+    cache_moto_dispatch()
+    query_one_partition()
+
+
+class MotoServer:
+    """moto in server mode (S3, DynamoDB, SQS, SNS) in a background thread."""
+
+    def __init__(self, port: int | None = None) -> None:
+        from moto.server import ThreadedMotoServer
+
+        patch_moto()
+        self.port = port or free_port()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port,
+                                          verbose=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> MotoServer:
+        self._server.start()
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+class MotoProcess:
+    """The same patched moto server in a child process. The child exits when
+    this process dies (it watches its parent), so a killed stack leaves no
+    moto behind."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 60.0) -> MotoProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "local.moto", "--port", str(self.port),
+             "--parent", str(os.getpid())], cwd=REPO)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"moto exited with {self.proc.returncode} on start")
+            try:
+                wait_for_port(self.port, timeout_s=0.5)
+                return self
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m local.moto",
+                                description="the local stack's patched moto server")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--parent", type=int, default=0, help="exit when this pid is gone")
+    args = p.parse_args(argv)
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log
+    if args.parent:
+        threading.Thread(target=_exit_with, args=(args.parent,), daemon=True).start()
+    server = MotoServer(args.port).start()
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
