@@ -60,6 +60,9 @@ class Login:
     auth_key: str
 
 
+POOL_SIZE = 32
+
+
 class Api:
     def __init__(self, base_url: str, login: Login | None = None, token: str | None = None,
                  on_token: Callable[[str, int], None] | None = None,
@@ -72,6 +75,10 @@ class Api:
         if session is None:
             import requests
             session = requests.Session()
+            # Enough pooled connections for every file in flight plus its
+            # chunk PUTs (requests keeps 10 and drops the rest after use).
+            for scheme in ("http://", "https://"):
+                session.mount(scheme, requests.adapters.HTTPAdapter(pool_maxsize=POOL_SIZE))
         self.http = session
         self.timeout_s = timeout_s
 

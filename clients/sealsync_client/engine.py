@@ -102,7 +102,7 @@ class _Upload:
 
 
 class Engine:
-    parallel = 4  # files in flight at once (each mostly waits for its commit)
+    parallel = 16  # files in flight at once (each mostly waits for its commit)
 
     def __init__(self, root: Path, api: Api, ring: Keyring, user_id: str, device: str,
                  state: State, on_event: Event | None = None,

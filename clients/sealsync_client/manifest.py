@@ -31,7 +31,7 @@ from .keys import Keyring
 from .wire import file_id_bytes, user_id_bytes
 
 MANIFEST_VERSION: Final = 2  # 2: the signed history link (v1 had none; never deployed)
-INLINE_MAX: Final = 4096  # files up to this size ride inside the manifest
+INLINE_MAX: Final = 16 * 1024  # files up to this size ride inside the manifest
 INLINE_READ_MAX: Final = 64 * 1024  # readers accept more, so writers may raise INLINE_MAX
 MAX_CHUNKS: Final = 4096  # the server's cap on chunks per version
 MAX_CHUNK_SIZE: Final = 16 * 1024 * 1024

@@ -89,7 +89,7 @@ def test_limits() -> None:
     assert seal_open(linked(Manifest("many", MAX_CHUNKS, 0, 0, "", refs))).chunks == refs
     with pytest.raises(ValueError):
         Manifest("too many", MAX_CHUNKS + 1, 0, 0, "", refs + (ChunkRef(ID, 1),))
-    assert INLINE_MAX == 4096
+    assert INLINE_MAX == 16 * 1024
 
 
 def test_decoding_is_strict() -> None:
