@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
+import boto3
 import fakeredis
 import pytest
 from chalice.test import Client
 from moto import mock_aws
 
 from chalicelib.config import Runtime, set_runtime
-from local.resources import create_all
+from local.resources import create_all, create_bucket, create_queue
 from tests.harness import Harness, settings
 
 
@@ -32,3 +34,22 @@ def fast(fast_rt: Runtime) -> Iterator[Harness]:
 
     with Client(app) as client:
         yield Harness(fast_rt, client)
+
+
+EVENTS_BUCKET = "events-test-bucket"
+
+
+@pytest.fixture
+def s3_events(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any, str]]:
+    """moto in-process: EVENTS_BUCKET sends its staging events to a queue, as
+    local.resources wires them. Yields (s3 client, sqs client, queue url);
+    the queue still holds the notification's s3:TestEvent."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url, arn = create_queue(sqs, "events-test")
+        create_bucket(s3, EVENTS_BUCKET, arn)
+        yield s3, sqs, url

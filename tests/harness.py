@@ -3,7 +3,6 @@ and deliver their staging events, against whichever Runtime a fixture built
 (moto in-process + fakeredis, or moto server + a real redis-server)."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -15,6 +14,7 @@ from chalice.test import Client
 from chalicelib.commit import Fault, Outcome, commit_staging_object, no_fault
 from chalicelib.config import Runtime, Settings
 from chalicelib.core.ids import chunk_key, staging_key
+from local import apiclient
 
 TEST_ENV = {
     "SEALSYNC_BUCKET": "sealsync-test",
@@ -34,17 +34,13 @@ def settings(**overrides: str) -> Settings:
     return Settings.from_env(env)
 
 
-@dataclass
-class Device:
-    user_id: str
-    device_id: str
-    token: str
-    auth_key: str
+@dataclass(frozen=True)
+class Device(apiclient.Device):
+    """Chalice's test client needs the content type spelled out."""
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"authorization": f"Bearer {self.token}",
-                "content-type": "application/json"}
+        return {**super().headers, "content-type": "application/json"}
 
 
 @dataclass
@@ -57,9 +53,7 @@ class Pending:
     base: int
 
 
-def chunk_id(data: bytes) -> str:
-    """Tests stand in for the client's keyed hash with plain SHA-256."""
-    return hashlib.sha256(data).hexdigest()
+chunk_id = apiclient.chunk_id  # plain SHA-256 stands in for the client's keyed hash
 
 
 class Harness:

@@ -4,18 +4,13 @@ Chalice handler and through the local pump that stands in for Lambda."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
-
-import boto3
-import pytest
-from moto import mock_aws
 
 from app import on_commit_queue
 from chalicelib.adapters.redis_lock import Locks
 from chalicelib.core.ids import new_id
 from local.pump import Pump
-from local.resources import create_bucket, create_queue
+from tests.conftest import EVENTS_BUCKET
 from tests.harness import Harness
 from tests.unit.test_events import s3_event, s3_record, sqs_event
 
@@ -50,24 +45,11 @@ def test_a_clean_batch_reports_no_failures(fast: Harness) -> None:
     assert fast.status(dev, up.upload_id)["status"] == "accepted"
 
 
-@pytest.fixture
-def queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any, str]]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        url, arn = create_queue(sqs, "batch-test")
-        create_bucket(s3, "batch-test-bucket", arn)
-        sqs.purge_queue(QueueUrl=url)  # the notification's s3:TestEvent
-        yield s3, sqs, url
-
-
-def test_the_pump_keeps_only_reported_messages(queue: tuple[Any, Any, str]) -> None:
-    s3, sqs, url = queue
+def test_the_pump_keeps_only_reported_messages(s3_events: tuple[Any, Any, str]) -> None:
+    s3, sqs, url = s3_events
+    sqs.purge_queue(QueueUrl=url)  # the notification's s3:TestEvent
     for i in range(3):
-        s3.put_object(Bucket="batch-test-bucket", Key=f"staging/u/{i}", Body=b"m")
+        s3.put_object(Bucket=EVENTS_BUCKET, Key=f"staging/u/{i}", Body=b"m")
     delivered: list[str] = []
 
     def handler(event: dict[str, Any], ctx: Any) -> dict[str, Any]:

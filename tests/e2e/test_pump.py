@@ -4,31 +4,11 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from typing import Any
-
-import boto3
-import pytest
-from moto import mock_aws
 
 from chalicelib.commit import staging_keys_from_sqs_body
 from local.pump import DUPLICATE_MARK, Pump, lambda_sqs_event
-from local.resources import create_bucket, create_queue
-
-BUCKET = "pump-test-bucket"
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any, str]]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        url, arn = create_queue(sqs, "pump-test")
-        create_bucket(s3, BUCKET, arn)
-        yield s3, sqs, url
+from tests.conftest import EVENTS_BUCKET
 
 
 def drain(pump: Pump) -> int:
@@ -43,13 +23,13 @@ def counts(sqs: Any, url: str) -> tuple[int, int]:
     return int(a["ApproximateNumberOfMessages"]), int(a["ApproximateNumberOfMessagesNotVisible"])
 
 
-def test_events_arrive_in_lambda_shape_and_are_deleted(aws: tuple[Any, Any, str]) -> None:
-    s3, sqs, url = aws
+def test_events_arrive_in_lambda_shape_and_are_deleted(s3_events: tuple[Any, Any, str]) -> None:
+    s3, sqs, url = s3_events
     events: list[dict[str, Any]] = []
     pump = Pump(sqs, url, lambda event, ctx: events.append(event), region="us-east-1",
                 wait_s=0)
-    s3.put_object(Bucket=BUCKET, Key="staging/u 1/x+y", Body=b"m")
-    s3.put_object(Bucket=BUCKET, Key="chunks/elsewhere", Body=b"c")  # outside the filter
+    s3.put_object(Bucket=EVENTS_BUCKET, Key="staging/u 1/x+y", Body=b"m")
+    s3.put_object(Bucket=EVENTS_BUCKET, Key="chunks/elsewhere", Body=b"c")  # outside the filter
     assert drain(pump) == 2  # the s3:TestEvent and the one staging object
     records = [r for e in events for r in e["Records"]]
     for r in records:
@@ -66,10 +46,10 @@ def test_events_arrive_in_lambda_shape_and_are_deleted(aws: tuple[Any, Any, str]
     assert (pump.stats.messages, pump.stats.failed_batches) == (2, 0)
 
 
-def test_a_failing_batch_stays_on_the_queue_for_redelivery(aws: tuple[Any, Any, str]) -> None:
-    s3, sqs, url = aws
+def test_a_failing_batch_stays_on_the_queue_for_redelivery(s3_events: tuple[Any, Any, str]) -> None:
+    s3, sqs, url = s3_events
     drain(Pump(sqs, url, lambda e, c: None, region="us-east-1", wait_s=0))  # the TestEvent
-    s3.put_object(Bucket=BUCKET, Key="staging/u/1", Body=b"m")
+    s3.put_object(Bucket=EVENTS_BUCKET, Key="staging/u/1", Body=b"m")
     handles: list[str] = []
 
     def fail(event: dict[str, Any], ctx: Any) -> None:
@@ -94,8 +74,8 @@ def test_a_failing_batch_stays_on_the_queue_for_redelivery(aws: tuple[Any, Any, 
     assert counts(sqs, url) == (0, 0)
 
 
-def test_duplicates_are_sent_once_per_original(aws: tuple[Any, Any, str]) -> None:
-    s3, sqs, url = aws
+def test_duplicates_are_sent_once_per_original(s3_events: tuple[Any, Any, str]) -> None:
+    s3, sqs, url = s3_events
     bodies: list[str] = []
     marked: list[bool] = []
 
@@ -106,7 +86,7 @@ def test_duplicates_are_sent_once_per_original(aws: tuple[Any, Any, str]) -> Non
 
     pump = Pump(sqs, url, record, region="us-east-1", wait_s=0, duplicate_rate=1.0,
                 rng=random.Random(1))
-    s3.put_object(Bucket=BUCKET, Key="staging/u/2", Body=b"m")
+    s3.put_object(Bucket=EVENTS_BUCKET, Key="staging/u/2", Body=b"m")
     assert drain(pump) == 4  # TestEvent + object, then one duplicate of each
     assert sorted(marked) == [False, False, True, True]
     assert sorted(bodies[:2]) == sorted(bodies[2:])
