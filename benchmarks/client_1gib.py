@@ -2,10 +2,11 @@
 
     .venv/bin/python benchmarks/client_1gib.py [--size-mib 1024] [--seed 1] [--json]
 
-Starts its own local stack (python -m local.stack on free ports, own state
-file in a temp dir; stopped at the end, even on error), makes a synced folder
-(small Argon2id cost, like tests/client_e2e), writes a --size-mib file of
-seeded pseudo-random bytes (streamed in 8 MiB blocks), then:
+Starts its own local stack (benchmarks.stack.BenchStack: python -m local.stack
+on free ports, own state file in a temp dir; stopped at the end, even on
+error), makes a synced folder (small Argon2id cost, like tests/client_e2e),
+writes a --size-mib file of seeded pseudo-random bytes (benchmarks.peers.
+write_big), then:
 
 1. one `sealsync sync DIR --json` pass in a child process: its wall time and
    peak RSS: the kernel's high-water mark VmHWM of the child's own memory,
@@ -37,11 +38,9 @@ resync_1mib_bytes_sent, resync_s and size_bytes (the keys are named for
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -51,74 +50,18 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "clients"))
+sys.path[:0] = [str(REPO), str(REPO / "clients")]
 
 import boto3  # noqa: E402
 from sealsync_client.folder import Cost, init_folder  # noqa: E402
 
+from benchmarks.peers import write_big  # noqa: E402
+from benchmarks.stack import BenchStack  # noqa: E402
+
 MIB = 1 << 20
-BLOCK = 8 * MIB
 PASSPHRASE = "correct horse battery staple"
 FAST = Cost(ops=2, mem=64 * MIB)  # the lowest Argon2id cost every client accepts
-READY_TIMEOUT_S = 60
 SEALSYNC = Path(sys.executable).parent / "sealsync"
-
-
-class Stack:
-    """The local stack in its own process group, on free ports."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.state_file = workdir / "stack.json"
-        self._stderr = (workdir / "stack.stderr").open("wb")
-        self.stderr_path = workdir / "stack.stderr"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SEALSYNC_")}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "local.stack", "--api-port", "0", "--moto-port", "0",
-             "--redis-port", "0", "--state-file", str(self.state_file), "--exit-with-parent"],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
-            start_new_session=True)
-        self._ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-        self.state: dict[str, Any] = {}
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.strip() == "ready":
-                self._ready.set()
-
-    def wait_ready(self) -> dict[str, Any]:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not self._ready.wait(0.1):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self._stderr.flush()
-                tail = self.stderr_path.read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"the stack did not start (exit {self.proc.returncode}):\n"
-                                   f"{tail}")
-        self.state = json.loads(self.state_file.read_text())
-        return self.state
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(20)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)  # the stack's own group only
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(10)
-        self._stderr.close()
-
-
-def write_random(path: Path, size: int, seed: int) -> None:
-    """`size` seeded pseudo-random bytes, streamed in 8 MiB blocks."""
-    rng = random.Random(seed)
-    with path.open("wb") as f:
-        left = size
-        while left:
-            n = min(BLOCK, left)
-            f.write(rng.randbytes(n))
-            left -= n
 
 
 def overwrite_middle(path: Path, size: int, seed: int) -> int:
@@ -191,9 +134,8 @@ def run(size_mib: int, seed: int) -> dict[str, Any]:
     size = size_mib * MIB
     with tempfile.TemporaryDirectory(prefix="sealsync-1gib-") as tmp:
         work = Path(tmp)
-        stack = Stack(work)
-        try:
-            info = stack.wait_ready()
+        with BenchStack(work) as stack:
+            info = stack.state
             s3 = boto3.client("s3", endpoint_url=info["aws_endpoint"],
                               region_name=info.get("region") or "us-east-1",
                               aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -203,7 +145,7 @@ def run(size_mib: int, seed: int) -> dict[str, Any]:
             folder.close()
             path = root / "big.bin"
             t = time.perf_counter()
-            write_random(path, size, seed)
+            write_big(path, size, seed)
             gen_s = time.perf_counter() - t
 
             before0 = bucket_objects(s3, info["bucket"])
@@ -242,8 +184,6 @@ def run(size_mib: int, seed: int) -> dict[str, Any]:
                 "rss_measured_by": "VmHWM of the client process, polled every 5 ms",
                 "files_uploaded": sum(len(r.get("uploaded", [])) for r in (report1, report2)),
             }
-        finally:
-            stack.stop()
 
 
 def main() -> None:
