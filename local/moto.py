@@ -1,7 +1,7 @@
 """moto server for the local stack, and the patches that make it behave.
 
-`MotoServer` runs moto on a thread of this process (tests reach into nothing,
-but share the process); `MotoProcess` runs it in a child process
+`MotoServer` runs moto on a thread of the calling process (the integration
+and property tests use it); `MotoProcess` runs it in a child process
 (`python -m local.moto --port N`), so the local stack gets a second core:
 with both in one process, moto and the API share one GIL and the stack is
 CPU-bound at ~15 small files/s. Both apply the same four patches.
@@ -139,6 +139,9 @@ def snapshot_moto_transactions() -> Callable[[], None]:
     return undo
 
 
+MAX_HOSTS_REMEMBERED = 256
+
+
 def cache_moto_dispatch() -> None:
     """Remember which backend serves each Host.
 
@@ -158,7 +161,9 @@ def cache_moto_dispatch() -> None:
         try:
             return known[host]
         except KeyError:
-            backend = known[host] = find(self, host)
+            backend = find(self, host)
+            if len(known) < MAX_HOSTS_REMEMBERED:  # Host is the caller's to choose
+                known[host] = backend
             return backend
 
     get_backend_for_host._sealsync = True  # type: ignore[attr-defined]
