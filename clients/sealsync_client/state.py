@@ -55,6 +55,8 @@ CREATE TABLE IF NOT EXISTS history_sealed (
     hash BLOB NOT NULL,
     status TEXT NOT NULL
 );
+-- last_sealed looks a place up once per settled upload: no table scan.
+CREATE INDEX IF NOT EXISTS history_sealed_by_place ON history_sealed (file_id, revision);
 """
 
 
