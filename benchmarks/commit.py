@@ -32,16 +32,6 @@ def pcts(samples: list[float]) -> dict[str, float]:
             "n": len(s)}
 
 
-def verdict(api: Client, dev: Device, upload_id: str) -> tuple[dict[str, Any], int]:
-    """Long-poll until the upload is terminal: (result, polls it took)."""
-    polls = 0
-    while True:
-        polls += 1
-        r = api.status(dev, upload_id, WAIT_S)
-        if r["status"] != "pending":
-            return r, polls
-
-
 def one_commit(api: Client, dev: Device, file_id: str, base: int, manifest: bytes,
                chunks: list[bytes]) -> tuple[float, dict[str, Any], int]:
     """Upload one version: (ms from manifest PUT to verdict, result, polls)."""
@@ -49,7 +39,7 @@ def one_commit(api: Client, dev: Device, file_id: str, base: int, manifest: byte
     api.put_chunks(ticket, chunks)
     api.put_blob(ticket["manifest_url"], manifest)
     t0 = time.perf_counter()
-    result, polls = verdict(api, dev, ticket["upload_id"])
+    result, polls = api.decided(dev, ticket["upload_id"], WAIT_S)
     return (time.perf_counter() - t0) * 1000, result, polls
 
 
@@ -129,7 +119,7 @@ def _rounds(api_url: str, devices: int, rounds: int, shared: bool) -> dict[str, 
         ticket = api.create_upload(dev, files[i], heads[i], 1024)
         barrier.wait()
         api.put_blob(ticket["manifest_url"], secrets.token_bytes(1024))
-        return verdict(api, dev, ticket["upload_id"])[0]
+        return api.decided(dev, ticket["upload_id"], WAIT_S)[0]
 
     with ThreadPoolExecutor(devices) as pool:
         for _ in range(rounds):

@@ -34,10 +34,10 @@ MANIFEST_BYTES = 1024
 WAIT_S = 20
 
 
-def percentile(sorted_ms: list[float], p: float) -> float:
+def percentile(values: list[float], p: float) -> float:
     """Nearest-rank percentile: a value that was actually measured."""
-    rank = max(1, math.ceil(p / 100 * len(sorted_ms)))
-    return sorted_ms[rank - 1]
+    s = sorted(values)
+    return s[max(1, math.ceil(p / 100 * len(s))) - 1]
 
 
 def one_commit(api: Client, dev: Any, file_id: str, base: int) -> tuple[float, int]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import secrets
 import statistics
@@ -40,17 +39,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from benchmarks.commit_latency import percentile  # noqa: E402
 from local.apiclient import Client, Device, new_file_id, read_state  # noqa: E402
 
 DEFAULT_STATE = ROOT / ".sealsync-stack.json"
 MANIFEST_BYTES = 1024
 WAIT_S = 20
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest rank: a value that was actually measured."""
-    s = sorted(values)
-    return s[max(1, math.ceil(p / 100 * len(s))) - 1]
 
 
 def stats(values: list[float]) -> dict[str, float]:
@@ -109,15 +103,6 @@ def stage(api: Client, dev: Device) -> str:
     return str(ticket["upload_id"])
 
 
-def poll_until_decided(api: Client, dev: Device, upload_id: str) -> tuple[dict[str, Any], int]:
-    polls = 0
-    while True:
-        polls += 1
-        got = api.status(dev, upload_id, WAIT_S)
-        if got["status"] != "pending":
-            return got, polls
-
-
 def run(state: dict[str, Any], n: int, warmup: int) -> dict[str, Any]:
     """Push off and push on alternate upload by upload, so both see the same
     stack (moto's commit cost grows with the table: a block of one after a
@@ -135,7 +120,7 @@ def run(state: dict[str, Any], n: int, warmup: int) -> dict[str, Any]:
         for i in range(warmup + n):
             upload_id = stage(api, off)
             t0 = time.perf_counter()
-            got, count = poll_until_decided(api, off, upload_id)
+            got, count = api.decided(off, upload_id, WAIT_S)
             assert got["status"] == "accepted", got
             if i >= warmup:
                 result_ms["off"].append((time.perf_counter() - t0) * 1000)
@@ -146,7 +131,7 @@ def run(state: dict[str, Any], n: int, warmup: int) -> dict[str, Any]:
             pushed = mine.result(upload_id, WAIT_S)
             count = 0
             if pushed is None:  # not pushed in time: the fallback, counted
-                _, count = poll_until_decided(api, on, upload_id)
+                _, count = api.decided(on, upload_id, WAIT_S)
             elapsed = (time.perf_counter() - t0) * 1000
             if i < warmup:
                 continue
@@ -193,14 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     if state_file is not None:
         result = run(read_state(state_file), args.uploads, args.warmup)
     else:
-        from client_1gib import Stack  # the same self-contained stack runner
+        from benchmarks.stack import BenchStack
 
-        with tempfile.TemporaryDirectory(prefix="sealsync-push-bench-") as work:
-            stack = Stack(Path(work))
-            try:
-                result = run(stack.wait_ready(), args.uploads, args.warmup)
-            finally:
-                stack.stop()
+        with tempfile.TemporaryDirectory(prefix="sealsync-push-bench-") as work, \
+                BenchStack(Path(work)) as stack:
+            result = run(stack.state, args.uploads, args.warmup)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

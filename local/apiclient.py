@@ -145,6 +145,16 @@ class Client:
         return self.call("GET", f"/v1/uploads/{upload_id}?wait={wait}", dev,
                          timeout_s=wait + self.timeout_s)
 
+    def decided(self, dev: Device, upload_id: str,
+                wait: int = 20) -> tuple[dict[str, Any], int]:
+        """Long-poll until the upload is no longer pending: (result, polls)."""
+        polls = 0
+        while True:
+            polls += 1
+            got = self.status(dev, upload_id, wait)
+            if got["status"] != "pending":
+                return got, polls
+
     def delete(self, dev: Device, file_id: str, base: int) -> dict[str, Any]:
         return self.call("DELETE", f"/v1/files/{file_id}?base_revision={base}", dev,
                          expect=202)
