@@ -90,6 +90,19 @@ def test_an_upload_round_trips_and_the_manifest_is_put_last(tmp_path: Path) -> N
         assert len(server.chunks[r.id]) == crypto.sealed_len(r.size)
 
 
+@pytest.mark.parametrize(("size", "inline"), [(1, True), (16 * 1024, True),
+                                               (16 * 1024 + 1, False)])
+def test_files_up_to_16_kib_ride_in_the_manifest_with_one_put(
+        tmp_path: Path, size: int, inline: bool) -> None:
+    data = os.urandom(size)
+    (tmp_path / "big.bin").write_bytes(data)
+    server = FakeServer()
+    manifest = upload(tmp_path, server)
+    assert (server.puts == ["manifest"]) is inline
+    assert (manifest.inline == data) is inline
+    assert (len(manifest.chunks) == 0) is inline
+
+
 def spy_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The offsets of every chunk read back for sealing."""
     reads: list[int] = []
