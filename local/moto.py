@@ -171,6 +171,7 @@ def cache_moto_dispatch() -> None:
 
 
 _partition = threading.local()
+_ANY_PARTITION = object()  # an index query: every item, unsorted
 
 
 def query_one_partition() -> Callable[[], None]:
@@ -180,8 +181,13 @@ def query_one_partition() -> Callable[[], None]:
     the table and then keeping those with the hash key asked for: O(table)
     per query, so each commit's query slowed as the table filled (~10 ms at
     10,000 items, and growing). DynamoDB reads only the one partition; so
-    does this. Index queries are left as they are. Returns a function that
-    restores moto's own query (whether or not this call installed the patch)."""
+    does this. An index query still reads every item (moto keeps no index),
+    but unsorted: it sorts what matches by the index key and the table key
+    itself, a total order, so the table-wide sort bought nothing. That sort
+    was a sweep's cost: 16 shard queries, each sorting every item under the
+    DynamoDB lock, stalled every commit for seconds at 10,000 files.
+    Returns a function that restores moto's own query (whether or not this
+    call installed the patch)."""
     from moto.dynamodb.models.table import Table
 
     query, all_items = getattr(Table.query, "_sealsync", (Table.query, Table.all_items))
@@ -190,6 +196,10 @@ def query_one_partition() -> Callable[[], None]:
         hash_key = getattr(_partition, "hash_key", None)
         if hash_key is None:
             return all_items(self)
+        if hash_key is _ANY_PARTITION:
+            if not self.range_key_attr:
+                return list(self.items.values())
+            return [item for found in self.items.values() for item in found.values()]
         found = self.items.get(hash_key)
         if found is None:
             return []
@@ -199,9 +209,9 @@ def query_one_partition() -> Callable[[], None]:
 
     def one_partition(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
         index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
-        if index_name or hash_key is None:
+        if hash_key is None:
             return query(self, hash_key, *args, **kwargs)
-        _partition.hash_key = hash_key
+        _partition.hash_key = _ANY_PARTITION if index_name else hash_key
         try:
             return query(self, hash_key, *args, **kwargs)
         finally:
