@@ -4,7 +4,8 @@
   2 take the Redis lock lock:{user}:{file}
   3 check the manifest's real size and that every chunk exists
   4 decide (pure core), copy the manifest into place
-  5 ONE fenced transaction: head + revision + feed entry + result
+  5 ONE fenced transaction: head + revision + feed entry + result, under the
+    user's short feed lock when Redis gives it (efficiency only; the fence stays)
   6 delete the staging object, release the lock, wake long-pollers
 
 The manifest is copied BEFORE the transaction, so a head never points at an
@@ -17,7 +18,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
@@ -25,7 +27,7 @@ from urllib.parse import unquote_plus
 from .adapters.meta import AlreadyFinished, FenceLost
 from .config import Runtime
 from .core import decide as core
-from .core.errors import BadRequest
+from .core.errors import BadRequest, Unavailable
 from .core.ids import chunk_key, manifest_key, parse_staging_key
 from .core.notices import upload_result
 from .core.records import UploadRecord, feed_topic, upload_topic
@@ -34,6 +36,7 @@ from .push import notify_upload
 log = logging.getLogger("sealsync.commit")
 Fault = Callable[[str], None]
 MAX_FENCE_RETRIES = 20
+FEED_LOCK_BACKOFF_S = 0.01  # the feed lock is held for one read and one transaction
 
 
 def no_fault(step: str) -> None:
@@ -135,7 +138,8 @@ def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
                                f"head is at revision {decision.winner_revision}",
                                _result(rec, core.CONFLICT,
                                        winner_revision=decision.winner_revision))
-            seq = rt.meta.commit_accept(rec, decision.revision, dest, int(now()))
+            with _feed_turn(rt, rec.user_id):
+                seq = rt.meta.commit_accept(rec, decision.revision, dest, int(now()))
         except FenceLost:
             continue  # someone committed under us (lock lost): decide again
         except AlreadyFinished:
@@ -148,6 +152,25 @@ def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
         return Outcome(rec.upload_id, core.ACCEPTED, f"revision {decision.revision}",
                        _result(rec, core.ACCEPTED, revision=decision.revision, cursor=seq))
     raise FenceLostTooOften(rec.upload_id)
+
+
+@contextmanager
+def _feed_turn(rt: Runtime, user_id: str) -> Iterator[None]:
+    """Hold the user's feed lock if we can. Best effort: it saves commits of
+    one user's different files from racing on the feed counter and all but
+    one losing the fence (measured: 0.3 lost transactions per small file with
+    4 handlers, more with more). It guards nothing: without it (Redis down or
+    the lock stuck) the fenced transaction is still the only arbiter."""
+    key = rt.locks.feed_key(user_id)
+    try:
+        token: str | None = rt.locks.acquire(key, FEED_LOCK_BACKOFF_S)
+    except Unavailable:  # LockBusy included
+        token = None
+    try:
+        yield
+    finally:
+        if token is not None:
+            rt.locks.release(key, token)
 
 
 class FenceLostTooOften(RuntimeError):

@@ -33,7 +33,8 @@ DYNAMODB_CALLS = {"GetItem": 5, "PutItem": 1, "BatchGetItem": 2, "TransactWriteI
                   "Query": 1,  # push: the user's connections and mobile endpoints
                   "BatchWriteItem": 1}
 DYNAMODB_UNITS = {"rru": 7.0, "wru": 12.0}  # items <= 1 KiB written, <= 4 KiB read
-REDIS_COMMANDS = 6  # SET NX PX, EVAL release, RPUSH + EXPIRE for two topics
+REDIS_COMMANDS = 8  # SET NX PX + EVAL release for the file lock and for the feed
+# lock, RPUSH + EXPIRE for two topics
 # The waiting long poll adds BLPOP and its relay wake (RPUSH + EXPIRE).
 REDIS_POLL_COMMANDS = 3
 API_CALLS = 2  # POST /v1/uploads, GET /v1/uploads/{id}?wait=20

@@ -1,6 +1,9 @@
-"""The per-file Redis lock: `SET NX PX` with a random token, released by a
-Lua compare-and-delete so a handler whose lock expired can never release the
-lock a newer holder took.
+"""The Redis locks: `SET NX PX` with a random token, released by a Lua
+compare-and-delete so a handler whose lock expired can never release the
+lock a newer holder took. One lock per file orders a file's commits; one
+per user, held only around the feed append, orders that user's commits on
+the feed counter (without it, concurrent commits of one user's different
+files all but one lose the fence and start over).
 
 The lock only makes commits cheap and ordered; correctness comes from the
 fenced transaction in the store (invariant 2).
@@ -40,11 +43,16 @@ class Locks:
     def key(user_id: str, file_id: str) -> str:
         return f"lock:{user_id}:{file_id}"
 
-    def acquire(self, key: str) -> str:
-        """Take the lock, backing off (bounded, jittered); return its token."""
+    @staticmethod
+    def feed_key(user_id: str) -> str:
+        return f"feedlock:{user_id}"
+
+    def acquire(self, key: str, max_delay_s: float = 0.2) -> str:
+        """Take the lock, backing off (bounded, jittered); return its token.
+        `max_delay_s` caps one backoff: short for a lock held briefly."""
         token = secrets.token_hex(16)
         deadline = time.monotonic() + self.wait_s
-        delay = 0.005
+        delay = min(0.005, max_delay_s)
         while True:
             try:
                 if self.client.set(key, token, nx=True, px=self.ttl_ms):
@@ -54,7 +62,7 @@ class Locks:
             if time.monotonic() >= deadline:
                 raise LockBusy(f"{key} is busy; retry later")
             time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.2)
+            delay = min(delay * 2, max_delay_s)
 
     def release(self, key: str, token: str) -> bool:
         """Delete the lock only if it is still ours. Never raises: a lock we
@@ -67,8 +75,8 @@ class Locks:
             return False
 
     @contextmanager
-    def held(self, key: str) -> Iterator[str]:
-        token = self.acquire(key)
+    def held(self, key: str, max_delay_s: float = 0.2) -> Iterator[str]:
+        token = self.acquire(key, max_delay_s)
         try:
             yield token
         finally:
