@@ -8,6 +8,7 @@ import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -74,6 +75,47 @@ def test_sixteen_uploads_from_one_base_exactly_one_wins(
     assert [(c["seq"], c["file_id"], c["revision"]) for c in feed] == [
         (cursor + 1, f, base + 1)]
     assert object_keys(h.rt, staging_key(dev.user_id, "")) == []
+
+
+# -- one user's commits on different files share the feed counter -------------------
+@pytest.mark.parametrize("feed_lock", ["free", "stuck"])
+def test_one_users_files_take_turns_on_the_feed(h: Harness, make_rt: RuntimeFactory,
+                                               feed_lock: str) -> None:
+    """RACERS handlers commit RACERS different files of one user at once.
+    The feed lock makes them take turns on the feed counter: one fenced
+    transaction each, none lost. With the lock held by someone else for good
+    (stuck) they go ahead without it and the fence alone orders them: more
+    transactions, the same feed."""
+    dev = h.signup()
+    cursor = h.changes(dev)["cursor"]
+    files = [new_id() for _ in range(RACERS)]
+    ups = [h.stage(dev, f, 0) for f in files]
+    racer_rt = twin(make_rt, h.rt, SEALSYNC_LOCK_WAIT_S="0.2" if feed_lock == "stuck" else "5")
+    if feed_lock == "stuck":
+        racer_rt.redis.set(racer_rt.locks.feed_key(dev.user_id), "someone", px=60_000)
+    transactions: list[str] = []
+    real_commit = racer_rt.meta.commit_accept
+
+    def counted(rec: Any, *args: Any) -> int:
+        transactions.append(rec.file_id)
+        return real_commit(rec, *args)
+
+    racer_rt.meta.commit_accept = counted  # type: ignore[method-assign]
+    start = threading.Barrier(RACERS)
+
+    def handler(i: int) -> str:
+        start.wait()
+        return deliver(racer_rt, ups[i].key)[0].status
+
+    with ThreadPoolExecutor(RACERS) as pool:
+        assert list(pool.map(handler, range(RACERS))) == [ACCEPTED] * RACERS
+    if feed_lock == "free":
+        assert sorted(transactions) == sorted(files)  # nobody lost the fence
+    else:
+        assert len(transactions) > RACERS  # the fence turned some away
+    feed = h.changes(dev, cursor)["changes"]
+    assert [c["seq"] for c in feed] == list(range(cursor + 1, cursor + RACERS + 1))
+    assert sorted(c["file_id"] for c in feed) == sorted(files)
 
 
 # -- a lock that expires mid-commit -------------------------------------------------
