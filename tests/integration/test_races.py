@@ -100,7 +100,7 @@ def test_one_users_files_take_turns_on_the_feed(h: Harness, make_rt: RuntimeFact
         transactions.append(rec.file_id)
         return real_commit(rec, *args)
 
-    racer_rt.meta.commit_accept = counted  # type: ignore[method-assign]
+    racer_rt.meta.commit_accept = counted  # type: ignore[method-assign,assignment]
     start = threading.Barrier(RACERS)
 
     def handler(i: int) -> str:
