@@ -138,8 +138,9 @@ def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
                                f"head is at revision {decision.winner_revision}",
                                _result(rec, core.CONFLICT,
                                        winner_revision=decision.winner_revision))
-            with _feed_turn(rt, rec.user_id):
-                seq = rt.meta.commit_accept(rec, decision.revision, dest, int(now()))
+            with _feed_turn(rt, rec.user_id) as last:
+                seq = rt.meta.commit_accept(rec, decision.revision, dest, int(now()), last)
+                rt.locks.remember_seq(rec.user_id, seq)
         except FenceLost:
             continue  # someone committed under us (lock lost): decide again
         except AlreadyFinished:
@@ -155,19 +156,26 @@ def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
 
 
 @contextmanager
-def _feed_turn(rt: Runtime, user_id: str) -> Iterator[None]:
-    """Hold the user's feed lock if we can. Best effort: it saves commits of
-    one user's different files from racing on the feed counter and all but
-    one losing the fence (measured: 0.3 lost transactions per small file with
-    4 handlers, more with more). It guards nothing: without it (Redis down or
-    the lock stuck) the fenced transaction is still the only arbiter."""
+def _feed_turn(rt: Runtime, user_id: str) -> Iterator[int | None]:
+    """Hold the user's feed lock if we can, and yield the feed head Redis
+    remembers (None: read it from the store).
+
+    Best effort: the lock saves commits of one user's different files from
+    racing on the feed counter and all but one losing the fence (measured:
+    0.3 lost transactions per small file with 4 handlers, more with more),
+    and the hint saves a read. Neither guards anything: without them (Redis
+    down, the lock stuck, a stale hint) the fenced transaction alone decides,
+    and a lost fence drops the hint so the retry reads the store."""
     key = rt.locks.feed_key(user_id)
     try:
         token: str | None = rt.locks.acquire(key, FEED_LOCK_BACKOFF_S)
     except Unavailable:  # LockBusy included
         token = None
     try:
-        yield
+        yield rt.locks.remembered_seq(user_id) if token is not None else None
+    except FenceLost:
+        rt.locks.remember_seq(user_id, None)
+        raise
     finally:
         if token is not None:
             rt.locks.release(key, token)

@@ -29,12 +29,14 @@ PRICES = ROOT / "deploy" / "prices.json"
 # bench: s3_puts_per_small_file). Kept equal to what the code does by
 # tests/deploy/test_call_counts.py.
 S3_CALLS = {"HeadObject": 3, "CopyObject": 1, "DeleteObject": 1}
-DYNAMODB_CALLS = {"GetItem": 5, "PutItem": 1, "BatchGetItem": 2, "TransactWriteItems": 1,
+DYNAMODB_CALLS = {"GetItem": 4, "PutItem": 1, "BatchGetItem": 2, "TransactWriteItems": 1,
                   "Query": 1,  # push: the user's connections and mobile endpoints
                   "BatchWriteItem": 1}
-DYNAMODB_UNITS = {"rru": 7.0, "wru": 12.0}  # items <= 1 KiB written, <= 4 KiB read
-REDIS_COMMANDS = 8  # SET NX PX + EVAL release for the file lock and for the feed
-# lock, RPUSH + EXPIRE for two topics
+DYNAMODB_UNITS = {"rru": 6.0, "wru": 12.0}  # items <= 1 KiB written, <= 4 KiB read
+# SET NX PX + EVAL release for the file lock and for the feed lock, GET + SET
+# of the feed-head hint (which saves the counter's GetItem once a user has
+# committed), RPUSH + EXPIRE for two topics.
+REDIS_COMMANDS = 10
 # The waiting long poll adds BLPOP and its relay wake (RPUSH + EXPIRE).
 REDIS_POLL_COMMANDS = 3
 API_CALLS = 2  # POST /v1/uploads, GET /v1/uploads/{id}?wait=20

@@ -162,12 +162,13 @@ class Meta:
         return 0 if it is None else int(it["seq"])
 
     def commit_accept(self, rec: UploadRecord, revision: int, manifest_key: str | None,
-                      now: int) -> int:
+                      now: int, last: int | None = None) -> int:
         """Write head, revision, feed entry and upload result in ONE
         transaction, fenced on the head revision and the feed counter.
+        `last` is the feed head if the caller knows it (read here if not).
         Returns the new feed seq. Raises FenceLost or AlreadyFinished."""
         user, file_id = rec.user_id, rec.file_id
-        last = self.feed_head(user)
+        last = self.feed_head(user) if last is None else last
         seq = last + 1
         version = {"rev": revision, "deleted": rec.tombstone, "mkey": manifest_key,
                        "size": rec.size, "chunks": _pack(rec.chunk_ids), "upload": rec.upload_id,

@@ -28,6 +28,9 @@ return 0
 """
 
 
+SEQ_HINT_TTL_S = 3600
+
+
 class LockBusy(Unavailable):
     """Another handler holds the file's lock for longer than we may wait;
     the event fails and is retried."""
@@ -46,6 +49,30 @@ class Locks:
     @staticmethod
     def feed_key(user_id: str) -> str:
         return f"feedlock:{user_id}"
+
+    @staticmethod
+    def _seq_key(user_id: str) -> str:
+        return f"feedseq:{user_id}"
+
+    def remembered_seq(self, user_id: str) -> int | None:
+        """The feed head the user's last commit wrote, if Redis still holds
+        it: a hint that saves reading the counter. A wrong hint only loses
+        the fence (the transaction checks `seq = :last`). Never raises."""
+        try:
+            raw = self.client.get(self._seq_key(user_id))
+            return int(raw) if raw is not None else None
+        except (redis.RedisError, ValueError):
+            return None
+
+    def remember_seq(self, user_id: str, seq: int | None) -> None:
+        """Keep (or, with None, drop) the hint. Never raises."""
+        try:
+            if seq is None:
+                self.client.delete(self._seq_key(user_id))
+            else:
+                self.client.set(self._seq_key(user_id), seq, ex=SEQ_HINT_TTL_S)
+        except redis.RedisError:
+            pass
 
     def acquire(self, key: str, max_delay_s: float = 0.2) -> str:
         """Take the lock, backing off (bounded, jittered); return its token.

@@ -59,7 +59,10 @@ def calls(fast: Harness, monkeypatch: pytest.MonkeyPatch) -> Calls:
 
 def test_one_small_file_commit_makes_the_calls_the_cost_model_prices(
         fast: Harness, calls: Calls) -> None:
+    """A user's commit after their first: the feed-head hint is in Redis."""
     dev = fast.signup()
+    first = fast.stage(dev, new_id(), 0, b"manifest", (b"first chunk",))
+    on_commit_queue(sqs_event(json.dumps(s3_event(s3_record(first.key)))), None)
     calls.aws.clear()
     calls.rru = calls.wru = 0.0
     calls.redis.clear()

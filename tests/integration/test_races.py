@@ -118,6 +118,41 @@ def test_one_users_files_take_turns_on_the_feed(h: Harness, make_rt: RuntimeFact
     assert sorted(c["file_id"] for c in feed) == sorted(files)
 
 
+@pytest.mark.parametrize("hint", ["right", "behind", "ahead", "garbage"])
+def test_the_feed_hint_saves_a_read_and_a_wrong_one_only_loses_the_fence(
+        h: Harness, hint: str) -> None:
+    """The feed head Redis remembers replaces the counter read. A wrong hint
+    costs one lost fence and a read, never a wrong feed."""
+    dev = h.signup()
+    commit_revisions(h, dev, new_id(), 1)
+    head = h.rt.meta.feed_head(dev.user_id)
+    assert h.rt.locks.remembered_seq(dev.user_id) == head
+    wrong = {"right": str(head), "behind": str(head - 1), "ahead": str(head + 3),
+             "garbage": "x"}[hint]
+    h.rt.redis.set(f"feedseq:{dev.user_id}", wrong)
+    reads: list[str] = []
+    transactions: list[str] = []
+    real_read, real_commit = h.rt.meta.feed_head, h.rt.meta.commit_accept
+
+    def read(user: str) -> int:
+        reads.append(user)
+        return real_read(user)
+
+    def commit(rec: Any, *args: Any) -> int:
+        transactions.append(rec.upload_id)
+        return real_commit(rec, *args)
+
+    h.rt.meta.feed_head = read  # type: ignore[method-assign,assignment]
+    h.rt.meta.commit_accept = commit  # type: ignore[method-assign,assignment]
+    f = new_id()
+    assert deliver(h.rt, h.stage(dev, f, 0).key)[0].status == ACCEPTED
+    assert (len(reads), len(transactions)) == {"right": (0, 1), "behind": (1, 2),
+                                               "ahead": (1, 2), "garbage": (1, 1)}[hint]
+    assert [(c["seq"], c["file_id"]) for c in h.changes(dev, head)["changes"]] == [
+        (head + 1, f)]
+    assert h.rt.locks.remembered_seq(dev.user_id) == head + 1
+
+
 # -- a lock that expires mid-commit -------------------------------------------------
 def test_lock_expiring_mid_commit_still_one_winner(h: Harness, rt: Runtime,
                                                    make_rt: RuntimeFactory) -> None:
