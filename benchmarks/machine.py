@@ -90,13 +90,14 @@ def client_1gib(size_mib: int, seed: int) -> dict[str, Any]:
             "raw": {k: v for k, v in r.items() if k != "sync_reports"}}
 
 
-def push_latency(state_file: Path) -> dict[str, Any] | None:
+def push_latency(state_file: Path, uploads: int) -> dict[str, Any] | None:
     """benchmarks/push_latency.py --json, when that script exists."""
     script = BENCH / "push_latency.py"
     if not script.exists():
         return None
     errors = []
     for args in (["--json", "--state-file", str(state_file)], ["--json"]):
+        args += ["--uploads", str(uploads)]
         try:
             return json_child([str(script), *args], timeout_s=900)
         except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:

@@ -51,6 +51,9 @@ class Profile:
 # (benchmarks/README.md, "The small-file sync").
 FULL = Profile(1024, 10000, 1024, 2, 100, 20, 200, 20, 200, 1024, 2000)
 QUICK = Profile(64, 200, 256, 1, 30, 5, 50, 5, 50, 64, 1000)
+# Every step at toy sizes: proves the run works end to end (a test runs it),
+# measures nothing worth reading.
+SMOKE = Profile(4, 20, 8, 1, 3, 2, 5, 2, 5, 8, 50)
 
 
 def versions() -> str:
@@ -118,7 +121,8 @@ def measure(p: Profile, seed: int, run: Runner) -> dict[str, Any]:
             r["commit_floor_detail"] = floor
             r["contention"] = run.step("contention", lambda: commit.contention(
                 api, 32, p.contention_rounds))
-            push = run.step("push latency", lambda: machine.push_latency(stack.state_file))
+            push = run.step("push latency", lambda: machine.push_latency(stack.state_file,
+                                                                         p.polls_n))
             if push:
                 r["push_ms"] = push.get("push_ms")
                 r["polls_per_upload_mean"] = push.get("polls_per_upload_push_off")
@@ -150,11 +154,13 @@ def measure(p: Profile, seed: int, run: Runner) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     a = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     a.add_argument("--quick", action="store_true", help="the < 3 minute profile")
+    a.add_argument("--smoke", action="store_true",
+                   help="toy sizes: check that every step runs (tests/benchmarks)")
     a.add_argument("--seed", type=int, default=1)
     a.add_argument("--small", type=int, default=None, help="small files (default: profile)")
     a.add_argument("--out", type=Path, default=RESULTS)
     args = a.parse_args(argv)
-    prof = QUICK if args.quick else FULL
+    prof = SMOKE if args.smoke else QUICK if args.quick else FULL
     if args.small:
         prof = Profile(**{**prof.__dict__, "small_count": args.small})
     run = Runner()
