@@ -32,8 +32,8 @@ SEQ_HINT_TTL_S = 3600
 
 
 class LockBusy(Unavailable):
-    """Another handler holds the file's lock for longer than we may wait;
-    the event fails and is retried."""
+    """Another handler holds the lock for longer than we may wait; for the
+    file lock, the event fails and is retried."""
 
 
 class Locks:
@@ -102,8 +102,8 @@ class Locks:
             return False
 
     @contextmanager
-    def held(self, key: str, max_delay_s: float = 0.2) -> Iterator[str]:
-        token = self.acquire(key, max_delay_s)
+    def held(self, key: str) -> Iterator[str]:
+        token = self.acquire(key)
         try:
             yield token
         finally:
