@@ -2,7 +2,8 @@
 
 Pending uploads older than the cutoff are finished through the normal
 pipeline when their manifest arrived (a lost event), or rejected when it
-never did. Staging objects with no pending upload behind them are deleted.
+never did (woken and pushed like a commit's result). Staging objects with
+no pending upload behind them are deleted.
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from .config import Runtime
 from .core.decide import PENDING, REJECTED
 from .core.errors import BadRequest
 from .core.ids import STAGING, parse_staging_key, staging_key
+from .core.notices import upload_result
 from .core.records import upload_topic
+from .push import notify_upload
 
 log = logging.getLogger("sealsync.sweeper")
 
@@ -43,9 +46,13 @@ def sweep(rt: Runtime, now: float | None = None) -> SweepReport:
                 commit_staging_object(rt, key)
                 report.finished.append(upload_id)
             else:
-                rt.meta.finish(upload_id, REJECTED, int(now),
-                               reason="upload expired before its manifest arrived")
+                reason = "upload expired before its manifest arrived"
+                rt.meta.finish(upload_id, REJECTED, int(now), reason=reason)
                 rt.waker.wake(upload_topic(upload_id))
+                # A device that waits for pushes hears of it too, as of a commit.
+                notify_upload(rt, rec, upload_result(
+                    upload_id, rec.file_id, REJECTED, rec.base_revision, reason=reason,
+                    committed_ms=int(now * 1000)))
                 report.expired.append(upload_id)
         except AlreadyFinished:
             continue

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ import app as app_module
 from chalicelib import push
 from chalicelib.core import notices, tokens
 from chalicelib.core.ids import new_id
+from chalicelib.sweeper import sweep
 from tests.harness import Device, Harness
 
 API_ID = "abc123"
@@ -120,6 +122,25 @@ def test_ping_is_answered_and_bad_messages_get_an_error(fast: Harness) -> None:
     # a message on a connection nobody registered is not answered
     assert app_module.ws_message(ws_event("$default", "stranger", body='{"action":"ping"}'),
                                  None)["statusCode"] == 410
+
+
+def test_an_upload_the_sweeper_expires_is_pushed_to_its_device(fast: Harness) -> None:
+    """No commit ever runs for a manifest that never came: the sweeper's
+    rejection reaches a device that waits for pushes all the same."""
+    dev = fast.signup()
+    other = fast.add_device(dev.user_id, dev.auth_key)
+    mine, theirs = connect(dev), connect(other)
+    file_id = new_id()
+    upload_id = fast.post("/v1/uploads", {"file_id": file_id, "base_revision": 0,
+                                          "manifest_size": 8}, dev).json_body["upload_id"]
+    assert sweep(fast.rt, now=time.time() + fast.rt.settings.sweep_after_s + 60).expired == [
+        upload_id]
+    got = sent_to(mine)
+    assert len(got) == 1 and {k: got[0][k] for k in (
+        "type", "upload_id", "file_id", "status", "base_revision", "reason")} == {
+        "type": "upload", "upload_id": upload_id, "file_id": file_id, "status": "rejected",
+        "base_revision": 0, "reason": "upload expired before its manifest arrived"}
+    assert sent_to(theirs) == []  # nothing changed in the feed
 
 
 # -- what a commit sends ---------------------------------------------------------
