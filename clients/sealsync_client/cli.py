@@ -227,12 +227,18 @@ def status(as_json: bool, folder_dir: str) -> None:
                 "synced_files": len(entries), "cursor": folder.state.cursor,
                 "new": sorted(set(local) - set(entries)), "modified": changed,
                 "missing": sorted(set(entries) - set(local))}
+        seq, chain = engine.history.fingerprint()
+        # Equal on two devices at the same seq iff the server showed both the
+        # same history: compare out of band to catch a fork or a freeze.
+        data["history"] = {"seq": seq, "fingerprint": chain}
         lines = [f"{data['folder']}: {len(entries)} synced file(s), device "
                  f"{data['device']!r}, account {data['user_id']}"]
         for key in ("new", "modified", "missing"):
             lines += [f"  {key:<9} {p}" for p in data[key]]
         if len(lines) == 1:
             lines.append("  nothing to upload")
+        lines.append(f"  history   verified to change {seq}, fingerprint {chain[:16]} "
+                     f"(the same on every device at change {seq})")
         _emit(as_json, data, "\n".join(lines))
 
 

@@ -62,6 +62,20 @@ def test_cli_two_devices_history_restore_and_errors(stack: StackProcess,
     assert as_json("sync", str(two))["downloaded"] == ["todo.txt"]
     assert (two / "todo.txt").read_text() == "milk\n"
 
+    # Devices shown the same history print the same fingerprint.
+    as_json("sync", str(one))
+    seen = [as_json("status", str(d))["history"] for d in (one, two)]
+    assert seen[0] == seen[1] and seen[0]["seq"] == 3 and len(seen[0]["fingerprint"]) == 64
+    (two / "todo.txt").write_text("bread\n")
+    as_json("sync", str(two))  # its own change is verified on its next pull
+    assert as_json("sync", str(one))["downloaded"] == ["todo.txt"]
+    ahead = as_json("status", str(one))["history"]
+    assert ahead["seq"] == 4 and ahead["fingerprint"] != seen[0]["fingerprint"]
+    as_json("sync", str(two))
+    assert as_json("status", str(two))["history"] == ahead
+    assert f"verified to change 4, fingerprint {ahead['fingerprint'][:16]}" in sealsync(
+        "status", str(two)).stdout
+
     # Clear messages and exit codes for what goes wrong.
     bad = sealsync("sync", str(one), passphrase="not it", check=2)
     assert "wrong passphrase" in bad.stderr and "Traceback" not in bad.stderr
