@@ -5,13 +5,14 @@ SealsyncError carrying its status, mapped to a response in one place.
 """
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from typing import Any
 
 from .config import Runtime
 from .core import tokens
-from .core.decide import PENDING
+from .core.decide import PENDING, TERMINAL
 from .core.errors import BadRequest, Conflict, NotFound, Unauthorized
 from .core.ids import check_id, chunk_key, new_id, staging_key
 from .core.records import UploadRecord, Version, feed_topic, upload_topic
@@ -152,9 +153,32 @@ def upload_status(rt: Runtime, who: Claims, upload_id: str,
     rec = rt.meta.get_upload(upload_id)
     if rec is None or rec.user_id != who.user_id:
         raise NotFound("no such upload")
-    if rec.status == PENDING and wait and rt.waker.wait(upload_topic(upload_id), wait):
-        rec = rt.meta.get_upload(upload_id) or rec
+    if rec.status == PENDING and wait:
+        woken = rt.waker.wait(upload_topic(upload_id), wait)
+        if woken is not None:
+            return _woken_body(woken, rec) or _upload_body(
+                rt.meta.get_upload(upload_id) or rec)
     return _upload_body(rec)
+
+
+def _woken_body(payload: bytes, rec: UploadRecord) -> Body | None:
+    """The answer carried by the wake-up (the result the commit wrote), if it
+    is one for this upload; None means: read the record."""
+    try:
+        got = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(got, dict) or got.get("upload_id") != rec.upload_id \
+            or got.get("status") not in TERMINAL:
+        return None
+    out: Body = {"upload_id": rec.upload_id, "file_id": rec.file_id, "status": got["status"],
+                 "base_revision": rec.base_revision}
+    for key in ("revision", "winner_revision"):
+        if isinstance(got.get(key), int):
+            out[key] = got[key]
+    if isinstance(got.get("reason"), str) and got["reason"]:
+        out["reason"] = got["reason"]
+    return out
 
 
 # -- the change feed and files ---------------------------------------------

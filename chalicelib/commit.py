@@ -119,9 +119,9 @@ def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
             if isinstance(decision, core.Reject):
                 rt.meta.finish(rec.upload_id, core.REJECTED, int(now()),
                                reason=decision.reason)
-                _wake(rt, rec, None)
-                return Outcome(rec.upload_id, core.REJECTED, decision.reason,
-                               _result(rec, core.REJECTED, reason=decision.reason))
+                result = _result(rec, core.REJECTED, reason=decision.reason)
+                _wake(rt, rec, result)
+                return Outcome(rec.upload_id, core.REJECTED, decision.reason, result)
             if dest is None and not rec.tombstone:
                 # Kept for conflicts too: the loser's bytes stay retrievable.
                 dest = manifest_key(rec.user_id, rec.file_id, rec.upload_id)
@@ -133,11 +133,10 @@ def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
             if isinstance(decision, core.Conflict):
                 rt.meta.finish(rec.upload_id, core.CONFLICT, int(now()),
                                winner=decision.winner_revision, mkey=dest)
-                _wake(rt, rec, None)
+                result = _result(rec, core.CONFLICT, winner_revision=decision.winner_revision)
+                _wake(rt, rec, result)
                 return Outcome(rec.upload_id, core.CONFLICT,
-                               f"head is at revision {decision.winner_revision}",
-                               _result(rec, core.CONFLICT,
-                                       winner_revision=decision.winner_revision))
+                               f"head is at revision {decision.winner_revision}", result)
             with _feed_turn(rt, rec.user_id) as last:
                 seq = rt.meta.commit_accept(rec, decision.revision, dest, int(now()), last)
                 rt.locks.remember_seq(rec.user_id, seq)
@@ -149,9 +148,9 @@ def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
                            "finished by another handler")
         fault("committed")
         rt.meta.remember_chunks(rec.user_id, rec.chunk_ids)
-        _wake(rt, rec, seq)
-        return Outcome(rec.upload_id, core.ACCEPTED, f"revision {decision.revision}",
-                       _result(rec, core.ACCEPTED, revision=decision.revision, cursor=seq))
+        result = _result(rec, core.ACCEPTED, revision=decision.revision, cursor=seq)
+        _wake(rt, rec, result, seq)
+        return Outcome(rec.upload_id, core.ACCEPTED, f"revision {decision.revision}", result)
     raise FenceLostTooOften(rec.upload_id)
 
 
@@ -190,11 +189,13 @@ def _result(rec: UploadRecord, status: str, **fields: Any) -> dict[str, Any]:
                          committed_ms=int(time.time() * 1000), **fields)
 
 
-def _wake(rt: Runtime, rec: UploadRecord, seq: int | None) -> None:
-    topics = [upload_topic(rec.upload_id)]
+def _wake(rt: Runtime, rec: UploadRecord, result: dict[str, Any],
+          seq: int | None = None) -> None:
+    """Wake the upload's long polls with its result, and the feed's."""
+    payloads = {upload_topic(rec.upload_id): json.dumps(result).encode()}
     if seq is not None:
-        topics.append(feed_topic(rec.user_id, seq - 1))
-    rt.waker.wake(*topics)
+        payloads[feed_topic(rec.user_id, seq - 1)] = b"1"
+    rt.waker.wake_each(payloads)
 
 
 # -- event shapes -------------------------------------------------------------

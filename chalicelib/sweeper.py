@@ -7,6 +7,7 @@ no pending upload behind them are deleted.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -48,11 +49,11 @@ def sweep(rt: Runtime, now: float | None = None) -> SweepReport:
             else:
                 reason = "upload expired before its manifest arrived"
                 rt.meta.finish(upload_id, REJECTED, int(now), reason=reason)
-                rt.waker.wake(upload_topic(upload_id))
+                result = upload_result(upload_id, rec.file_id, REJECTED, rec.base_revision,
+                                       reason=reason, committed_ms=int(now * 1000))
+                rt.waker.wake(upload_topic(upload_id), payload=json.dumps(result).encode())
                 # A device that waits for pushes hears of it too, as of a commit.
-                notify_upload(rt, rec, upload_result(
-                    upload_id, rec.file_id, REJECTED, rec.base_revision, reason=reason,
-                    committed_ms=int(now * 1000)))
+                notify_upload(rt, rec, result)
                 report.expired.append(upload_id)
         except AlreadyFinished:
             continue

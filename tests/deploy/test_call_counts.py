@@ -86,5 +86,5 @@ def test_one_small_file_commit_makes_the_calls_the_cost_model_prices(
 def test_the_waiting_poll_adds_blpop_and_its_relay(fast: Harness, calls: Calls) -> None:
     fast.rt.waker.wake("topic")  # a commit woke the topic
     calls.redis.clear()
-    assert fast.rt.waker.wait("topic", 1) is True
+    assert fast.rt.waker.wait("topic", 1) == b"1"
     assert sum(calls.redis.values()) == cost.REDIS_POLL_COMMANDS, calls.redis

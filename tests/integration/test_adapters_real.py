@@ -153,7 +153,7 @@ def test_wait_returns_as_soon_as_woken_from_another_thread(
         until_parked(w, name, 1)
         t0 = time.monotonic()
         w.wake(t)
-        assert got.result(timeout=TIMEOUT_S) is True
+        assert got.result(timeout=TIMEOUT_S) == b"1"
         assert time.monotonic() - t0 < 2.0
 
 
@@ -164,8 +164,9 @@ def test_one_wake_reaches_every_waiter_through_the_relay(
     with ThreadPoolExecutor(n) as pool:
         waiting = [pool.submit(w.wait, t, TIMEOUT_S) for _ in range(n)]
         until_parked(w, name, n)
-        w.wake(t)  # one token; each waiter pushes it on to the next
-        assert [f.result(timeout=TIMEOUT_S) for f in waiting] == [True] * n
+        w.wake(t, payload=b'{"status": "accepted"}')  # each waiter relays it
+        assert [f.result(timeout=TIMEOUT_S) for f in waiting] == [
+            b'{"status": "accepted"}'] * n
     # the token is left behind (with an expiry) for whoever arrives late
     assert w.client.llen(t) == 1
     assert 0 < w.client.ttl(t) <= 120
@@ -176,19 +177,19 @@ def test_a_wake_before_the_wait_is_not_lost(waker: tuple[Waker, str]) -> None:
     t = topic()
     w.wake(t)
     t0 = time.monotonic()
-    assert w.wait(t, TIMEOUT_S) is True
+    assert w.wait(t, TIMEOUT_S) == b"1"
     assert time.monotonic() - t0 < 2.0
 
 
-def test_wait_times_out_with_false(waker: tuple[Waker, str]) -> None:
+def test_wait_times_out_with_none(waker: tuple[Waker, str]) -> None:
     w, _ = waker
     t = topic()
     t0 = time.monotonic()
-    assert w.wait(t, 1) is False
+    assert w.wait(t, 1) is None
     assert 0.9 <= time.monotonic() - t0 < 5.0
-    assert w.wait(t, 0) is False
+    assert w.wait(t, 0) is None
     w.wake(topic())  # another topic does not wake this one
-    assert w.wait(t, 1) is False
+    assert w.wait(t, 1) is None
 
 
 def test_waker_with_redis_down_neither_raises_nor_blocks() -> None:
@@ -197,7 +198,7 @@ def test_waker_with_redis_down_neither_raises_nor_blocks() -> None:
     w = Waker(down, down)
     t0 = time.monotonic()
     w.wake(topic())
-    assert w.wait(topic(), 5) is False
+    assert w.wait(topic(), 5) is None
     assert time.monotonic() - t0 < 3.0
 
 
