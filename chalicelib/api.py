@@ -166,7 +166,7 @@ def _woken_body(payload: bytes, rec: UploadRecord) -> Body | None:
     is one for this upload; None means: read the record."""
     try:
         got = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(got, dict) or got.get("upload_id") != rec.upload_id \
             or got.get("status") not in TERMINAL:
