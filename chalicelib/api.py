@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from dataclasses import replace
 from typing import Any
 
 from .config import Runtime
@@ -171,14 +172,12 @@ def _woken_body(payload: bytes, rec: UploadRecord) -> Body | None:
     if not isinstance(got, dict) or got.get("upload_id") != rec.upload_id \
             or got.get("status") not in TERMINAL:
         return None
-    out: Body = {"upload_id": rec.upload_id, "file_id": rec.file_id, "status": got["status"],
-                 "base_revision": rec.base_revision}
-    for key in ("revision", "winner_revision"):
-        if isinstance(got.get(key), int):
-            out[key] = got[key]
-    if isinstance(got.get("reason"), str) and got["reason"]:
-        out["reason"] = got["reason"]
-    return out
+    def known(key: str, kind: type) -> Any:
+        return got[key] if isinstance(got.get(key), kind) else None
+
+    return _upload_body(replace(rec, status=got["status"], revision=known("revision", int),
+                                winner_revision=known("winner_revision", int),
+                                reason=known("reason", str)))
 
 
 # -- the change feed and files ---------------------------------------------

@@ -36,7 +36,7 @@ from .push import notify_upload
 log = logging.getLogger("sealsync.commit")
 Fault = Callable[[str], None]
 MAX_FENCE_RETRIES = 20
-FEED_LOCK_BACKOFF_S = 0.01  # the feed lock is held for one read and one transaction
+FEED_LOCK_BACKOFF_S = 0.01  # the feed lock is held for about one transaction
 
 
 def no_fault(step: str) -> None:
@@ -120,7 +120,7 @@ def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
                 rt.meta.finish(rec.upload_id, core.REJECTED, int(now()),
                                reason=decision.reason)
                 result = _result(rec, core.REJECTED, reason=decision.reason)
-                _wake(rt, rec, result)
+                wake_waiters(rt, rec, result)
                 return Outcome(rec.upload_id, core.REJECTED, decision.reason, result)
             if dest is None and not rec.tombstone:
                 # Kept for conflicts too: the loser's bytes stay retrievable.
@@ -134,7 +134,7 @@ def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
                 rt.meta.finish(rec.upload_id, core.CONFLICT, int(now()),
                                winner=decision.winner_revision, mkey=dest)
                 result = _result(rec, core.CONFLICT, winner_revision=decision.winner_revision)
-                _wake(rt, rec, result)
+                wake_waiters(rt, rec, result)
                 return Outcome(rec.upload_id, core.CONFLICT,
                                f"head is at revision {decision.winner_revision}", result)
             with _feed_turn(rt, rec.user_id) as last:
@@ -149,7 +149,7 @@ def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
         fault("committed")
         rt.meta.remember_chunks(rec.user_id, rec.chunk_ids)
         result = _result(rec, core.ACCEPTED, revision=decision.revision, cursor=seq)
-        _wake(rt, rec, result, seq)
+        wake_waiters(rt, rec, result, seq)
         return Outcome(rec.upload_id, core.ACCEPTED, f"revision {decision.revision}", result)
     raise FenceLostTooOften(rec.upload_id)
 
@@ -189,9 +189,10 @@ def _result(rec: UploadRecord, status: str, **fields: Any) -> dict[str, Any]:
                          committed_ms=int(time.time() * 1000), **fields)
 
 
-def _wake(rt: Runtime, rec: UploadRecord, result: dict[str, Any],
-          seq: int | None = None) -> None:
-    """Wake the upload's long polls with its result, and the feed's."""
+def wake_waiters(rt: Runtime, rec: UploadRecord, result: dict[str, Any],
+                 seq: int | None = None) -> None:
+    """Wake the upload's long polls with its terminal result (after the
+    durable write), and the feed's when it moved to `seq`."""
     payloads = {upload_topic(rec.upload_id): json.dumps(result).encode()}
     if seq is not None:
         payloads[feed_topic(rec.user_id, seq - 1)] = b"1"

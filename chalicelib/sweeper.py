@@ -7,19 +7,17 @@ no pending upload behind them are deleted.
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 
 from .adapters.meta import AlreadyFinished
-from .commit import commit_staging_object
+from .commit import commit_staging_object, wake_waiters
 from .config import Runtime
 from .core.decide import PENDING, REJECTED
 from .core.errors import BadRequest
 from .core.ids import STAGING, parse_staging_key, staging_key
 from .core.notices import upload_result
-from .core.records import upload_topic
 from .push import notify_upload
 
 log = logging.getLogger("sealsync.sweeper")
@@ -51,7 +49,7 @@ def sweep(rt: Runtime, now: float | None = None) -> SweepReport:
                 rt.meta.finish(upload_id, REJECTED, int(now), reason=reason)
                 result = upload_result(upload_id, rec.file_id, REJECTED, rec.base_revision,
                                        reason=reason, committed_ms=int(now * 1000))
-                rt.waker.wake(upload_topic(upload_id), payload=json.dumps(result).encode())
+                wake_waiters(rt, rec, result)
                 # A device that waits for pushes hears of it too, as of a commit.
                 notify_upload(rt, rec, result)
                 report.expired.append(upload_id)
