@@ -96,8 +96,8 @@ def push_latency(state_file: Path, uploads: int) -> dict[str, Any] | None:
     if not script.exists():
         return None
     errors = []
-    for args in (["--json", "--state-file", str(state_file)], ["--json"]):
-        args += ["--uploads", str(uploads)]
+    for where in (["--state-file", str(state_file)], []):
+        args = ["--json", "--uploads", str(uploads), *where]
         try:
             return json_child([str(script), *args], timeout_s=900)
         except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:

@@ -2,7 +2,7 @@
 with rclone and restic, written to benchmarks/results/latest.json and
 latest.md, and the table printed at the end.
 
-    .venv/bin/python -m benchmarks.run [--quick] [--seed 1] [--small N] [--out DIR]
+    .venv/bin/python -m benchmarks.run [--quick | --smoke] [--seed 1] [--small N] [--out DIR]
 
 One local stack (moto + redis-server + API + event pump) serves every
 measurement that needs one; sealsync's presigned URLs, rclone and restic all
@@ -47,7 +47,7 @@ class Profile:
     txn_items: int
 
 
-# The full run: 10,000 small files, about 12 minutes on this 2-core machine
+# The full run: 10,000 small files, 12-14 minutes on this 2-core machine
 # (benchmarks/README.md, "The small-file sync").
 FULL = Profile(1024, 10000, 1024, 2, 100, 20, 200, 20, 200, 1024, 2000)
 QUICK = Profile(64, 200, 256, 1, 30, 5, 50, 5, 50, 64, 1000)
