@@ -18,7 +18,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,10 @@ from .api import Api, ApiError, NotFound, ServerUnreachable
 from .engine import Report
 from .errors import IntegrityError, KdfError, KeyfileError, SealsyncClientError, WrongPassphrase
 from .folder import Cost, Folder, init_folder, open_folder, watch_files
+from .names import shown
 from .push import PushApi, PushChannel
-from .state import NotInitialised, fingerprint
-from .transfer import Bar, NoBar, Progress, safe_rel
+from .state import Entry, NotInitialised, fingerprint
+from .transfer import Bar, NoBar, Progress
 
 PASSPHRASE_ENV = "SEALSYNC_PASSPHRASE"
 
@@ -117,7 +118,8 @@ def _printer(as_json: bool) -> Callable[[str, str], None]:
 BAR_MIN_BYTES = 4 * 1024 * 1024
 _LABELS = {"downloaded": "downloaded", "uploaded": "uploaded", "renamed": "renamed",
            "deleted_here": "deleted here", "deleted_remote": "deleted on the server",
-           "conflicts": "conflict copies"}
+           "conflicts": "conflict copies",
+           "skipped": "skipped (not synced; see sealsync status)"}
 
 
 def _progress(as_json: bool) -> Progress | None:
@@ -219,14 +221,17 @@ def status(as_json: bool, folder_dir: str) -> None:
     with _errors(), _opened(folder_dir) as folder:
         engine = folder.engine()
         entries = folder.state.entries()
-        local = engine.scan()
-        changed = sorted(p for p, e in entries.items() if p in local and
-                         (e.dirty or fingerprint(local[p], e.fp).hash != e.fp.hash))
+        found = engine.scan()
+        local = found.files
+        changed = sorted(p for p, e in entries.items() if p in local and _edited(local[p], e))
         data: dict[str, Any] = {"folder": str(folder.root), "server": folder.config.server,
                 "user_id": folder.config.user_id, "device": folder.config.device_name,
                 "synced_files": len(entries), "cursor": folder.state.cursor,
-                "new": sorted(set(local) - set(entries)), "modified": changed,
-                "missing": sorted(set(entries) - set(local))}
+                "new": _shown(set(local) - set(entries)), "modified": _shown(changed),
+                "missing": _shown(p for p in set(entries) - set(local) if not found.hides(p)),
+                "skipped": [{"path": shown(p), "reason": why} for p, why in found.skipped],
+                "unplaced": [{"path": shown(p), "revision": rev, "reason": why}
+                             for _, rev, p, why in folder.state.unplaced()]}
         seq, chain = engine.history.fingerprint()
         # Equal on two devices at the same seq iff the server showed both the
         # same history: compare out of band to catch a fork or a freeze.
@@ -237,20 +242,36 @@ def status(as_json: bool, folder_dir: str) -> None:
             lines += [f"  {key:<9} {p}" for p in data[key]]
         if len(lines) == 1:
             lines.append("  nothing to upload")
+        lines += [f"  skipped   {s['path']}  ({s['reason']})" for s in data["skipped"]]
+        lines += [f"  not here  {u['path']}  (revision {u['revision']} cannot be written "
+                  f"here: {u['reason']}; retried on every sync)" for u in data["unplaced"]]
         lines.append(f"  history   verified to change {seq}, fingerprint {chain[:16]} "
                      f"(the same on every device at change {seq})")
         _emit(as_json, data, "\n".join(lines))
+
+
+def _edited(path: Path, e: Entry) -> bool:
+    try:
+        return e.dirty or fingerprint(path, e.fp).hash != e.fp.hash
+    except OSError:
+        return True
+
+
+def _shown(paths: Iterable[str]) -> list[str]:
+    return sorted(shown(p) for p in paths)
 
 
 def _when(epoch: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch or 0))
 
 
-def _file_id(folder: Folder, path: str) -> str:
-    entry = folder.state.by_path(safe_rel(path))
+def _entry(folder: Folder, path: str) -> Entry:
+    """The synced file PATH (relative to the folder) names."""
+    rel = "/".join(p for p in path.split("/") if p not in ("", "."))
+    entry = folder.state.by_path(rel) if rel else None
     if entry is None:
-        raise NotInitialised(f"{path} is not a synced file in {folder.root}")
-    return entry.file_id
+        raise NotInitialised(f"{shown(path)} is not a synced file in {folder.root}")
+    return entry
 
 
 @main.command()
@@ -260,7 +281,7 @@ def _file_id(folder: Folder, path: str) -> str:
 def history(as_json: bool, folder_dir: str, path: str) -> None:
     """The revisions of PATH (relative to DIR), newest first."""
     with _errors(), _opened(folder_dir) as folder:
-        file_id = _file_id(folder, path)
+        file_id = _entry(folder, path).file_id
         transfer = folder.engine().transfer
         rows = []
         for rev in folder.api.revisions(file_id):
@@ -285,23 +306,23 @@ def restore(revision: int, as_json: bool, folder_dir: str, path: str) -> None:
     """Bring back revision N of PATH, as a new revision (then sync)."""
     with _errors(), _opened(folder_dir) as folder:
         engine = folder.engine(_printer(as_json))
-        file_id = _file_id(folder, path)
-        entry = folder.state.by_path(safe_rel(path))
-        assert entry is not None
-        if (folder.root / path).exists() and \
-                fingerprint(folder.root / path, entry.fp).hash != entry.fp.hash:
-            raise NotInitialised(f"{path} has local edits that are not synced yet: "
+        entry = _entry(folder, path)
+        dest = folder.root / entry.path
+        if dest.exists() and _edited(dest, entry):
+            raise NotInitialised(f"{shown(path)} has local edits that are not synced yet: "
                                  "run `sealsync sync` first")
         try:
-            version = engine.transfer.version(file_id, revision)
+            version = engine.transfer.version(entry.file_id, revision)
         except NotFound:
-            raise NotInitialised(f"{path} has no revision {revision}") from None
-        if version.manifest is None:
-            raise NotInitialised(f"revision {revision} of {path} is a delete")
-        engine.transfer.download(version, folder.root / path)
+            raise NotInitialised(f"{shown(path)} has no revision {revision}") from None
+        if version.manifest is None or version.manifest.tombstone:
+            raise NotInitialised(f"revision {revision} of {shown(path)} is a delete")
+        tmp = engine.tmp / f"restore-{entry.file_id}"  # our temporary files stay in .sealsync/
+        engine.transfer.download(version, tmp)
+        os.replace(tmp, dest)
         report = engine.sync()
-        _emit(as_json, {"restored": path, "revision": revision, **report.as_dict()},
-              f"restored {path} from revision {revision}; {_summary(report)}")
+        _emit(as_json, {"restored": shown(path), "revision": revision, **report.as_dict()},
+              f"restored {shown(path)} from revision {revision}; {_summary(report)}")
 
 
 if __name__ == "__main__":

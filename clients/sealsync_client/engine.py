@@ -27,30 +27,35 @@ left where it was, so the next pass checks it again.
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import re
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .api import Api, ApiError, AuthError, NotFound, ServerUnreachable
-from .errors import FeedError, IntegrityError, SealsyncClientError
+from .api import Api, AuthError, NotFound, ServerUnreachable
+from .errors import FeedError, IntegrityError
 from .history import History
 from .keys import Keyring
 from .manifest import Manifest, ManifestPlace, seal_manifest
-from .state import META_DIR, Entry, Fingerprint, State, fingerprint, meta_dir
-from .transfer import FileChanged, Progress, Transfer, Version, safe_rel
+from .names import conflict_name as conflict_name  # tests import it from here
+from .names import shown, stored_name
+from .placing import Event, Placer, is_file
+from .scan import Scan, scan
+from .state import Entry, Fingerprint, State, fingerprint, hash_file, meta_dir
+from .transfer import Progress, Transfer, Version
 from .wire import new_file_id
 
 if TYPE_CHECKING:
     import nacl.signing
 
-Event = Callable[[str, str], None]
-_MARKER = re.compile(r" \(conflicted copy from .* \d{4}-\d{2}-\d{2}\)(?: \d+)?$")
+# Losing the server, the login, or a tamper check ends a pass; any other
+# failure concerns one file, which is reported and retried on the next pass.
+FATAL = (ServerUnreachable, AuthError, IntegrityError)
+Result = dict[str, Any] | Exception | Future[dict[str, Any] | Exception]
 
 
 @dataclass
@@ -61,7 +66,8 @@ class Report:
     deleted_here: list[str] = field(default_factory=list)
     deleted_remote: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # "PATH: reason", one per file
+    skipped: list[str] = field(default_factory=list)  # not synced: links, FIFOs, ...
 
     @property
     def changed(self) -> bool:
@@ -72,33 +78,24 @@ class Report:
         return {k: list(v) for k, v in self.__dict__.items()}
 
 
-def conflict_name(rel: str, device: str, taken: Callable[[str], bool],
-                  today: str | None = None) -> str:
-    """`dir/name (conflicted copy from DEVICE YYYY-MM-DD).ext`, never nested."""
-    head, _, name = rel.rpartition("/")
-    stem, dot, ext = name.rpartition(".")
-    if not stem:  # no extension, or a dotfile such as ".bashrc"
-        stem, dot, ext = name, "", ""
-    stem = _MARKER.sub("", stem)
-    device = device.replace("/", "-").replace(")", "-") or "device"
-    day = today or time.strftime("%Y-%m-%d", time.gmtime())
-    for n in range(1, 1000):
-        suffix = f" (conflicted copy from {device} {day})" + (f" {n}" if n > 1 else "")
-        candidate = (f"{head}/" if head else "") + stem + suffix + dot + ext
-        if not taken(candidate):
-            return candidate
-    raise SealsyncClientError(f"too many conflict copies of {rel}")
-
-
 @dataclass(frozen=True)
 class _Upload:
-    """A planned upload: `rel` as revision base + 1 of `file_id`."""
+    """A planned upload: `rel` as revision base + 1 of `file_id`, named
+    `stored` in its manifest."""
 
     rel: str
+    stored: str
     fp: Fingerprint
     file_id: str
     base: int
     renamed_from: str | None = None
+
+
+def reason(exc: BaseException) -> str:
+    """One line about what went wrong with one file."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror[0].lower() + exc.strerror[1:]
+    return str(exc) or type(exc).__name__
 
 
 class Engine:
@@ -117,6 +114,7 @@ class Engine:
         self.on_event = on_event or (lambda kind, path: None)
         self.tmp = meta_dir(self.root) / "tmp"
         self.tmp.mkdir(exist_ok=True)
+        self.place = Placer(self.root, state, device, self.transfer, self.on_event, self.tmp)
 
     # -- the pass -------------------------------------------------------------
     def sync(self) -> Report:
@@ -125,24 +123,17 @@ class Engine:
         self.push(report)
         return report
 
-    def scan(self) -> dict[str, Path]:
-        """Every regular file under the root, by relative POSIX path."""
-        found: dict[str, Path] = {}
-        for folder, dirs, files in os.walk(self.root):
-            if Path(folder) == self.root:
-                dirs[:] = [d for d in dirs if d != META_DIR]
-            for name in files:
-                path = Path(folder, name)
-                if name.startswith(".sealsync-") or not path.is_file() or path.is_symlink():
-                    continue  # our own temporary files; links are not synced
-                found[path.relative_to(self.root).as_posix()] = path
-        return found
+    def scan(self) -> Scan:
+        return scan(self.root)
 
     # -- pull -------------------------------------------------------------------
     def pull(self, report: Report) -> None:
         """Verify every new feed entry in order (history.py), then apply the
         newest version of each file. The cursor is ours, never the server's:
-        it moves only past what was verified and applied."""
+        it moves only past what was verified and applied (or, for a version
+        that could not be placed here, recorded to retry)."""
+        self.place.clean_tmp()
+        self._retry_unplaced(report)
         api = self.transfer.api
         while True:
             page = api.changes(self.state.cursor, limit=500)
@@ -151,30 +142,47 @@ class Engine:
             for c in page["changes"]:
                 seq, file_id, revision = int(c["seq"]), str(c["file_id"]), int(c["revision"])
                 entry = self.state.by_file_id(file_id)
-                if not c["deleted"] and entry is not None and entry.revision >= revision \
+                if not c["deleted"] and (entry is None or entry.revision >= revision) \
                         and self.history.verify_own(seq, file_id, revision):
-                    continue  # our own upload coming back: nothing to fetch
+                    continue  # our own upload (or delete) coming back: nothing to fetch
                 version = None if c["deleted"] else self.transfer.version(file_id, revision)
                 self.history.verify_entry(seq, file_id, revision,
                                           None if version is None else version.manifest)
                 assert version is not None  # an unsigned delete was refused
                 latest[file_id] = version  # verified: revisions only go up
-            for version in latest.values():
-                try:
-                    self._apply_remote(version, report)
-                except FileChanged as exc:
-                    report.errors.append(f"file {version.file_id}: {exc}")
+            # Deletes first: a file that became a directory elsewhere (or the
+            # reverse) then replays without tripping over itself.
+            for version in sorted(latest.values(), key=lambda v: not _is_delete(v)):
+                self._apply(version, report)
             self.state.cursor = seq
             if not page["has_more"]:
                 return
 
-    def _unchanged(self, e: Entry) -> bool:
-        """Is the file at e.path exactly what we last synced? (missing = no edit)"""
-        path = self.root / e.path
+    def _apply(self, version: Version, report: Report) -> None:
+        """Apply one remote version; a failure that concerns only this file
+        is reported and the version kept to retry (state `unplaced`)."""
         try:
-            return fingerprint(path, e.fp).hash == e.fp.hash and not e.dirty
-        except FileNotFoundError:
-            return True
+            self._apply_remote(version, report)
+        except FATAL:
+            raise
+        except Exception as exc:
+            name = version.manifest.path if version.manifest else version.file_id
+            why = reason(exc)
+            report.errors.append(f"{shown(name)}: cannot be written here: {why}; "
+                                 "retrying on the next sync")
+            self.state.set_unplaced(version.file_id, version.revision, name, why)
+        else:
+            self.state.placed(version.file_id)
+
+    def _retry_unplaced(self, report: Report) -> None:
+        for file_id, revision, _, _ in self.state.unplaced():
+            entry = self.state.by_file_id(file_id)
+            head = None if entry is not None and entry.revision >= revision \
+                else self._head(file_id)
+            if head is None:
+                self.state.placed(file_id)
+            else:
+                self._apply(head, report)
 
     def _apply_remote(self, version: Version, report: Report) -> None:
         entry = self.state.by_file_id(version.file_id)
@@ -182,90 +190,20 @@ class Engine:
             return  # our own upload coming back, or already applied
         if _is_delete(version):
             if entry is not None:
-                self._remote_delete(entry, report)
+                self.place.remote_delete(entry, report)
             return
-        self._write_version(version, entry, report)
-
-    def _remote_delete(self, entry: Entry, report: Report) -> None:
-        path = self.root / entry.path
-        if path.exists() and self._unchanged(entry):
-            path.unlink()
-            self._prune(path.parent)
-            report.deleted_here.append(entry.path)
-            self.on_event("deleted here", entry.path)
-        # An edited file stays; without a row it is uploaded as a new file.
-        self.state.forget(entry.file_id)
-
-    def _write_version(self, v: Version, entry: Entry | None, report: Report) -> str | None:
-        """Download `v` into place. Returns the name of an untracked conflict
-        copy it made of a local edit (which the caller may upload at once)."""
-        assert v.manifest is not None
-        rel = safe_rel(v.manifest.path)
-        tmp = self.tmp / v.file_id
-        self.transfer.download(v, tmp)
-        fp = fingerprint(tmp)
-        copy = None
-        ours = False  # is what sits at `rel` our copy of this file, safe to replace?
-        if entry is not None:
-            old = self.root / entry.path
-            if old.exists() and not self._unchanged(entry):
-                if entry.path == rel and fingerprint(old).hash == fp.hash:
-                    ours = True  # the same edit made on both sides: nothing to keep
-                elif entry.path == rel:  # edited here, not uploaded: keep it beside
-                    copy = self._set_aside(rel, report, tracked=None)
-                # (renamed remotely but edited here: the edit stays at the old
-                #  name and, untracked now, is uploaded as a new file)
-            elif old.exists() and entry.path != rel:
-                old.unlink()
-                self._prune(old.parent)
-            else:
-                ours = entry.path == rel
-            self.state.forget(entry.file_id)
-        dest = self.root / rel
-        if dest.is_file() and not ours:
-            other = self.state.by_path(rel)
-            if fingerprint(dest, other.fp if other else None).hash != fp.hash:
-                made = self._set_aside(rel, report, tracked=other)
-                copy = copy if other is not None else made
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
-        self.state.put(Entry(rel, v.file_id, v.revision,
-                             Fingerprint(fp.size, dest.stat().st_mtime_ns, fp.hash)))
-        report.downloaded.append(rel)
-        self.on_event("downloaded", rel)
-        return copy
-
-    def _set_aside(self, rel: str, report: Report, tracked: Entry | None) -> str:
-        """Move a local file out of the way as a conflict copy. An untracked
-        copy is uploaded as a new file; a tracked one keeps its file id and
-        uploads the new name (dirty)."""
-        copy = conflict_name(rel, self.device, lambda p: (self.root / p).exists())
-        os.rename(self.root / rel, self.root / copy)
-        if tracked is not None:
-            self.state.put(Entry(copy, tracked.file_id, tracked.revision, tracked.fp,
-                                 dirty=True))
-        report.conflicts.append(copy)
-        self.on_event("conflict", copy)
-        return copy
-
-    def _prune(self, folder: Path) -> None:
-        """Remove directories a remote delete or rename left empty."""
-        while folder != self.root and self.root in folder.parents:
-            try:
-                folder.rmdir()
-            except OSError:
-                return
-            folder = folder.parent
+        self.place.write_version(version, entry, report)
 
     # -- push -------------------------------------------------------------------
     def push(self, report: Report) -> None:
         """Upload what changed here. Transfers run on a thread pool (each one
         mostly waits for its commit); their results are applied to the state
         and the folder here, one at a time, in path order."""
+        found = self.scan()
+        report.skipped = [shown(p) for p, _ in found.skipped]
+        local = found.files
         entries = self.state.entries()
-        local = self.scan()
-        vanished = {p: e for p, e in entries.items() if p not in local}
+        vanished = {p: e for p, e in entries.items() if p not in local and not found.hides(p)}
         by_hash: dict[str, Entry] = {}
         for e in vanished.values():
             by_hash.setdefault(e.fp.hash, e)
@@ -276,96 +214,133 @@ class Engine:
                 fp = fingerprint(local[rel], entry.fp if entry else None)
             except FileNotFoundError:
                 continue
+            except OSError as exc:
+                report.errors.append(f"{shown(rel)}: cannot be read: {reason(exc)}; "
+                                     "retrying on the next sync")
+                continue
             if entry is None:
                 moved = by_hash.pop(fp.hash, None)
                 if moved is not None:
                     vanished.pop(moved.path, None)
-                    plan.append(_Upload(rel, fp, moved.file_id, moved.revision, moved.path))
+                    plan.append(_Upload(rel, stored_name(rel), fp, moved.file_id,
+                                        moved.revision, moved.path))
                 else:
-                    plan.append(_Upload(rel, fp, new_file_id(), 0))
+                    plan.append(_Upload(rel, stored_name(rel), fp, new_file_id(), 0))
             elif fp.hash != entry.fp.hash or entry.dirty:
-                plan.append(_Upload(rel, fp, entry.file_id, entry.revision))
-            elif fp != entry.fp:  # touched, same content: remember the new mtime
-                self.state.put(Entry(rel, entry.file_id, entry.revision, fp))
+                plan.append(_Upload(rel, entry.stored, fp, entry.file_id, entry.revision))
+            elif fp != entry.fp:  # touched, same content: remember the new fingerprint
+                self.state.put(replace(entry, fp=fp))
         with ThreadPoolExecutor(self.parallel) as pool:
             sent = [(u, pool.submit(self._send, u)) for u in plan]
             # What is left vanished without a new name was deleted here.
             gone = [(e, pool.submit(self._delete, e)) for e in vanished.values()]
-            fatal: SealsyncClientError | None = None
+            fatal: BaseException | None = None
             # Settle every transfer that finished, even after a failure: an
             # accepted upload left unrecorded would come back as a conflict.
             for u, future in sent:
-                try:
-                    self._settle(u, future.result(), report)
-                except (ServerUnreachable, AuthError, IntegrityError) as exc:
-                    fatal = fatal or exc
+                fatal = self._guarded(u.rel, partial(self._settle, u, future), report) or fatal
             for e, deletion in gone:
-                try:
-                    self._deleted(e, deletion.result(), report)
-                except (ServerUnreachable, AuthError, IntegrityError) as exc:
-                    fatal = fatal or exc
+                fatal = self._guarded(e.path, partial(self._deleted, e, deletion),
+                                      report) or fatal
             if fatal is not None:
                 raise fatal
 
+    @staticmethod
+    def _guarded(rel: str, step: Callable[[Report], None],
+                 report: Report) -> BaseException | None:
+        """Run one file's step; a fatal error is returned (to raise once all
+        are settled), any other is that file's error line."""
+        try:
+            step(report)
+        except FATAL as exc:
+            return exc
+        except Exception as exc:
+            report.errors.append(f"{shown(rel)}: {reason(exc)}; retrying on the next sync")
+        return None
+
     def _send(self, u: _Upload) -> dict[str, Any] | Exception:
         """Upload one file (on a worker thread). A failure that concerns only
-        this file (it changed, vanished, is too large, or the server refused
-        it) comes back as a value; losing the server or the login raises."""
+        this file (it changed, vanished, cannot be read or named, or the
+        server refused it) comes back as a value; losing the server or the
+        login raises."""
         try:
-            return self.transfer.upload(self.root, u.rel, u.file_id, u.base)
+            return self.transfer.upload(self.root, u.rel, u.file_id, u.base, u.stored)
         except (ServerUnreachable, AuthError):
             raise
-        except (FileChanged, FileNotFoundError, ApiError) as exc:
+        except Exception as exc:
             return exc
 
-    def _upload(self, rel: str, fp: Fingerprint, file_id: str, base: int,
-                report: Report) -> None:
-        u = _Upload(rel, fp, file_id, base)
+    def _upload(self, rel: str, file_id: str, base: int, report: Report) -> None:
+        u = _Upload(rel, stored_name(rel), fingerprint(self.root / rel), file_id, base)
         self._settle(u, self._send(u), report)
 
-    def _settle(self, u: _Upload, result: dict[str, Any] | Exception, report: Report) -> None:
+    def _settle(self, u: _Upload, result: Result, report: Report) -> None:
         rel = u.rel
+        if isinstance(result, Future):
+            result = result.result()
         if isinstance(result, Exception):
-            report.errors.append(f"{rel}: {result}; retrying on the next sync")
+            report.errors.append(f"{shown(rel)}: {reason(result)}; retrying on the next sync")
             return
         status = result["status"]
         self._decided(u.file_id, u.base, result)
         if status == "accepted":
-            self.state.put(Entry(rel, u.file_id, u.base + 1, u.fp))
+            self.state.put(Entry(rel, u.file_id, u.base + 1, u.fp, stored=u.stored))
             if u.renamed_from is not None:
-                report.renamed.append(f"{u.renamed_from} -> {rel}")
-                self.on_event("renamed", f"{u.renamed_from} -> {rel}")
+                move = f"{shown(u.renamed_from)} -> {shown(rel)}"
+                report.renamed.append(move)
+                self.on_event("renamed", move)
             else:
-                report.uploaded.append(rel)
-                self.on_event("uploaded", rel)
+                report.uploaded.append(shown(rel))
+                self.on_event("uploaded", shown(rel))
         elif status == "conflict":
-            self._lost_race(rel, u.file_id, report)
+            self._lost_race(u, report)
         else:
-            report.errors.append(f"{rel}: the server rejected it: "
+            report.errors.append(f"{shown(rel)}: the server rejected it: "
                                  f"{result.get('reason', 'no reason given')}")
 
-    def _lost_race(self, rel: str, file_id: str, report: Report) -> None:
+    def _lost_race(self, u: _Upload, report: Report) -> None:
         """Another device committed first: keep both versions. (If the winner
         holds exactly our bytes, e.g. our own earlier upload whose answer we
         never recorded, there is nothing to keep twice.)"""
+        rel, file_id = u.rel, u.file_id
         head = self._head(file_id)
         if head is None or _is_delete(head):
             # The winner is a delete: our edit lives on under its own name.
             self.state.forget(file_id)
-            self._upload(rel, fingerprint(self.root / rel), new_file_id(), 0, report)
+            self._upload(rel, new_file_id(), 0, report)
             return
-        copy = self._write_version(head, self.state.by_file_id(file_id), report)
-        if copy is None and (self.root / rel).is_file() and self.state.by_path(rel) is None:
+        copy = self.place.write_version(head, self.state.by_file_id(file_id), report)
+        ours = self.root / rel
+        if copy is None and is_file(ours) and self.state.by_path(rel) is None:
+            if u.renamed_from is not None and hash_file(ours) == u.fp.hash:
+                self._rename_lost(u, report)
+                return
             copy = rel  # a rename that lost: the file keeps our new name, as a new file
         if copy is not None:
-            self._upload(copy, fingerprint(self.root / copy), new_file_id(), 0, report)
+            self._upload(copy, new_file_id(), 0, report)
+
+    def _rename_lost(self, u: _Upload, report: Report) -> None:
+        """Our pure rename lost. If the winner renamed the file too, the first
+        name stands and ours (the same bytes) goes. If the winner edited it
+        in place, our rename still applies, to its content."""
+        winner = self.state.by_file_id(u.file_id)
+        assert winner is not None  # write_version just recorded it
+        os.unlink(self.root / u.rel)
+        if winner.path != u.renamed_from or not is_file(self.root / winner.path):
+            move = f"{shown(u.rel)} -> {shown(winner.path)} (renamed on another device first)"
+            report.renamed.append(move)
+            self.on_event("renamed", move)
+            return
+        os.rename(self.root / winner.path, self.root / u.rel)
+        self.state.put(replace(winner, path=u.rel, stored=stored_name(u.rel), dirty=True))
+        self._upload(u.rel, u.file_id, winner.revision, report)
 
     def _delete(self, e: Entry) -> dict[str, Any]:
         """Delete by uploading a signed tombstone: a delete is a version like
         any other, so a server can neither forge one nor hide it unnoticed
         (the server's own DELETE would be unsigned; clients refuse those)."""
         place = ManifestPlace.for_upload(self.transfer.user_id, e.file_id, e.revision)
-        tombstone = self.history.sign(place, Manifest.deleted(e.path, time.time_ns(),
+        tombstone = self.history.sign(place, Manifest.deleted(e.stored, time.time_ns(),
                                                               self.device))
         envelope = seal_manifest(self.transfer.ring, place, tombstone)
         api = self.transfer.api
@@ -381,20 +356,22 @@ class Engine:
                                  f"{result['revision']}, not {base + 1}")
         self.history.settled(file_id, base + 1, accepted)
 
-    def _deleted(self, e: Entry, result: dict[str, Any], report: Report) -> None:
-        self._decided(e.file_id, e.revision, result)
-        if result["status"] == "accepted":
+    def _deleted(self, e: Entry, result: Future[dict[str, Any]], report: Report) -> None:
+        """Settle our tombstone upload (`result` raises what the worker did)."""
+        answer = result.result()
+        self._decided(e.file_id, e.revision, answer)
+        if answer["status"] == "accepted":
             self.state.forget(e.file_id)
-            report.deleted_remote.append(e.path)
-            self.on_event("deleted on server", e.path)
-        elif result["status"] == "conflict":
+            report.deleted_remote.append(shown(e.path))
+            self.on_event("deleted on server", shown(e.path))
+        elif answer["status"] == "conflict":
             # Edited elsewhere meanwhile: the edit wins over our delete.
             head = self._head(e.file_id)
             self.state.forget(e.file_id)
             if head is not None and not _is_delete(head):
-                self._write_version(head, None, report)
+                self.place.write_version(head, None, report)
         else:
-            report.errors.append(f"{e.path}: delete rejected: {result.get('reason')}")
+            report.errors.append(f"{shown(e.path)}: delete rejected: {answer.get('reason')}")
 
     def _head(self, file_id: str) -> Version | None:
         """The file's head, checked against the history we verified: a
@@ -412,12 +389,3 @@ class Engine:
 
 def _is_delete(v: Version) -> bool:
     return v.manifest is None or v.manifest.tombstone
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from .api import Api, AuthError, Login
-from .engine import Engine, Event
+from .engine import Engine
 from .errors import KeyfileError, WrongPassphrase
 from .keyfile import DeviceKeys, load_keyfile, save_keyfile
 from .keys import DEFAULT_MEM, DEFAULT_OPS, AccountKeys, KdfParams
+from .names import META_DIR
+from .placing import Event
 from .push import PushApi
-from .state import META_DIR, Config, State, keyfile_path
+from .state import Config, State, keyfile_path
 from .transfer import Progress
-
-IGNORED_PREFIX = ".sealsync-"  # the engine's own temporary files
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def open_folder(root: Path, passphrase: str) -> Folder:
 def watch_files(root: Path, wake: threading.Event) -> Any:
     """Set `wake` on any file system event under `root` (watchdog: inotify,
     FSEvents or ReadDirectoryChangesW), except in .sealsync/ and our own
-    temporary files. Returns the started observer (call .stop())."""
+    partial downloads, which live there. Returns the started observer (call .stop())."""
     from watchdog.events import FileSystemEvent, FileSystemEventHandler
     from watchdog.observers import Observer
 
@@ -138,7 +138,7 @@ def watch_files(root: Path, wake: threading.Event) -> Any:
                 path = Path(os.fsdecode(raw)) if raw else None
                 if path is None or path == root:
                     continue
-                if path == meta or meta in path.parents or path.name.startswith(IGNORED_PREFIX):
+                if path == meta or meta in path.parents:
                     continue
                 wake.set()
                 return

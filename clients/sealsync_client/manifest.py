@@ -9,7 +9,7 @@ replays under another revision or file does not open (invariant 8).
 Plaintext v2, big-endian, canonical (one encoding per manifest)::
 
     version u8 = 2 | flags u8 (1 tombstone, 2 inline) | size u64 | mtime_ns i64
-    | mode u32 | path_len u16 | path utf-8 | device_len u8 | device utf-8
+    | mode u32 | path_len u16 | path bytes | device_len u8 | device utf-8
     | inline:  content[size]
     | chunked: count u32 | count x (chunk id[32] | plaintext size u32)
     | link: prev[32] | device id[16] | counter u64 | feed seq u64 | feed hash[32]
@@ -28,6 +28,7 @@ from typing import Final
 from . import crypto
 from .errors import IntegrityError
 from .keys import Keyring
+from .names import from_bytes, to_bytes
 from .wire import file_id_bytes, user_id_bytes
 
 MANIFEST_VERSION: Final = 2  # 2: the signed history link (v1 had none; never deployed)
@@ -121,7 +122,7 @@ class Manifest:
         """Everything the signature covers (with the place, see signed_message)."""
         if self.link is None:
             raise ValueError("a manifest needs its history link: History.sign it first")
-        path, device = self.path.encode(), self.device.encode()
+        path, device = to_bytes(self.path), self.device.encode()
         flags = (_TOMBSTONE if self.tombstone else 0) | (_INLINE if self.inline is not None else 0)
         parts = [_HEAD.pack(MANIFEST_VERSION, flags, self.size, self.mtime_ns, self.mode,
                             len(path)), path, bytes([len(device)]), device]
@@ -144,9 +145,9 @@ class Manifest:
 
 def _check(m: Manifest) -> None:
     """The invariants every manifest holds, checked on build and on decode."""
-    path, device = m.path.encode(), m.device.encode()
+    path, device = to_bytes(m.path), m.device.encode()  # a lone surrogate: ValueError
     if not 0 < len(path) <= MAX_PATH_BYTES or "\x00" in m.path:
-        raise ValueError(f"path must be 1..{MAX_PATH_BYTES} UTF-8 bytes without NUL")
+        raise ValueError(f"a path is 1..{MAX_PATH_BYTES} bytes without NUL")
     if len(m.signature) not in (0, SIGNATURE_LEN) or (m.signature and m.link is None):
         raise ValueError("a signature is 64 bytes and comes with a link")
     if len(device) > MAX_DEVICE_BYTES:
@@ -174,7 +175,7 @@ def _decode(data: bytes) -> Manifest:
             or flags == _TOMBSTONE | _INLINE:
         raise ValueError("unknown manifest version or flags")
     at = _HEAD.size
-    path = data[at:at + path_len].decode()
+    path = from_bytes(data[at:at + path_len])  # names.py: not always UTF-8
     at += path_len
     device_len = data[at]
     device = data[at + 1:at + 1 + device_len].decode()
@@ -197,7 +198,7 @@ def _decode(data: bytes) -> Manifest:
     at += _LINK.size
     signature = data[at:at + SIGNATURE_LEN]
     at += SIGNATURE_LEN
-    if at != len(data) or len(path.encode()) != path_len:
+    if at != len(data) or len(to_bytes(path)) != path_len:
         raise ValueError("trailing or missing bytes")
     link = Link(prev, device_id.hex(), counter, feed_seq, feed_hash)
     return Manifest(path, size, mtime, mode, device, tuple(refs), inline,

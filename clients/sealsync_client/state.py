@@ -6,22 +6,31 @@
                   fingerprint at that moment; the change-feed cursor; the token;
                   the signed history this device has verified (history.py)
 
-Nothing here is ever sent to the server. The fingerprint (size, mtime_ns and
-a BLAKE2b content hash) tells "edited here since the last sync" apart from
-"unchanged", which is what stops a download from overwriting a local edit.
+Nothing here is ever sent to the server. The fingerprint (size, mtime, ctime,
+inode and a BLAKE2b content hash) tells "edited here since the last sync"
+apart from "unchanged", which is what stops a download from overwriting a
+local edit. An edit that keeps size and mtime (`touch -d`, `cp -p`, `rsync
+-t`) still moves the ctime; a swap of two names changes the inodes.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import stat
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import SealsyncClientError
+from .names import META_DIR, from_bytes, stored_name, to_bytes
 
-META_DIR = ".sealsync"
+# A fingerprint taken this close to the file's mtime or ctime is not trusted
+# (git's "racy git"): a write in the same clock tick would leave every
+# field unchanged. Such a fingerprint is stored smudged, and hashed again.
+RACY_NS = 2_000_000_000
 _SCHEMA = """
+-- Paths are BLOBs (names.to_bytes): a Linux name need not be UTF-8.
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY,
     file_id TEXT NOT NULL UNIQUE,
@@ -29,7 +38,18 @@ CREATE TABLE IF NOT EXISTS files (
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
     hash TEXT NOT NULL,
-    dirty INTEGER NOT NULL DEFAULT 0  -- moved locally by us: the new path needs uploading
+    dirty INTEGER NOT NULL DEFAULT 0,  -- moved locally by us: the new path needs uploading
+    ctime_ns INTEGER NOT NULL DEFAULT 0,
+    ino INTEGER NOT NULL DEFAULT 0,
+    stored BLOB  -- the name the format stores for `path` (NULL: names.stored_name(path))
+);
+-- Remote versions that could not be placed here (names.py, engine.py): retried
+-- on every pass, listed by `sealsync status`.
+CREATE TABLE IF NOT EXISTS unplaced (
+    file_id TEXT PRIMARY KEY,
+    revision INTEGER NOT NULL,
+    path BLOB NOT NULL,
+    reason TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 -- Every version this device has verified (history.py). seq is its change-feed
@@ -128,19 +148,27 @@ def keyfile_path(root: Path) -> Path:
 @dataclass(frozen=True)
 class Fingerprint:
     size: int
-    mtime_ns: int
+    mtime_ns: int  # -1: smudged (taken too close to a change), hash again
     hash: str
+    ctime_ns: int = 0
+    ino: int = 0
 
 
 @dataclass(frozen=True)
 class Entry:
-    """A file as it was when last synced."""
+    """A file as it was when last synced. `stored` is the name the format
+    stores for it: the manifest's, kept while the local name is unchanged."""
 
     path: str
     file_id: str
     revision: int
     fp: Fingerprint
     dirty: bool = False
+    stored: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.stored:
+            object.__setattr__(self, "stored", stored_name(self.path))
 
 
 def hash_file(path: Path) -> str:
@@ -153,12 +181,40 @@ def hash_file(path: Path) -> str:
     return h.hexdigest()
 
 
+class NotAFile(OSError):
+    """Something other than a regular file sits where a file was expected."""
+
+
 def fingerprint(path: Path, known: Fingerprint | None = None) -> Fingerprint:
-    """The file's fingerprint; reuses `known`'s hash when size and mtime match."""
-    st = path.stat()
-    if known is not None and (known.size, known.mtime_ns) == (st.st_size, st.st_mtime_ns):
+    """The file's fingerprint; reuses `known`'s hash only when size, mtime,
+    ctime and inode all match and `known` was not smudged."""
+    st = os.lstat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise NotAFile(f"not a regular file: {path}")
+    if known is not None and known.mtime_ns != -1 and (
+            known.size, known.mtime_ns, known.ctime_ns, known.ino) == (
+            st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino):
         return known
-    return Fingerprint(st.st_size, st.st_mtime_ns, hash_file(path))
+    return _trusted(st, hash_file(path))
+
+
+def _trusted(st: os.stat_result, digest: str) -> Fingerprint:
+    racy = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS
+    return Fingerprint(st.st_size, -1 if racy else st.st_mtime_ns, digest,
+                       st.st_ctime_ns, st.st_ino)
+
+
+def placed(path: Path, digest: str) -> Fingerprint:
+    """The fingerprint of a file we just wrote, whose content hash we know."""
+    return _trusted(os.lstat(path), digest)
+
+
+def _blob(path: str) -> bytes:
+    return to_bytes(path)
+
+
+def _text(value: bytes | str) -> str:
+    return value if isinstance(value, str) else from_bytes(value)
 
 
 class State:
@@ -169,41 +225,69 @@ class State:
                                   check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Folders synced before names became bytes and fingerprints grew."""
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(files)")}
+        for column in ("ctime_ns INTEGER NOT NULL DEFAULT 0",
+                       "ino INTEGER NOT NULL DEFAULT 0", "stored BLOB"):
+            if column.split()[0] not in have:
+                self.db.execute(f"ALTER TABLE files ADD COLUMN {column}")
+        self.db.execute("UPDATE files SET path = CAST(path AS BLOB) "
+                        "WHERE typeof(path) = 'text'")
 
     def close(self) -> None:
         self.db.close()
 
     # -- files --------------------------------------------------------------
+    _F = "SELECT path, file_id, revision, size, mtime_ns, hash, dirty, ctime_ns, ino, " \
+         "stored FROM files "
+
     @staticmethod
-    def _entry(row: tuple[str, str, int, int, int, str, int]) -> Entry:
-        return Entry(row[0], row[1], row[2], Fingerprint(row[3], row[4], row[5]), bool(row[6]))
+    def _entry(row: tuple[bytes, str, int, int, int, str, int, int, int, bytes | None]) -> Entry:
+        fp = Fingerprint(row[3], row[4], row[5], row[7], row[8])
+        return Entry(_text(row[0]), row[1], row[2], fp, bool(row[6]),
+                     _text(row[9]) if row[9] is not None else "")
 
     def entries(self) -> dict[str, Entry]:
-        rows = self.db.execute("SELECT path, file_id, revision, size, mtime_ns, hash, dirty "
-                               "FROM files").fetchall()
-        return {r[0]: self._entry(r) for r in rows}
+        rows = self.db.execute(self._F).fetchall()
+        return {e.path: e for e in map(self._entry, rows)}
 
     def by_path(self, path: str) -> Entry | None:
-        row = self.db.execute("SELECT path, file_id, revision, size, mtime_ns, hash, dirty "
-                              "FROM files WHERE path = ?", (path,)).fetchone()
+        row = self.db.execute(self._F + "WHERE path = ?", (_blob(path),)).fetchone()
         return None if row is None else self._entry(row)
 
     def by_file_id(self, file_id: str) -> Entry | None:
-        row = self.db.execute("SELECT path, file_id, revision, size, mtime_ns, hash, dirty "
-                              "FROM files WHERE file_id = ?", (file_id,)).fetchone()
+        row = self.db.execute(self._F + "WHERE file_id = ?", (file_id,)).fetchone()
         return None if row is None else self._entry(row)
 
     def put(self, e: Entry) -> None:
         """Record a synced file, replacing any row for its path or its file id."""
+        stored = None if e.stored == stored_name(e.path) else _blob(e.stored)
         with self.db:
             self.db.execute("DELETE FROM files WHERE path = ? OR file_id = ?",
-                            (e.path, e.file_id))
-            self.db.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            (e.path, e.file_id, e.revision, e.fp.size, e.fp.mtime_ns,
-                             e.fp.hash, int(e.dirty)))
+                            (_blob(e.path), e.file_id))
+            self.db.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (_blob(e.path), e.file_id, e.revision, e.fp.size, e.fp.mtime_ns,
+                             e.fp.hash, int(e.dirty), e.fp.ctime_ns, e.fp.ino, stored))
 
     def forget(self, file_id: str) -> None:
         self.db.execute("DELETE FROM files WHERE file_id = ?", (file_id,))
+
+    # -- remote versions not placed yet -----------------------------------------
+    def unplaced(self) -> list[tuple[str, int, str, str]]:
+        """(file id, revision, stored path, reason) of every version to retry."""
+        rows = self.db.execute("SELECT file_id, revision, path, reason FROM unplaced "
+                               "ORDER BY path").fetchall()
+        return [(r[0], r[1], _text(r[2]), r[3]) for r in rows]
+
+    def set_unplaced(self, file_id: str, revision: int, path: str, reason: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO unplaced VALUES (?, ?, ?, ?)",
+                        (file_id, revision, _blob(path), reason))
+
+    def placed(self, file_id: str) -> None:
+        self.db.execute("DELETE FROM unplaced WHERE file_id = ?", (file_id,))
 
     # -- meta ---------------------------------------------------------------
     def get(self, key: str, default: str | None = None) -> str | None:

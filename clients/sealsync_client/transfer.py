@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import os
 import queue
+import stat
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Protocol
 
 from .api import Api, ApiError, QuotaError
@@ -39,9 +40,10 @@ from .manifest import (
     open_manifest,
     seal_manifest,
 )
+from .names import UnsafePath as UnsafePath  # callers import them from here
+from .names import check_stored, shown
 from .pipeline import FileChanged as FileChanged  # engine imports it from here
 from .pipeline import Span, chunk_spans, decrypt_file, seal_span
-from .state import META_DIR
 
 Body = dict[str, Any]
 
@@ -57,20 +59,6 @@ class NoBar:
 
 Progress = Callable[[str, int], AbstractContextManager[Bar]]
 """(label, total bytes) -> a progress bar (click.progressbar fits)."""
-
-
-class UnsafePath(IntegrityError):
-    """A manifest names a path outside the sync folder (or inside .sealsync)."""
-
-
-def safe_rel(path: str) -> str:
-    """Confine a manifest's path to the sync root: the server must not be able
-    to make us write ../../.bashrc, an absolute path, or our own state."""
-    parts = PurePosixPath(path).parts
-    if not parts or path.startswith("/") or "\\" in path or parts[0] == META_DIR \
-            or any(p in ("", ".", "..") for p in parts) or path != "/".join(parts):
-        raise UnsafePath(f"refusing a path outside the sync folder: {path!r}")
-    return path
 
 
 class Buffers:
@@ -127,18 +115,23 @@ class Transfer:
             return nullcontext(NoBar())
         return self.progress(label, total)
 
-    def upload(self, root: Path, rel: str, file_id: str, base: int) -> Body:
-        """Upload `rel` as revision base + 1 of `file_id`; the decided status."""
+    def upload(self, root: Path, rel: str, file_id: str, base: int,
+               stored: str | None = None) -> Body:
+        """Upload `rel` as revision base + 1 of `file_id`, named `stored` in
+        its manifest (default: `rel`); the decided status."""
         path = root / rel
-        st = path.stat()
+        stored = rel if stored is None else stored
+        st = path.lstat()
+        if not stat.S_ISREG(st.st_mode):  # replaced since the scan (a FIFO would block)
+            raise FileChanged(f"{shown(rel)} is no longer a regular file")
         spans: list[Span] = []
         if st.st_size <= INLINE_MAX:
             data = path.read_bytes()
-            manifest = Manifest(rel, len(data), st.st_mtime_ns, st.st_mode, self.device,
+            manifest = Manifest(stored, len(data), st.st_mtime_ns, st.st_mode, self.device,
                                 inline=data)
         else:
             spans = self._spans(path, st.st_size)
-            manifest = Manifest(rel, sum(s.size for s in spans), st.st_mtime_ns, st.st_mode,
+            manifest = Manifest(stored, sum(s.size for s in spans), st.st_mtime_ns, st.st_mode,
                                 self.device, tuple(ChunkRef(s.id, s.size) for s in spans))
         place = ManifestPlace.for_upload(self.user_id, file_id, base)
         envelope = seal_manifest(self.ring, place, self.sign(place, manifest))
@@ -158,7 +151,7 @@ class Transfer:
                                  bar.update)
         now = path.stat()
         if (now.st_size, now.st_mtime_ns, now.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
-            raise FileChanged(f"{rel} changed while it was being uploaded")
+            raise FileChanged(f"{shown(rel)} changed while it was being uploaded")
         self.api.put_blob(ticket["manifest_url"], envelope)
         return self.api.wait_upload(ticket["upload_id"])
 
@@ -220,7 +213,7 @@ class Transfer:
         envelope = self.api.get_blob(body["manifest_url"])
         manifest = open_manifest(self.ring, ManifestPlace.for_download(self.user_id, file_id,
                                                                        rev), envelope)
-        safe_rel(manifest.path)
+        check_stored(manifest.path)
         return Version(file_id, rev, body, manifest)
 
     def download(self, v: Version, dest: Path) -> None:

@@ -74,9 +74,9 @@ def test_file_events_wake_watch_but_our_own_files_do_not(tmp_path: Path) -> None
     observer = watch_files(tmp_path, wake)
     try:
         (tmp_path / ".sealsync" / "tmp" / "download").write_bytes(b"x")
-        (tmp_path / ".sealsync-partial").write_bytes(b"x")
         assert not wake.wait(1.0)
-        (tmp_path / "edited.txt").write_text("hello")
+        # Ours live only in .sealsync/: a user's ".sealsync-*" file is a file.
+        (tmp_path / ".sealsync-notes").write_text("hello")
         assert wake.wait(10)
     finally:
         observer.stop()

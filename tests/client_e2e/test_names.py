@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 from sealsync_client.engine import conflict_name
-from sealsync_client.transfer import UnsafePath, safe_rel
+from sealsync_client.names import UnsafePath, check_stored
 
 
 def test_conflict_names_keep_the_extension_and_never_nest() -> None:
@@ -23,11 +23,11 @@ def test_conflict_names_keep_the_extension_and_never_nest() -> None:
 
 
 @pytest.mark.parametrize("path", ["../x", "/etc/passwd", "a/../../b", ".sealsync/state.db",
-                                  "a//b", "./a", "a/", "a\\..\\b", ""])
+                                  ".sealsync", "a//b", "./a", "a/", "a/.", "", "a\x00b"])
 def test_a_hostile_manifest_path_is_refused(path: str) -> None:
     with pytest.raises(UnsafePath):
-        safe_rel(path)
+        check_stored(path)
 
 
 def test_ordinary_paths_pass() -> None:
-    assert safe_rel("docs/ü notes (1).txt") == "docs/ü notes (1).txt"
+    assert check_stored("docs/ü notes (1).txt") == "docs/ü notes (1).txt"

@@ -1,0 +1,171 @@
+"""File names: what the format stores, and how a device places it on disk.
+
+The format stores a path as bytes (docs/FORMAT.md section 5): components
+joined by "/", names that are valid UTF-8 in Unicode NFC, any other name
+byte for byte. Every character but NUL and "/" is legal, because the format
+records what the user named; fitting a name to one file system is the
+placing device's job (`local_name`), and it remembers the stored name of
+every file it placed under another name, so an unchanged file never
+uploads a name it did not get (state.py keeps both).
+
+In Python a path is a `str`; bytes that are not UTF-8 are carried as the
+lone surrogates U+DC80..U+DCFF (PEP 383, what `os.fsdecode` gives), so
+`to_bytes` and `from_bytes` convert without loss. `shown` is the one way a
+name reaches a terminal or a JSON document.
+
+Pure: no I/O.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import IntegrityError, SealsyncClientError
+
+META_DIR = ".sealsync"
+NAME_MAX = 255  # bytes per component on ext4, XFS, btrfs, APFS (UTF-8), ...
+_EXT_MAX = 16  # an extension longer than this is kept as part of the name
+
+
+class UnsafePath(IntegrityError):
+    """A manifest names a path outside the sync folder (or inside .sealsync)."""
+
+
+def to_bytes(name: str) -> bytes:
+    return name.encode("utf-8", "surrogateescape")
+
+
+def from_bytes(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
+
+
+def shown(name: str) -> str:
+    """A name for people and JSON: bytes that are not UTF-8 as \\xNN."""
+    return to_bytes(name).decode("utf-8", "backslashreplace")
+
+
+def _is_text(part: str) -> bool:
+    try:
+        part.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def stored_name(rel: str) -> str:
+    """The path the format stores for a local relative path: each name that
+    is valid UTF-8 in NFC (so NFD "café" from one device and NFC "café" from
+    another are one name), any other name unchanged."""
+    return "/".join(unicodedata.normalize("NFC", p) if _is_text(p) else p
+                    for p in rel.split("/"))
+
+
+def check_stored(path: str) -> str:
+    """Confine a manifest's path to the sync root. Refuses only real
+    traversal: "..", ".", empty components, an absolute path, our own
+    `.sealsync/`. A backslash, a colon or a non-UTF-8 byte is a legal name."""
+    parts = path.split("/")
+    if not path or any(p in ("", ".", "..") for p in parts) or parts[0] == META_DIR \
+            or "\x00" in path:
+        raise UnsafePath(f"refusing a path outside the sync folder: {shown(path)!r}")
+    return path
+
+
+# -- placing a stored name on a file system ------------------------------------
+@dataclass(frozen=True)
+class Profile:
+    """What a local file system cannot hold, and so must be mapped."""
+
+    name_max: int = NAME_MAX
+    unicode_only: bool = False  # names must be valid Unicode (macOS, Windows)
+    windows: bool = False  # Win32 forbids <>:"\|?* and control characters
+
+
+POSIX = Profile()
+MACOS = Profile(unicode_only=True)
+WINDOWS = Profile(unicode_only=True, windows=True)
+
+# Full-width look-alikes, as rclone and Cygwin map them: visible, and unlike
+# "_" they do not make two different names collide.
+_WIN_MAP = {c: chr(0xFF00 + ord(c) - 0x20) for c in '<>:"\\|?*'}
+_WIN_MAP.update({chr(c): chr(0x2400 + c) for c in range(0x20)})  # control pictures
+_WIN_RESERVED = re.compile(r"^(CON|PRN|AUX|NUL|COM[0-9¹²³]|LPT[0-9¹²³])(\..*)?$", re.I)
+
+
+def local_name(stored: str, profile: Profile = POSIX) -> str:
+    """Where a stored path goes on this file system. The identity for every
+    name the file system can hold; any other name is changed visibly."""
+    return "/".join(_local_part(p, profile) for p in stored.split("/"))
+
+
+def _local_part(part: str, profile: Profile) -> str:
+    original = part
+    if profile.unicode_only and not _is_text(part):
+        part = re.sub("[\udc80-\udcff]", lambda m: f"%{ord(m.group()) - 0xDC00:02X}", part)
+    if profile.windows:
+        part = "".join(_WIN_MAP.get(c, c) for c in part)
+        if _WIN_RESERVED.match(part) or part[-1] in ". ":
+            part += "~"
+    if len(to_bytes(part)) > profile.name_max:
+        part = shorten(part, profile.name_max, whole=original)
+    return part
+
+
+def _split_ext(name: str) -> tuple[str, str]:
+    stem, dot, ext = name.rpartition(".")
+    if not stem or not dot or len(to_bytes(ext)) > _EXT_MAX:
+        return name, ""
+    return stem, "." + ext
+
+
+def cut(text: str, max_bytes: int) -> str:
+    """The longest prefix of `text` that fits `max_bytes`, whole characters."""
+    out, used = [], 0
+    for ch in text:
+        n = len(to_bytes(ch))
+        if used + n > max_bytes:
+            break
+        out.append(ch)
+        used += n
+    return "".join(out)
+
+
+def shorten(name: str, max_bytes: int = NAME_MAX, whole: str | None = None) -> str:
+    """`start~hash8.ext`: fits `max_bytes`, visibly shortened, and distinct
+    for distinct long names (the hash covers the whole original name)."""
+    digest = hashlib.blake2b(to_bytes(whole or name), digest_size=4).hexdigest()
+    stem, ext = _split_ext(name)
+    tail = f"~{digest}{ext}"
+    return cut(stem, max_bytes - len(to_bytes(tail))) + tail
+
+
+# -- conflict copies ------------------------------------------------------------
+_MARKER = re.compile(r" \(conflicted copy from .* \d{4}-\d{2}-\d{2}\)(?: \d+)?$")
+
+
+def conflict_name(rel: str, device: str, taken: Callable[[str], bool],
+                  today: str | None = None, name_max: int = NAME_MAX) -> str:
+    """`dir/name (conflicted copy from DEVICE YYYY-MM-DD).ext`, never nested,
+    and never longer than a name may be: the name is cut, not the marker."""
+    head, _, name = rel.rpartition("/")
+    stem, ext = _split_ext(name)
+    stem = _MARKER.sub("", stem)
+    device = cut(device.replace("/", "-").replace(")", "-"), 64) or "device"
+    day = today or time.strftime("%Y-%m-%d", time.gmtime())
+    for n in range(1, 1000):
+        suffix = f" (conflicted copy from {device} {day})" + (f" {n}" if n > 1 else "")
+        room = name_max - len(to_bytes(suffix + ext))
+        candidate = (f"{head}/" if head else "") + cut(stem, room) + suffix + ext
+        if not taken(candidate):
+            return candidate
+    raise SealsyncClientError(f"too many conflict copies of {shown(rel)}")
+
+
+def parents(rel: str) -> list[str]:
+    """`a/b/c` -> `["a", "a/b"]`: the directories a path needs, top first."""
+    parts = rel.split("/")[:-1]
+    return ["/".join(parts[:i + 1]) for i in range(len(parts))]
