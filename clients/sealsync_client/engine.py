@@ -161,18 +161,22 @@ class Engine:
     def _apply(self, version: Version, report: Report) -> None:
         """Apply one remote version; a failure that concerns only this file
         is reported and the version kept to retry (state `unplaced`)."""
+        name = version.manifest.path if version.manifest else version.file_id
         try:
-            self._apply_remote(version, report)
+            done = self._apply_remote(version, report)
         except FATAL:
             raise
         except Exception as exc:
-            name = version.manifest.path if version.manifest else version.file_id
             why = reason(exc)
             report.errors.append(f"{shown(name)}: cannot be written here: {why}; "
                                  "retrying on the next sync")
             self.state.set_unplaced(version.file_id, version.revision, name, why)
-        else:
+            return
+        if done:
             self.state.placed(version.file_id)
+        else:  # settled by our push, normally in this same pass
+            self.state.set_unplaced(version.file_id, version.revision, name,
+                                    "renamed elsewhere, moved or deleted here")
 
     def _retry_unplaced(self, report: Report) -> None:
         for file_id, revision, _, _ in self.state.unplaced():
@@ -184,15 +188,19 @@ class Engine:
             else:
                 self._apply(head, report)
 
-    def _apply_remote(self, version: Version, report: Report) -> None:
+    def _apply_remote(self, version: Version, report: Report) -> bool:
+        """Apply a version; False when it waits for this device's push."""
         entry = self.state.by_file_id(version.file_id)
         if entry is not None and entry.revision >= version.revision:
-            return  # our own upload coming back, or already applied
+            return True  # our own upload coming back, or already applied
         if _is_delete(version):
             if entry is not None:
                 self.place.remote_delete(entry, report)
-            return
+            return True
+        if entry is not None and self.place.moved_here(version, entry):
+            return False
         self.place.write_version(version, entry, report)
+        return True
 
     # -- push -------------------------------------------------------------------
     def push(self, report: Report) -> None:

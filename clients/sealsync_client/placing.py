@@ -26,7 +26,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .names import POSIX, Profile, check_stored, conflict_name, local_name, parents, shown
+from .names import (
+    POSIX,
+    Profile,
+    check_stored,
+    conflict_name,
+    local_name,
+    parents,
+    shown,
+    stored_name,
+)
 from .state import Entry, NotAFile, State, fingerprint, hash_file, placed
 
 if TYPE_CHECKING:
@@ -71,6 +80,26 @@ class Placer:
         # An edited file stays; without a row it is uploaded as a new file.
         self.state.forget(entry.file_id)
 
+    def moved_here(self, v: Version, entry: Entry) -> bool:
+        """Is `v` a rename elsewhere of a file that was moved or deleted here
+        and not pushed yet? Then this device's push decides, through the
+        server's conflict answer: the first rename committed wins, and a
+        delete loses to the rename (engine.py)."""
+        assert v.manifest is not None
+        if entry.stored == v.manifest.path or os.path.lexists(self.root / entry.path):
+            return False
+        if v.manifest.size != entry.fp.size:
+            return False
+        tmp = self._fetch(v)
+        same = hash_file(tmp) == entry.fp.hash
+        tmp.unlink()
+        return same
+
+    def _fetch(self, v: Version) -> Path:
+        tmp = self.tmp / v.file_id
+        self.transfer.download(v, tmp)
+        return tmp
+
     def write_version(self, v: Version, entry: Entry | None, report: Report) -> str | None:
         """Download `v` into place. Returns the name of an untracked conflict
         copy it made of a local edit (which the caller may upload at once)."""
@@ -80,8 +109,7 @@ class Placer:
             rel = entry.path  # keep this device's spelling of an unchanged name
         else:
             rel = local_name(stored, self.profile)
-        tmp = self.tmp / v.file_id
-        self.transfer.download(v, tmp)
+        tmp = self._fetch(v)
         digest = hash_file(tmp)
         copy = None
         ours = False  # is what sits at `rel` our copy of this file, safe to replace?
@@ -123,6 +151,9 @@ class Placer:
             if path.is_symlink() or (os.path.lexists(path) and not path.is_dir()):
                 self.set_aside(parent, report, tracked=self.state.by_path(parent))
         (self.root / rel).parent.mkdir(parents=True, exist_ok=True)
+        twin = self._twin(rel)
+        if twin is not None:  # "café" in NFD here, "café" in NFC arriving: one name
+            self.set_aside(twin, report, tracked=self.state.by_path(twin))
         dest = self.root / rel
         if dest.is_dir() and not dest.is_symlink():
             rel = conflict_name(rel, self.device, self.taken)
@@ -130,6 +161,18 @@ class Placer:
             self.on_event("conflict", shown(rel))
             return rel, True
         return rel, False
+
+    def _twin(self, rel: str) -> str | None:
+        """Another spelling of `rel` in its folder that stores as the same
+        name (only names beyond ASCII have other spellings)."""
+        head, _, leaf = rel.rpartition("/")
+        if leaf.isascii():
+            return None
+        want = stored_name(leaf)
+        for name in os.listdir(self.root / head if head else self.root):
+            if name != leaf and not name.isascii() and stored_name(name) == want:
+                return f"{head}/{name}" if head else name
+        return None
 
     def set_aside(self, rel: str, report: Report, tracked: Entry | None) -> str:
         """Move a local file out of the way as a conflict copy. An untracked

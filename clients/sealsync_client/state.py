@@ -271,6 +271,8 @@ class State:
             self.db.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (_blob(e.path), e.file_id, e.revision, e.fp.size, e.fp.mtime_ns,
                              e.fp.hash, int(e.dirty), e.fp.ctime_ns, e.fp.ino, stored))
+            self.db.execute("DELETE FROM unplaced WHERE file_id = ? AND revision <= ?",
+                            (e.file_id, e.revision))
 
     def forget(self, file_id: str) -> None:
         self.db.execute("DELETE FROM files WHERE file_id = ?", (file_id,))
