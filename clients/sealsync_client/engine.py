@@ -134,18 +134,28 @@ class Engine:
         that could not be placed here, recorded to retry)."""
         self.place.clean_tmp()
         self._retry_unplaced(report)
+        pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="sealsync-pull")
+        try:
+            self._pull_pages(pool, report)
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+    def _pull_pages(self, pool: ThreadPoolExecutor, report: Report) -> None:
         api = self.transfer.api
         while True:
             page = api.changes(self.state.cursor, limit=500)
             latest: dict[str, Version] = {}
             seq = self.state.cursor
+            fetched = self._prefetch(pool, page["changes"])
             for c in page["changes"]:
                 seq, file_id, revision = int(c["seq"]), str(c["file_id"]), int(c["revision"])
                 entry = self.state.by_file_id(file_id)
                 if not c["deleted"] and (entry is None or entry.revision >= revision) \
                         and self.history.verify_own(seq, file_id, revision):
                     continue  # our own upload (or delete) coming back: nothing to fetch
-                version = None if c["deleted"] else self.transfer.version(file_id, revision)
+                version = None if c["deleted"] else \
+                    fetched[seq].result() if seq in fetched else \
+                    self.transfer.version(file_id, revision)
                 self.history.verify_entry(seq, file_id, revision,
                                           None if version is None else version.manifest)
                 assert version is not None  # an unsigned delete was refused
@@ -157,6 +167,20 @@ class Engine:
             self.state.cursor = seq
             if not page["has_more"]:
                 return
+
+    def _prefetch(self, pool: ThreadPoolExecutor,
+                  changes: list[dict[str, Any]]) -> dict[int, Future[Version]]:
+        """Start fetching the manifests a page will need, `parallel` at a
+        time (one request each would otherwise pace the pull); they are
+        still verified one by one, in feed order."""
+        fetched: dict[int, Future[Version]] = {}
+        for c in changes:
+            mine = self.state.verified(str(c["file_id"]), int(c["revision"]))
+            if c["deleted"] or (mine is not None and mine.device_id == self.history.device_id):
+                continue  # a server delete is refused unfetched; ours is known
+            fetched[int(c["seq"])] = pool.submit(self.transfer.version, str(c["file_id"]),
+                                                  int(c["revision"]))
+        return fetched
 
     def _apply(self, version: Version, report: Report) -> None:
         """Apply one remote version; a failure that concerns only this file
