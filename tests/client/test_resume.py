@@ -351,3 +351,16 @@ def test_remove_stale_parts_spares_the_kept_destinations(tmp_path: Path) -> None
     assert sorted(os.listdir(tmp)) == ["b", "b.part", "c.part.x", "d.part", "notes.txt"]
     assert remove_stale_parts(tmp) == [tmp / "b.part"]
     assert remove_stale_parts(tmp_path / "missing") == []
+
+
+def test_a_complete_part_is_verified_and_renamed_without_a_get(tmp_path: Path) -> None:
+    server = Server()  # e.g. killed between the last write and the rename
+    data = os.urandom(3 * MiB)
+    v = publish(tmp_path, server, data)
+    dest = tmp_path / "out"
+    part_path(dest).write_bytes(data + b"trailing junk")
+    bars = Bars()
+    transfer(server, bars).download(v, dest)
+    assert server.gets == [] and dest.read_bytes() == data
+    (total, steps), = bars.bars
+    assert steps == [total]
