@@ -186,6 +186,14 @@ class Rclone:
         return timed(["rclone", "copy", str(src), "sc:", "--exclude", f"/{META}/**",
                       "--no-update-modtime"], env, self.stack)
 
+    def check(self, src: Path, dest: str | None = None) -> Run:
+        """`rclone check` of `src` against what `sync` copied there: both
+        listings, compared by size (a crypt remote has no hashes in common
+        with the local side). Exits non-zero on any difference."""
+        env = {**self.env, "RCLONE_CONFIG_SC_REMOTE": f"s3:rclone-bench/{dest or src.name}"}
+        return timed(["rclone", "check", str(src), "sc:", "--exclude", f"/{META}/**"],
+                     env, self.stack)
+
 
 class Restic:
     """restic backup to its s3 backend (one repository per corpus)."""
@@ -236,4 +244,38 @@ def peer_runs(stack: BenchStack, work: Path, big_mib: int, small_count: int,
         log(f"{name}: {small_count} small files in {run.seconds:.1f} s "
             f"({run.s3.methods.get('PUT', 0)} S3 PUTs)")
     return {"big_mib": big_mib, "small_count": small_count, "small_bytes": small_bytes,
-            "runs": out}
+            "runs": out, "tools": tools, "roots": {"big": big_root, "small": small_root}}
+
+
+NOOP_RUNS = 3  # best of: a pass is a second or two even at 10,000 files
+
+
+def no_op_passes(sealsync: Sealsync, rclone: Rclone, small_root: Path, big_root: Path,
+                 n: int, log: Any = print) -> dict[str, Any]:
+    """Change detection's cost: a sealsync pass with nothing to do over the
+    synced small files, against `rclone check` of the copy rclone made of
+    them; best of `n` each. The same over the one-file big folder is the
+    fixed part of a pass (start-up, key file, one feed page, one listing).
+
+    The first sealsync pass after the initial sync is not a no-op: it reads
+    back the feed entries of its own uploads (`settle_s`), so it is timed
+    apart, before the best-of-n."""
+    settle = sealsync.sync(small_root)
+    sealsync.sync(big_root)
+    log(f"sealsync: first pass after the initial sync, reading its own uploads back "
+        f"from the feed: {settle.seconds:.2f} s, {settle.api.requests} API requests")
+    runs: dict[str, dict[str, Run]] = {"noop_small": {}, "noop_floor": {}}
+    times: dict[str, dict[str, list[float]]] = {"noop_small": {}, "noop_floor": {}}
+    for phase, root in (("noop_small", small_root), ("noop_floor", big_root)):
+        for name, go in (("sealsync", sealsync.sync), ("rclone", rclone.check)):
+            tries = [go(root) for _ in range(n)]
+            for t in tries:
+                if t.s3.methods.get("PUT") or t.s3.methods.get("POST"):
+                    raise RuntimeError(f"{name}: a pass meant to change nothing wrote to "
+                                       f"S3: {t.as_dict()}")
+            runs[phase][name] = min(tries, key=lambda t: t.seconds)
+            times[phase][name] = [round(t.seconds, 3) for t in tries]
+        log(f"{phase}: sealsync {min(times[phase]['sealsync']):.2f} s, rclone check "
+            f"{min(times[phase]['rclone']):.2f} s (best of {n})")
+    return {"runs": runs, "tries_s": times, "settle_s": round(settle.seconds, 2),
+            "settle": settle.as_dict()}

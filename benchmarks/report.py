@@ -13,6 +13,8 @@ PEER_ROWS = (
     ("resync_1mib_bytes_sent", "bytes sent after a 1 MiB overwrite", "B", True),
     ("s3_puts_per_small_file", "S3 PUTs per small file", "", True),
     ("peak_rss_mb_1gib", "peak RSS syncing the {big} MiB file", "MiB", True),
+    ("noop_small_s", "no-op pass over the {small} small files (rclone: `check`)", "s",
+     True),
 )
 
 
@@ -30,6 +32,8 @@ def peer_keys(peers: dict[str, Any]) -> dict[str, Any]:
         "s3_puts_per_small_file": per_tool(
             runs["initial_small"], lambda r: round(r.s3.methods.get("PUT", 0) / n, 3)),
         "peak_rss_mb_1gib": per_tool(runs["initial_big"], lambda r: round(r.rss_mb, 1)),
+        "noop_small_s": per_tool(runs.get("noop_small", {}), lambda r: round(r.seconds, 3)),
+        "noop_floor_s": per_tool(runs.get("noop_floor", {}), lambda r: round(r.seconds, 3)),
     }
 
 
@@ -113,6 +117,13 @@ def markdown(r: dict[str, Any]) -> str:
                   f"table items: {fmt(t['whole_table_copy'])} ms with moto's whole-table "
                   f"copy, {fmt(t['touched_items_only'])} ms with the snapshot patch "
                   f"({ratio(t['whole_table_copy'], t['touched_items_only'])})."]
+    floor = r.get("noop_floor_s") or {}
+    if floor:
+        lines += ["", f"No-op pass: the same over the one-file big folder, i.e. the part "
+                  f"that does not grow with the file count (start-up, key file, one feed "
+                  f"page; for rclone one listing): sealsync {fmt(floor.get('sealsync'))} s, "
+                  f"rclone check {fmt(floor.get('rclone'))} s. rclone check compares sizes "
+                  f"only (a crypt remote shares no hash with the local files)."]
     for note in meta.get("notes", []):
         lines.append(f"- {note}")
     return "\n".join(lines) + "\n"

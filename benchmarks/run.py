@@ -29,7 +29,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 REQUIRED = ("pipeline_mb_s", "aead_limit_mb_s", "pipeline_ratio", "initial_1gib_s",
             "initial_small_s", "resync_1mib_bytes_sent", "s3_puts_per_small_file",
             "commit_ms", "commit_floor_ms", "polls_per_upload_mean", "push_ms",
-            "contention", "cold_import_ms", "zip_mb", "client_rss_mb_1gib")
+            "contention", "cold_import_ms", "zip_mb", "client_rss_mb_1gib", "noop_small_s")
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,13 @@ def measure(p: Profile, seed: int, run: Runner) -> dict[str, Any]:
             got = run.step("peers", lambda: peers.peer_runs(
                 stack, work, p.big_mib, p.small_count, seed, run.log))
             if got:
+                tools, roots = got["tools"], got["roots"]
+                noop = run.step("no-op pass", lambda: peers.no_op_passes(
+                    tools["sealsync"], tools["rclone"], roots["small"], roots["big"],
+                    peers.NOOP_RUNS, run.log))
+                if noop:
+                    got["runs"].update(noop.pop("runs"))
+                    r["noop_detail"] = noop
                 r.update(report.peer_keys(got))
                 r["peer_runs"] = {phase: {t: v.as_dict() for t, v in runs.items()}
                                   for phase, runs in got["runs"].items()}

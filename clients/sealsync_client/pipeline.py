@@ -11,9 +11,9 @@ server that swaps chunks between files, reorders them, or truncates a file.
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import NamedTuple
 
 from . import crypto
@@ -158,27 +158,141 @@ def verify_file(manifest: Manifest, ring: Keyring, user_id: str, fetch: Fetch) -
         pass
 
 
-def decrypt_file(manifest: Manifest, ring: Keyring, user_id: str, fetch: Fetch,
-                 dest: str | os.PathLike[str]) -> None:
-    """Restore a version to `dest`, all or nothing.
+PART_SUFFIX = ".part"
+BLOCK = 4096  # holes are punched at this granularity, aligned to file offsets
+_ZERO_BLOCK = bytes(BLOCK)
 
-    Plaintext goes to a temporary file beside `dest` that replaces it only
-    once every chunk has verified; on any error `dest` is untouched and the
-    temporary file is removed. mtime and permission bits come from the
-    manifest.
+
+def part_path(dest: str | os.PathLike[str]) -> Path:
+    """Where a download of `dest` keeps its plaintext until every chunk has
+    verified: `dest` + ".part", beside it. The name is deterministic, so the
+    next attempt at the same `dest` finds it and resumes."""
+    return Path(os.fspath(dest) + PART_SUFFIX)
+
+
+def verified_prefix(manifest: Manifest, ring: Keyring, fd: int) -> tuple[int, int]:
+    """(chunks, bytes) at the start of an open part file that already hold
+    the manifest's plaintext: every chunk up to the first one that is missing,
+    short, or does not hash to the id the manifest names there.
+
+    Chunk ids are a keyed hash of the plaintext, so this verifies the local
+    bytes exactly as `open_chunk` verifies fetched ones: nothing is trusted
+    because it is on disk. A part file left by another version of the file
+    is a valid prefix up to its first differing chunk.
     """
-    folder = os.path.dirname(os.path.abspath(dest))
-    fd, tmp = tempfile.mkstemp(prefix=".sealsync-", suffix=".part", dir=folder)
+    count = offset = 0
+    buf = bytearray()
+    for ref in manifest.chunks:
+        if len(buf) < ref.size:
+            buf = bytearray(ref.size)
+        view = memoryview(buf)[:ref.size]
+        if _read_at(fd, view, offset) != ref.size \
+                or crypto.chunk_hash(ring.chunk_id, view) != chunk_id_bytes(ref.id):
+            break
+        count += 1
+        offset += ref.size
+    return count, offset
+
+
+def _write_at(fd: int, data: bytes | memoryview, offset: int) -> None:
+    """Write all of `data` at `offset` (one writer per part file)."""
+    view = memoryview(data)
+    if hasattr(os, "pwrite"):
+        while view:
+            n = os.pwrite(fd, view, offset)
+            view, offset = view[n:], offset + n
+        return
+    os.lseek(fd, offset, os.SEEK_SET)  # Windows
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def write_sparse(fd: int, data: bytes, offset: int) -> int:
+    """Write `data` at `offset`, skipping every whole 4 KiB block (aligned to
+    file offsets) that is all zero: the file must already read as zeros
+    there (past its end, or a hole). Returns the bytes actually written."""
+    written = 0
+    end = offset + len(data)
+    run = offset  # the start of the bytes not written yet
+    pos = min(end, -(-offset // BLOCK) * BLOCK)  # the first block boundary
+    while pos + BLOCK <= end:
+        if data[pos - offset:pos - offset + BLOCK] == _ZERO_BLOCK:  # memcmp: quick
+            if pos > run:
+                _write_at(fd, memoryview(data)[run - offset:pos - offset], run)
+                written += pos - run
+            run = pos + BLOCK
+        pos += BLOCK
+    if end > run:
+        _write_at(fd, memoryview(data)[run - offset:], run)
+        written += end - run
+    return written
+
+
+Resumed = Callable[[int, int], None]
+"""Told (chunks, bytes) of a verified prefix kept from an earlier attempt,
+before the first fetch: fetches start at that chunk."""
+
+
+def decrypt_file(manifest: Manifest, ring: Keyring, user_id: str, fetch: Fetch,
+                 dest: str | os.PathLike[str], *, on_resume: Resumed | None = None) -> None:
+    """Restore a version to `dest`, all or nothing, resuming an earlier attempt.
+
+    Plaintext goes to `part_path(dest)`, which replaces `dest` only once every
+    chunk has verified; on any error `dest` is untouched and the part file is
+    kept, so the next call for the same `dest` re-verifies its bytes
+    (`verified_prefix`), truncates it after the verified prefix and fetches
+    only the chunks after it, in order. All-zero 4 KiB blocks are not written
+    (the result is sparse). mtime and permission bits come from the manifest.
+    """
+    if manifest.tombstone:
+        raise ValueError("a tombstone has no content")
+    part = part_path(dest)
+    fd = os.open(part, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+                 | getattr(os, "O_BINARY", 0), 0o600)
     try:
-        with os.fdopen(fd, "wb") as out:
-            for data in open_chunks(manifest, ring, user_id, fetch):
-                out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        if manifest.mode & 0o777:
-            os.chmod(tmp, manifest.mode & 0o777)
-        os.utime(tmp, ns=(manifest.mtime_ns, manifest.mtime_ns))
-        os.replace(tmp, dest)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        if manifest.inline is not None:
+            os.ftruncate(fd, 0)
+            _write_at(fd, manifest.inline, 0)
+        else:
+            done, offset = verified_prefix(manifest, ring, fd)
+            os.ftruncate(fd, offset)  # after it, the file reads as zeros
+            if on_resume is not None:
+                on_resume(done, offset)
+            for ref in manifest.chunks[done:]:
+                data = open_chunk(ring, user_id, ref.id, ref.size, fetch(ref.id))
+                write_sparse(fd, data, offset)
+                offset += ref.size
+            os.ftruncate(fd, manifest.size)  # a trailing hole
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if manifest.mode & 0o777:
+        os.chmod(part, manifest.mode & 0o777)
+    os.utime(part, ns=(manifest.mtime_ns, manifest.mtime_ns))
+    os.replace(part, dest)
+
+
+def remove_stale_parts(folder: str | os.PathLike[str],
+                       keep: Iterable[str | os.PathLike[str]] = ()) -> list[Path]:
+    """Delete the part files (`*.part`) directly in `folder`, except those of
+    the destinations in `keep` (the `dest` a download was or will be called
+    with, not the part path). Returns what was removed; a missing folder or a
+    file that vanished meanwhile is not an error, directories are left alone.
+    """
+    spared = {part_path(os.path.abspath(d)) for d in keep}
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        path = Path(os.path.abspath(entry.path))
+        if not entry.name.endswith(PART_SUFFIX) or path in spared \
+                or entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            continue
+        removed.append(path)
+    return removed

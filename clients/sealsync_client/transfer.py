@@ -10,7 +10,9 @@ commit. Then one long poll for the decision.
 
 Download: open the manifest for exactly (file, revision), fetch chunks by
 presigned GET with a few requests in flight, and let `decrypt_file` verify
-every chunk before anything is renamed into place.
+every chunk before anything is renamed into place. A failed or killed
+download keeps its part file (dest + ".part"); the next one for the same
+dest re-hashes it and fetches only the chunks after its verified prefix.
 """
 from __future__ import annotations
 
@@ -217,14 +219,26 @@ class Transfer:
         return Version(file_id, rev, body, manifest)
 
     def download(self, v: Version, dest: Path) -> None:
-        """Write a version's content to `dest` (atomically, all chunks verified)."""
+        """Write a version's content to `dest` (atomically, all chunks verified).
+
+        Resumes from `pipeline.part_path(dest)` when an earlier attempt left
+        one: its verified prefix counts as done on the progress bar at once,
+        and only the chunks after it are fetched.
+        """
         assert v.manifest is not None
+        refs = v.manifest.chunks
         urls = {c["id"]: c["url"] for c in v.body.get("chunks") or []}
-        ids = iter([r.id for r in v.manifest.chunks])
+        ids: Iterator[str] = iter(())  # set once the resumed prefix is known
         inflight: deque[tuple[str, Future[bytes]]] = deque()
-        total = sum(sealed_len(r.size) for r in v.manifest.chunks)
+        total = sum(sealed_len(r.size) for r in refs)
         with ThreadPoolExecutor(self.workers) as pool, \
                 self._bar(f"down {v.manifest.path}", total) as bar:
+            def resumed(done: int, _bytes: int) -> None:
+                nonlocal ids
+                ids = iter([r.id for r in refs[done:]])
+                if done:
+                    bar.update(sum(sealed_len(r.size) for r in refs[:done]))
+
             def fetch(chunk_id: str) -> bytes:
                 while len(inflight) < self.workers * 2:
                     nxt = next(ids, None)
@@ -241,4 +255,9 @@ class Transfer:
                 return envelope
 
             os.makedirs(dest.parent, exist_ok=True)
-            decrypt_file(v.manifest, self.ring, self.user_id, fetch, dest)
+            try:
+                decrypt_file(v.manifest, self.ring, self.user_id, fetch, dest,
+                             on_resume=resumed)
+            finally:
+                for _, future in inflight:
+                    future.cancel()  # after a failure, start no more GETs
