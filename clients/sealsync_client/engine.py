@@ -139,6 +139,7 @@ class Engine:
             self._pull_pages(pool, report)
         finally:
             pool.shutdown(cancel_futures=True)
+        self.place.clean_parts()
 
     def _pull_pages(self, pool: ThreadPoolExecutor, report: Report) -> None:
         api = self.transfer.api

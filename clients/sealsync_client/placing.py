@@ -36,6 +36,7 @@ from .names import (
     shown,
     stored_name,
 )
+from .pipeline import PART_SUFFIX, remove_stale_parts
 from .state import Entry, NotAFile, State, fingerprint, hash_file, placed
 
 if TYPE_CHECKING:
@@ -197,10 +198,17 @@ class Placer:
             folder = folder.parent
 
     def clean_tmp(self) -> None:
-        """Remove what an interrupted pass left in .sealsync/tmp."""
+        """Before a pull: remove what an interrupted pass left in
+        .sealsync/tmp, except partial downloads, which the pull resumes."""
         for path in self.tmp.iterdir():
-            with contextlib.suppress(OSError):
-                path.unlink()
+            if not path.name.endswith(PART_SUFFIX):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    def clean_parts(self) -> None:
+        """After a pull: drop partial downloads no version wants any more
+        (the ones to retry are kept, and resume on the next pass)."""
+        remove_stale_parts(self.tmp, keep=[self.tmp / f for f, *_ in self.state.unplaced()])
 
 
 def _fsync_dir(folder: Path) -> None:
