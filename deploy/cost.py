@@ -77,6 +77,12 @@ class Measured:
     source: str
 
 
+def _ours(value: Any) -> float:
+    """A figure `make bench` reports per tool ({"sealsync": x, "rclone": ...})
+    or, in older results, as one number."""
+    return float(value["sealsync"] if isinstance(value, dict) else value)
+
+
 def load_results(path: Path) -> Measured:
     if not path.exists():
         raise ResultsError(f"no bench results at {path}: run `make bench` first, "
@@ -85,7 +91,7 @@ def load_results(path: Path) -> Measured:
         data = json.loads(path.read_text())
         latency = float(data["commit_ms"]["p50_1kib"])
         handler = float(data.get("commit_floor_ms") or latency)
-        puts = float(data["s3_puts_per_small_file"])
+        puts = _ours(data["s3_puts_per_small_file"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ResultsError(f"{path} lacks commit_ms.p50_1kib or s3_puts_per_small_file "
                            f"({type(exc).__name__}: {exc})") from exc

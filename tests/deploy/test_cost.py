@@ -78,3 +78,23 @@ def test_every_price_cites_a_source() -> None:
         url = prices["sources"][aliases.get(s, s)]
         assert url.startswith("https://aws.amazon.com/") and url.endswith("/pricing/") or \
             "pricing" in url
+
+
+def test_cost_reads_the_results_make_bench_writes(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`make bench` reports S3 PUTs per small file per tool; only ours is priced."""
+    from benchmarks.report import per_tool
+
+    class Run:
+        def __init__(self, puts: int) -> None:
+            self.s3 = type("S3", (), {"methods": {"PUT": puts}})()
+
+    runs = {"sealsync": Run(1000), "rclone": Run(1000), "restic": Run(1)}
+    puts = per_tool(runs, lambda r: round(r.s3.methods.get("PUT", 0) / 1000, 3))
+    assert isinstance(puts, dict) and puts["sealsync"] == 1.0
+    bench = {**RESULTS, "s3_puts_per_small_file": puts}
+    code, out, _ = run(capsys, "--results", str(write(tmp_path, "b.json", bench)), "--json")
+    flat = run(capsys, "--results", str(write(tmp_path, "r.json", RESULTS)), "--json")[1]
+    assert code == 0
+    assert json.loads(out)["usd_per_million_commits"] == \
+        json.loads(flat)["usd_per_million_commits"]
