@@ -288,7 +288,7 @@ def history(as_json: bool, folder_dir: str, path: str) -> None:
             m = None if rev["deleted"] else transfer.version(file_id, rev["revision"]).manifest
             rows.append({"revision": rev["revision"], "deleted": rev["deleted"],
                          "committed_at": rev.get("committed_at"),
-                         "path": m.path if m else None, "size": m.size if m else 0,
+                         "path": shown(m.path) if m else None, "size": m.size if m else 0,
                          "device": m.device if m else None})
         text = "\n".join(
             f"  r{r['revision']:<4} {_when(r['committed_at'])}"

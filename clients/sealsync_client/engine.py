@@ -31,7 +31,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,8 @@ from .manifest import Manifest, ManifestPlace, seal_manifest
 from .names import conflict_name as conflict_name  # tests import it from here
 from .names import shown, stored_name
 from .placing import Event, Placer, is_file
+from .report import Report as Report  # callers import it from here
+from .report import reason
 from .scan import Scan, scan
 from .state import Entry, Fingerprint, State, fingerprint, hash_file, meta_dir
 from .transfer import Progress, Transfer, Version
@@ -58,26 +60,6 @@ FATAL = (ServerUnreachable, AuthError, IntegrityError)
 Result = dict[str, Any] | Exception | Future[dict[str, Any] | Exception]
 
 
-@dataclass
-class Report:
-    downloaded: list[str] = field(default_factory=list)
-    uploaded: list[str] = field(default_factory=list)
-    renamed: list[str] = field(default_factory=list)
-    deleted_here: list[str] = field(default_factory=list)
-    deleted_remote: list[str] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)  # "PATH: reason", one per file
-    skipped: list[str] = field(default_factory=list)  # not synced: links, FIFOs, ...
-
-    @property
-    def changed(self) -> bool:
-        return any((self.downloaded, self.uploaded, self.renamed, self.deleted_here,
-                    self.deleted_remote, self.conflicts))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: list(v) for k, v in self.__dict__.items()}
-
-
 @dataclass(frozen=True)
 class _Upload:
     """A planned upload: `rel` as revision base + 1 of `file_id`, named
@@ -89,13 +71,6 @@ class _Upload:
     file_id: str
     base: int
     renamed_from: str | None = None
-
-
-def reason(exc: BaseException) -> str:
-    """One line about what went wrong with one file."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror[0].lower() + exc.strerror[1:]
-    return str(exc) or type(exc).__name__
 
 
 class Engine:

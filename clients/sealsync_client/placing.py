@@ -40,7 +40,7 @@ from .pipeline import PART_SUFFIX, remove_stale_parts
 from .state import Entry, NotAFile, State, fingerprint, hash_file, placed
 
 if TYPE_CHECKING:
-    from .engine import Report
+    from .report import Report
     from .transfer import Transfer, Version
 
 Event = Callable[[str, str], None]

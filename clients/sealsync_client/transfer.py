@@ -148,7 +148,7 @@ class Transfer:
             todo = list(first.values())
             if len(todo) != len(need):
                 raise ApiError("the server asked for chunks this version does not have")
-            with self._bar(f"up   {rel}", sum(sealed_len(s.size) for s in todo)) as bar:
+            with self._bar(f"up   {shown(rel)}", sum(sealed_len(s.size) for s in todo)) as bar:
                 self._put_chunks(path, todo, need, ticket.get("chunk_headers") or {},
                                  bar.update)
         now = path.stat()
@@ -232,7 +232,7 @@ class Transfer:
         inflight: deque[tuple[str, Future[bytes]]] = deque()
         total = sum(sealed_len(r.size) for r in refs)
         with ThreadPoolExecutor(self.workers) as pool, \
-                self._bar(f"down {v.manifest.path}", total) as bar:
+                self._bar(f"down {shown(v.manifest.path)}", total) as bar:
             def resumed(done: int, _bytes: int) -> None:
                 nonlocal ids
                 ids = iter([r.id for r in refs[done:]])

@@ -1,0 +1,36 @@
+"""What one sync pass did, for people and for `--json`.
+
+Every path in a report is already `names.shown`: printable, and valid JSON
+text even when the file's name is not UTF-8.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Report:
+    downloaded: list[str] = field(default_factory=list)
+    uploaded: list[str] = field(default_factory=list)
+    renamed: list[str] = field(default_factory=list)
+    deleted_here: list[str] = field(default_factory=list)
+    deleted_remote: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # "PATH: reason", one per file
+    skipped: list[str] = field(default_factory=list)  # not synced: links, FIFOs, ...
+
+    @property
+    def changed(self) -> bool:
+        return any((self.downloaded, self.uploaded, self.renamed, self.deleted_here,
+                    self.deleted_remote, self.conflicts))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: list(v) for k, v in self.__dict__.items()}
+
+
+def reason(exc: BaseException) -> str:
+    """One line about what went wrong with one file."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror[0].lower() + exc.strerror[1:]
+    return str(exc) or type(exc).__name__
