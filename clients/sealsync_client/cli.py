@@ -9,7 +9,8 @@
 
 The passphrase comes from $SEALSYNC_PASSPHRASE or a prompt. `--json` prints
 one JSON document for scripts. Exit codes: 0 ok, 1 sync finished with
-per-file errors, 2 usage or passphrase error, 3 server unreachable, 4 other.
+per-file errors, 2 usage or passphrase error, 3 server unreachable, 4 other,
+130 interrupted. No traceback reaches the user (SEALSYNC_DEBUG=1 shows one).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from .state import Entry, NotInitialised, fingerprint
 from .transfer import Bar, NoBar, Progress
 
 PASSPHRASE_ENV = "SEALSYNC_PASSPHRASE"
+DEBUG_ENV = "SEALSYNC_DEBUG"
 
 
 def _passphrase(confirm: bool = False) -> str:
@@ -61,6 +63,13 @@ def _errors() -> Iterator[None]:
         _fail(f"integrity check failed: {exc}", 4)
     except (ApiError, SealsyncClientError) as exc:
         _fail(str(exc), 4)
+    except KeyboardInterrupt:
+        _fail("interrupted; the next sync carries on where this one stopped", 130)
+    except Exception as exc:  # a bug: one line for the user, the trace on request
+        if os.environ.get(DEBUG_ENV):
+            raise
+        _fail(f"unexpected error: {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for "
+              "the traceback, and please report it)", 4)
 
 
 def _fail(message: str, code: int) -> None:

@@ -370,3 +370,14 @@ def test_a_sparse_file_arrives_sparse(pair: tuple[Path, Path]) -> None:
     assert (b / "sparse.bin").read_bytes() == (a / "sparse.bin").read_bytes()
     allocated = (b / "sparse.bin").stat().st_blocks * 512
     assert allocated < 4 * MiB, f"{allocated} bytes allocated for a 20 MiB file of holes"
+
+
+def test_a_damaged_state_file_is_one_line_not_a_traceback(pair: tuple[Path, Path]) -> None:
+    a, _ = pair
+    (a / ".sealsync" / "state.db").write_bytes(b"this is not a database" * 100)
+    for name in ("state.db-wal", "state.db-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            (a / ".sealsync" / name).unlink()
+    done = run("sync", a, check=4)
+    assert done.stderr.startswith("sealsync: error: unexpected error: DatabaseError")
+    assert len(done.stderr.strip().splitlines()) == 1
