@@ -1,7 +1,7 @@
-"""Rules of a pass seen from inside: what a pull costs in requests (a device's
-own changes coming back are
-verified from what it signed, not fetched again (issue 13: a no-op pass
-after deleting 4,000 files took 235 s, fetching each tombstone)."""
+"""Rules of a pass, seen from inside the engine: what a pull costs in
+requests (a device's own changes coming back are verified from what it
+signed, not fetched again: a no-op pass after deleting 4,000 files took
+235 s, fetching each tombstone), and one unreadable file never stops a pass."""
 from __future__ import annotations
 
 from collections.abc import Callable
