@@ -228,6 +228,7 @@ def tail_needed(tail: bytes | bytearray | memoryview) -> int:
     """
     if len(tail) < TRAILER_LEN:
         raise IntegrityError()
+    index_len: int
     index_len, version, magic = _TRAILER.unpack(bytes(tail[-TRAILER_LEN:]))
     if magic != MAGIC or version not in SUPPORTED_VERSIONS or index_len < _MIN_INDEX \
             or HEADER_LEN + MIN_BLOB + index_len + TRAILER_LEN > MAX_PACK_SIZE:
@@ -248,6 +249,8 @@ def open_pack_index(ring: Keyring, user_id: str, pack_id: str,
     """
     uid, pid = user_id_bytes(user_id), _pack_id_bytes(pack_id)
     needed = tail_needed(tail)
+    if size is not None and (len(tail) > size or HEADER_LEN + MIN_BLOB + needed > size):
+        raise IntegrityError()
     if len(tail) < needed:
         raise ValueError(f"the index needs the last {needed} bytes of the pack; "
                          f"{len(tail)} were given")
