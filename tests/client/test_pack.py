@@ -3,7 +3,6 @@ what the layout and the padding hide, and coalescing ranged GETs."""
 from __future__ import annotations
 
 import hashlib
-import struct
 
 import pytest
 from hypothesis import given
@@ -12,7 +11,7 @@ from sealsync_client import AccountKeys, IntegrityError, Keyring, crypto, open_c
 from sealsync_client import pack as P
 from sealsync_client.pack import BlobRef, PackWriter
 
-from .vectors_gen import FixedRandom
+from .vectors_gen import FixedRandom, forged_index_tail
 
 USER = "0123456789abcdef0123456789abcdef"
 OTHER_USER = "fedcba9876543210fedcba9876543210"
@@ -148,15 +147,7 @@ def forged_index(entries: list[tuple[bytes, int, int]], pack_size: int, count: i
                  pid: bytes = bytes(16)) -> bytes:
     """A tail whose index is authentic (right keys and binding) but whose
     content breaks a layout rule."""
-    n = len(entries) if count is None else count
-    plaintext = struct.pack(">II", pack_size, n) + b"".join(
-        struct.pack(">32sII", *e) for e in entries)
-    index_len = crypto.sealed_len(len(plaintext))
-    trailer = struct.pack(">IB4s", index_len, P.VERSION, P.MAGIC)
-    index = crypto.seal(RING.content, crypto.KIND_PACK_INDEX, plaintext,
-                        RING.keyring_id + bytes.fromhex(USER) + pid + trailer,
-                        rand=FixedRandom("forged"))
-    return index + trailer
+    return forged_index_tail(RING, USER, pid, entries, pack_size, count)
 
 
 def test_authentic_but_non_canonical_indexes_are_refused() -> None:
