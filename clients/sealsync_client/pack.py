@@ -224,7 +224,7 @@ def tail_needed(tail: bytes | bytearray | memoryview) -> int:
 
     `tail` is what a suffix GET returned (at least the trailer: a suffix GET
     returns the whole object when it is shorter). Fetch `bytes=-65536`
-    first; a pack of more than about 1,600 blobs needs a second GET.
+    first; a pack of more than 1,586 blobs needs a second GET.
     """
     if len(tail) < TRAILER_LEN:
         raise IntegrityError()

@@ -277,3 +277,22 @@ def test_coalesce_examples() -> None:
     assert P.coalesce([a, b], gap=100, max_span=15) == [P.Range(5, 15, [a]),
                                                         P.Range(15, 25, [b])]
     assert P.coalesce([]) == []
+
+
+def test_a_flipped_or_misdirected_blob_fails_as_a_chunk() -> None:
+    """Blobs verify on their own: a reader that trusts ranges from the server
+    gets an IntegrityError, never wrong data."""
+    sizes = {cid: len(data) for cid, data, _ in CHUNKS}
+    a, b = PACK.blobs[0], PACK.blobs[1]
+    bad = bytearray(PACK.data)
+    bad[a.offset + 100] ^= 0x01
+    with pytest.raises(IntegrityError):
+        open_chunk(RING, USER, a.chunk_id, sizes[a.chunk_id], P.blob_at(bytes(bad), a))
+    for wrong in (BlobRef(a.chunk_id, b.offset, b.length),  # another blob's range
+                  BlobRef(a.chunk_id, a.offset + 1, a.length)):  # shifted
+        with pytest.raises(IntegrityError):
+            open_chunk(RING, USER, a.chunk_id, sizes[a.chunk_id], P.blob_at(PACK.data, wrong))
+    moved = make_pack([c for c in CHUNKS if c[0] in (a.chunk_id, PACK.blobs[5].chunk_id)],
+                      label="other pack")  # a blob from another pack still opens
+    ref = next(r for r in moved.blobs if r.chunk_id == a.chunk_id)
+    assert open_chunk(RING, USER, a.chunk_id, sizes[a.chunk_id], P.blob_at(moved.data, ref))
