@@ -5,7 +5,7 @@ PyNaCl, `hashlib`'s BLAKE2b). The rest of the client should only use these
 functions: `derive`, `argon2id`, `chunk_hash`, `seal`, `open_sealed`.
 docs/FORMAT.md is the normative description; tests/client/vectors pins it.
 
-Envelope v1 (every chunk, manifest and key file)::
+Envelope v1 (every chunk, manifest, key file and pack index)::
 
     version u8 | kind u8 | clear fields (kind-specific) | salt[24] | commit[32]
     | AES-256-GCM(padded plaintext) | tag[16]
@@ -40,6 +40,7 @@ SUPPORTED_VERSIONS: Final = frozenset({VERSION})
 KIND_CHUNK: Final = b"C"
 KIND_MANIFEST: Final = b"M"
 KIND_KEYFILE: Final = b"K"
+KIND_PACK_INDEX: Final = b"P"  # a pack's index (pack.py), under the content key
 
 KEY_LEN: Final = 32
 SALT_LEN: Final = 24  # random per object: 192 bits, so salts never collide in practice

@@ -28,6 +28,7 @@ from sealsync_client import (
 from sealsync_client.chunking import Chunker
 from sealsync_client.history import ZERO, chain, verify_signed
 from sealsync_client.manifest import Link, signed_message
+from sealsync_client.pack import PackWriter, blob_at, open_pack_index
 
 from . import vectors_gen
 from .vectors_gen import TEST_LIMITS
@@ -187,3 +188,43 @@ def test_authentic_invalid_vectors_are_caught_after_the_aead() -> None:
     for v in VECTORS["invalid"]:
         late = v["reason"].startswith("authentic") or v["reason"] == "manifest says another size"
         assert _aead_accepts(v) is late, v["reason"]
+
+
+def test_pack_vector() -> None:
+    """The pack of three chunk vectors: rebuilt byte for byte from its parts
+    and from PackWriter with the recorded pack id and salt, then read back."""
+    v = VECTORS["pack"]
+    ring = ring_of(v)
+    envelopes = {c["chunk_id"]: bytes.fromhex(c["envelope"]) for c in VECTORS["chunks"]}
+    randoms = iter([bytes.fromhex(v["pack_id"]), bytes.fromhex(v["salt"])])
+    writer = PackWriter(ring, v["user_id"])
+    for cid in v["added"]:
+        assert writer.add(cid, envelopes[cid])
+    sp = writer.finish(rand=lambda n: next(randoms)[:n])
+    parts = bytes.fromhex(v["header"]) + b"".join(envelopes[c] for c, _, _ in v["blobs"]) \
+        + bytes(v["gap"]) + bytes.fromhex(v["index"]) + bytes.fromhex(v["trailer"])
+    assert sp.data == parts and len(parts) == v["size"]
+    assert hashlib.sha256(parts).hexdigest() == v["sha256"]
+    assert (sp.pack_id, [list(b) for b in sp.blobs]) == (v["pack_id"], v["blobs"])
+    index = crypto.open_sealed(ring.content, crypto.KIND_PACK_INDEX, bytes.fromhex(v["index"]),
+                               bytes.fromhex(v["index_context"]))
+    assert index.hex() == v["index_plaintext"]
+    opened = open_pack_index(ring, v["user_id"], v["pack_id"], parts[-65536:], size=len(parts))
+    assert [list(b) for b in opened.blobs] == v["blobs"]
+    plaintexts = {c["chunk_id"]: bytes.fromhex(c["plaintext"]) for c in VECTORS["chunks"]}
+    for ref in opened.blobs:
+        assert open_chunk(ring, v["user_id"], ref.chunk_id, len(plaintexts[ref.chunk_id]),
+                          blob_at(parts, ref)) == plaintexts[ref.chunk_id]
+
+
+@pytest.mark.parametrize("v", VECTORS["invalid_packs"], ids=lambda v: v["reason"])
+def test_invalid_pack_tails_raise_the_one_integrity_error(v: dict[str, Any]) -> None:
+    with pytest.raises(IntegrityError):
+        open_pack_index(ring_of(v), v["user_id"], v["pack_id"], bytes.fromhex(v["tail"]),
+                        size=v["size"])
+    if v["reason"].startswith("authentic"):  # the AEAD accepts it: the layout check refuses it
+        tail = bytes.fromhex(v["tail"])
+        ring = ring_of(v)
+        crypto.open_sealed(ring.content, crypto.KIND_PACK_INDEX, tail[:-9],
+                           ring.keyring_id + bytes.fromhex(v["user_id"])
+                           + bytes.fromhex(v["pack_id"]) + tail[-9:])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from sealsync_client.chunking import Chunker
 from sealsync_client.history import ZERO, chain, version_hash
 from sealsync_client.keys import ROOT_KEYRING_ID
 from sealsync_client.manifest import Link, signed_message
+from sealsync_client.pack import MAGIC, VERSION, PackWriter, pack_len
 
 PATH = Path(__file__).parent / "vectors" / "format_v2.json"
 DEVICE = "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
@@ -187,7 +189,93 @@ def build() -> dict[str, Any]:
         "chunks": chunks, "manifests": manifests, "chunking": chunking, "keyfile": keyfile,
         "invalid": invalid(root, folder, chunks, manifests),
         "invalid_signatures": invalid_signatures(keys, root, manifests),
+        **packs(keys, root, folder_key, chunks),
     }
+
+
+def forged_index_tail(ring: Keyring, user: str, pack_id: bytes,
+                      entries: list[tuple[bytes, int, int]], size: int,
+                      count: int | None = None, rand: crypto.Random | None = None) -> bytes:
+    """Index envelope and trailer sealed with the right keys and binding
+    around any index content: what only a keyring holder can make."""
+    n = len(entries) if count is None else count
+    plaintext = struct.pack(">II", size, n) + b"".join(struct.pack(">32sII", *e)
+                                                     for e in entries)
+    index_len = crypto.sealed_len(len(plaintext))
+    trailer = struct.pack(">IB4s", index_len, VERSION, MAGIC)
+    index = crypto.seal(ring.content, crypto.KIND_PACK_INDEX, plaintext,
+                        ring.keyring_id + bytes.fromhex(user) + pack_id + trailer,
+                        rand=rand or FixedRandom("forged index"))
+    return index + trailer
+
+
+def packs(keys: AccountKeys, root: Keyring, folder_key: bytes,
+          chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """A pack of the three root-keyring chunk vectors (section 12), and tails
+    that must each raise IntegrityError."""
+    writer = PackWriter(root, USER)
+    for c in chunks[:3]:
+        assert writer.add(c["chunk_id"], bytes.fromhex(c["envelope"]))
+    rand = FixedRandom("pack")
+    sp = writer.finish(rand=rand)
+    data = sp.data
+    index_len, version, magic = struct.unpack(">IB4s", data[-9:])
+    index = data[-9 - index_len:-9]
+    pid = bytes.fromhex(sp.pack_id)
+    context = root.keyring_id + bytes.fromhex(USER) + pid + data[-9:]
+    plaintext = crypto.open_sealed(root.content, crypto.KIND_PACK_INDEX, index, context)
+    gap = len(data) - sp.blobs[-1].end - index_len - 9
+    vector = {
+        "folder_key": keys.root_folder_key().hex(), "keyring_id": root.keyring_id.hex(),
+        "user_id": USER, "added": [c["chunk_id"] for c in chunks[:3]],
+        "pack_id": sp.pack_id, "salt": salt_of(index), "size": len(data),
+        "header": data[:5].hex(), "blobs": [list(b) for b in sp.blobs], "gap": gap,
+        "index_plaintext": plaintext.hex(), "index_context": context.hex(),
+        "index": index.hex(), "trailer": data[-9:].hex(),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    tail = data[-9 - index_len:]
+    entries = [(bytes.fromhex(b.chunk_id), b.offset, b.length) for b in sp.blobs]
+    forge_rand = FixedRandom("invalid packs")
+    out: list[dict[str, Any]] = []
+
+    def case(reason: str, bad: bytes, **over: Any) -> None:
+        out.append({"reason": reason, "folder_key": vector["folder_key"],
+                    "keyring_id": vector["keyring_id"], "user_id": USER,
+                    "pack_id": sp.pack_id, "size": len(data), "tail": bad.hex(), **over})
+
+    other = FixedRandom("another pack")(16).hex()
+    case("index of another pack (swapped pack id)", tail, pack_id=other)
+    case("opened for another user", tail, user_id=OTHER_USER)
+    case("wrong keyring", tail, folder_key=chunks[3]["folder_key"],
+         keyring_id=chunks[3]["keyring_id"])
+    case("index ciphertext tampered", bytes.fromhex(flip(tail, crypto.HEADER_LEN + 3)))
+    case("index tag tampered", bytes.fromhex(flip(tail, len(tail) - 10)))
+    case("trailer: index length one short", tail[:-9] + struct.pack(
+        ">IB4s", index_len - 1, version, magic))
+    case("trailer: unknown version", tail[:-5] + b"\x02" + tail[-4:])
+    case("trailer: magic changed", tail[:-1] + b"Q")
+    case("truncated (last byte lost)", tail[:-1])
+    case("shorter than a trailer", tail[-8:])
+    case("size from Content-Range disagrees", tail, size=len(data) + 65536)
+    case("a non-zero byte in the gap", b"\x01" + tail)
+    case("authentic but blobs not in chunk-id order", forged_index_tail(
+        root, USER, pid, [(entries[1][0], entries[0][1], entries[1][2]),
+                          (entries[0][0], entries[1][1], entries[0][2]), entries[2]],
+        len(data), rand=forge_rand))
+    case("authentic but blobs not back to back", forged_index_tail(
+        root, USER, pid, [entries[0], (entries[1][0], entries[1][1] + 1, entries[1][2]),
+                          entries[2]], len(data), rand=forge_rand))
+    case("authentic but a blob length no chunk envelope has", forged_index_tail(
+        root, USER, pid, [*entries[:2], (entries[2][0], entries[2][1], entries[2][2] + 1)],
+        len(data), rand=forge_rand))
+    case("authentic but the size is not the pack's bucket", forged_index_tail(
+        root, USER, pid, entries, len(data) + 65536, rand=forge_rand),
+        size=len(data) + 65536)
+    case("authentic but the count disagrees", forged_index_tail(
+        root, USER, pid, entries, len(data), count=4, rand=forge_rand))
+    assert pack_len(sp.blobs[-1].end + index_len + 9) == len(data)
+    return {"pack": vector, "invalid_packs": out}
 
 
 def invalid_signatures(keys: AccountKeys, root: Keyring,
