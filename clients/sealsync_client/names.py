@@ -29,6 +29,7 @@ from .errors import IntegrityError, SealsyncClientError
 META_DIR = ".sealsync"
 NAME_MAX = 255  # bytes per component on ext4, XFS, btrfs, APFS (UTF-8), ...
 _EXT_MAX = 16  # an extension longer than this is kept as part of the name
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 class UnsafePath(IntegrityError):
@@ -44,8 +45,12 @@ def from_bytes(data: bytes) -> str:
 
 
 def shown(name: str) -> str:
-    """A name for people and JSON: bytes that are not UTF-8 as \\xNN."""
-    return to_bytes(name).decode("utf-8", "backslashreplace")
+    """A name for people and JSON: bytes that are not UTF-8 as \\xNN, and
+    control and bidi-format characters escaped too, so a name another device
+    synced can neither garble a terminal (ANSI escapes, newlines) nor
+    disguise itself (U+202E)."""
+    text = to_bytes(name).decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
 
 
 def _is_text(part: str) -> bool:

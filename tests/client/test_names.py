@@ -42,7 +42,10 @@ def test_legal_names_are_not_refused(path: str) -> None:
 
 def test_shown_names_survive_a_terminal_and_json() -> None:
     assert shown(RAW) == "caf\\xe9.txt"
-    assert shown(NFC) == NFC
+    assert shown(NFC) == NFC and shown("emoji 🙂") == "emoji 🙂"
+    # A name from another device cannot garble a terminal or disguise itself.
+    assert shown("a\nb") == "a\\nb" and shown("\x1b[2Jx") == "\\x1b[2Jx"
+    assert shown("\u202etxt.exe") == "\\u202etxt.exe"
     shown(RAW).encode("utf-8")  # never a lone surrogate
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from sealsync_client.folder import Folder
+from sealsync_client.names import shown
 
 from tests.client_e2e.conftest import settle, tree
 from tests.client_e2e.test_two_devices import write
@@ -73,3 +74,20 @@ def test_a_file_that_cannot_be_read_is_one_error_and_the_rest_syncs(
     assert a.engine().sync().uploaded == ["locked.txt"]
     settle(a, b)
     assert tree(b) == {"locked.txt": b"secret", "open.txt": b"fine"}
+
+
+HOSTILE = ["new\nline.txt", " ", "-rf", "tab\tname", "*?<>|:\"", "CON", "aux.txt",
+           "trailing. ", ".sealsync-x", "sub/.sealsync/config.json", "é" * 127,
+           "emoji 🙂.txt", "\u202ertl-override.txt", "back\\slash\\", "%2e%2e"]
+
+
+def test_hostile_names_reach_the_other_device_exactly(devices: tuple[Folder, Folder]) -> None:
+    a, b = devices
+    for i, name in enumerate(HOSTILE):
+        write(a, name, f"content {i}\n".encode())
+    report = a.engine().sync()
+    assert sorted(report.uploaded) == sorted(map(shown, HOSTILE)) and not report.errors
+    assert "new\\nline.txt" in report.uploaded  # shown, never a raw control character
+    report = b.engine().sync()
+    assert not report.errors and not report.conflicts
+    assert tree(b) == tree(a) and len(tree(b)) == len(HOSTILE)
