@@ -205,7 +205,13 @@ def _version_body(rt: Runtime, who: Claims, v: Version, urls: bool) -> Body:
     out: Body = {"file_id": v.file_id, "revision": v.revision, "deleted": v.deleted,
                  "size": v.size, "committed_at": v.committed, "device_id": v.device_id}
     if urls and not v.deleted and v.manifest_key:
-        out["manifest_url"] = rt.blobs.presign_get(v.manifest_key)
+        out["manifest_url"] = rt.blobs.presign_get(v.manifest_key, v.manifest_offset,
+                                                   v.manifest_length)
+        if v.manifest_offset is not None and v.manifest_length is not None:
+            # Committed by a batch: the manifest is this slice of the bundle;
+            # GET manifest_url with `Range: bytes=offset-(offset+length-1)`.
+            out["manifest_range"] = {"offset": v.manifest_offset,
+                                     "length": v.manifest_length}
         out["chunks"] = [{"id": c, "url": rt.blobs.presign_get(chunk_key(who.user_id, c))}
                          for c in dict.fromkeys(v.chunk_ids)]
     return out
