@@ -100,10 +100,10 @@ class Batches:
                 **ddb_item(**{":pending": PENDING})},
         }
 
-    def finish(self, batch_id: str, now: int) -> None:
+    def finish(self, batch_id: str, now: int) -> bool:
         """Mark the batch finished (every entry has its result: results are
         never removed, so one read that saw them all is enough) and take it
-        out of the pending index. Finishing twice is harmless."""
+        out of the pending index. True if this call did; twice is harmless."""
         try:
             self.db.update_item(
                 TableName=self.table, Key=ddb_item(pk=f"UP#{batch_id}", sk="UP"),
@@ -115,6 +115,8 @@ class Batches:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
+            return False
+        return True
 
     # -- heads ----------------------------------------------------------------------
     def heads(self, user_id: str, file_ids: Iterable[str]) -> dict[str, Version]:

@@ -259,3 +259,26 @@ def unpack_entries(head: bytes, chunks: bytes) -> tuple[Entry, ...]:
         out.append(Entry(check_id(fid.hex(), "file id"), base, msize, bool(flags & 1), ids,
                          size))
     return tuple(out)
+
+
+# -- what the client is told ----------------------------------------------------------
+def entry_body(e: Entry, r: EntryResult | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"file_id": e.file_id, "status": r.status if r else core.PENDING}
+    if r is not None:
+        for key, value in (("revision", r.revision), ("winner_revision", r.winner_revision),
+                           ("reason", r.reason)):
+            if value is not None:
+                out[key] = value
+    return out
+
+
+def batch_body(rec: BatchRecord) -> dict[str, Any]:
+    """GET /v1/batches/{id}: the batch and every entry's verdict, in entry order."""
+    return {"batch_id": rec.batch_id, "status": rec.status,
+            "entries": [entry_body(e, rec.results.get(i)) for i, e in enumerate(rec.entries)]}
+
+
+def feed_cursor(rec: BatchRecord) -> int | None:
+    """The highest feed seq this batch wrote (None: it accepted nothing)."""
+    seqs = [r.seq for r in rec.results.values() if r.seq is not None]
+    return max(seqs) if seqs else None

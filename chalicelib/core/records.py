@@ -56,6 +56,10 @@ def upload_topic(upload_id: str) -> str:
     return f"wake:up:{upload_id}"
 
 
+def batch_topic(batch_id: str) -> str:
+    return f"wake:batch:{batch_id}"
+
+
 def feed_topic(user_id: str, after_seq: int) -> str:
     """The topic a reader at cursor `after_seq` waits on; the commit that
     writes seq `after_seq + 1` wakes it."""
