@@ -181,9 +181,11 @@ def _commit_groups(rt: Runtime, rec: BatchRecord, accepted: dict[int, int], dest
             rt.batches.commit_group(rec, {i: accepted[i] for i in group}, seqs, last, dest,
                                     offsets, int(now()))
             last = seqs[group[-1]]
-            rt.locks.remember_seq(user, last)
-            rt.meta.remember_chunks(user, [c for i in group for c in rec.entries[i].chunk_ids])
             fault("committed")
+        # Once for the batch: a crash before this only costs a stale hint (one
+        # lost fence) and HEADs the chunk index would have saved.
+        rt.locks.remember_seq(user, last)
+        rt.meta.remember_chunks(user, [c for i in accepted for c in rec.entries[i].chunk_ids])
     except FenceLost:
         rt.locks.remember_seq(user, None)
         raise
