@@ -24,7 +24,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .adapters.meta import FenceLost
 from .config import Runtime
@@ -138,12 +138,7 @@ def _decide_and_write(rt: Runtime, key: str, rec: BatchRecord, fault: Fault,
         return BatchOutcome(rec.batch_id, core.PENDING, "entries still open")
     if not rt.batches.finish(rec.batch_id, int(now())):
         return BatchOutcome(rec.batch_id, FINISHED, "finished by another handler")
-    return BatchOutcome(rec.batch_id, FINISHED, "finished", _finished(rec))
-
-
-def _finished(rec: BatchRecord) -> BatchRecord:
-    return BatchRecord(rec.batch_id, rec.user_id, rec.device_id, rec.entries, FINISHED,
-                       rec.created, rec.results)
+    return BatchOutcome(rec.batch_id, FINISHED, "finished", replace(rec, status=FINISHED))
 
 
 def _missing_chunks(rt: Runtime, rec: BatchRecord) -> dict[int, int]:
@@ -221,5 +216,5 @@ def expire_batch(rt: Runtime, rec: BatchRecord, reason: str, now: float) -> bool
     rec = rt.batches.get(rec.batch_id) or rec
     if rec.open_entries() or not rt.batches.finish(rec.batch_id, int(now)):
         return False
-    notify_batch(rt, _finished(rec), lambda: now)
+    notify_batch(rt, replace(rec, status=FINISHED), lambda: now)
     return True
