@@ -71,6 +71,8 @@ def test_partial_conflicts_each_entry_decided_on_its_own(fast: Harness) -> None:
         (cursor + 3, gone, 3, True)]
     for item in (items[0], items[1]):  # each head points at its own slice of the bundle
         assert h.manifest(dev, item.file_id) == item.manifest
+        url = h.head(dev, item.file_id)["manifest_url"]  # type: ignore[index]
+        assert "X-Amz-SignedHeaders=host%3Brange" in url  # usable with that Range only
     assert h.head(dev, gone)["deleted"]  # type: ignore[index]
     assert h.head(dev, stale)["revision"] == 2  # type: ignore[index]
     assert h.head(dev, items[4].file_id) is None
