@@ -67,7 +67,10 @@ class Locks:
 
     @staticmethod
     def key(user_id: str, file_id: str) -> str:
-        return f"lock:{user_id}:{file_id}"
+        # `{user}` is a hash tag: every file lock of a user is in one cluster
+        # slot, so one script can take a batch's locks on a cluster-mode
+        # Redis too (ElastiCache Serverless refuses CROSSSLOT scripts).
+        return f"lock:{{{user_id}}}:{file_id}"
 
     @staticmethod
     def feed_key(user_id: str) -> str:

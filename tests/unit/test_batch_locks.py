@@ -38,6 +38,13 @@ def test_all_keys_are_taken_with_one_token_and_released(client: redis.Redis) -> 
     assert locks.acquire_all([]) and locks.release_all([], "x") == 0
 
 
+def test_a_users_file_locks_share_one_cluster_slot() -> None:
+    from redis.crc import key_slot
+
+    ks = keys(200)
+    assert len({key_slot(k.encode()) for k in ks}) == 1
+
+
 def test_one_held_key_means_none_is_taken(client: redis.Redis) -> None:
     ks = keys(10)
     other = Locks(client, 10_000, 0).acquire(ks[7])
