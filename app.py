@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from chalice.app import AuthResponse, Chalice, Rate, Request, Response
@@ -67,8 +68,11 @@ def _claims() -> Claims:
     return Claims(ctx["user_id"], ctx["device_id"], expires_at)
 
 
-def _body() -> dict[str, Any]:
-    return parse_json(_request().raw_body, runtime().settings.limits)
+def _body(batch: bool = False) -> dict[str, Any]:
+    limits = runtime().settings.limits
+    if batch:  # a batch may carry 1,000 entries: its own, larger bound
+        limits = replace(limits, max_body_bytes=limits.max_batch_body_bytes)
+    return parse_json(_request().raw_body, limits)
 
 
 def _query() -> dict[str, str] | None:
@@ -128,6 +132,16 @@ def create_upload() -> dict[str, Any]:
 @endpoint("/v1/uploads/{upload_id}")
 def upload_status(upload_id: str) -> dict[str, Any]:
     return api.upload_status(runtime(), _claims(), upload_id, _query())
+
+
+@endpoint("/v1/batches", "POST", status=201)
+def create_batch() -> dict[str, Any]:
+    return api.create_batch(runtime(), _claims(), _body(batch=True))
+
+
+@endpoint("/v1/batches/{batch_id}")
+def batch_status(batch_id: str) -> dict[str, Any]:
+    return api.batch_status(runtime(), _claims(), batch_id, _query())
 
 
 @endpoint("/v1/changes")

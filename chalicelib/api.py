@@ -13,10 +13,11 @@ from typing import Any
 
 from .config import Runtime
 from .core import tokens
+from .core.batch import FINISHED, BatchRecord, batch_body, parse_batch
 from .core.decide import PENDING, TERMINAL
 from .core.errors import BadRequest, Conflict, NotFound, Unauthorized
 from .core.ids import check_id, chunk_key, new_id, staging_key
-from .core.records import UploadRecord, Version, feed_topic, upload_topic
+from .core.records import UploadRecord, Version, batch_topic, feed_topic, upload_topic
 from .core.requests import only_fields, parse_upload, query_int
 from .core.tokens import Claims
 
@@ -180,6 +181,61 @@ def _woken_body(payload: bytes, rec: UploadRecord) -> Body | None:
                                 reason=known("reason", str)))
 
 
+# -- batches (docs/DESIGN.md, "Batches") -------------------------------------------
+def create_batch(rt: Runtime, who: Claims, body: Body) -> Body:
+    """Record the batch (the only thing its commit will trust) and presign
+    one PUT for the bundle and one per chunk the server lacks."""
+    req = parse_batch(body, rt.settings.limits)
+    batch_id, now = new_id(), int(time.time())
+    rec = BatchRecord(batch_id, who.user_id, who.device_id, req.entries, PENDING, now)
+    known = rt.meta.known_chunks(who.user_id, req.chunk_sizes)
+    rt.batches.create(rec, now + rt.settings.record_ttl_s)
+    return {
+        "batch_id": batch_id,
+        "bundle_url": rt.blobs.presign_put(staging_key(who.user_id, batch_id),
+                                           req.bundle_size),
+        "chunk_urls": {c: rt.blobs.presign_put(chunk_key(who.user_id, c), size,
+                                               create_only=True)
+                       for c, size in req.chunk_sizes.items() if c not in known},
+        "chunk_headers": {"If-None-Match": "*"},
+        "expires_at": now + rt.settings.upload_ttl_s,
+    }
+
+
+def batch_status(rt: Runtime, who: Claims, batch_id: str,
+                 params: dict[str, str] | None) -> Body:
+    """Every entry's verdict; with wait=N, answer the moment the batch is
+    finished (one wake-up per batch carries them all)."""
+    batch_id = check_id(batch_id, "batch id")
+    wait = query_int(params, "wait", 0, 0, rt.settings.limits.max_wait_s)
+    rec = rt.batches.get(batch_id)
+    if rec is None or rec.user_id != who.user_id:
+        raise NotFound("no such batch")
+    if rec.status == PENDING and wait:
+        woken = rt.waker.wait(batch_topic(batch_id), wait)
+        if woken is not None:
+            return _woken_batch(woken, rec) or batch_body(rt.batches.get(batch_id) or rec)
+    return batch_body(rec)
+
+
+def _woken_batch(payload: bytes, rec: BatchRecord) -> Body | None:
+    """The verdicts the wake-up carries, if they are this finished batch's;
+    None means: read the record."""
+    try:
+        got = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    entries = got.get("entries") if isinstance(got, dict) else None
+    if not isinstance(entries, list) or got.get("batch_id") != rec.batch_id \
+            or got.get("status") != FINISHED or len(entries) != len(rec.entries):
+        return None
+    for e, mine in zip(entries, rec.entries, strict=True):
+        if not isinstance(e, dict) or e.get("file_id") != mine.file_id \
+                or e.get("status") not in TERMINAL:
+            return None
+    return {"batch_id": rec.batch_id, "status": FINISHED, "entries": entries}
+
+
 # -- the change feed and files ---------------------------------------------
 def changes(rt: Runtime, who: Claims, params: dict[str, str] | None) -> Body:
     limits = rt.settings.limits
@@ -205,7 +261,13 @@ def _version_body(rt: Runtime, who: Claims, v: Version, urls: bool) -> Body:
     out: Body = {"file_id": v.file_id, "revision": v.revision, "deleted": v.deleted,
                  "size": v.size, "committed_at": v.committed, "device_id": v.device_id}
     if urls and not v.deleted and v.manifest_key:
-        out["manifest_url"] = rt.blobs.presign_get(v.manifest_key)
+        out["manifest_url"] = rt.blobs.presign_get(v.manifest_key, v.manifest_offset,
+                                                   v.manifest_length)
+        if v.manifest_offset is not None and v.manifest_length is not None:
+            # Committed by a batch: the manifest is this slice of the bundle;
+            # GET manifest_url with `Range: bytes=offset-(offset+length-1)`.
+            out["manifest_range"] = {"offset": v.manifest_offset,
+                                     "length": v.manifest_length}
         out["chunks"] = [{"id": c, "url": rt.blobs.presign_get(chunk_key(who.user_id, c))}
                          for c in dict.fromkeys(v.chunk_ids)]
     return out

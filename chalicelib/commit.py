@@ -1,4 +1,5 @@
 """The commit pipeline: one staging object in, one terminal result out.
+(A batch's staging object goes to batch_commit.py: same steps, per entry.)
 
   1 look up the server's own upload record (trust nothing written into S3)
   2 take the Redis lock lock:{user}:{file}
@@ -25,6 +26,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from .adapters.meta import AlreadyFinished, FenceLost
+from .batch_commit import commit_batch
 from .config import Runtime
 from .core import decide as core
 from .core.errors import BadRequest, Unavailable
@@ -72,6 +74,10 @@ def commit_staging_object(rt: Runtime, key: str, fault: Fault = no_fault,
         log.warning("ignoring object outside staging: %s", exc.message)
         return Outcome(None, "ignored", exc.message)
     rec = rt.meta.get_upload(upload_id)
+    if rec is None and (batch := rt.batches.get(upload_id)) is not None \
+            and batch.user_id == user_id:
+        done = commit_batch(rt, key, batch, fault, now)  # a batch's bundle
+        return Outcome(upload_id, done.status, done.detail)
     if rec is None or rec.user_id != user_id:
         # Unknown, or written under another user's prefix: never commit it.
         # The object is removed so it cannot linger (the sweeper would too).

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # heavy imports stay out of the cold start path
     import redis as redis_lib
 
     from .adapters.accounts import Accounts
+    from .adapters.batches import Batches
     from .adapters.blobs import Blobs
     from .adapters.connections import Registry
     from .adapters.meta import Meta
@@ -237,6 +238,12 @@ class Runtime:
         from .adapters.meta import Meta
 
         return Meta(self.dynamodb, self.settings.table)
+
+    @cached_property
+    def batches(self) -> Batches:
+        from .adapters.batches import Batches
+
+        return Batches(self.dynamodb, self.settings.table)
 
     @cached_property
     def accounts(self) -> Accounts:

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from .adapters.meta import AlreadyFinished
+from .batch_commit import commit_batch, expire_batch
 from .commit import commit_staging_object, wake_waiters
 from .config import Runtime
 from .core.decide import PENDING, REJECTED
@@ -37,7 +38,10 @@ def sweep(rt: Runtime, now: float | None = None) -> SweepReport:
     report = SweepReport()
     for upload_id in rt.meta.pending_before(cutoff):
         rec = rt.meta.get_upload(upload_id)
-        if rec is None or rec.status != PENDING:
+        if rec is None:
+            _sweep_batch(rt, upload_id, now, report)
+            continue
+        if rec.status != PENDING:
             continue
         key = staging_key(rec.user_id, upload_id)
         try:
@@ -64,7 +68,37 @@ def sweep(rt: Runtime, now: float | None = None) -> SweepReport:
             rec = rt.meta.get_upload(upload_id)
         except BadRequest:
             rec = None
+        if rec is None and _pending_batch(rt, key):
+            continue
         if rec is None or rec.status != PENDING:
             rt.blobs.delete(key)
             report.orphans_deleted.append(key)
     return report
+
+
+def _sweep_batch(rt: Runtime, batch_id: str, now: float, report: SweepReport) -> None:
+    """A pending batch: finished through its pipeline when the bundle
+    arrived (a lost event), else every open entry rejected."""
+    batch = rt.batches.get(batch_id)
+    if batch is None or batch.status != PENDING:
+        return
+    key = staging_key(batch.user_id, batch_id)
+    try:
+        if rt.blobs.size(key) is not None:
+            commit_batch(rt, key, batch)
+            report.finished.append(batch_id)
+        elif expire_batch(rt, batch, "batch expired before its bundle arrived", now):
+            report.expired.append(batch_id)
+    except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the sweep
+        log.warning("sweep of batch %s failed: %s", batch_id, type(exc).__name__)
+        report.errors += 1
+
+
+def _pending_batch(rt: Runtime, key: str) -> bool:
+    """Is this staging object the bundle of a pending batch of its user?"""
+    try:
+        user_id, batch_id = parse_staging_key(key)
+    except BadRequest:
+        return False
+    batch = rt.batches.get(batch_id)
+    return batch is not None and batch.user_id == user_id and batch.status == PENDING

@@ -53,6 +53,44 @@ class Pending:
     base: int
 
 
+@dataclass
+class PendingBatch:
+    """A batch whose bundle is in staging (or not yet: `put_bundle`)."""
+
+    batch_id: str
+    key: str
+    entries: list[BatchItem]
+    ticket: dict[str, Any]
+
+    @property
+    def bundle(self) -> bytes:
+        return b"".join(e.manifest for e in self.entries)
+
+
+@dataclass
+class BatchItem:
+    """One entry as the test makes it."""
+
+    file_id: str
+    base: int
+    manifest: bytes = b""
+    chunks: tuple[bytes, ...] = ()
+    tombstone: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.manifest:
+            self.manifest = secrets.token_bytes(24)
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"file_id": self.file_id, "base_revision": self.base,
+                               "manifest_size": len(self.manifest),
+                               "chunks": [{"id": chunk_id(c), "size": len(c)}
+                                          for c in self.chunks]}
+        if self.tombstone:
+            out["tombstone"] = True
+        return out
+
+
 chunk_id = apiclient.chunk_id  # plain SHA-256 stands in for the client's keyed hash
 
 
@@ -104,6 +142,45 @@ class Harness:
         key = staging_key(dev.user_id, upload_id)
         s3.put_object(Bucket=bucket, Key=key, Body=manifest)
         return Pending(upload_id, key, file_id, base)
+
+    def stage_batch(self, dev: Device, items: list[BatchItem], upload_chunks: bool = True,
+                    bundle: bytes | None = None, put: bool = True) -> PendingBatch:
+        """POST /v1/batches, PUT the chunks it asked for, then the bundle."""
+        r = self.post("/v1/batches", {"entries": [i.body() for i in items]}, dev)
+        assert r.status_code == 201, r.body
+        ticket = dict(r.json_body)
+        s3, bucket = self.rt.s3, self.rt.settings.bucket
+        if upload_chunks:
+            for c in {c for i in items for c in i.chunks}:
+                if chunk_id(c) in ticket["chunk_urls"]:
+                    s3.put_object(Bucket=bucket, Key=chunk_key(dev.user_id, chunk_id(c)), Body=c)
+        batch = PendingBatch(ticket["batch_id"], staging_key(dev.user_id, ticket["batch_id"]),
+                             items, ticket)
+        if put:
+            s3.put_object(Bucket=bucket, Key=batch.key,
+                          Body=batch.bundle if bundle is None else bundle)
+        return batch
+
+    def batch(self, dev: Device, batch_id: str, wait: int = 0) -> dict[str, Any]:
+        r = self.get(f"/v1/batches/{batch_id}?wait={wait}", dev)
+        assert r.status_code == 200, r.body
+        return dict(r.json_body)
+
+    def manifest(self, dev: Device, file_id: str, revision: int | None = None) -> bytes:
+        """The manifest bytes GET /v1/files/{id} points at (a range of a
+        batch's bundle when it says so)."""
+        query = f"?revision={revision}" if revision else ""
+        r = self.get(f"/v1/files/{file_id}{query}", dev)
+        assert r.status_code == 200, r.body
+        head = r.json_body
+        from urllib.parse import urlparse
+        key = urlparse(head["manifest_url"]).path.split("/", 2)[2]
+        data: bytes = self.rt.s3.get_object(Bucket=self.rt.settings.bucket,
+                                            Key=key)["Body"].read()
+        if "manifest_range" in head:
+            at = head["manifest_range"]["offset"]
+            return data[at:at + head["manifest_range"]["length"]]
+        return data
 
     def commit(self, key: str, fault: Fault = no_fault) -> Outcome:
         return commit_staging_object(self.rt, key, fault)

@@ -59,10 +59,16 @@ class Blobs:
         return str(self.s3.generate_presigned_url("put_object", ExpiresIn=self.url_ttl_s,
                                                   Params=params))
 
-    def presign_get(self, key: str) -> str:
-        return str(self.s3.generate_presigned_url(
-            "get_object", ExpiresIn=self.url_ttl_s,
-            Params={"Bucket": self.bucket, "Key": key}))
+    def presign_get(self, key: str, offset: int | None = None,
+                    length: int | None = None) -> str:
+        """A GET URL; with a range, `Range: bytes=offset-(offset+length-1)`
+        is signed into it, so the URL works only with exactly that header
+        (a reader that ignores the range fails, it never reads other bytes)."""
+        params = {"Bucket": self.bucket, "Key": key}
+        if offset is not None and length is not None:
+            params["Range"] = f"bytes={offset}-{offset + length - 1}"
+        return str(self.s3.generate_presigned_url("get_object", ExpiresIn=self.url_ttl_s,
+                                                  Params=params))
 
     def list_older(self, prefix: str, before_epoch: float) -> Iterator[str]:
         """Keys under `prefix` last modified before `before_epoch`."""

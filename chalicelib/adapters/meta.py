@@ -8,6 +8,8 @@ Item layout (all ids are opaque hex; nothing here is plaintext):
   S#{user}         SEQ              the user's last feed seq
   S#{user}         {seq:016d}       feed entry: file, revision
   C#{user}         {chunk}          a chunk known to exist (size)
+Batch records (also `UP#{batch}`), the heads they read and the groups they
+commit are in adapters/batches.py.
 """
 from __future__ import annotations
 
@@ -80,7 +82,7 @@ class Meta:
 
     def get_upload(self, upload_id: str) -> UploadRecord | None:
         it = self._get(f"UP#{upload_id}", "UP")
-        if it is None:
+        if it is None or it.get("kind") == "batch":  # a batch: adapters/batches.py
             return None
         opt = {k: it.get(k) for k in ("revision", "winner")}
         return UploadRecord(
@@ -136,7 +138,9 @@ class Meta:
                        deleted=bool(it.get("deleted")), manifest_key=it.get("mkey"),
                        size=int(it.get("size", 0)), chunk_ids=_unpack(it.get("chunks")),
                        upload_id=it["upload"], device_id=it["device"],
-                       committed=int(it["committed"]))
+                       committed=int(it["committed"]),
+                       manifest_offset=None if it.get("moff") is None else int(it["moff"]),
+                       manifest_length=None if it.get("mlen") is None else int(it["mlen"]))
 
     def get_head(self, user_id: str, file_id: str) -> Version | None:
         it = self._get(f"F#{user_id}", file_id)

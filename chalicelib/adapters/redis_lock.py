@@ -28,6 +28,29 @@ return 0
 """
 
 
+# A batch's file locks, all or nothing: none is taken unless every one is
+# free. One round trip for up to 1,000 keys; the caller sorts them (a fixed
+# order, though all-or-nothing alone already rules out deadlock).
+_ACQUIRE_ALL = """
+for i = 1, #KEYS do
+    if redis.call('exists', KEYS[i]) == 1 then return 0 end
+end
+for i = 1, #KEYS do
+    redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2])
+end
+return 1
+"""
+
+_RELEASE_ALL = """
+local n = 0
+for i = 1, #KEYS do
+    if redis.call('get', KEYS[i]) == ARGV[1] then
+        n = n + redis.call('del', KEYS[i])
+    end
+end
+return n
+"""
+
 SEQ_HINT_TTL_S = 3600
 
 
@@ -44,7 +67,10 @@ class Locks:
 
     @staticmethod
     def key(user_id: str, file_id: str) -> str:
-        return f"lock:{user_id}:{file_id}"
+        # `{user}` is a hash tag: every file lock of a user is in one cluster
+        # slot, so one script can take a batch's locks on a cluster-mode
+        # Redis too (ElastiCache Serverless refuses CROSSSLOT scripts).
+        return f"lock:{{{user_id}}}:{file_id}"
 
     @staticmethod
     def feed_key(user_id: str) -> str:
@@ -100,6 +126,43 @@ class Locks:
             return bool(self.client.eval(_RELEASE, 1, key, token))
         except redis.RedisError:
             return False
+
+    def acquire_all(self, keys: list[str], max_delay_s: float = 0.2) -> str:
+        """Take every lock in `keys` under one token, all or nothing (one Lua
+        script per attempt), backing off like `acquire`."""
+        ordered = sorted(set(keys))
+        token = secrets.token_hex(16)
+        deadline = time.monotonic() + self.wait_s
+        delay = min(0.005, max_delay_s)
+        while True:
+            try:
+                if not ordered or self.client.eval(_ACQUIRE_ALL, len(ordered), *ordered,
+                                                   token, self.ttl_ms):
+                    return token
+            except redis.RedisError as exc:
+                raise Unavailable(f"lock store unavailable: {type(exc).__name__}") from exc
+            if time.monotonic() >= deadline:
+                raise LockBusy(f"{len(ordered)} file lock(s) of a batch are busy; retry later")
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, max_delay_s)
+
+    def release_all(self, keys: list[str], token: str) -> int:
+        """Delete each of `keys` still held with `token`; how many were.
+        Never raises: locks we cannot release simply expire."""
+        ordered = sorted(set(keys))
+        try:
+            return int(self.client.eval(_RELEASE_ALL, len(ordered), *ordered, token)) \
+                if ordered else 0
+        except redis.RedisError:
+            return 0
+
+    @contextmanager
+    def held_all(self, keys: list[str]) -> Iterator[str]:
+        token = self.acquire_all(keys)
+        try:
+            yield token
+        finally:
+            self.release_all(keys, token)
 
     @contextmanager
     def held(self, key: str) -> Iterator[str]:

@@ -55,6 +55,12 @@ def manifest_key(user_id: str, file_id: str, upload_id: str) -> str:
     return f"{MANIFESTS}{user_id}/{file_id}/{upload_id}"
 
 
+def bundle_key(user_id: str, batch_id: str) -> str:
+    """Where a batch's bundle lives once committed (every revision it
+    commits points at a range of it). `batch` is no file id: no collision."""
+    return f"{MANIFESTS}{user_id}/batch/{batch_id}"
+
+
 def parse_staging_key(key: str) -> tuple[str, str]:
     """Split `staging/{user}/{upload}` into (user, upload) or raise.
 

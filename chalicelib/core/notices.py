@@ -37,10 +37,33 @@ def upload_result(upload_id: str, file_id: str, status: str, base_revision: int,
     return out
 
 
+MAX_BATCH_PUSH = 1500  # bytes of verdicts a push may carry (APNs allows 4 KB in all)
+
+
+def batch_result(body: Message, cursor: int | None, committed_ms: int | None = None) -> Message:
+    """A finished batch, for the device that uploaded it: every verdict when
+    they fit a push, else the counts (the device reads GET /v1/batches/{id});
+    `cursor` when the feed moved, so other devices get a change notice."""
+    entries = body["entries"]
+    out: Message = {"type": "batch", "batch_id": body["batch_id"], "status": body["status"]}
+    counts: dict[str, int] = {}
+    for e in entries:
+        counts[e["status"]] = counts.get(e["status"], 0) + 1
+    out["counts"] = counts
+    if len(encode({"entries": entries})) <= MAX_BATCH_PUSH:
+        out["entries"] = entries
+    if cursor is not None:
+        out["cursor"] = cursor
+    if committed_ms is not None:
+        out["committed_ms"] = committed_ms
+    return out
+
+
 def change_notice(result: Message) -> Message | None:
     """For the user's other devices: the feed moved to `cursor`. Only an
     accepted upload moves the feed."""
-    if result.get("status") != "accepted" or "cursor" not in result:
+    moved = result.get("status") == "accepted" or result.get("type") == "batch"
+    if not moved or "cursor" not in result:
         return None
     out: Message = {"type": "changes", "cursor": result["cursor"]}
     if "committed_ms" in result:

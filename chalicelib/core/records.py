@@ -38,6 +38,10 @@ class Version:
     upload_id: str
     device_id: str
     committed: int
+    # Committed by a batch: the manifest is bytes [offset, offset + length)
+    # of the batch's bundle at `manifest_key`; None: the whole object.
+    manifest_offset: int | None = None
+    manifest_length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,10 @@ class Change:
 
 def upload_topic(upload_id: str) -> str:
     return f"wake:up:{upload_id}"
+
+
+def batch_topic(batch_id: str) -> str:
+    return f"wake:batch:{batch_id}"
 
 
 def feed_topic(user_id: str, after_seq: int) -> str:

@@ -22,6 +22,11 @@ class Limits:
     max_wait_s: int = 20
     max_page: int = 1000
     max_kdf_bytes: int = 1024
+    # Batches (POST /v1/batches, docs/DESIGN.md "Batches")
+    max_batch_entries: int = 1000
+    max_batch_body_bytes: int = 2 * 1024 * 1024
+    max_batch_chunks: int = 8192  # chunk references in all entries together
+    max_bundle_bytes: int = 64 * 1024 * 1024  # Σ manifest_size
 
 
 @dataclass(frozen=True)

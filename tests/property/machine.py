@@ -32,6 +32,7 @@ from tests.property.zk import assert_zero_knowledge
 
 FILES = 3
 KINDS = ("write", "write", "write", "rename", "missing", "badsize", "abandoned")
+BATCH_KINDS = ("write", "write", "rename", "missing")
 INTERFERENCES = ("expire", "expire_nest", "nest", "restart", "restart_nest")
 
 
@@ -115,6 +116,35 @@ class CommitMachine(RuleBasedStateMachine):
         body = up.manifest + b"\0" if kind == "badsize" else None
         self.queue.append(w.put_manifest(up, body))
 
+    @rule(data=st.data())
+    def device_uploads_batch(self, data: Any) -> None:
+        """Several files in one batch (one bundle, one event), each entry
+        with its own base; now and then a bundle whose size is a lie."""
+        Stats.step("device_uploads_batch")
+        device = data.draw(st.integers(0, 1), label="device")
+        order = data.draw(st.permutations(range(FILES)), label="files")
+        count = data.draw(st.integers(1, FILES), label="entries")
+        badsize = data.draw(st.sampled_from((False, False, False, True)), label="badsize")
+        w = self.world
+        entries = []
+        for n in order[:count]:
+            file_id = self.files[n]
+            kind = data.draw(st.sampled_from(BATCH_KINDS), label="kind")
+            base, seen = self._base(data, device, file_id)
+            source = self.model.uploads.get(seen or "")
+            if kind == "rename" and (source is None or not source.chunks):
+                kind = "write"
+            chunks = source.chunks if kind == "rename" and source else w.new_chunks(1)
+            entries.append((file_id, base, "badbundle" if badsize else kind, w.next_path(),
+                            chunks))
+        ups, urls = w.create_batch(device, entries)
+        for up in ups:
+            self.model.add(up)
+            sent = tuple(c for c in up.chunks if c.id in urls)
+            w.put_chunks(sent[:-1] if up.kind == "missing" else sent)
+        body = ups[0].bundle + b"\0" if badsize else None
+        self.queue.append(w.put_bundle(ups, body))
+
     @rule(data=st.data(), device=st.integers(0, 1), file=st.integers(0, FILES - 1))
     def device_deletes(self, data: Any, device: int, file: int) -> None:
         Stats.step("device_deletes")
@@ -124,7 +154,7 @@ class CommitMachine(RuleBasedStateMachine):
             return
         up = self.world.delete_file(device, self.files[file], base)
         self.model.add(up)
-        self.queue.append(staging_key(self.world.user_id, up.upload_id))
+        self.queue.append(staging_key(self.world.user_id, up.server_id))
 
     @rule(device=st.integers(0, 1), file=st.integers(0, FILES - 1))
     def device_pulls(self, device: int, file: int) -> None:
@@ -147,7 +177,7 @@ class CommitMachine(RuleBasedStateMachine):
         """A client (or attacker) PUTs the staging object of a finished upload
         again, with the same or other bytes: the result must not change."""
         done = [u for u in self.model.uploads.values()
-                if u.upload_id in self.model.final and u.kind != "delete"]
+                if u.upload_id in self.model.final and u.kind != "delete" and not u.batch]
         i = pick(data, len(done))
         if not Stats.step("replay_put", bool(done)):
             return
@@ -168,7 +198,7 @@ class CommitMachine(RuleBasedStateMachine):
         Stats.step("replay_old_event")
         ups = sorted(self.model.uploads.values(), key=lambda u: u.upload_id)
         up = ups[pick(data, len(ups))]
-        self.queue.append(staging_key(self.world.user_id, up.upload_id))
+        self.queue.append(staging_key(self.world.user_id, up.server_id))
 
     @rule(data=st.data(), keep=st.booleans(),
           crash_at=st.none() | st.sampled_from(STEPS), hard=st.booleans(),
@@ -189,7 +219,8 @@ class CommitMachine(RuleBasedStateMachine):
                 keys.append(self.queue[i] if keep else self.queue.pop(i))
         if not Stats.step("deliver", bool(keys)):
             return
-        files = {self.model.uploads[k.rsplit("/", 1)[1]].file_id for k in keys}
+        staged = {k.rsplit("/", 1)[1] for k in keys}
+        files = {u.file_id for u in self.model.uploads.values() if u.server_id in staged}
         fired: set[str] = set()
 
         def fault(step: str) -> None:
@@ -285,7 +316,10 @@ class CommitMachine(RuleBasedStateMachine):
             place = (ManifestPlace.for_download(w.user_id, up.file_id, int(rev))
                      if status == "accepted" else
                      ManifestPlace.for_upload(w.user_id, up.file_id, up.base))
-            manifest = open_manifest(w.ring, place, w.body(str(mkey)))
+            sealed = w.body(str(mkey))
+            if up.batch is not None:  # its slice of the batch's bundle
+                sealed = sealed[up.offset:up.offset + len(up.manifest)]
+            manifest = open_manifest(w.ring, place, sealed)
             assert manifest.path == up.path
             for ref, c in zip(manifest.chunks, up.chunks, strict=True):
                 assert (ref.id, ref.size) == (c.id, c.size)

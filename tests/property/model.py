@@ -9,7 +9,8 @@ what earlier checks observed. Invariants 1-5 of docs/DESIGN (shared):
     a revision never changes hands
   4 every upload ends (checked after draining and sweeping: `all_ended`)
   5 nothing lost: every accepted or conflicting upload's manifest is stored
-    byte for byte (compared by MD5 ETag) and every chunk it names exists
+    byte for byte (compared by MD5 ETag; a batch entry's: its batch's whole
+    bundle) and every chunk it names exists
   + the change feed: seqs 1..N with no gap, one entry per accepted upload,
     the counter at N
 (Invariant 2, "the lock is not the safety", is what the faults exercise.)
@@ -33,6 +34,8 @@ ALLOWED_REJECTS = {
     "abandoned": ("expired before its manifest arrived",),
     # its manifest was PUT late: a normal write unless the sweeper came first
     "late": ("ahead of the head", "expired before its manifest arrived"),
+    # an entry of a batch whose bundle is not the size its entries declare
+    "badbundle": ("but the entries declare",),
 }
 VALID = ("write", "rename", "delete", "late")
 
@@ -49,8 +52,33 @@ class Model:
     def add(self, up: Upload) -> None:
         self.uploads[up.upload_id] = up
 
+    def records(self, snap: Snapshot) -> dict[str, dict[str, Any]]:
+        """Each upload's record as the v1 record's fields; a batch entry's
+        from its result `r{i}` in the batch record (pending without one)."""
+        raw = {it["pk"][3:]: it for it in snap.items if it["sk"] == "UP"}
+        out: dict[str, dict[str, Any]] = {}
+        for uid, up in self.uploads.items():
+            if up.batch is None:
+                if uid in raw:
+                    out[uid] = raw[uid]
+                continue
+            rec = raw.get(up.batch)
+            if rec is None:
+                continue
+            if rec["status"] == "finished":  # only once every entry has its result
+                assert all(f"r{i}" in rec for i in range(int(rec["n"]))), rec["pk"]
+            r = rec.get(f"r{up.index}")
+            if r is None:
+                out[uid] = {"status": "pending"}
+                continue
+            stored = r["s"] in ("accepted", "conflict")
+            out[uid] = {"status": r["s"], "revision": r.get("rev"), "winner": r.get("win"),
+                        "reason": r.get("why"),
+                        "mkey": f"manifests/{self.user_id}/batch/{up.batch}" if stored else None}
+        return out
+
     def check(self, snap: Snapshot) -> None:
-        records = {it["pk"][3:]: it for it in snap.items if it["sk"] == "UP"}
+        records = self.records(snap)
         heads = {it["sk"]: it for it in snap.items if it["pk"] == f"F#{self.user_id}"}
         revisions = {(it["pk"].split("#")[2], int(it["sk"])): it for it in snap.items
                      if it["pk"].startswith(f"R#{self.user_id}#")}
@@ -101,10 +129,13 @@ class Model:
                 assert self.chain.setdefault((file_id, rev), up.upload_id) == up.upload_id, (
                     f"revision {rev} of {file_id} changed hands")
                 item = revisions.get((file_id, rev))
-                assert item and item["upload"] == up.upload_id, f"revision item {item}"
+                assert item and item["upload"] == up.server_id, f"revision item {item}"
             if head:
                 tip = chain[top]
-                assert head["upload"] == tip.upload_id
+                assert head["upload"] == tip.server_id
+                if tip.batch is not None:  # its slice of the bundle
+                    assert (int(head["moff"]), int(head["mlen"])) == (tip.offset,
+                                                                      len(tip.manifest))
                 assert bool(head.get("deleted")) == tip.tombstone
             for up in self.uploads.values():
                 rec = records[up.upload_id]
@@ -130,7 +161,7 @@ class Model:
             assert mkey is None, f"tombstone with a manifest {mkey}"
             return
         assert mkey, f"{up.upload_id} has no manifest key"
-        assert snap.etags.get(str(mkey)) == etag_of(up.manifest), (
+        assert snap.etags.get(str(mkey)) == etag_of(up.bundle or up.manifest), (
             f"manifest of {up.upload_id} missing or not the bytes uploaded")
         for c in up.chunks:
             key = f"chunks/{self.user_id}/{c.id}"
@@ -138,7 +169,7 @@ class Model:
 
     def all_ended(self, snap: Snapshot) -> None:
         """Invariant 4, after draining every event and sweeping."""
-        records = {it["pk"][3:]: it for it in snap.items if it["sk"] == "UP"}
+        records = self.records(snap)
         stuck = [(u, up.kind) for u, up in self.uploads.items()
                  if records[u]["status"] not in TERMINAL]
         assert not stuck, f"uploads still pending after drain + sweep: {stuck}"

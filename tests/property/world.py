@@ -70,10 +70,22 @@ class Upload:
     chunks: tuple[Chunk, ...] = ()
     path: str = ""
     staged: bool = False
+    # An entry of a batch: `upload_id` is "{batch}.{index}" (unique in the
+    # model); the server knows it as `batch`, its manifest at `offset` of
+    # the bundle.
+    batch: str | None = None
+    index: int = 0
+    offset: int = 0
+    bundle: bytes = b""
 
     @property
     def tombstone(self) -> bool:
         return self.kind == "delete"
+
+    @property
+    def server_id(self) -> str:
+        """The id the server records for this version (head `upload`)."""
+        return self.batch or self.upload_id
 
 
 @dataclass
@@ -187,6 +199,35 @@ class World:
         up = Upload(r.json_body["upload_id"], file_id, device, base, kind, manifest, chunks,
                     path)
         return up, dict(r.json_body["chunk_urls"])
+
+    def create_batch(self, device: int, entries: list[tuple[str, int, str, str,
+                                                           tuple[Chunk, ...]]],
+                     ) -> tuple[list[Upload], dict[str, str]]:
+        """POST /v1/batches for (file, base, kind, path, chunks) entries."""
+        manifests = [self.seal(f, base, path, chunks, device)
+                     for f, base, _, path, chunks in entries]
+        body = {"entries": [{"file_id": f, "base_revision": base, "manifest_size": len(m),
+                             "chunks": [{"id": c.id, "size": len(c.envelope)} for c in chunks]}
+                            for (f, base, _, _, chunks), m in zip(entries, manifests,
+                                                                   strict=True)]}
+        r = self.h.post("/v1/batches", body, self.devices[device])
+        assert r.status_code == 201, r.body
+        batch_id, bundle = r.json_body["batch_id"], b"".join(manifests)
+        ups, at = [], 0
+        for i, ((f, base, kind, path, chunks), m) in enumerate(zip(entries, manifests,
+                                                                   strict=True)):
+            ups.append(Upload(f"{batch_id}.{i}", f, device, base, kind, m, chunks, path,
+                              batch=batch_id, index=i, offset=at, bundle=bundle))
+            at += len(m)
+        return ups, dict(r.json_body["chunk_urls"])
+
+    def put_bundle(self, ups: list[Upload], body: bytes | None = None) -> str:
+        key = staging_key(self.user_id, str(ups[0].batch))
+        self.rt.s3.put_object(Bucket=self.rt.settings.bucket, Key=key,
+                              Body=ups[0].bundle if body is None else body)
+        for up in ups:
+            up.staged = True
+        return key
 
     def put_chunks(self, chunks: tuple[Chunk, ...]) -> None:
         """PUT each chunk create-only, as the client does; 412 = already there."""

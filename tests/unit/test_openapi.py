@@ -21,7 +21,7 @@ from chalicelib import api
 from chalicelib.core import tokens
 from chalicelib.core.ids import CHUNK_HEX, ID_HEX, new_id
 from chalicelib.core.requests import Limits
-from tests.harness import Device, Harness, chunk_id
+from tests.harness import BatchItem, Device, Harness, chunk_id
 from tests.push_support import drive_push_routes
 
 DOC: dict[str, Any] = json.loads(Path(api.__file__).with_name("openapi.json").read_text())
@@ -159,8 +159,16 @@ def test_bounds_are_the_limits() -> None:
     assert upload["chunks"]["items"]["properties"]["id"]["pattern"] == (
         f"^[0-9a-f]{{{CHUNK_HEX}}}$")
     assert schemas["CreateAccount"]["properties"]["kdf"]["maxLength"] == LIMITS.max_kdf_bytes
-    for path in ("/v1/uploads/{upload_id}", "/v1/changes"):
+    for path in ("/v1/uploads/{upload_id}", "/v1/changes", "/v1/batches/{batch_id}"):
         assert _param(path, "get", "wait")["schema"]["maximum"] == LIMITS.max_wait_s
+    entries = schemas["CreateBatch"]["properties"]["entries"]
+    assert entries["maxItems"] == LIMITS.max_batch_entries
+    assert schemas["BatchEntry"]["properties"]["chunks"]["maxItems"] == LIMITS.max_chunks
+    assert schemas["Batch"]["properties"]["entries"]["maxItems"] == LIMITS.max_batch_entries
+    too = resolve(DOC["paths"]["/v1/batches"]["post"]["responses"]["413"])["description"]
+    for bound in (LIMITS.max_batch_body_bytes, LIMITS.max_batch_entries,
+                  LIMITS.max_batch_chunks, LIMITS.max_bundle_bytes):
+        assert str(bound) in too and str(bound) in entries["description"] + too
     for path in ("/v1/changes", "/v1/files/{file_id}/revisions"):
         assert _param(path, "get", "limit")["schema"]["maximum"] == LIMITS.max_page
     assert str(LIMITS.max_body_bytes) in resolve(
@@ -249,8 +257,31 @@ def test_every_documented_status_is_real_and_valid(
     assert h.get(f"/v1/uploads/{new_id()}", dev).status_code == 404
     assert h.get(f"/v1/uploads/{first.upload_id}", forged).status_code == 401
 
+    # batches: created, pending, finished with every kind of verdict
+    batch = h.stage_batch(dev, [BatchItem(file_id, 0), BatchItem(new_id(), 0),
+                                BatchItem(new_id(), 0, chunks=(b"never",))],
+                          upload_chunks=False)
+    assert h.batch(dev, batch.batch_id)["status"] == "pending"
+    assert h.commit(batch.key).status == "finished"
+    verdicts = h.batch(dev, batch.batch_id)["entries"]
+    assert [v["status"] for v in verdicts] == ["conflict", "accepted", "rejected"]
+    assert h.post("/v1/batches", {"entries": [_upload_body(file_id, 1)] * 2}, dev
+                  ).status_code == 400
+    assert h.post("/v1/batches", {"entries": [_upload_body(new_id(), 0)
+                                              for _ in range(LIMITS.max_batch_entries + 1)]},
+                  dev).status_code == 413
+    assert h.post("/v1/batches", "x" * (LIMITS.max_batch_body_bytes + 1), dev
+                  ).status_code == 413
+    assert h.post("/v1/batches", {"entries": [_upload_body(file_id, 1)]}, forged
+                  ).status_code == 401
+    assert h.get(f"/v1/batches/{batch.batch_id}?wait=-1", dev).status_code == 400
+    assert h.get(f"/v1/batches/{new_id()}", dev).status_code == 404
+    assert h.get(f"/v1/batches/{batch.batch_id}", forged).status_code == 401
+    with pytest.raises(AssertionError):  # another user's batch does not exist for them
+        h.batch(h.signup(), batch.batch_id)
+
     # the feed
-    assert h.changes(dev)["cursor"] == 1
+    assert h.changes(dev)["cursor"] == 2
     assert h.get("/v1/changes?limit=0", dev).status_code == 400
     assert h.get("/v1/changes?cursor=99", dev).status_code == 409
     assert h.get("/v1/changes", forged).status_code == 401
@@ -270,8 +301,11 @@ def test_every_documented_status_is_real_and_valid(
     assert h.commit(f"staging/{dev.user_id}/{r.json_body['upload_id']}").status == "accepted"
     gone = h.head(dev, file_id)
     assert gone and gone["deleted"] and "manifest_url" not in gone
+    assert "manifest_range" not in gone
     revs = h.get(f"/v1/files/{file_id}/revisions", dev)
     assert [v["revision"] for v in revs.json_body["revisions"]] == [2, 1]
+    done = h.get(f"/v1/files/{verdicts[1]['file_id']}", dev).json_body
+    assert done["manifest_range"] == {"offset": 24, "length": 24}
     assert h.get(f"/v1/files/{file_id}/revisions?limit=abc", dev).status_code == 400
     assert h.get(f"/v1/files/{new_id()}/revisions", dev).status_code == 404
     assert h.get(f"/v1/files/{file_id}/revisions", forged).status_code == 401
@@ -323,7 +357,10 @@ def test_query_bounds_are_the_servers(checked: tuple[Harness, CheckedHTTP], path
     file_id = new_id()
     up = h.stage(dev, file_id, 0)
     h.commit(up.key)  # a committed upload and a non-empty feed: no long poll blocks
-    concrete = path.replace("{file_id}", file_id).replace("{upload_id}", up.upload_id)
+    batch = h.stage_batch(dev, [BatchItem(new_id(), 0)])
+    h.commit(batch.key)  # a finished batch: no long poll blocks
+    concrete = path.replace("{file_id}", file_id).replace("{upload_id}", up.upload_id) \
+        .replace("{batch_id}", batch.batch_id)
     schema = _param(path, method, name)["schema"]
     for value, ok in ((schema["minimum"], True), (schema["maximum"], True),
                       (schema["minimum"] - 1, False), (schema["maximum"] + 1, False)):
@@ -350,6 +387,10 @@ def test_query_bounds_are_the_servers(checked: tuple[Harness, CheckedHTTP], path
     ("/v1/uploads", "CreateUpload", {**_upload_body("a" * 32, 0), "file_id": "../" * 11}),
     ("/v1/uploads", "CreateUpload", {**_upload_body("a" * 32, 0),
                                      "chunks": [{"id": "c" * 64, "size": 0}]}),
+    ("/v1/batches", "CreateBatch", {"entries": []}),
+    ("/v1/batches", "CreateBatch", {"entries": [{**_upload_body("a" * 32, 0),
+                                                 "tombstone": 1}]}),
+    ("/v1/batches", "CreateBatch", {"entries": [_upload_body("a" * 32, 0)], "x": 1}),
 ])
 def test_what_the_request_schema_refuses_the_server_refuses(
         checked: tuple[Harness, CheckedHTTP], path: str, schema: str,
@@ -372,6 +413,8 @@ def test_what_the_harness_sends_the_request_schema_accepts() -> None:
         "NewToken": {"user_id": "a" * 32, "auth_key": "ab" * 32, "device_id": "b" * 32},
         "CreateUpload": {"file_id": "a" * 32, "base_revision": 0, "manifest_size": 8,
                          "chunks": [{"id": "c" * 64, "size": 5}]},
+        "CreateBatch": {"entries": [BatchItem("a" * 32, 0, chunks=(b"x",)).body(),
+                                    BatchItem("b" * 32, 2, tombstone=True).body()]},
     }
     for name, body in ok.items():
         assert validator({"$ref": f"#/components/schemas/{name}"}).is_valid(body), name

@@ -1,0 +1,220 @@
+"""The batch pipeline: one staging object (the bundle) in, one terminal
+result per entry out, one wake-up and one push.
+
+  1 the server's own batch record (trust nothing written into S3)
+  2 every file lock of the batch in one Redis round trip (all or nothing)
+  3 the bundle's real size, then the chunks once for the whole batch
+  4 heads in bulk, each entry decided on its own (core.batch, core.decide)
+  5 the bundle copied into place once, before any transaction
+  6 the accepted entries in groups, ONE fenced transaction each (heads,
+    revisions, feed entries, feed counter, their results); then the
+    conflicts' and rejections' results
+  7 delete staging, release the locks, wake the long poll and push once
+
+A lost fence re-reads the record (results other runs wrote) and the heads,
+and decides the still open entries again; an entry whose head already
+carries this batch's id was committed by an earlier run. So a crash after
+any group, a lock that expired, or two handlers on one batch cost retries,
+never an entry committed twice (invariant 2 and 3, per file).
+`fault(step)` is commit.py's hook, at the same step names.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from .adapters.meta import FenceLost
+from .config import Runtime
+from .core import decide as core
+from .core.batch import (
+    FINISHED,
+    BatchRecord,
+    EntryResult,
+    batch_body,
+    bundle_offsets,
+    decide_entries,
+    entry_bytes,
+    feed_cursor,
+    group_seqs,
+    plan_groups,
+    result_of,
+)
+from .core.errors import Unavailable
+from .core.ids import bundle_key, chunk_key
+from .core.notices import batch_result
+from .core.records import batch_topic, feed_topic
+
+log = logging.getLogger("sealsync.batch")
+Fault = Callable[[str], None]
+Clock = Callable[[], float]
+MAX_FENCE_RETRIES = 20
+FEED_LOCK_BACKOFF_S = 0.01
+
+
+def no_fault(step: str) -> None:
+    """The production fault hook: nothing."""
+
+
+class BatchFenceLostTooOften(Unavailable):
+    """Pathological contention: let the event be retried."""
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What one event did; `status` is the batch's state after it."""
+
+    batch_id: str
+    status: str
+    detail: str = ""
+    # The record as this run finished it (it alone wakes and pushes).
+    finished: BatchRecord | None = field(default=None, compare=False)
+
+
+def commit_batch(rt: Runtime, key: str, rec: BatchRecord, fault: Fault = no_fault,
+                 now: Clock = time.time) -> BatchOutcome:
+    """Run the pipeline for the staging key of `rec` (the caller checked the
+    record belongs to the key's user). Raises only retryable errors."""
+    if rec.status == FINISHED:
+        rt.blobs.delete(key)  # a duplicate event or a replayed PUT
+        return BatchOutcome(rec.batch_id, FINISHED, "duplicate")
+    lock_keys = [rt.locks.key(rec.user_id, e.file_id) for e in rec.entries]
+    with rt.locks.held_all(lock_keys):
+        fault("locked")
+        rec = rt.batches.get(rec.batch_id) or rec  # again, under the locks
+        if rec.status == FINISHED:
+            outcome = BatchOutcome(rec.batch_id, FINISHED, "finished by another handler")
+        else:
+            outcome = _decide_and_write(rt, key, rec, fault, now)
+        if outcome.status == FINISHED:
+            rt.blobs.delete(key)
+        fault("cleaned")
+    if outcome.finished is not None:  # after the durable writes; never fails the commit
+        notify_batch(rt, outcome.finished, now)
+    return outcome
+
+
+def _decide_and_write(rt: Runtime, key: str, rec: BatchRecord, fault: Fault,
+                      now: Clock) -> BatchOutcome:
+    size = rt.blobs.size(key)
+    # A bundle of the wrong size rejects every entry: no chunk is worth a HEAD.
+    missing = _missing_chunks(rt, rec) if size == rec.bundle_size else {}
+    fault("checked")
+    if size is None:  # a forged or stale event must not decide a batch in flight
+        return BatchOutcome(rec.batch_id, core.PENDING, "bundle is absent")
+    dest = bundle_key(rec.user_id, rec.batch_id)
+    offsets = bundle_offsets([e.manifest_size for e in rec.entries])
+    copied = False
+    for _ in range(MAX_FENCE_RETRIES):
+        open_files = [rec.entries[i].file_id for i in rec.open_entries()]
+        heads = rt.batches.heads(rec.user_id, open_files)
+        decisions = decide_entries(rec, heads, size, missing)
+        fault("decided")
+        if not copied and any(isinstance(d, core.Accept | core.Conflict)
+                              for d in decisions.values()):
+            # Once, before any transaction (a head never points at an object
+            # not stored), and never over a first copy (a replayed PUT).
+            # Conflicts too: the loser's bytes stay retrievable.
+            if rt.blobs.size(dest) is None:
+                rt.blobs.copy(key, dest)
+            copied = True
+            fault("copied")
+        accepted = {i: d.revision for i, d in decisions.items() if isinstance(d, core.Accept)}
+        try:
+            _commit_groups(rt, rec, accepted, dest, offsets, now, fault)
+        except FenceLost:
+            rec = rt.batches.get(rec.batch_id) or rec  # what other runs committed
+            continue
+        finals = {i: r for i, d in decisions.items() if (r := result_of(d)) is not None}
+        rt.batches.write_results(rec.batch_id, finals)
+        break
+    else:
+        raise BatchFenceLostTooOften(f"batch {rec.batch_id}: the fence was lost "
+                                     f"{MAX_FENCE_RETRIES} times")
+    rec = rt.batches.get(rec.batch_id) or rec
+    if rec.open_entries():  # only if another run is still at work on them
+        return BatchOutcome(rec.batch_id, core.PENDING, "entries still open")
+    if not rt.batches.finish(rec.batch_id, int(now())):
+        return BatchOutcome(rec.batch_id, FINISHED, "finished by another handler")
+    return BatchOutcome(rec.batch_id, FINISHED, "finished", replace(rec, status=FINISHED))
+
+
+def _missing_chunks(rt: Runtime, rec: BatchRecord) -> dict[int, int]:
+    """Per open entry, how many of its distinct chunks are not stored: one
+    index lookup and one HEAD per distinct chunk for the whole batch."""
+    wanted = {c for i in rec.open_entries() for c in rec.entries[i].chunk_ids}
+    unknown = sorted(wanted - rt.meta.known_chunks(rec.user_id, wanted))
+    absent_keys = set(rt.blobs.missing([chunk_key(rec.user_id, c) for c in unknown]))
+    absent = {c for c in unknown if chunk_key(rec.user_id, c) in absent_keys}
+    out = {i: len(set(rec.entries[i].chunk_ids) & absent) for i in rec.open_entries()}
+    return {i: n for i, n in out.items() if n}
+
+
+def _commit_groups(rt: Runtime, rec: BatchRecord, accepted: dict[int, int], dest: str,
+                   offsets: list[int], now: Clock, fault: Fault) -> None:
+    """Commit the accepted entries group by group, holding the user's feed
+    lock across the groups when Redis gives it (so the batch's seqs are one
+    range and single uploads wait rather than lose the fence). Best effort,
+    like commit.py's feed turn: the fence alone decides."""
+    if not accepted:
+        return
+    user = rec.user_id
+    groups = plan_groups(sorted(accepted), {i: entry_bytes(rec.entries[i]) for i in accepted})
+    feed_lock = rt.locks.feed_key(user)
+    try:
+        token: str | None = rt.locks.acquire(feed_lock, FEED_LOCK_BACKOFF_S)
+    except Unavailable:  # LockBusy included
+        token = None
+    try:
+        last = rt.locks.remembered_seq(user) if token is not None else None
+        if last is None:
+            last = rt.meta.feed_head(user)
+        for group in groups:
+            seqs = group_seqs(last, group)
+            rt.batches.commit_group(rec, {i: accepted[i] for i in group}, seqs, last, dest,
+                                    offsets, int(now()))
+            last = seqs[group[-1]]
+            fault("committed")
+        # Once for the batch: a crash before this only costs a stale hint (one
+        # lost fence) and HEADs the chunk index would have saved.
+        rt.locks.remember_seq(user, last)
+        rt.meta.remember_chunks(user, [c for i in accepted for c in rec.entries[i].chunk_ids])
+    except FenceLost:
+        rt.locks.remember_seq(user, None)
+        raise
+    finally:
+        if token is not None:
+            rt.locks.release(feed_lock, token)
+
+
+def notify_batch(rt: Runtime, rec: BatchRecord, now: Clock) -> None:
+    """ONE wake-up round trip (the batch's long polls, with every verdict,
+    and the feed's readers) and ONE push to the user's devices."""
+    body = batch_body(rec)
+    payloads = {batch_topic(rec.batch_id): json.dumps(body).encode()}
+    # A feed reader waits at the head it last read: before the batch, or
+    # (had it read between two groups) at a group's end. Wake them all.
+    for r in rec.results.values():
+        if r.seq is not None:
+            payloads[feed_topic(rec.user_id, r.seq - 1)] = b"1"
+    rt.waker.wake_each(payloads)
+    try:
+        rt.notifier.upload_finished(rec.user_id, rec.device_id,
+                                    batch_result(body, feed_cursor(rec), int(now() * 1000)))
+    except Exception as exc:  # noqa: BLE001 - the commit stands whatever happens here
+        log.warning("push failed, the batch stands: %s", type(exc).__name__)
+
+
+def expire_batch(rt: Runtime, rec: BatchRecord, reason: str, now: float) -> bool:
+    """The sweeper's end for a batch whose bundle never arrived: every open
+    entry rejected, woken and pushed like a commit's result. True if this
+    call finished it."""
+    rt.batches.write_results(rec.batch_id, {i: EntryResult(core.REJECTED, reason=reason)
+                                            for i in rec.open_entries()})
+    rec = rt.batches.get(rec.batch_id) or rec
+    if rec.open_entries() or not rt.batches.finish(rec.batch_id, int(now)):
+        return False
+    notify_batch(rt, replace(rec, status=FINISHED), lambda: now)
+    return True

@@ -1,0 +1,109 @@
+"""The batch store (adapters/batches.py) on moto: the record, heads in
+bulk, and the fenced group commit: all of a group or nothing."""
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from chalicelib.adapters.meta import FenceLost
+from chalicelib.config import Runtime
+from chalicelib.core.batch import FINISHED, BatchRecord, Entry, EntryResult, bundle_offsets
+from chalicelib.core.decide import ACCEPTED, CONFLICT, PENDING, REJECTED
+from chalicelib.core.ids import new_id
+from tests.integration.support import table_items
+
+
+def cid() -> str:
+    return secrets.token_hex(32)
+
+
+def make(rt: Runtime, n: int, user: str | None = None) -> BatchRecord:
+    entries = tuple(Entry(new_id(), 0, 10 + i, False, (cid(), cid()), 100 + i)
+                    for i in range(n))
+    rec = BatchRecord(new_id(), user or new_id(), new_id(), entries, PENDING, 1000)
+    rt.batches.create(rec, 2000)
+    return rec
+
+
+def commit(rt: Runtime, rec: BatchRecord, group: list[int], last: int,
+           revisions: dict[int, int] | None = None) -> None:
+    revs = revisions or dict.fromkeys(group, 1)
+    seqs = {i: last + 1 + n for n, i in enumerate(group)}
+    rt.batches.commit_group(rec, revs, seqs, last, f"manifests/{rec.user_id}/batch/x",
+                            bundle_offsets([e.manifest_size for e in rec.entries]), 7)
+
+
+def test_the_record_round_trips_and_is_not_an_upload(fast_rt: Runtime) -> None:
+    rec = make(fast_rt, 3)
+    assert fast_rt.batches.get(rec.batch_id) == rec
+    assert fast_rt.meta.get_upload(rec.batch_id) is None
+    assert fast_rt.batches.get(new_id()) is None
+    assert list(fast_rt.meta.pending_before(2000)) == [rec.batch_id]  # the sweeper finds it
+
+
+def test_a_group_commits_heads_revisions_feed_and_results(fast_rt: Runtime) -> None:
+    rec = make(fast_rt, 4)
+    commit(fast_rt, rec, [0, 2], 0)
+    got = fast_rt.batches.get(rec.batch_id)
+    assert got and got.results == {0: EntryResult(ACCEPTED, revision=1, seq=1),
+                                   2: EntryResult(ACCEPTED, revision=1, seq=2)}
+    assert got.open_entries() == [1, 3]
+    heads = fast_rt.batches.heads(rec.user_id, [e.file_id for e in rec.entries])
+    assert set(heads) == {rec.entries[0].file_id, rec.entries[2].file_id}
+    h2 = heads[rec.entries[2].file_id]
+    assert (h2.revision, h2.upload_id, h2.manifest_offset, h2.manifest_length) == (
+        1, rec.batch_id, 10 + 11, 12)
+    assert h2.chunk_ids == rec.entries[2].chunk_ids and h2.size == 102
+    assert fast_rt.meta.get_revision(rec.user_id, rec.entries[2].file_id, 1) == h2
+    assert [(c.seq, c.file_id) for c in fast_rt.meta.changes(rec.user_id, 0, 10)] == [
+        (1, rec.entries[0].file_id), (2, rec.entries[2].file_id)]
+    assert fast_rt.meta.feed_head(rec.user_id) == 2
+
+
+@pytest.mark.parametrize("what", ["head", "feed", "result"])
+def test_a_lost_fence_writes_nothing_of_the_group(fast_rt: Runtime, what: str) -> None:
+    rec = make(fast_rt, 3)
+    commit(fast_rt, rec, [0], 0)
+    before = table_items(fast_rt)
+    with pytest.raises(FenceLost):
+        if what == "head":  # entry 0's head is at 1 now, not its base 0
+            commit(fast_rt, rec, [1, 0], 1, {0: 2, 1: 1})
+        elif what == "feed":
+            commit(fast_rt, rec, [1, 2], 0)  # the feed head is 1, not 0
+        else:
+            fast_rt.batches.write_results(rec.batch_id, {1: EntryResult(REJECTED, reason="x")})
+            commit(fast_rt, rec, [1, 2], 1)
+    after = table_items(fast_rt)
+    if what == "result":
+        assert [it for it in after if it not in before][0]["pk"]["S"] == f"UP#{rec.batch_id}"
+        assert len(after) == len(before)
+    else:
+        assert after == before
+
+
+def test_results_are_written_once_and_the_batch_finishes(fast_rt: Runtime) -> None:
+    rec = make(fast_rt, 90)
+    first = {i: EntryResult(CONFLICT, winner_revision=3) for i in range(0, 90, 2)}
+    fast_rt.batches.write_results(rec.batch_id, first)
+    again = {i: EntryResult(REJECTED, reason="late") for i in range(90)}
+    fast_rt.batches.write_results(rec.batch_id, again)  # only the odd ones are new
+    got = fast_rt.batches.get(rec.batch_id)
+    assert got and got.open_entries() == []
+    assert all(got.results[i] == (first[i] if i % 2 == 0 else again[i]) for i in range(90))
+    fast_rt.batches.finish(rec.batch_id, 9)
+    fast_rt.batches.finish(rec.batch_id, 10)  # harmless
+    done = fast_rt.batches.get(rec.batch_id)
+    assert done and done.status == FINISHED
+    assert list(fast_rt.meta.pending_before(2000)) == []
+    fast_rt.batches.write_results(rec.batch_id, {0: EntryResult(REJECTED, reason="x")})
+    assert fast_rt.batches.get(rec.batch_id) == done  # a finished batch never changes
+
+
+def test_heads_are_read_in_pages_of_a_hundred(fast_rt: Runtime) -> None:
+    rec = make(fast_rt, 120)
+    for at in range(0, 120, 32):
+        group = list(range(at, min(at + 32, 120)))
+        commit(fast_rt, rec, group, at)
+    heads = fast_rt.batches.heads(rec.user_id, [e.file_id for e in rec.entries] + [new_id()])
+    assert len(heads) == 120 and {h.revision for h in heads.values()} == {1}
