@@ -128,9 +128,13 @@ class Api:
         if r.status_code not in (200, 201, 204, 412):
             raise ApiError(f"storage refused an upload (HTTP {r.status_code})", r.status_code)
 
-    def get_blob(self, url: str) -> bytes:
-        r = self._send("GET", url, self.timeout_s)
-        if r.status_code != 200:
+    def get_blob(self, url: str, byte_range: tuple[int, int] | None = None) -> bytes:
+        """GET a presigned URL; `byte_range` (offset, length) sends the Range
+        header a ranged URL was signed with."""
+        headers = {} if byte_range is None else {
+            "Range": f"bytes={byte_range[0]}-{byte_range[0] + byte_range[1] - 1}"}
+        r = self._send("GET", url, self.timeout_s, headers=headers)
+        if r.status_code not in (200, 206) or (byte_range and len(r.content) != byte_range[1]):
             raise ApiError(f"storage refused a download (HTTP {r.status_code})", r.status_code)
         return r.content
 
@@ -169,6 +173,21 @@ class Api:
             if b["status"] != "pending":
                 return b
         raise ApiError(f"upload {upload_id} is still pending after {rounds * wait_s}s; "
+                       "it will be retried on the next sync")
+
+    def create_batch(self, entries: list[Body]) -> Body:
+        return self.call("POST", "/v1/batches", {"entries": entries})
+
+    def batch_status(self, batch_id: str, wait_s: int = 0) -> Body:
+        return self.call("GET", f"/v1/batches/{batch_id}?wait={wait_s}", wait_s=wait_s)
+
+    def wait_batch(self, batch_id: str, rounds: int = 15, wait_s: int = 20) -> Body:
+        """Long-poll until every entry of the batch is decided."""
+        for _ in range(rounds):
+            b = self.batch_status(batch_id, wait_s)
+            if b["status"] != "pending":
+                return b
+        raise ApiError(f"batch {batch_id} is still pending after {rounds * wait_s}s; "
                        "it will be retried on the next sync")
 
     def delete_file(self, file_id: str, base: int) -> str:

@@ -36,11 +36,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import outbox
 from .api import Api, AuthError, NotFound, ServerUnreachable
 from .errors import FeedError, IntegrityError
 from .history import History
 from .keys import Keyring
-from .manifest import Manifest, ManifestPlace, seal_manifest
+from .manifest import Manifest
 from .names import conflict_name as conflict_name  # tests import it from here
 from .names import shown, stored_name
 from .placing import Event, Placer, is_file
@@ -48,7 +49,7 @@ from .report import Report as Report  # callers import it from here
 from .report import reason
 from .scan import Scan, scan
 from .state import Entry, Fingerprint, State, fingerprint, hash_file, meta_dir
-from .transfer import Progress, Transfer, Version
+from .transfer import Prepared, Progress, Transfer, Version
 from .wire import new_file_id
 
 if TYPE_CHECKING:
@@ -57,7 +58,6 @@ if TYPE_CHECKING:
 # Losing the server, the login, or a tamper check ends a pass; any other
 # failure concerns one file, which is reported and retried on the next pass.
 FATAL = (ServerUnreachable, AuthError, IntegrityError)
-Result = dict[str, Any] | Exception | Future[dict[str, Any] | Exception]
 
 
 @dataclass(frozen=True)
@@ -238,20 +238,26 @@ class Engine:
                 plan.append(_Upload(rel, entry.stored, fp, entry.file_id, entry.revision))
             elif fp != entry.fp:  # touched, same content: remember the new fingerprint
                 self.state.put(replace(entry, fp=fp))
-        with ThreadPoolExecutor(self.parallel) as pool:
-            sent = [(u, pool.submit(self._send, u)) for u in plan]
-            # What is left vanished without a new name was deleted here.
-            gone = [(e, pool.submit(self._delete, e)) for e in vanished.values()]
-            fatal: BaseException | None = None
-            # Settle every transfer that finished, even after a failure: an
-            # accepted upload left unrecorded would come back as a conflict.
-            for u, future in sent:
-                fatal = self._guarded(u.rel, partial(self._settle, u, future), report) or fatal
-            for e, deletion in gone:
-                fatal = self._guarded(e.path, partial(self._deleted, e, deletion),
-                                      report) or fatal
-            if fatal is not None:
-                raise fatal
+        # What is left vanished without a new name was deleted here.
+        work: list[tuple[_Upload | Entry, Callable[[], Prepared]]] = [
+            (u, partial(self._prepare, u)) for u in plan]
+        work += [(e, partial(self._prepare_delete, e)) for e in vanished.values()]
+        fatal: BaseException | None = None
+        try:
+            for answered in outbox.send(self.transfer, work, self.parallel):
+                # Settle every answer, even after a failure: an accepted
+                # upload left unrecorded would come back as a conflict.
+                for item, result in answered:
+                    if isinstance(item, _Upload):
+                        step = partial(self._settle, item, result)
+                    else:
+                        step = partial(self._deleted, item, result)
+                    fatal = self._guarded(item.rel if isinstance(item, _Upload) else item.path,
+                                          step, report) or fatal
+        except FATAL as exc:
+            fatal = fatal or exc
+        if fatal is not None:
+            raise fatal
 
     @staticmethod
     def _guarded(rel: str, step: Callable[[Report], None],
@@ -266,11 +272,20 @@ class Engine:
             report.errors.append(f"{shown(rel)}: {reason(exc)}; retrying on the next sync")
         return None
 
+    def _prepare(self, u: _Upload) -> Prepared:
+        return self.transfer.prepare(self.root, u.rel, u.file_id, u.base, u.stored)
+
+    def _prepare_delete(self, e: Entry) -> Prepared:
+        """Delete by uploading a signed tombstone: a delete is a version like
+        any other, so a server can neither forge one nor hide it unnoticed
+        (the server's own DELETE would be unsigned; clients refuse those)."""
+        return self.transfer.seal(e.path, e.file_id, e.revision,
+                                  Manifest.deleted(e.stored, time.time_ns(), self.device))
+
     def _send(self, u: _Upload) -> dict[str, Any] | Exception:
-        """Upload one file (on a worker thread). A failure that concerns only
-        this file (it changed, vanished, cannot be read or named, or the
-        server refused it) comes back as a value; losing the server or the
-        login raises."""
+        """Upload one file now, as a batch of one (conflict copies). A failure
+        that concerns only this file comes back as a value; losing the
+        server or the login raises."""
         try:
             return self.transfer.upload(self.root, u.rel, u.file_id, u.base, u.stored)
         except (ServerUnreachable, AuthError):
@@ -282,10 +297,8 @@ class Engine:
         u = _Upload(rel, stored_name(rel), fingerprint(self.root / rel), file_id, base)
         self._settle(u, self._send(u), report)
 
-    def _settle(self, u: _Upload, result: Result, report: Report) -> None:
+    def _settle(self, u: _Upload, result: dict[str, Any] | Exception, report: Report) -> None:
         rel = u.rel
-        if isinstance(result, Future):
-            result = result.result()
         if isinstance(result, Exception):
             report.errors.append(f"{shown(rel)}: {reason(result)}; retrying on the next sync")
             return
@@ -343,19 +356,6 @@ class Engine:
         self.state.put(replace(winner, path=u.rel, stored=stored_name(u.rel), dirty=True))
         self._upload(u.rel, u.file_id, winner.revision, report)
 
-    def _delete(self, e: Entry) -> dict[str, Any]:
-        """Delete by uploading a signed tombstone: a delete is a version like
-        any other, so a server can neither forge one nor hide it unnoticed
-        (the server's own DELETE would be unsigned; clients refuse those)."""
-        place = ManifestPlace.for_upload(self.transfer.user_id, e.file_id, e.revision)
-        tombstone = self.history.sign(place, Manifest.deleted(e.stored, time.time_ns(),
-                                                              self.device))
-        envelope = seal_manifest(self.transfer.ring, place, tombstone)
-        api = self.transfer.api
-        ticket = api.create_upload(e.file_id, e.revision, len(envelope), [])
-        api.put_blob(ticket["manifest_url"], envelope)
-        return api.wait_upload(ticket["upload_id"])
-
     def _decided(self, file_id: str, base: int, result: dict[str, Any]) -> None:
         """Tell the history what became of our upload of base + 1."""
         accepted = result["status"] == "accepted"
@@ -364,9 +364,12 @@ class Engine:
                                  f"{result['revision']}, not {base + 1}")
         self.history.settled(file_id, base + 1, accepted)
 
-    def _deleted(self, e: Entry, result: Future[dict[str, Any]], report: Report) -> None:
-        """Settle our tombstone upload (`result` raises what the worker did)."""
-        answer = result.result()
+    def _deleted(self, e: Entry, answer: dict[str, Any] | Exception, report: Report) -> None:
+        """Settle our tombstone upload."""
+        if isinstance(answer, Exception):
+            report.errors.append(f"{shown(e.path)}: delete not sent: {reason(answer)}; "
+                                 "retrying on the next sync")
+            return
         self._decided(e.file_id, e.revision, answer)
         if answer["status"] == "accepted":
             self.state.forget(e.file_id)

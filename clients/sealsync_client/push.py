@@ -195,9 +195,11 @@ class PushChannel:
             return
         if not isinstance(msg, dict):
             return
-        if msg.get("type") == "upload" and isinstance(msg.get("upload_id"), str):
+        key = msg.get("upload_id") if msg.get("type") == "upload" else \
+            msg.get("batch_id") if msg.get("type") == "batch" else None
+        if isinstance(key, str):
             with self._cond:
-                self._results[msg["upload_id"]] = msg
+                self._results[key] = msg
                 while len(self._results) > MAX_RESULTS:
                     self._results.popitem(last=False)
                 self._cond.notify_all()
@@ -239,6 +241,25 @@ class PushApi(Api):
             if pushed is not None and pushed.get("status") != "pending":
                 return {k: v for k, v in pushed.items() if k != "type"}
         return super().wait_upload(upload_id, rounds, wait_s)
+
+
+    def batch_status(self, batch_id: str, wait_s: int = 0) -> Body:
+        with self._count:
+            self.result_polls += 1
+        return super().batch_status(batch_id, wait_s)
+
+    def wait_batch(self, batch_id: str, rounds: int = 15, wait_s: int = 20) -> Body:
+        """A pushed batch result carries every verdict when they fit; one
+        that carries only counts (or none at all) sends us to the long poll,
+        which answers at once when the batch is finished."""
+        channel = self.channel
+        if channel is not None and channel.connected:
+            pushed = channel.wait_result(batch_id)
+            if pushed is not None and pushed.get("status") != "pending" \
+                    and isinstance(pushed.get("entries"), list):
+                return {"batch_id": batch_id, "status": pushed["status"],
+                        "entries": pushed["entries"]}
+        return super().wait_batch(batch_id, rounds, wait_s)
 
 
 def push_info(api: Api) -> Body:

@@ -21,10 +21,10 @@ import queue
 import stat
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -88,6 +88,25 @@ class Buffers:
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """A version sealed for a batch: its manifest envelope and, for a file,
+    the spans whose chunks the server may still need."""
+
+    rel: str
+    file_id: str
+    base: int
+    envelope: bytes
+    tombstone: bool
+    path: Path | None = None
+    spans: list[Span] = field(default_factory=list)
+    st: os.stat_result | None = None
+
+
+BATCH_FILES_IN_FLIGHT = 4  # files whose chunks upload at once (each with `workers` PUTs)
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the server's cap on one manifest envelope
+
+
+@dataclass(frozen=True)
 class Version:
     """A remote version: the server's view and, unless deleted, its manifest."""
 
@@ -117,10 +136,10 @@ class Transfer:
             return nullcontext(NoBar())
         return self.progress(label, total)
 
-    def upload(self, root: Path, rel: str, file_id: str, base: int,
-               stored: str | None = None) -> Body:
-        """Upload `rel` as revision base + 1 of `file_id`, named `stored` in
-        its manifest (default: `rel`); the decided status."""
+    def prepare(self, root: Path, rel: str, file_id: str, base: int,
+                stored: str | None = None) -> Prepared:
+        """Chunk, hash and seal `rel` as revision base + 1 of `file_id`, named
+        `stored` in its manifest (default: `rel`); nothing is sent yet."""
         path = root / rel
         stored = rel if stored is None else stored
         st = path.lstat()
@@ -135,27 +154,74 @@ class Transfer:
             spans = self._spans(path, st.st_size)
             manifest = Manifest(stored, sum(s.size for s in spans), st.st_mtime_ns, st.st_mode,
                                 self.device, tuple(ChunkRef(s.id, s.size) for s in spans))
+        return self.seal(rel, file_id, base, manifest, path, spans, st)
+
+    def seal(self, rel: str, file_id: str, base: int, manifest: Manifest,
+             path: Path | None = None, spans: list[Span] | None = None,
+             st: os.stat_result | None = None) -> Prepared:
+        """Sign and seal a manifest (a tombstone needs no file) for a batch."""
         place = ManifestPlace.for_upload(self.user_id, file_id, base)
         envelope = seal_manifest(self.ring, place, self.sign(place, manifest))
-        ticket = self.api.create_upload(file_id, base, len(envelope),
-                                        [(s.id, sealed_len(s.size)) for s in spans])
+        return Prepared(rel, file_id, base, envelope, manifest.tombstone, path,
+                        spans or [], st)
+
+    def upload(self, root: Path, rel: str, file_id: str, base: int,
+               stored: str | None = None) -> Body:
+        """One file as a batch of one; its decided status."""
+        result = self.upload_batch([self.prepare(root, rel, file_id, base, stored)])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def upload_batch(self, items: Sequence[Prepared]) -> list[Body | Exception]:
+        """Send prepared versions as ONE batch (docs/DESIGN.md, "Batches"):
+        one request, the chunks the server lacks, one bundle of manifests,
+        one long poll. Returns each entry's verdict, in order; an entry whose
+        chunks could not be sent here carries that error instead, unless the
+        server accepted it anyway (its chunks were stored already)."""
+        # A signed tombstone is a version like any other to the server (as in
+        # v1): "tombstone" there means the server's own, unsigned delete.
+        entries = [{"file_id": it.file_id, "base_revision": it.base,
+                    "manifest_size": len(it.envelope),
+                    # sorted: the server learns which chunks, never their order
+                    "chunks": [{"id": cid, "size": size} for cid, size in
+                               sorted((s.id, sealed_len(s.size)) for s in it.spans)]}
+                   for it in items]
+        ticket = self.api.create_batch(entries)
         need: dict[str, str] = ticket.get("chunk_urls") or {}
-        if need:
-            first: dict[str, Span] = {}  # each lacking id once, at its first place in the file
-            for span in spans:
-                if span.id in need:
-                    first.setdefault(span.id, span)
-            todo = list(first.values())
-            if len(todo) != len(need):
-                raise ApiError("the server asked for chunks this version does not have")
-            with self._bar(f"up   {shown(rel)}", sum(sealed_len(s.size) for s in todo)) as bar:
-                self._put_chunks(path, todo, need, ticket.get("chunk_headers") or {},
-                                 bar.update)
-        now = path.stat()
-        if (now.st_size, now.st_mtime_ns, now.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
-            raise FileChanged(f"{shown(rel)} changed while it was being uploaded")
-        self.api.put_blob(ticket["manifest_url"], envelope)
-        return self.api.wait_upload(ticket["upload_id"])
+        headers: dict[str, str] = ticket.get("chunk_headers") or {}
+        todo: list[tuple[Prepared, list[Span]]] = []
+        sent: set[str] = set()
+        for it in items:  # each lacking chunk once, from the first file that has it
+            spans = [s for s in it.spans if s.id in need and s.id not in sent]
+            sent.update(s.id for s in spans)
+            if spans:
+                todo.append((it, list({s.id: s for s in spans}.values())))
+        if sent != set(need):
+            raise ApiError("the server asked for chunks this batch does not have")
+        failed: dict[str, Exception] = {}
+        with ThreadPoolExecutor(BATCH_FILES_IN_FLIGHT) as pool:
+            futures = {it.file_id: pool.submit(self._put_file_chunks, it, spans, need, headers)
+                       for it, spans in todo}
+            for file_id, future in futures.items():
+                try:
+                    future.result()
+                except (FileChanged, OSError) as exc:
+                    failed[file_id] = exc  # its entry is rejected unless already stored
+        if len(failed) == len(items):  # nothing left to commit: let the batch expire
+            return [failed[it.file_id] for it in items]
+        self.api.put_blob(ticket["bundle_url"], b"".join(it.envelope for it in items))
+        verdicts = self.api.wait_batch(ticket["batch_id"])["entries"]
+        if [v.get("file_id") for v in verdicts] != [it.file_id for it in items]:
+            raise IntegrityError("the server answered for other entries than the batch had")
+        return [failed[it.file_id] if it.file_id in failed and v["status"] == "rejected"
+                else v for it, v in zip(items, verdicts, strict=True)]
+
+    def _put_file_chunks(self, it: Prepared, todo: list[Span], need: dict[str, str],
+                         headers: dict[str, str]) -> None:
+        assert it.path is not None and it.st is not None
+        with self._bar(f"up   {shown(it.rel)}", sum(sealed_len(s.size) for s in todo)) as bar:
+            self._put_chunks(it.path, todo, need, headers, bar.update)
 
     def _spans(self, path: Path, size: int) -> list[Span]:
         """Chunk and hash at the tier for this size; a file whose content cuts
@@ -212,7 +278,7 @@ class Transfer:
             raise IntegrityError()  # the server answered for another revision
         if body.get("deleted"):
             return Version(file_id, rev, body, None)
-        envelope = self.api.get_blob(body["manifest_url"])
+        envelope = self.api.get_blob(body["manifest_url"], _range(body.get("manifest_range")))
         manifest = open_manifest(self.ring, ManifestPlace.for_download(self.user_id, file_id,
                                                                        rev), envelope)
         check_stored(manifest.path)
@@ -261,3 +327,16 @@ class Transfer:
             finally:
                 for _, future in inflight:
                     future.cancel()  # after a failure, start no more GETs
+
+
+def _range(value: Any) -> tuple[int, int] | None:
+    """A batch-committed manifest is a slice of its bundle: (offset, length)."""
+    if value is None:
+        return None
+    try:
+        offset, length = int(value["offset"]), int(value["length"])
+    except (TypeError, KeyError, ValueError):
+        raise IntegrityError() from None
+    if offset < 0 or not 0 < length <= MAX_MANIFEST_BYTES:
+        raise IntegrityError()
+    return offset, length

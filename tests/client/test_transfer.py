@@ -68,6 +68,18 @@ class FakeServer:
     def wait_upload(self, upload_id: str) -> dict[str, Any]:
         return {"status": "accepted", "revision": 1}
 
+    def create_batch(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.entries = entries
+        chunks = [(c["id"], c["size"]) for e in entries for c in e["chunks"]]
+        ticket = self.create_upload("", 0, 0, chunks)
+        return {"batch_id": "b", "bundle_url": ticket["manifest_url"],
+                "chunk_urls": ticket["chunk_urls"], "chunk_headers": ticket["chunk_headers"]}
+
+    def wait_batch(self, batch_id: str) -> dict[str, Any]:
+        return {"batch_id": batch_id, "status": "finished",
+                "entries": [{"file_id": e["file_id"], "status": "accepted",
+                             "revision": e["base_revision"] + 1} for e in self.entries]}
+
 
 def upload(tmp_path: Path, server: FakeServer, base: int = 0) -> Manifest:
     t = Transfer(server, RING, USER, "test", sign=sign)  # type: ignore[arg-type]
@@ -171,14 +183,26 @@ def test_an_edit_racing_the_upload_fails_it_before_the_manifest(tmp_path: Path) 
     assert server.manifests == []
 
 
-def test_a_touch_during_the_upload_fails_it_too(tmp_path: Path) -> None:
+def test_a_touch_during_the_upload_commits_the_version_as_it_was_read(
+        tmp_path: Path) -> None:
+    """The manifest describes the bytes as read and every chunk re-hashed to
+    its id, so the version is whole; the next pass sees the new mtime."""
     path = tmp_path / "big.bin"
-    path.write_bytes(os.urandom(2 * MiB))
+    data = os.urandom(2 * MiB)
+    path.write_bytes(data)
     server = FakeServer()
     server.before_puts = lambda: os.utime(path, ns=(1, 1))
-    with pytest.raises(FileChanged):
-        upload(tmp_path, server)
-    assert server.manifests == []
+    manifest = upload(tmp_path, server)
+    assert manifest.mtime_ns != 1 and manifest.size == len(data)
+
+
+def test_the_server_never_sees_a_file_s_chunk_order(tmp_path: Path) -> None:
+    (tmp_path / "big.bin").write_bytes(os.urandom(6 * MiB))
+    server = FakeServer()
+    manifest = upload(tmp_path, server)
+    sent = [c["id"] for c in server.entries[0]["chunks"]]
+    assert sent == sorted(r.id for r in manifest.chunks)
+    assert sent != [r.id for r in manifest.chunks]  # file order differs (6+ random ids)
 
 
 def test_too_many_chunks_moves_the_file_up_a_tier(

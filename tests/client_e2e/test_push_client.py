@@ -116,11 +116,11 @@ def test_uploads_need_no_poll_with_push_and_one_without(
     laptop, _ = devices
     api = laptop.api
     assert isinstance(api, PushApi)
-    for i in range(5):  # push off: the one long poll per upload
+    for i in range(5):  # push off: the one long poll per batch (the pass's 5 files)
         (laptop.root / f"off{i}.txt").write_text(f"off {i}")
     before = api.result_polls
     assert len(laptop.engine().sync().uploaded) == 5
-    assert api.result_polls - before == 5
+    assert api.result_polls - before == 1
     wake = threading.Event()
     channel = PushChannel(PushApi(api.base_url, api.login, api.token),
                           push_info(api)["websocket_url"], wake).start()
@@ -170,7 +170,7 @@ def test_no_push_payload_carries_a_plaintext_marker(stack: StackProcess,
         assert len(laptop.engine().sync().uploaded) == 3
         (folder / f"{marker}-0.txt").write_text(f"{marker} edited\n")
         assert laptop.engine().sync().uploaded
-        wait_for(lambda: len(heard) >= 8, "4 results and 4 notices")
+        wait_for(lambda: len(heard) >= 4, "2 batch results and 2 notices")
         phone.engine().sync()
         assert set(tree(phone)) == set(tree(laptop))
     finally:
@@ -179,10 +179,12 @@ def test_no_push_payload_carries_a_plaintext_marker(stack: StackProcess,
             t.join(5)
         laptop.close()
         phone.close()
-    allowed = {"type", "upload_id", "file_id", "status", "base_revision", "revision",
-               "winner_revision", "reason", "cursor", "committed_ms"}
+    allowed = {"type", "batch_id", "status", "counts", "entries", "cursor", "committed_ms"}
     for raw in heard:
         assert marker not in raw and marker.encode().hex() not in raw
-        assert set(json.loads(raw)) <= allowed
+        msg = json.loads(raw)
+        assert set(msg) <= allowed
+        for entry in msg.get("entries", []):  # one verdict per file: ids and numbers only
+            assert set(entry) <= {"file_id", "status", "revision", "winner_revision", "reason"}
     kinds = sorted(json.loads(raw)["type"] for raw in heard)
-    assert kinds == ["changes"] * 4 + ["upload"] * 4
+    assert kinds == ["batch"] * 2 + ["changes"] * 2  # one result per pass, not per file

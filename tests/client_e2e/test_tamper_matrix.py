@@ -97,7 +97,8 @@ def test_chunk_ciphertexts_swapped_between_files(
     write(a, "p.bin", os.urandom(300 * 1024))
     settle(a)
     Hostile(monkeypatch, b).bend(
-        "get_blob", lambda api, url: foreign if "/chunks/" in url else REAL["get_blob"](api, url))
+        "get_blob", lambda api, url, *rng: foreign if "/chunks/" in url
+        else REAL["get_blob"](api, url, *rng))
     attacked(b, "data failed integrity verification")
     monkeypatch.undo()
     settle(a, b)  # the honest server again: b catches up
@@ -167,9 +168,9 @@ def test_a_rolled_back_head_after_a_conflict(
     def evil(api: Api, fid: str, revision: int | None = None) -> Body:
         return REAL["get_file"](api, fid, 1 if fid == note and revision is None else revision)
     Hostile(monkeypatch, b).bend("get_file", evil)
-    monkeypatch.setattr(Api, "wait_upload", lambda api, upload_id, *a, **k: {
-        "upload_id": upload_id, "file_id": note, "status": "conflict", "base_revision": 2,
-        "winner_revision": 3})
+    monkeypatch.setattr(Api, "wait_batch", lambda api, batch_id, *a, **k: {
+        "batch_id": batch_id, "status": "finished",
+        "entries": [{"file_id": note, "status": "conflict", "winner_revision": 3}]})
     attacked(b, "this device already verified revision 2")
     assert (b.root / "note.txt").read_bytes() == b"b's edit, which must survive\n"
 

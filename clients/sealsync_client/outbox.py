@@ -1,0 +1,82 @@
+"""Sending a pass's local changes as batches (docs/DESIGN.md, "Batches").
+
+A pass's uploads and deletes go out in batches of up to `MAX_ENTRIES`
+versions: each batch is prepared (read, chunked, hashed, signed and
+sealed) on a thread pool, then sent as one request, the chunks the server
+lacks, one bundle and one long poll. Batches go one after another, so
+memory holds one batch, not the pass. A failure that concerns one file
+(it changed, cannot be read, cannot be named) is that file's result; a
+batch the server refuses as a whole is each of its files' result; losing
+the server or the login ends the pass, after everything already answered
+was handed back.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from .api import AuthError, ServerUnreachable
+from .crypto import sealed_len
+from .transfer import Prepared, Transfer
+
+K = TypeVar("K")
+Result = dict[str, Any] | Exception
+
+# Under the server's caps (chalicelib/core/requests.py): 1,000 entries,
+# 8,192 chunk references, 64 MiB of manifests, a 2 MiB request body.
+MAX_ENTRIES = 1000
+MAX_CHUNK_REFS = 8192
+MAX_BUNDLE_BYTES = 32 * 1024 * 1024
+_FATAL = (ServerUnreachable, AuthError)
+
+
+def send(transfer: Transfer, work: Sequence[tuple[K, Callable[[], Prepared]]],
+         parallel: int) -> Iterator[list[tuple[K, Result]]]:
+    """Prepare and send `work` in batches; yields each batch's (key, result)."""
+    for start in range(0, len(work), MAX_ENTRIES):
+        group = work[start:start + MAX_ENTRIES]
+        with ThreadPoolExecutor(parallel, thread_name_prefix="sealsync-seal") as pool:
+            futures = [(key, pool.submit(_prepared, prepare)) for key, prepare in group]
+            ready = [(key, future.result()) for key, future in futures]
+        failed: list[tuple[K, Result]] = [(k, p) for k, p in ready if isinstance(p, Exception)]
+        if failed:
+            yield failed
+        for batch in split([(k, p) for k, p in ready if isinstance(p, Prepared)]):
+            try:
+                results: list[Result] = list(transfer.upload_batch([p for _, p in batch]))
+            except _FATAL:
+                raise
+            except Exception as exc:  # the batch as a whole was refused
+                results = [exc] * len(batch)
+            yield [(k, r) for (k, _), r in zip(batch, results, strict=True)]
+
+
+def _prepared(prepare: Callable[[], Prepared]) -> Prepared | Exception:
+    try:
+        return prepare()
+    except _FATAL:
+        raise
+    except Exception as exc:
+        return exc
+
+
+def split(ready: list[tuple[K, Prepared]]) -> Iterator[list[tuple[K, Prepared]]]:
+    """Cut prepared versions into batches within the chunk and bundle caps."""
+    batch: list[tuple[K, Prepared]] = []
+    refs = size = 0
+    for key, p in ready:
+        if batch and (refs + len(p.spans) > MAX_CHUNK_REFS
+                      or size + len(p.envelope) > MAX_BUNDLE_BYTES):
+            yield batch
+            batch, refs, size = [], 0, 0
+        batch.append((key, p))
+        refs += len(p.spans)
+        size += len(p.envelope)
+    if batch:
+        yield batch
+
+
+def chunk_bytes(p: Prepared) -> int:
+    """What a prepared version may still send: its sealed chunks."""
+    return sum(sealed_len(s.size) for s in p.spans)
