@@ -1,7 +1,7 @@
 """Profiles, the stack and the step count of the client state machine.
 
 SEALSYNC_HYPOTHESIS_PROFILE picks the profile, as for tests/property: `ci`
-(the default, `make test`: about 10 short runs, a few minutes at most) or
+(the default, `make test`: 20 short runs, at most about 3 minutes) or
 `long` (`make test-long`: batches of runs until at least
 SEALSYNC_CLIENT_LONG_STEPS steps, 2,000 by default, were taken).
 """
@@ -18,12 +18,18 @@ from tests.e2e.conftest import StackProcess, running_stack
 
 PROFILE = os.environ.get("SEALSYNC_HYPOTHESIS_PROFILE", "ci")
 LONG_STEPS = int(os.environ.get("SEALSYNC_CLIENT_LONG_STEPS", "2000"))
+# Every example costs about a second (real folders, a real stack), so no
+# explain phase (it replays many variants of the failure to annotate it).
 _common = {"deadline": None, "print_blob": True, "derandomize": False,
+           "phases": [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
            "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large,
                                      HealthCheck.filter_too_much]}
 if os.environ.get("SEALSYNC_NO_SHRINK"):  # faster failure reports while iterating
     _common["phases"] = [Phase.explicit, Phase.reuse, Phase.generate]
-settings.register_profile("sealsync-client-ci", max_examples=10, stateful_step_count=15,
+# Shrinking stops after this many seconds (hypothesis's own cap is 300), so
+# that a failing ci run stays within a few minutes.
+SHRINK_S = int(os.environ.get("SEALSYNC_CLIENT_SHRINK_S") or {"ci": 90}.get(PROFILE, 300))
+settings.register_profile("sealsync-client-ci", max_examples=20, stateful_step_count=20,
                           **_common)
 settings.register_profile("sealsync-client-long", max_examples=25, stateful_step_count=40,
                           **_common)

@@ -17,12 +17,13 @@ import re
 import shutil
 import threading
 import time
+import traceback
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hypothesis import note
 from sealsync_client.engine import Report
@@ -77,6 +78,14 @@ class Violation(AssertionError):
 
     def __init__(self, message: str) -> None:
         super().__init__(abbrev(message))
+
+
+def fail(message: str) -> NoReturn:
+    """Every violation is raised here, outside any except block, so that
+    hypothesis sees one origin whatever broke: with syncs racing, a replay
+    may break differently (another crash first), and two origins would make
+    it report a flaky test instead of the shrunk steps."""
+    raise Violation(message)
 
 
 def abbrev(text: str) -> str:
@@ -252,8 +261,7 @@ class World:
     def dirs(self, dev: Device) -> list[str]:
         return scan(dev.root)[1]
 
-    def create(self, dev: Device, name: int, size: int) -> str | None:
-        rel = FILE_NAMES[name % len(FILE_NAMES)]
+    def create(self, dev: Device, rel: str, size: int) -> str | None:
         data = self.content(dev, size)
         return f"write {show(rel)} {short(data)}" if self._write(dev, rel, data) else None
 
@@ -279,11 +287,11 @@ class World:
         self._write(dev, rel, data, mtime_ns=st.st_mtime_ns)
         return f"same-size-mtime edit {show(rel)} {short(data)}"
 
-    def rename(self, dev: Device, pick: int, name: int) -> str | None:
+    def rename(self, dev: Device, pick: int, dest: str) -> str | None:
         files = self.files(dev)
         if not files:
             return None
-        src, dest = files[pick % len(files)], FILE_NAMES[name % len(FILE_NAMES)]
+        src = files[pick % len(files)]
         if src == dest:
             return None
         try:
@@ -313,11 +321,11 @@ class World:
         os.remove(bpath(dev.root, rel))
         return f"delete {show(rel)}"
 
-    def rename_dir(self, dev: Device, pick: int, name: int) -> str | None:
+    def rename_dir(self, dev: Device, pick: int, dest: str) -> str | None:
         dirs = self.dirs(dev)
         if not dirs:
             return None
-        src, dest = dirs[pick % len(dirs)], DIR_NAMES[name % len(DIR_NAMES)]
+        src = dirs[pick % len(dirs)]
         if dest == src or dest.startswith(src + "/") or os.path.lexists(bpath(dev.root, dest)):
             return None
         try:
@@ -361,14 +369,14 @@ class World:
         Stats.passes += 1
         try:
             return dev.folder.engine().sync()
-        except Exception as exc:
-            exc.add_note(f"check 3: a sync pass on {dev.name} raised")
-            raise
+        except Exception:
+            crash = traceback.format_exc()
+        fail(f"check 3: a sync pass on {dev.name} raised:\n{crash}")
 
     def check_errors(self, dev: Device, report: Report) -> None:
         bad = [e for e in report.errors if not any(p.search(e) for p in ALLOWED_ERRORS)]
         if bad:
-            raise Violation(f"check 3: {dev.name}'s pass reported errors no rule allows: {bad}")
+            fail(f"check 3: {dev.name}'s pass reported errors no rule allows: {bad}")
 
     def sync(self, dev: Device) -> Report:
         self.track(self.seen(dev))
@@ -421,7 +429,7 @@ class World:
             if not any(r.changed for r in reports):
                 break
         else:
-            raise Violation(f"check: no quiescence after {rounds} rounds; the last round: "
+            fail(f"check: no quiescence after {rounds} rounds; the last round: "
                             f"{[_brief(r) for r in reports]}")
         self.check_converged()
 
@@ -430,7 +438,7 @@ class World:
         for rel, data in scan(dev.root)[0].items():
             name = stored_name(rel)
             if name in out:
-                raise Violation(f"check 1: two files on {dev.name} store as one name {name!r}:"
+                fail(f"check 1: two files on {dev.name} store as one name {name!r}:"
                                 f" {[r for r in scan(dev.root)[0] if stored_name(r) == name]}")
             out[name] = data
         return out
@@ -441,18 +449,18 @@ class World:
         for d, t in zip(self.devices, trees, strict=True):
             parts = [p for p in t if p.endswith(".part")]
             if parts:
-                raise Violation(f"check 4: {d.name} has partial files: {parts}")
+                fail(f"check 4: {d.name} has partial files: {parts}")
             tmp = d.root / ".sealsync" / "tmp"
             left = os.listdir(tmp) if tmp.exists() else []
             if left:
-                raise Violation(f"check 4: {d.name}'s .sealsync/tmp is not empty: {left}")
+                fail(f"check 4: {d.name}'s .sealsync/tmp is not empty: {left}")
         # 1. every device holds the same tree
         for d, t in zip(self.devices[1:], trees[1:], strict=True):
             if t != trees[0]:
                 only0 = sorted(set(trees[0]) - set(t))
                 only = sorted(set(t) - set(trees[0]))
                 differ = sorted(p for p in set(t) & set(trees[0]) if t[p] != trees[0][p])
-                raise Violation(f"check 1: dev0 and {d.name} differ after settling: only on "
+                fail(f"check 1: dev0 and {d.name} differ after settling: only on "
                                 f"dev0 {only0}, only on {d.name} {only}, different content "
                                 f"{differ}")
         # 2. no content lost
@@ -463,7 +471,7 @@ class World:
                                                                     self.base / "versions")}
             lost = [v for k, v in missing.items() if k not in stored]
             if lost:
-                raise Violation(f"check 2: content lost (in no folder, not on the server): "
+                fail(f"check 2: content lost (in no folder, not on the server): "
                                 f"{lost}")
 
 
