@@ -42,9 +42,11 @@ test: $(STAMP) test-tools lint typecheck
 	$(BIN)/pytest -q
 
 # The randomized tests at length (docs/TESTING.md): the commit state machine
-# runs >= 10,000 steps (SEALSYNC_LONG_STEPS) and schemathesis many more examples.
+# runs >= 10,000 steps (SEALSYNC_LONG_STEPS), the client state machine >= 2,000
+# (SEALSYNC_CLIENT_LONG_STEPS) and schemathesis many more examples.
 test-long: $(STAMP) test-tools
-	SEALSYNC_HYPOTHESIS_PROFILE=long $(BIN)/pytest -q --timeout 5400 tests/property tests/fuzz
+	SEALSYNC_HYPOTHESIS_PROFILE=long $(BIN)/pytest -q --timeout 5400 tests/property tests/fuzz \
+	  tests/client_model
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
