@@ -172,7 +172,7 @@ class ClientMachine(RuleBasedStateMachine):
         return f"dev{a} and dev{b} sync at once"
 
     @precondition(enabled("kill"))
-    @rule(dev=DEV, at=st.integers(1, 4), kind=st.sampled_from(["put", "get", "any"]),
+    @rule(dev=DEV, at=st.integers(1, 4), kind=st.sampled_from(["put", "get", "call", "any"]),
           after=st.booleans())
     @acting
     def killed_sync(self, dev: int, at: int, kind: str, after: bool) -> str:

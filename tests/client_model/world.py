@@ -163,8 +163,9 @@ class Device:
 
 class KillSwitch:
     """Patches a device's Api so that its `at`-th blob transfer (`put`,
-    `get` or `any`) kills the process: before the request is sent, or
-    after its answer came back. Once dead, every request fails."""
+    `get`), API request (`call`) or any of them (`any`) kills the process:
+    before the request is sent, or after its answer came back. Once dead,
+    every request fails."""
 
     def __init__(self, folder: Folder, at: int, kind: str, after: bool) -> None:
         self.api = folder.api
@@ -202,9 +203,10 @@ class KillSwitch:
         api._send = guarded_send
         api.put_blob = blob(put, "put")
         api.get_blob = blob(get, "get")
+        api.call = blob(api.call, "call")  # API requests: a batch's create, its wait, ...
 
     def remove(self) -> None:
-        for name in ("_send", "put_blob", "get_blob"):
+        for name in ("_send", "put_blob", "get_blob", "call"):
             self.api.__dict__.pop(name, None)
 
 
@@ -494,7 +496,9 @@ def every_stored_version(folder: Folder, scratch: Path) -> list[bytes]:
         body = api.get_file(file_id, revision)
         if body.get("deleted"):
             continue
-        envelope = api.get_blob(body["manifest_url"])
+        rng = body.get("manifest_range")  # a batch commit: a slice of its bundle
+        envelope = api.get_blob(body["manifest_url"],
+                                (rng["offset"], rng["length"]) if rng else None)
         manifest = open_manifest(transfer.ring, ManifestPlace.for_download(
             folder.config.user_id, file_id, int(body["revision"])), envelope)
         if manifest.tombstone:
