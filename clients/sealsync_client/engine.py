@@ -204,9 +204,9 @@ class Engine:
 
     # -- push -------------------------------------------------------------------
     def push(self, report: Report) -> None:
-        """Upload what changed here. Transfers run on a thread pool (each one
-        mostly waits for its commit); their results are applied to the state
-        and the folder here, one at a time, in path order."""
+        """Upload what changed here, in batches (outbox.py); the answers are
+        applied to the state and the folder here, one at a time, in path
+        order."""
         found = self.scan()
         report.skipped = [shown(p) for p, _ in found.skipped]
         local = found.files

@@ -7,8 +7,9 @@ lacks, one bundle and one long poll. Batches go one after another, so
 memory holds one batch, not the pass. A failure that concerns one file
 (it changed, cannot be read, cannot be named) is that file's result; a
 batch the server refuses as a whole is each of its files' result; losing
-the server or the login ends the pass, after everything already answered
-was handed back.
+the server or the login, or a server that answers for other entries than
+it was sent, ends the pass, after everything already answered was handed
+back.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from .api import AuthError, ServerUnreachable
-from .crypto import sealed_len
+from .errors import IntegrityError
 from .transfer import Prepared, Transfer
 
 K = TypeVar("K")
@@ -28,7 +29,7 @@ Result = dict[str, Any] | Exception
 MAX_ENTRIES = 1000
 MAX_CHUNK_REFS = 8192
 MAX_BUNDLE_BYTES = 32 * 1024 * 1024
-_FATAL = (ServerUnreachable, AuthError)
+_FATAL = (ServerUnreachable, AuthError, IntegrityError)  # end the pass (engine.FATAL)
 
 
 def send(transfer: Transfer, work: Sequence[tuple[K, Callable[[], Prepared]]],
@@ -75,8 +76,3 @@ def split(ready: list[tuple[K, Prepared]]) -> Iterator[list[tuple[K, Prepared]]]
         size += len(p.envelope)
     if batch:
         yield batch
-
-
-def chunk_bytes(p: Prepared) -> int:
-    """What a prepared version may still send: its sealed chunks."""
-    return sum(sealed_len(s.size) for s in p.spans)

@@ -23,6 +23,7 @@ from sealsync_client import (
 )
 from sealsync_client import transfer as transfer_mod
 from sealsync_client.chunking import MAX_SIZE, Chunker
+from sealsync_client.errors import IntegrityError
 from sealsync_client.history import ZERO, sign_linked
 from sealsync_client.manifest import Link
 from sealsync_client.pipeline import FileChanged, Span, chunk_spans, seal_span
@@ -253,3 +254,20 @@ def test_buffers_are_shared_bounded_and_grow_to_fit() -> None:
     assert third and not waiter.is_alive()
     with pool.take(MAX_SIZE) as big:
         assert len(big[0]) >= crypto.padded_len(MAX_SIZE)
+
+
+def test_a_server_answering_for_other_entries_ends_the_pass(tmp_path: Path) -> None:
+    """The verdicts are matched to entries by position: a server that
+    reorders or swaps them is refused, never believed (outbox keeps it fatal)."""
+    from sealsync_client import outbox
+
+    for name in ("a", "b"):
+        (tmp_path / name).write_bytes(name.encode())
+    server = FakeServer()
+    real = server.wait_batch
+    server.wait_batch = lambda batch_id: {**real(batch_id),  # type: ignore[method-assign]
+                                          "entries": real(batch_id)["entries"][::-1]}
+    t = Transfer(server, RING, USER, "test", sign=sign)  # type: ignore[arg-type]
+    work = [(name, lambda n=name: t.prepare(tmp_path, n, n * 32, 0)) for name in ("a", "b")]
+    with pytest.raises(IntegrityError):
+        list(outbox.send(t, work, 2))
