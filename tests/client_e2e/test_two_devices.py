@@ -32,19 +32,24 @@ def write(folder: Folder, rel: str, data: bytes) -> bytes:
     return data
 
 
-def every_stored_version(folder: Folder, scratch: Path) -> list[bytes]:
-    """Download every revision of every file the account ever had."""
-    api, transfer = folder.api, folder.engine().transfer
+def every_revision(folder: Folder) -> list[tuple[str, int]]:
+    """(file id, revision) of every version the feed ever listed (the
+    server's own deletes left out)."""
     seen: list[tuple[str, int]] = []
     cursor = 0
     while True:
-        page = api.changes(cursor, limit=500)
+        page = folder.api.changes(cursor, limit=500)
         seen += [(c["file_id"], c["revision"]) for c in page["changes"] if not c["deleted"]]
         cursor = page["cursor"]
         if not page["has_more"]:
-            break
+            return seen
+
+
+def every_stored_version(folder: Folder, scratch: Path) -> list[bytes]:
+    """Download every revision of every file the account ever had."""
+    transfer = folder.engine().transfer
     out = []
-    for file_id, revision in seen:
+    for file_id, revision in every_revision(folder):
         version = transfer.version(file_id, revision)
         if version.manifest is None or version.manifest.tombstone:
             continue  # a delete: a signed tombstone, no content

@@ -32,6 +32,7 @@ from sealsync_client.manifest import ManifestPlace, open_manifest
 from sealsync_client.transfer import Version
 
 from tests.client_e2e.conftest import FAST, PASSPHRASE
+from tests.client_e2e.test_two_devices import every_revision
 from tests.client_model.conftest import Stats
 
 # -- which operations run ------------------------------------------------------
@@ -482,17 +483,9 @@ def every_stored_version(folder: Folder, scratch: Path) -> list[bytes]:
     (tests/client_e2e's helper, without its path check: a stored name the
     client refuses to place must not hide the content.)"""
     api, transfer = folder.api, folder.engine().transfer
-    seen: list[tuple[str, int]] = []
-    cursor = 0
-    while True:
-        page = api.changes(cursor, limit=500)
-        seen += [(c["file_id"], c["revision"]) for c in page["changes"] if not c["deleted"]]
-        cursor = page["cursor"]
-        if not page["has_more"]:
-            break
     out = []
     scratch.mkdir(parents=True, exist_ok=True)
-    for file_id, revision in seen:
+    for file_id, revision in every_revision(folder):
         body = api.get_file(file_id, revision)
         if body.get("deleted"):
             continue
