@@ -46,12 +46,12 @@ from .core.errors import Unavailable
 from .core.ids import bundle_key, chunk_key
 from .core.notices import batch_result
 from .core.records import batch_topic, feed_topic
+from .feed import feed_turn
 
 log = logging.getLogger("sealsync.batch")
 Fault = Callable[[str], None]
 Clock = Callable[[], float]
 MAX_FENCE_RETRIES = 20
-FEED_LOCK_BACKOFF_S = 0.01
 
 
 def no_fault(step: str) -> None:
@@ -162,15 +162,8 @@ def _commit_groups(rt: Runtime, rec: BatchRecord, accepted: dict[int, int], dest
         return
     user = rec.user_id
     groups = plan_groups(sorted(accepted), {i: entry_bytes(rec.entries[i]) for i in accepted})
-    feed_lock = rt.locks.feed_key(user)
-    try:
-        token: str | None = rt.locks.acquire(feed_lock, FEED_LOCK_BACKOFF_S)
-    except Unavailable:  # LockBusy included
-        token = None
-    try:
-        last = rt.locks.remembered_seq(user) if token is not None else None
-        if last is None:
-            last = rt.meta.feed_head(user)
+    with feed_turn(rt, user) as hint:
+        last = rt.meta.feed_head(user) if hint is None else hint
         for group in groups:
             seqs = group_seqs(last, group)
             rt.batches.commit_group(rec, {i: accepted[i] for i in group}, seqs, last, dest,
@@ -181,12 +174,6 @@ def _commit_groups(rt: Runtime, rec: BatchRecord, accepted: dict[int, int], dest
         # lost fence) and HEADs the chunk index would have saved.
         rt.locks.remember_seq(user, last)
         rt.meta.remember_chunks(user, [c for i in accepted for c in rec.entries[i].chunk_ids])
-    except FenceLost:
-        rt.locks.remember_seq(user, None)
-        raise
-    finally:
-        if token is not None:
-            rt.locks.release(feed_lock, token)
 
 
 def notify_batch(rt: Runtime, rec: BatchRecord, now: Clock) -> None:

@@ -19,8 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
@@ -29,16 +28,16 @@ from .adapters.meta import AlreadyFinished, FenceLost
 from .batch_commit import commit_batch
 from .config import Runtime
 from .core import decide as core
-from .core.errors import BadRequest, Unavailable
+from .core.errors import BadRequest
 from .core.ids import chunk_key, manifest_key, parse_staging_key
 from .core.notices import upload_result
 from .core.records import UploadRecord, feed_topic, upload_topic
+from .feed import feed_turn
 from .push import notify_upload
 
 log = logging.getLogger("sealsync.commit")
 Fault = Callable[[str], None]
 MAX_FENCE_RETRIES = 20
-FEED_LOCK_BACKOFF_S = 0.01  # the feed lock is held for about one transaction
 
 
 def no_fault(step: str) -> None:
@@ -143,7 +142,7 @@ def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
                 wake_waiters(rt, rec, result)
                 return Outcome(rec.upload_id, core.CONFLICT,
                                f"head is at revision {decision.winner_revision}", result)
-            with _feed_turn(rt, rec.user_id) as last:
+            with feed_turn(rt, rec.user_id) as last:
                 seq = rt.meta.commit_accept(rec, decision.revision, dest, int(now()), last)
                 rt.locks.remember_seq(rec.user_id, seq)
         except FenceLost:
@@ -158,32 +157,6 @@ def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
         wake_waiters(rt, rec, result, seq)
         return Outcome(rec.upload_id, core.ACCEPTED, f"revision {decision.revision}", result)
     raise FenceLostTooOften(rec.upload_id)
-
-
-@contextmanager
-def _feed_turn(rt: Runtime, user_id: str) -> Iterator[int | None]:
-    """Hold the user's feed lock if we can, and yield the feed head Redis
-    remembers (None: read it from the store).
-
-    Best effort: the lock saves commits of one user's different files from
-    racing on the feed counter and all but one losing the fence (measured:
-    0.3 lost transactions per small file with 4 handlers, more with more),
-    and the hint saves a read. Neither guards anything: without them (Redis
-    down, the lock stuck, a stale hint) the fenced transaction alone decides,
-    and a lost fence drops the hint so the retry reads the store."""
-    key = rt.locks.feed_key(user_id)
-    try:
-        token: str | None = rt.locks.acquire(key, FEED_LOCK_BACKOFF_S)
-    except Unavailable:  # LockBusy included
-        token = None
-    try:
-        yield rt.locks.remembered_seq(user_id) if token is not None else None
-    except FenceLost:
-        rt.locks.remember_seq(user_id, None)
-        raise
-    finally:
-        if token is not None:
-            rt.locks.release(key, token)
 
 
 class FenceLostTooOften(RuntimeError):
