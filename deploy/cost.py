@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {r['item']:32} {r['per_commit']:>9.3f} /commit   "
               f"${r['usd_per_million']:>9.2f}")
     print(f"  {'total':32} {'':>9} {'':8}   ${total:>9.2f} per million commits")
+    print("  (the single-file commit path, one commit per file version; the desktop\n"
+          "   client now sends batches, which this model does not price yet)")
     return 0
 
 
