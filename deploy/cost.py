@@ -1,11 +1,17 @@
-"""`make cost`: what a million commits cost on AWS, from the measured handler
-time (`make bench` -> benchmarks/results/latest.json), the AWS calls one
-commit makes (counted by tests/deploy/test_call_counts.py, which fails when
+"""`make cost`: what a million file versions cost on AWS, from the measured
+handler time (`make bench` -> benchmarks/results/latest.json), the AWS calls
+the code makes (counted by tests/deploy/test_call_counts.py, which fails when
 the code's calls drift from the figures below) and deploy/prices.json.
 
-    python -m deploy.cost [--results FILE] [--stage prod] [--prices FILE] [--json]
+    python -m deploy.cost [--results FILE] [--stage prod] [--prices FILE]
+                          [--batch N] [--json]
 
-One commit here is the whole life of a new small file version: POST
+Two models side by side. **Batches** (what the desktop client sends): N file
+versions in one POST /v1/batches, one bundle PUT, one S3 event, one handler
+run, one long poll (GET /v1/batches/{id}?wait=N). **Single commits** (POST
+/v1/uploads, still served): one of each per file version.
+
+One single commit is the whole life of a new small file version: POST
 /v1/uploads, the client's PUTs, the S3 event through SQS, the commit
 handler, and one long poll for the verdict. Conservative where it must
 guess: every API call pays an authorizer invocation (API Gateway caches it
@@ -44,6 +50,98 @@ SQS_REQUESTS = 3  # S3's SendMessage, the poller's ReceiveMessage and DeleteMess
 API_HANDLER_MS = 20.0  # assumption: a presign and two DynamoDB calls, warm
 AUTHORIZER_MS = 5.0  # assumption: one HMAC check, warm
 
+# Batches: the calls one batch of N new small files (inline, no chunks)
+# makes, from POST /v1/batches through the handler to GET /v1/batches/{id}.
+# Measured at several N by tests/deploy/test_call_counts.py: a fixed part per
+# batch, a part per transaction group of BATCH_GROUP entries, a part per page
+# of BATCH_HEADS_PAGE heads, and a part per entry.
+BATCH_GROUP = 32  # entries per TransactWriteItems (3 per file + 2 <= 100 actions)
+BATCH_HEADS_PAGE = 100  # heads per BatchGetItem
+BATCH_S3_CALLS = {"HeadObject": 2, "CopyObject": 1, "DeleteObject": 1}  # per batch
+BATCH_DYNAMODB_FIXED = {"GetItem": 5, "PutItem": 1, "UpdateItem": 1, "Query": 1}
+BATCH_DYNAMODB_PER_GROUP = {"TransactWriteItems": 1}
+BATCH_DYNAMODB_PER_PAGE = {"BatchGetItem": 1}
+# Capacity units as if every item were <= 1 KiB written / 4 KiB read (the
+# batch record is not: see BATCH_RECORD_* below, priced separately).
+BATCH_UNITS_FIXED = {"rru": 6.0, "wru": 2.0}  # 5 GetItems + the push Query; create, finish
+BATCH_UNITS_PER_GROUP = {"rru": 0.0, "wru": 4.0}  # feed counter + record, transactional
+BATCH_UNITS_PER_ENTRY = {"rru": 1.0, "wru": 6.0}  # its head read; head, revision, feed entry
+# 3 scripts (all locks, their release, the feed lock's release), SET NX +
+# GET + SET of the feed lock and hint, RPUSH + EXPIRE of the batch's topic;
+# per entry RPUSH + EXPIRE of the feed topic of its seq (one wake-up pipeline).
+BATCH_REDIS_FIXED = 8
+BATCH_REDIS_PER_ENTRY = 2
+# The batch record (UP#{batch}) is not small: the entries packed when it is
+# created, then one result attribute per entry, written group by group. Its
+# reads and writes cost by its size (DynamoDB's item size rules), measured
+# when it is created and when it is finished.
+BATCH_RECORD_BYTES_CREATED = (200, 52)  # (fixed, per entry): 260 B at N=1, 5.3 KiB at 100
+BATCH_RECORD_BYTES_FINISHED = (193, 67)  # 260 B at N=1, 6.7 KiB at 100, 66 KiB at 1,000
+# Consistent GetItems of it: v1's get_upload routing the key, the handler's
+# routing read and its read under the locks (created size), the handler's
+# final read and GET /v1/batches/{id} (finished size).
+BATCH_RECORD_READS_CREATED = 3
+BATCH_RECORD_READS_FINISHED = 2
+# Writes: PutItem (create), UpdateItem (finish), and one transactional
+# update per group (results so far), counted twice like every transactional write.
+BATCH_RECORD_WRITES_FIXED = 2
+BATCH_API_CALLS = 2  # POST /v1/batches, GET /v1/batches/{id}?wait=20
+BATCH_SQS_REQUESTS = 3  # one S3 event per batch: SendMessage, ReceiveMessage, DeleteMessage
+CLIENT_BATCH = 1000  # the desktop client's batch size (outbox.MAX_ENTRIES), as in the bench
+INDEX_WRU_PER_RECORD = 2.0  # the pending index (KEYS_ONLY): one put on create, one delete
+
+
+def batch_groups(n: int) -> int:
+    return -(-n // BATCH_GROUP)
+
+
+def batch_pages(n: int) -> int:
+    return -(-n // BATCH_HEADS_PAGE)
+
+
+def batch_dynamodb_calls(n: int) -> dict[str, int]:
+    """DynamoDB calls for one batch of n new small files."""
+    out = dict(BATCH_DYNAMODB_FIXED)
+    for op, k in BATCH_DYNAMODB_PER_GROUP.items():
+        out[op] = out.get(op, 0) + k * batch_groups(n)
+    for op, k in BATCH_DYNAMODB_PER_PAGE.items():
+        out[op] = out.get(op, 0) + k * batch_pages(n)
+    return out
+
+
+def batch_units(n: int) -> dict[str, float]:
+    """Capacity units for one batch of n, every item counted as small."""
+    return {u: BATCH_UNITS_FIXED[u] + BATCH_UNITS_PER_GROUP[u] * batch_groups(n)
+            + BATCH_UNITS_PER_ENTRY[u] * n for u in ("rru", "wru")}
+
+
+def batch_redis_commands(n: int) -> int:
+    return BATCH_REDIS_FIXED + BATCH_REDIS_PER_ENTRY * n
+
+
+def _kib(size: float, unit: int) -> int:
+    return max(1, -(-int(size) // unit))
+
+
+def batch_record_units(n: int) -> dict[str, float]:
+    """What the record's size adds to batch_units (which counts every item
+    as one unit): each write priced at the record's size after it (the
+    results grow by group), each read at its size then, plus the pending
+    index (KEYS_ONLY: one put on create, one delete on finish)."""
+    c0, ce = BATCH_RECORD_BYTES_CREATED
+    f0, fe = BATCH_RECORD_BYTES_FINISHED
+    created, finished = c0 + ce * n, f0 + fe * n
+    groups = batch_groups(n)
+    wru = float(_kib(created, 1024) + _kib(finished, 1024))
+    for k in range(1, groups + 1):
+        size = created + (finished - created) * min(BATCH_GROUP * k, n) / n
+        wru += 2 * _kib(size, 1024)
+    rru = float(BATCH_RECORD_READS_CREATED * _kib(created, 4096)
+                + BATCH_RECORD_READS_FINISHED * _kib(finished, 4096))
+    small_w = BATCH_RECORD_WRITES_FIXED + 2 * groups
+    small_r = BATCH_RECORD_READS_CREATED + BATCH_RECORD_READS_FINISHED
+    return {"rru": rru - small_r, "wru": wru - small_w + INDEX_WRU_PER_RECORD}
+
 
 def capacity_units(operation: str, params: dict[str, Any]) -> tuple[float, float]:
     """(read, write) request units one DynamoDB call consumes, for items
@@ -54,8 +152,8 @@ def capacity_units(operation: str, params: dict[str, Any]) -> tuple[float, float
     if operation == "Query":
         return (1.0 if params.get("ConsistentRead") else 0.5), 0.0
     if operation == "BatchGetItem":
-        keys = sum(len(t["Keys"]) for t in params["RequestItems"].values())
-        return 0.5 * keys, 0.0
+        return sum((1.0 if t.get("ConsistentRead") else 0.5) * len(t["Keys"])
+                   for t in params["RequestItems"].values()), 0.0
     if operation in ("PutItem", "UpdateItem", "DeleteItem"):
         return 0.0, 1.0
     if operation == "BatchWriteItem":
@@ -73,7 +171,8 @@ class ResultsError(RuntimeError):
 class Measured:
     commit_handler_ms: float
     commit_latency_ms: float
-    client_puts: float
+    client_puts: float  # per file, single path: the manifest + chunk PUTs
+    chunk_puts: float  # per file: chunk PUTs only (small files ride inline: 0)
     source: str
 
 
@@ -91,11 +190,16 @@ def load_results(path: Path) -> Measured:
         data = json.loads(path.read_text())
         latency = float(data["commit_ms"]["p50_1kib"])
         handler = float(data.get("commit_floor_ms") or latency)
-        puts = _ours(data["s3_puts_per_small_file"])
+        raw = data["s3_puts_per_small_file"]
+        puts = _ours(raw)
     except (ValueError, KeyError, TypeError) as exc:
         raise ResultsError(f"{path} lacks commit_ms.p50_1kib or s3_puts_per_small_file "
                            f"({type(exc).__name__}: {exc})") from exc
-    return Measured(handler, latency, puts, str(path))
+    # Per-tool results come from the batching client: one bundle PUT per
+    # CLIENT_BATCH files plus chunk PUTs. Older, flat ones from the single
+    # path: one manifest PUT per file plus chunk PUTs.
+    chunks = max(0.0, puts - (1 / CLIENT_BATCH if isinstance(raw, dict) else 1.0))
+    return Measured(handler, latency, 1.0 + chunks, chunks, str(path))
 
 
 def memory_mb(stage: str) -> int:
@@ -129,13 +233,71 @@ def lines(m: Measured, prices: dict[str, Any], mem_mb: int) -> list[dict[str, An
              "usd_per_million": qty * p[key] * 1_000_000} for name, qty, key in rows]
 
 
+BATCH_ASSUMPTIONS = (
+    "batch handler time = single commit handler time x transaction groups (ceil(N/32)): "
+    "no measured figure yet",
+    "the batch's long poll is billed for (commit latency - commit handler time) "
+    "+ the batch handler time",
+    "POST /v1/batches handler: {api_ms:g} ms like POST /v1/uploads (assumption, warm)",
+    "every file is new and small (inline, no chunks): its chunk PUTs come from the "
+    "bench ({chunks:g} per file)",
+    "one authorizer invocation per API call (API Gateway caches it 60 s per token)",
+    "the batch record is priced at its size after each write (measured per entry)",
+)
+
+
+def batch_lines(m: Measured, prices: dict[str, Any], mem_mb: int,
+                n: int) -> list[dict[str, Any]]:
+    """One row per priced item: quantity per batch of n, per file, and $ per
+    million file versions."""
+    p = {k: v["usd"] / v["per"] for k, v in prices["prices"].items()}
+    gb = mem_mb / 1024
+    handler_ms = m.commit_handler_ms * batch_groups(n)
+    poll_ms = max(0.0, m.commit_latency_ms - m.commit_handler_ms) + handler_ms
+    gb_s = gb * (handler_ms + API_HANDLER_MS + poll_ms + BATCH_API_CALLS * AUTHORIZER_MS) / 1000
+    units, record = batch_units(n), batch_record_units(n)
+    rows = [
+        ("Lambda requests", BATCH_API_CALLS * 2 + 1, "lambda_request"),
+        ("Lambda GB-seconds", gb_s, "lambda_gb_s_x86"),
+        ("API Gateway REST calls", BATCH_API_CALLS, "rest_api_request"),
+        ("DynamoDB write units", units["wru"] + record["wru"], "dynamodb_wru"),
+        ("DynamoDB read units", units["rru"] + record["rru"], "dynamodb_rru"),
+        ("S3 PUT/COPY (client + handler)",
+         1 + m.chunk_puts * n + BATCH_S3_CALLS["CopyObject"], "s3_put"),
+        ("S3 HEAD", BATCH_S3_CALLS["HeadObject"], "s3_get"),
+        ("SQS requests", BATCH_SQS_REQUESTS, "sqs_request"),
+        ("Redis ECPUs", batch_redis_commands(n) + REDIS_POLL_COMMANDS, "redis_ecpu"),
+    ]
+    return [{"item": name, "per_batch": qty, "per_file": qty / n, "price_key": key,
+             "usd_per_million": qty / n * p[key] * 1_000_000} for name, qty, key in rows]
+
+
+def batch_counts(n: int) -> dict[str, Any]:
+    """The counts per batch of n the issue asks for, and per 1,000 files."""
+    record = batch_record_units(n)
+    wru = batch_units(n)["wru"] + record["wru"]
+    per_k = 1000 / n
+    return {"handler_invocations_per_1000_files": per_k,
+            "lambda_invocations_per_1000_files": per_k * (BATCH_API_CALLS * 2 + 1),
+            "dynamodb_write_requests_per_1000_files":
+                per_k * sum(v for k, v in batch_dynamodb_calls(n).items()
+                            if k in ("PutItem", "UpdateItem", "TransactWriteItems",
+                                     "BatchWriteItem", "DeleteItem")),
+            "dynamodb_wru_per_1000_files": per_k * wru,
+            "dynamodb_calls_per_batch": batch_dynamodb_calls(n)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--prices", type=Path, default=PRICES)
     ap.add_argument("--stage", default="prod", help="memory size comes from this stage")
+    ap.add_argument("--batch", type=int, default=CLIENT_BATCH,
+                    help="file versions per batch (1..1000; the client sends 1000)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if not 1 <= args.batch <= CLIENT_BATCH:
+        ap.error("--batch must be 1..1000 (the server's limit)")
     try:
         m = load_results(args.results)
     except ResultsError as exc:
@@ -145,22 +307,44 @@ def main(argv: list[str] | None = None) -> int:
     mem = memory_mb(args.stage)
     rows = lines(m, prices, mem)
     total = sum(r["usd_per_million"] for r in rows)
+    n = args.batch
+    brows = batch_lines(m, prices, mem, n)
+    btotal = sum(r["usd_per_million"] for r in brows)
+    assumptions = [a.format(api_ms=API_HANDLER_MS, chunks=m.chunk_puts)
+                   for a in BATCH_ASSUMPTIONS]
     if args.json:
         print(json.dumps({"usd_per_million_commits": round(total, 4), "rows": rows,
+                          "batch": {"size": n,
+                                    "usd_per_million_file_versions": round(btotal, 4),
+                                    "rows": brows, **batch_counts(n),
+                                    "assumptions": assumptions},
                           "memory_mb": mem, "results": m.source,
                           "prices_as_of": prices["as_of"], "region": prices["region"]},
                          indent=2))
         return 0
-    print(f"Cost of one million commits ({prices['region']}, prices as of "
+    print(f"Cost of one million file versions ({prices['region']}, prices as of "
           f"{prices['as_of']}, {mem} MB functions, results {m.source}):")
     print(f"  commit handler {m.commit_handler_ms:.1f} ms, commit latency "
-          f"{m.commit_latency_ms:.1f} ms, {m.client_puts:g} client PUTs per file")
+          f"{m.commit_latency_ms:.1f} ms, {m.chunk_puts:g} chunk PUTs per small file")
+    print(f"\nBatches of {n:,} (the desktop client):")
+    for r in brows:
+        print(f"  {r['item']:32} {r['per_batch']:>10.3f} /batch {r['per_file']:>9.4f} /file"
+              f"   ${r['usd_per_million']:>9.2f}")
+    print(f"  {'total':32} {'':>10} {'':6} {'':>9} {'':5}   ${btotal:>9.2f} "
+          "per million file versions")
+    c = batch_counts(n)
+    print(f"  per 1,000 files: {c['handler_invocations_per_1000_files']:g} handler runs, "
+          f"{c['lambda_invocations_per_1000_files']:g} Lambda invocations, "
+          f"{c['dynamodb_write_requests_per_1000_files']:g} DynamoDB write requests "
+          f"({c['dynamodb_wru_per_1000_files']:,.0f} WRU)")
+    print("  assumptions:")
+    for a in assumptions:
+        print(f"    - {a}")
+    print("\nSingle commits (POST /v1/uploads, one per file version):")
     for r in rows:
         print(f"  {r['item']:32} {r['per_commit']:>9.3f} /commit   "
               f"${r['usd_per_million']:>9.2f}")
     print(f"  {'total':32} {'':>9} {'':8}   ${total:>9.2f} per million commits")
-    print("  (the single-file commit path, one commit per file version; the desktop\n"
-          "   client now sends batches, which this model does not price yet)")
     return 0
 
 

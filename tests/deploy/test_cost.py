@@ -89,12 +89,75 @@ def test_cost_reads_the_results_make_bench_writes(tmp_path: Path,
         def __init__(self, puts: int) -> None:
             self.s3 = type("S3", (), {"methods": {"PUT": puts}})()
 
-    runs = {"sealsync": Run(1000), "rclone": Run(1000), "restic": Run(1)}
+    # the batching client: one bundle PUT for 1,000 small files, as a flat
+    # single-path figure of 1 (the manifest) means: no chunk PUTs
+    runs = {"sealsync": Run(1), "rclone": Run(1000), "restic": Run(1)}
     puts = per_tool(runs, lambda r: round(r.s3.methods.get("PUT", 0) / 1000, 3))
-    assert isinstance(puts, dict) and puts["sealsync"] == 1.0
+    assert isinstance(puts, dict) and puts["sealsync"] == 0.001
     bench = {**RESULTS, "s3_puts_per_small_file": puts}
     code, out, _ = run(capsys, "--results", str(write(tmp_path, "b.json", bench)), "--json")
     flat = run(capsys, "--results", str(write(tmp_path, "r.json", RESULTS)), "--json")[1]
     assert code == 0
     assert json.loads(out)["usd_per_million_commits"] == \
         json.loads(flat)["usd_per_million_commits"]
+
+
+def test_batches_with_unit_prices(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With every price 1 USD per unit, the batch rows are the measured
+    counts of tests/deploy/test_call_counts.py for N = 1,000, by hand."""
+    real = json.loads(cost.PRICES.read_text())
+    ones = {**real, "prices": {k: {**v, "usd": 1.0, "per": 1} for k, v in
+                               real["prices"].items()}}
+    code, out, _ = run(capsys, "--results", str(write(tmp_path, "r.json", RESULTS)),
+                       "--prices", str(write(tmp_path, "p.json", ones)), "--stage", "dev",
+                       "--json")
+    assert code == 0
+    got = json.loads(out)["batch"]
+    assert got["size"] == 1000
+    per = {r["item"]: r["per_batch"] for r in got["rows"]}
+    mem_gb = cost.memory_mb("dev") / 1024
+    groups = 32
+    assert per["Lambda requests"] == 5 and per["API Gateway REST calls"] == 2
+    # handler 30 ms x 32 groups, POST 20 ms, poll (80 - 30) + 960 ms, 2 authorizers
+    assert per["Lambda GB-seconds"] == pytest.approx(
+        mem_gb * (30 * groups + 20 + (80 - 30 + 30 * groups) + 2 * 5) / 1000)
+    # small-item units: 2 + 4 per group + 6 per file; the record (about 52 B
+    # per entry created, 67 finished) adds its size on each of its writes
+    assert cost.batch_units(1000) == {"rru": 6 + 1000, "wru": 2 + 4 * groups + 6 * 1000}
+    created, finished = 200 + 52 * 1000, 193 + 67 * 1000
+    record_w = (-(-created // 1024) + -(-finished // 1024)
+                + sum(2 * -(-int(created + (finished - created) * min(32 * k, 1000) / 1000)
+                            // 1024) for k in range(1, groups + 1)))
+    assert per["DynamoDB write units"] == 2 + 4 * groups + 6 * 1000 \
+        - (2 + 2 * groups) + record_w + 2
+    assert per["DynamoDB read units"] == 6 + 1000 - 5 + 3 * 13 + 2 * 17
+    assert per["S3 PUT/COPY (client + handler)"] == 1 + 0 + 1  # bundle, no chunks, copy
+    assert per["S3 HEAD"] == 2 and per["SQS requests"] == 3
+    assert per["Redis ECPUs"] == 8 + 2 * 1000 + 3
+    total = sum(per.values()) / 1000 * 1e6
+    assert got["usd_per_million_file_versions"] == pytest.approx(total, rel=1e-6)
+    assert got["handler_invocations_per_1000_files"] == 1
+    assert got["dynamodb_write_requests_per_1000_files"] == 1 + 1 + groups
+    assert len(got["assumptions"]) >= 3
+
+
+def test_batch_figure_is_the_model_for_1000(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    results = write(tmp_path, "r.json", RESULTS)
+    code, out, _ = run(capsys, "--results", str(results), "--json")
+    got = json.loads(out)
+    m = cost.load_results(results)
+    prices = json.loads(cost.PRICES.read_text())
+    rows = cost.batch_lines(m, prices, cost.memory_mb("prod"), 1000)
+    assert got["batch"]["usd_per_million_file_versions"] == pytest.approx(
+        sum(r["usd_per_million"] for r in rows), abs=1e-4)
+    # DynamoDB writes dominate (about 10 WRU per file, 6.23 $/M); far below
+    # single commits either way
+    assert 5 < got["batch"]["usd_per_million_file_versions"] < 8
+    assert got["batch"]["usd_per_million_file_versions"] < got["usd_per_million_commits"] / 4
+    code, small, _ = run(capsys, "--results", str(results), "--json", "--batch", "10")
+    assert json.loads(small)["batch"]["usd_per_million_file_versions"] > \
+        got["batch"]["usd_per_million_file_versions"]
+    code, text, _ = run(capsys, "--results", str(results))
+    assert "per million file versions" in text and "assumptions:" in text
+    assert "per million commits" in text
