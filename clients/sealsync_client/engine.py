@@ -1,29 +1,27 @@
 """One sync pass over a folder: pull what changed remotely, then push what
 changed here.
 
-Rules that keep every byte (invariant 5):
+Rules that keep every byte (invariant 5; placing.py puts versions in place):
 
-* A download never replaces a local edit that has not been uploaded. The
-  local version moves aside to `name (conflicted copy from DEVICE DATE).ext`
-  and is uploaded as a new file; the remote version takes the name.
+* A download never replaces a local edit that has not been uploaded: the
+  local version moves aside as `name (conflicted copy from DEVICE DATE).ext`.
 * An upload is based on the last revision synced here. If the server says
-  `conflict`, the same rule applies: our bytes become a conflict copy, the
-  winner is downloaded. A conflict copy's name is derived from the original
-  name with any earlier marker removed, so there are no copies of copies.
-* A remote delete removes the local file only if it is unchanged since the
-  last sync; an edited file stays, and is uploaded as a new file.
-* A delete here that loses to an edit elsewhere brings the edit back.
+  `conflict`, our bytes become a conflict copy and the winner is downloaded;
+  a pure rename that lost gives way to the first name committed.
+* A remote delete removes only an unchanged file; a delete here that loses
+  to an edit elsewhere brings the edit back.
+* One bad file never stops a pass: it is one line in the report and is
+  retried on the next pass. Losing the server or the login, or a tamper
+  check, ends it (FATAL).
 
-A local rename is detected as a vanished path plus a new path with the same
-content hash, and uploaded as a new revision of the same file id whose
-manifest names the new path: the chunks are already stored, so only the
-manifest travels. Paths exist only inside encrypted manifests.
+A local rename is a vanished path plus a new path with the same content
+hash: a new revision of the same file id whose manifest names the new path,
+so only the manifest travels. Paths exist only inside encrypted manifests.
 
 Tamper evidence (invariant 8): every version, deletes included, is signed
-into the account's history (history.py). A pull verifies every change-feed
-entry in order before applying anything, and any integrity or history
-failure ends the pass with nothing of that version applied and the cursor
-left where it was, so the next pass checks it again.
+into the account's history (history.py). A pull verifies every feed entry
+in order before applying anything; an integrity or history failure ends the
+pass with nothing of that version applied and the cursor where it was.
 """
 from __future__ import annotations
 

@@ -15,15 +15,13 @@ import os
 import random
 import re
 import shutil
-import threading
 import time
 import traceback
 import unicodedata
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from hypothesis import note
 from sealsync_client.engine import Report
@@ -34,6 +32,7 @@ from sealsync_client.transfer import Version
 from tests.client_e2e.conftest import FAST, PASSPHRASE
 from tests.client_e2e.test_two_devices import every_revision
 from tests.client_model.conftest import Stats
+from tests.client_model.kills import Killed, KillSwitch
 
 # -- which operations run ------------------------------------------------------
 # SEALSYNC_CLIENT_SKIP=samesize,nonutf8,... leaves out name groups or
@@ -69,11 +68,6 @@ ALLOWED_ERRORS = [
 ]
 
 
-class Killed(BaseException):
-    """The process died here, as by kill -9. A BaseException, so that no
-    `except Exception` in the engine can swallow it."""
-
-
 class Violation(AssertionError):
     """A check of the model failed."""
 
@@ -94,9 +88,10 @@ def abbrev(text: str) -> str:
     return re.sub(r"l{20,}", lambda m: f"<{len(m.group())} l's>", text)
 
 
-def _stored_name(rel: str) -> str:
-    """The name as the format stores it: NFC for each component that is
-    valid UTF-8, the other components unchanged."""
+def stored_name(rel: str) -> str:
+    """The name as the format stores it (FORMAT.md section 5): NFC for each
+    component that is valid UTF-8, the other components unchanged. Written
+    here again, not imported, so the check does not trust the code it checks."""
     parts = []
     for part in rel.split("/"):
         try:
@@ -106,12 +101,6 @@ def _stored_name(rel: str) -> str:
         else:
             parts.append(unicodedata.normalize("NFC", part))
     return "/".join(parts)
-
-
-try:  # the client's own rule, once it has one
-    from sealsync_client.names import stored_name  # type: ignore[import-not-found]
-except ImportError:
-    stored_name = _stored_name
 
 
 def digest(data: bytes) -> bytes:
@@ -160,55 +149,6 @@ class Device:
     @property
     def name(self) -> str:
         return f"dev{self.index}"
-
-
-class KillSwitch:
-    """Patches a device's Api so that its `at`-th blob transfer (`put`,
-    `get`), API request (`call`) or any of them (`any`) kills the process:
-    before the request is sent, or after its answer came back. Once dead,
-    every request fails."""
-
-    def __init__(self, folder: Folder, at: int, kind: str, after: bool) -> None:
-        self.api = folder.api
-        self.at, self.kind, self.after = at, kind, after
-        self.count = 0
-        self.dead = False
-        self._lock = threading.Lock()
-        api: Any = self.api
-        send, put, get = api._send, api.put_blob, api.get_blob
-
-        def guarded_send(*a: Any, **kw: Any) -> Any:
-            if self.dead:
-                raise Killed("the process is dead")
-            return send(*a, **kw)
-
-        def blob(orig: Callable[..., Any], which: str) -> Callable[..., Any]:
-            def transfer(*a: Any, **kw: Any) -> Any:
-                with self._lock:
-                    if self.dead:
-                        raise Killed("the process is dead")
-                    hit = False
-                    if self.kind in ("any", which):
-                        self.count += 1
-                        hit = self.count == self.at
-                    if hit and not self.after:
-                        self.dead = True
-                        raise Killed(f"killed before blob transfer {self.count} ({which})")
-                result = orig(*a, **kw)
-                if hit:
-                    self.dead = True
-                    raise Killed(f"killed after blob transfer {self.count} ({which})")
-                return result
-            return transfer
-
-        api._send = guarded_send
-        api.put_blob = blob(put, "put")
-        api.get_blob = blob(get, "get")
-        api.call = blob(api.call, "call")  # API requests: a batch's create, its wait, ...
-
-    def remove(self) -> None:
-        for name in ("_send", "put_blob", "get_blob", "call"):
-            self.api.__dict__.pop(name, None)
 
 
 @dataclass
