@@ -25,16 +25,20 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
+def at_unit_prices(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """`make cost --json` with every price 1 USD per unit: the quantities show."""
+    real = json.loads(cost.PRICES.read_text())
+    ones = {**real, "prices": {k: {**v, "usd": 1.0, "per": 1} for k, v in
+                               real["prices"].items()}}
+    return run(capsys, "--results", str(write(tmp_path, "r.json", RESULTS)),
+               "--prices", str(write(tmp_path, "p.json", ones)), "--stage", "dev", "--json")
+
+
 def test_unit_prices_make_the_quantities_visible(tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """With every price 1 USD per unit the total is the sum of the
     quantities, each checked against the model by hand."""
-    real = json.loads(cost.PRICES.read_text())
-    ones = {**real, "prices": {k: {**v, "usd": 1.0, "per": 1} for k, v in
-                               real["prices"].items()}}
-    code, out, _ = run(capsys, "--results", str(write(tmp_path, "r.json", RESULTS)),
-                       "--prices", str(write(tmp_path, "p.json", ones)), "--stage", "dev",
-                       "--json")
+    code, out, _ = at_unit_prices(tmp_path, capsys)
     assert code == 0
     got = json.loads(out)
     per = {r["item"]: r["per_commit"] for r in got["rows"]}
@@ -105,12 +109,7 @@ def test_cost_reads_the_results_make_bench_writes(tmp_path: Path,
 def test_batches_with_unit_prices(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """With every price 1 USD per unit, the batch rows are the measured
     counts of tests/deploy/test_call_counts.py for N = 1,000, by hand."""
-    real = json.loads(cost.PRICES.read_text())
-    ones = {**real, "prices": {k: {**v, "usd": 1.0, "per": 1} for k, v in
-                               real["prices"].items()}}
-    code, out, _ = run(capsys, "--results", str(write(tmp_path, "r.json", RESULTS)),
-                       "--prices", str(write(tmp_path, "p.json", ones)), "--stage", "dev",
-                       "--json")
+    code, out, _ = at_unit_prices(tmp_path, capsys)
     assert code == 0
     got = json.loads(out)["batch"]
     assert got["size"] == 1000
