@@ -1,13 +1,17 @@
 """Rules of a pass, seen from inside the engine: what a pull costs in
 requests (a device's own changes coming back are verified from what it
 signed, not fetched again: a no-op pass after deleting 4,000 files took
-235 s, fetching each tombstone), and one unreadable file never stops a pass."""
+235 s, fetching each tombstone), one file that cannot be read or written
+never stops a pass, and hostile names arrive exactly."""
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sealsync_client.placing as placing
 from sealsync_client.folder import Folder
 from sealsync_client.names import shown
 
@@ -91,3 +95,34 @@ def test_hostile_names_reach_the_other_device_exactly(devices: tuple[Folder, Fol
     report = b.engine().sync()
     assert not report.errors and not report.conflicts
     assert tree(b) == tree(a) and len(tree(b)) == len(HOSTILE)
+
+
+def test_a_version_that_cannot_be_written_is_retried_and_listed_until_it_lands(
+        devices: tuple[Folder, Folder], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A disk full (or any write error) on one download: one error line, the
+    rest applied, the cursor moves on, `unplaced` lists it; the next pass
+    places it."""
+    a, b = devices
+    write(a, "full.txt", b"no room for me")
+    write(a, "fine.txt", b"fits")
+    a.engine().sync()
+    real = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        if str(dst).endswith("full.txt"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(placing.os, "replace", replace)
+    report = b.engine().sync()
+    assert report.downloaded == ["fine.txt"]
+    assert report.errors == ["full.txt: cannot be written here: no space left on device; "
+                             "retrying on the next sync"]
+    assert [(path, why) for _, _, path, why in b.state.unplaced()] == [
+        ("full.txt", "no space left on device")]
+    assert b.state.cursor == 2  # past both changes: nothing else waits behind it
+    assert b.engine().sync().errors  # still failing: still listed, still one line
+    monkeypatch.setattr(placing.os, "replace", real)
+    assert b.engine().sync().downloaded == ["full.txt"]
+    assert b.state.unplaced() == []
+    assert tree(b) == tree(a)
