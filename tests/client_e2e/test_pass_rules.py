@@ -6,16 +6,19 @@ never stops a pass, and hostile names arrive exactly."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import sealsync_client.placing as placing
+from click.testing import CliRunner
+from sealsync_client.cli import main
 from sealsync_client.folder import Folder
 from sealsync_client.names import shown
 
-from tests.client_e2e.conftest import settle, tree
+from tests.client_e2e.conftest import PASSPHRASE, settle, tree
 from tests.client_e2e.test_two_devices import write
 
 pytestmark = pytest.mark.e2e
@@ -120,9 +123,49 @@ def test_a_version_that_cannot_be_written_is_retried_and_listed_until_it_lands(
                              "retrying on the next sync"]
     assert [(path, why) for _, _, path, why in b.state.unplaced()] == [
         ("full.txt", "no space left on device")]
+    status = CliRunner().invoke(main, ["status", "--json", str(b.root)],
+                                env={"SEALSYNC_PASSPHRASE": PASSPHRASE})
+    assert [(u["path"], u["reason"]) for u in json.loads(status.output)["unplaced"]] == [
+        ("full.txt", "no space left on device")]
     assert b.state.cursor == 2  # past both changes: nothing else waits behind it
     assert b.engine().sync().errors  # still failing: still listed, still one line
     monkeypatch.setattr(placing.os, "replace", real)
     assert b.engine().sync().downloaded == ["full.txt"]
     assert b.state.unplaced() == []
     assert tree(b) == tree(a)
+
+
+def test_files_in_a_folder_that_cannot_be_listed_are_not_deleted(
+        devices: tuple[Folder, Folder], monkeypatch: pytest.MonkeyPatch) -> None:
+    """(As root, chmod 0 does not stop a listing: the listing itself fails.)"""
+    import sealsync_client.scan as scan_mod
+
+    a, b = devices
+    write(a, "locked/kept.txt", b"must not be deleted")
+    write(a, "open.txt", b"fine")
+    settle(a, b)
+    real = os.scandir
+
+    def scandir(path: Any) -> Any:
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(scan_mod.os, "scandir", scandir)
+    report = a.engine().sync()
+    assert not report.deleted_remote and report.skipped == ["locked"]
+    monkeypatch.undo()
+    settle(a, b)
+    assert tree(b)["locked/kept.txt"] == b"must not be deleted"
+
+
+def test_a_pass_clears_what_an_interrupted_one_left_in_tmp(
+        devices: tuple[Folder, Folder]) -> None:
+    a, b = devices
+    write(a, "x.txt", b"x")
+    settle(a, b)
+    tmp = b.root / ".sealsync" / "tmp"
+    (tmp / ("f" * 32)).write_bytes(b"a download finished but never moved into place")
+    (tmp / ("e" * 32 + ".part")).write_bytes(b"a part no version wants")
+    b.engine().sync()
+    assert list(tmp.iterdir()) == []
