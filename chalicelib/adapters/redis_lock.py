@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import redis
@@ -103,17 +103,23 @@ class Locks:
     def acquire(self, key: str, max_delay_s: float = 0.2) -> str:
         """Take the lock, backing off (bounded, jittered); return its token.
         `max_delay_s` caps one backoff: short for a lock held briefly."""
+        return self._take(lambda token: bool(self.client.set(key, token, nx=True,
+                                                              px=self.ttl_ms)),
+                          f"{key} is busy; retry later", max_delay_s)
+
+    def _take(self, attempt: Callable[[str], bool], busy: str, max_delay_s: float) -> str:
+        """Try `attempt(token)` until it succeeds or `wait_s` runs out."""
         token = secrets.token_hex(16)
         deadline = time.monotonic() + self.wait_s
         delay = min(0.005, max_delay_s)
         while True:
             try:
-                if self.client.set(key, token, nx=True, px=self.ttl_ms):
+                if attempt(token):
                     return token
             except redis.RedisError as exc:
                 raise Unavailable(f"lock store unavailable: {type(exc).__name__}") from exc
             if time.monotonic() >= deadline:
-                raise LockBusy(f"{key} is busy; retry later")
+                raise LockBusy(busy)
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, max_delay_s)
 
@@ -131,20 +137,10 @@ class Locks:
         """Take every lock in `keys` under one token, all or nothing (one Lua
         script per attempt), backing off like `acquire`."""
         ordered = sorted(set(keys))
-        token = secrets.token_hex(16)
-        deadline = time.monotonic() + self.wait_s
-        delay = min(0.005, max_delay_s)
-        while True:
-            try:
-                if not ordered or self.client.eval(_ACQUIRE_ALL, len(ordered), *ordered,
-                                                   token, self.ttl_ms):
-                    return token
-            except redis.RedisError as exc:
-                raise Unavailable(f"lock store unavailable: {type(exc).__name__}") from exc
-            if time.monotonic() >= deadline:
-                raise LockBusy(f"{len(ordered)} file lock(s) of a batch are busy; retry later")
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, max_delay_s)
+        return self._take(
+            lambda token: not ordered or bool(self.client.eval(
+                _ACQUIRE_ALL, len(ordered), *ordered, token, self.ttl_ms)),
+            f"{len(ordered)} file lock(s) of a batch are busy; retry later", max_delay_s)
 
     def release_all(self, keys: list[str], token: str) -> int:
         """Delete each of `keys` still held with `token`; how many were.
