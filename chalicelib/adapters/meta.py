@@ -84,6 +84,11 @@ class Meta:
         it = self._get(f"UP#{upload_id}", "UP")
         if it is None or it.get("kind") == "batch":  # a batch: adapters/batches.py
             return None
+        return Meta._upload(upload_id, it)
+
+    @staticmethod
+    def _upload(upload_id: str, it: dict[str, Any]) -> UploadRecord:
+        """An upload record from its item (adapters/batches.py reads it too)."""
         opt = {k: it.get(k) for k in ("revision", "winner")}
         return UploadRecord(
             upload_id=upload_id, user_id=it["user"], device_id=it["device"],
