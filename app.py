@@ -149,6 +149,11 @@ def changes() -> dict[str, Any]:
     return api.changes(runtime(), _claims(), _query())
 
 
+@endpoint("/v1/chunks/missing", "POST")
+def missing_chunks() -> dict[str, Any]:
+    return api.missing_chunks(runtime(), _claims(), _body(batch=True))
+
+
 @endpoint("/v1/files/{file_id}")
 def get_file(file_id: str) -> dict[str, Any]:
     return api.get_file(runtime(), _claims(), file_id, _query())

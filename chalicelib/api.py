@@ -15,11 +15,13 @@ from .config import Runtime
 from .core import tokens
 from .core.batch import FINISHED, BatchRecord, batch_body, parse_batch
 from .core.decide import PENDING, TERMINAL
-from .core.errors import BadRequest, Conflict, NotFound, Unauthorized
-from .core.ids import check_id, chunk_key, new_id, staging_key
+from .core.errors import BadRequest, Conflict, NotFound, TooLarge, Unauthorized
+from .core.ids import check_chunk_id, check_id, chunk_key, new_id, staging_key
+from .core.packs import packed_chunks, parse_packs
 from .core.records import UploadRecord, Version, batch_topic, feed_topic, upload_topic
 from .core.requests import only_fields, parse_upload, query_int
 from .core.tokens import Claims
+from .pack_reads import chunk_sources, pack_urls
 
 Body = dict[str, Any]
 
@@ -186,11 +188,15 @@ def create_batch(rt: Runtime, who: Claims, body: Body) -> Body:
     """Record the batch (the only thing its commit will trust) and presign
     one PUT for the bundle and one per chunk the server lacks."""
     req = parse_batch(body, rt.settings.limits)
+    packs = parse_packs(body.get("packs"), rt.settings.limits, req.chunk_sizes)
     batch_id, now = new_id(), int(time.time())
     rec = BatchRecord(batch_id, who.user_id, who.device_id, req.entries, PENDING, now)
-    known = rt.meta.known_chunks(who.user_id, req.chunk_sizes)
+    known = rt.meta.known_chunks(who.user_id, req.chunk_sizes) | packed_chunks(packs)
+    # The packs first: a commit that sees the record sees its packs too.
+    rt.packs.declare(batch_id, packs, now + rt.settings.record_ttl_s)
     rt.batches.create(rec, now + rt.settings.record_ttl_s)
     return {
+        **pack_urls(rt, who.user_id, packs),
         "batch_id": batch_id,
         "bundle_url": rt.blobs.presign_put(staging_key(who.user_id, batch_id),
                                            req.bundle_size),
@@ -236,6 +242,21 @@ def _woken_batch(payload: bytes, rec: BatchRecord) -> Body | None:
     return {"batch_id": rec.batch_id, "status": FINISHED, "entries": entries}
 
 
+def missing_chunks(rt: Runtime, who: Claims, body: Body) -> Body:
+    """POST /v1/chunks/missing {chunks: [ids]}: which of these chunks the
+    server has not stored, so a client packs only those (docs/DESIGN.md
+    "Packs"). Stateless; it tells a user only about their own chunks."""
+    only_fields(body, {"chunks"})
+    raw = body.get("chunks")
+    limit = rt.settings.limits.max_batch_chunks
+    if not isinstance(raw, list):
+        raise BadRequest("chunks must be a list of chunk ids")
+    if len(raw) > limit:
+        raise TooLarge(f"ask about at most {limit} chunks at once")
+    wanted = {check_chunk_id(c) for c in raw}
+    return {"missing": sorted(wanted - rt.meta.known_chunks(who.user_id, wanted))}
+
+
 # -- the change feed and files ---------------------------------------------
 def changes(rt: Runtime, who: Claims, params: dict[str, str] | None) -> Body:
     limits = rt.settings.limits
@@ -268,8 +289,7 @@ def _version_body(rt: Runtime, who: Claims, v: Version, urls: bool) -> Body:
             # GET manifest_url with `Range: bytes=offset-(offset+length-1)`.
             out["manifest_range"] = {"offset": v.manifest_offset,
                                      "length": v.manifest_length}
-        out["chunks"] = [{"id": c, "url": rt.blobs.presign_get(chunk_key(who.user_id, c))}
-                         for c in dict.fromkeys(v.chunk_ids)]
+        out.update(chunk_sources(rt, who.user_id, v.chunk_ids))
     return out
 
 

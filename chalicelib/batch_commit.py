@@ -3,7 +3,8 @@ result per entry out, one wake-up and one push.
 
   1 the server's own batch record (trust nothing written into S3)
   2 every file lock of the batch in one Redis round trip (all or nothing)
-  3 the bundle's real size, then the chunks once for the whole batch
+  3 the bundle's real size, then the chunks once for the whole batch,
+    packs included (pack_commit.py)
   4 heads in bulk, each entry decided on its own (core.batch, core.decide)
   5 the bundle copied into place once, before any transaction
   6 the accepted entries in groups, ONE fenced transaction each (heads,
@@ -46,10 +47,11 @@ from .core.batch import (
     result_of,
 )
 from .core.errors import Unavailable
-from .core.ids import bundle_key, chunk_key
+from .core.ids import bundle_key
 from .core.notices import batch_result
 from .core.records import batch_topic, feed_topic
 from .feed import feed_turn
+from .pack_commit import missing_chunks
 
 log = logging.getLogger("sealsync.batch")
 Fault = Callable[[str], None]
@@ -104,7 +106,7 @@ def _decide_and_write(rt: Runtime, key: str, rec: BatchRecord, fault: Fault,
                       now: Clock, keep_locks: KeepLocks) -> BatchOutcome:
     size = rt.blobs.size(key)
     # A bundle of the wrong size rejects every entry: no chunk is worth a HEAD.
-    missing = _missing_chunks(rt, rec) if size == rec.bundle_size else {}
+    missing = missing_chunks(rt, rec) if size == rec.bundle_size else {}
     fault("checked")
     if size is None:  # a forged or stale event must not decide a batch in flight
         return BatchOutcome(rec.batch_id, core.PENDING, "bundle is absent")
@@ -143,17 +145,6 @@ def _decide_and_write(rt: Runtime, key: str, rec: BatchRecord, fault: Fault,
     if not rt.batches.finish(rec.batch_id, int(now())):
         return BatchOutcome(rec.batch_id, FINISHED, "finished by another handler")
     return BatchOutcome(rec.batch_id, FINISHED, "finished", replace(rec, status=FINISHED))
-
-
-def _missing_chunks(rt: Runtime, rec: BatchRecord) -> dict[int, int]:
-    """Per open entry, how many of its distinct chunks are not stored: one
-    index lookup and one HEAD per distinct chunk for the whole batch."""
-    wanted = {c for i in rec.open_entries() for c in rec.entries[i].chunk_ids}
-    unknown = sorted(wanted - rt.meta.known_chunks(rec.user_id, wanted))
-    absent_keys = set(rt.blobs.missing([chunk_key(rec.user_id, c) for c in unknown]))
-    absent = {c for c in unknown if chunk_key(rec.user_id, c) in absent_keys}
-    out = {i: len(set(rec.entries[i].chunk_ids) & absent) for i in rec.open_entries()}
-    return {i: n for i, n in out.items() if n}
 
 
 def _commit_groups(rt: Runtime, rec: BatchRecord, accepted: dict[int, int], dest: str,

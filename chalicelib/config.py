@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # heavy imports stay out of the cold start path
     from .adapters.connections import Registry
     from .adapters.meta import Meta
     from .adapters.mobile import Mobile
+    from .adapters.packs import Packs
     from .adapters.redis_lock import Locks
     from .adapters.wakeups import Waker
     from .push import Notifier, WsSender
@@ -244,6 +245,12 @@ class Runtime:
         from .adapters.batches import Batches
 
         return Batches(self.dynamodb, self.settings.table)
+
+    @cached_property
+    def packs(self) -> Packs:
+        from .adapters.packs import Packs
+
+        return Packs(self.dynamodb, self.settings.table)
 
     @cached_property
     def accounts(self) -> Accounts:

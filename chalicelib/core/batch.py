@@ -95,8 +95,9 @@ class BatchRecord:
 
 # -- the request ----------------------------------------------------------------
 def parse_batch(body: dict[str, Any], limits: Limits) -> BatchRequest:
-    """Validate POST /v1/batches {entries: [...]}. Errors name the entry."""
-    only_fields(body, {"entries"})
+    """Validate POST /v1/batches {entries: [...]}. Errors name the entry.
+    `packs` is core.packs' to validate, against the entries parsed here."""
+    only_fields(body, {"entries", "packs"})
     raw = body.get("entries")
     if not isinstance(raw, list) or not raw:
         raise BadRequest("entries must be a non-empty list")

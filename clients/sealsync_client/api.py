@@ -175,8 +175,16 @@ class Api:
         raise ApiError(f"upload {upload_id} is still pending after {rounds * wait_s}s; "
                        "it will be retried on the next sync")
 
-    def create_batch(self, entries: list[Body]) -> Body:
-        return self.call("POST", "/v1/batches", {"entries": entries})
+    def create_batch(self, entries: list[Body], packs: list[Body] | None = None) -> Body:
+        body: Body = {"entries": entries}
+        if packs:
+            body["packs"] = packs
+        return self.call("POST", "/v1/batches", body)
+
+    def missing_chunks(self, chunk_ids: list[str]) -> list[str]:
+        """Those of `chunk_ids` the server has not stored (at most 8,192 ids)."""
+        return [str(c) for c in self.call("POST", "/v1/chunks/missing",
+                                          {"chunks": chunk_ids})["missing"]]
 
     def batch_status(self, batch_id: str, wait_s: int = 0) -> Body:
         return self.call("GET", f"/v1/batches/{batch_id}?wait={wait_s}", wait_s=wait_s)

@@ -280,8 +280,29 @@ def test_every_documented_status_is_real_and_valid(
     with pytest.raises(AssertionError):  # another user's batch does not exist for them
         h.batch(h.signup(), batch.batch_id)
 
+    # packs: a batch that declares one, its answer, a version read from it
+    from tests.unit.test_pack_pipeline import make_pack
+    blob = secrets.token_bytes(100)
+    pid, data, decl = make_pack([blob])
+    packed = h.post("/v1/batches", {"entries": [{**_upload_body(new_id(), 0), "chunks": [
+        {"id": chunk_id(blob), "size": len(blob)}]}], "packs": [decl]}, dev)
+    assert packed.status_code == 201 and pid in packed.json_body["pack_urls"]
+    packed_id = packed.json_body["batch_id"]
+    h.rt.blobs.put(f"packs/{dev.user_id}/{pid}", data)
+    h.rt.blobs.put(f"staging/{dev.user_id}/{packed_id}", b"m" * 8)
+    assert h.commit(f"staging/{dev.user_id}/{packed_id}").status == "finished"
+    packed_file = h.batch(dev, packed_id)["entries"][0]
+    assert packed_file["status"] == "accepted"
+    assert "packs" in h.head(dev, packed_file["file_id"])  # type: ignore[operator]
+    assert h.post("/v1/chunks/missing", {"chunks": [chunk_id(blob)]}, dev
+                  ).json_body == {"missing": []}
+    assert h.post("/v1/chunks/missing", {"chunks": [7]}, dev).status_code == 400
+    assert h.post("/v1/chunks/missing", {"chunks": ["a" * 64] * 8193}, dev
+                  ).status_code == 413
+    assert h.post("/v1/chunks/missing", {"chunks": []}, forged).status_code == 401
+
     # the feed
-    assert h.changes(dev)["cursor"] == 2
+    assert h.changes(dev)["cursor"] == 3
     assert h.get("/v1/changes?limit=0", dev).status_code == 400
     assert h.get("/v1/changes?cursor=99", dev).status_code == 409
     assert h.get("/v1/changes", forged).status_code == 401
