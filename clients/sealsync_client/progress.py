@@ -19,6 +19,7 @@ shows its bytes as they go.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -114,26 +115,29 @@ class Live(Tally):
 
     def __init__(self, stream: IO[str]) -> None:
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
         super().__init__()
+        # The pass's rate and ETA are ours (bytes done over the whole pass):
+        # rich's own estimate looks at recent steps, and a batch commits
+        # many files in one step.
         self.view = Progress(TextColumn("{task.description}"), BarColumn(),
                              TextColumn("{task.fields[files]}"), DownloadColumn(),
-                             TransferSpeedColumn(), TimeRemainingColumn(),
+                             TextColumn("{task.fields[rate]}"),
                              console=Console(file=stream), transient=False,
-                             redirect_stdout=False, redirect_stderr=False)
-        self.task = self.view.add_task("sync", total=None, files="0/0 files")
+                             # the per-file lines print above the display when
+                             # they share its terminal; a piped stdout is left be
+                             redirect_stdout=sys.stdout.isatty(), redirect_stderr=False)
+        self.task = self.view.add_task("sync", total=None, files="0/0 files", rate="")
 
     def changed(self) -> None:
+        from rich.filesize import decimal
         s = self.snapshot()
+        eta = s["eta_seconds"]
+        left = "ETA -:--:--" if eta is None else \
+            f"ETA {int(eta) // 3600}:{int(eta) // 60 % 60:02}:{int(eta) % 60:02}"
         self.view.update(self.task, total=s["bytes_total"] or None, completed=s["bytes_done"],
-                         files=f"{s['files_done']}/{s['files_total']} files")
+                         files=f"{s['files_done']}/{s['files_total']} files",
+                         rate=f"{decimal(s['bytes_per_second'])}/s {left}")
 
     def bar(self, label: str, total: int) -> AbstractContextManager[Bar]:
         if total < BAR_MIN_BYTES:
@@ -142,7 +146,7 @@ class Live(Tally):
 
     @contextmanager
     def _file_bar(self, label: str, total: int) -> Iterator[Bar]:
-        task = self.view.add_task(f"  {label}", total=total, files="")
+        task = self.view.add_task(f"  {label}", total=total, files="", rate="")
         view = self.view
 
         class FileBar:
