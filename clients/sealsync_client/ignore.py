@@ -30,7 +30,7 @@ DEFAULTS = (
     "Thumbs.db", "ehthumbs.db", "desktop.ini", "$RECYCLE.BIN/",  # Windows
     ".directory", ".Trash-*/",  # Linux desktops
     "~$*", ".~lock.*#",  # Office and LibreOffice lock files
-    "*.swp", "*.swo", "*.swx", "*~", ".#*", "#*#",  # vim, emacs and other editors
+    "*.swp", "*.swo", "*.swx", "*~", ".#*", r"\#*#",  # vim, emacs and other editors
     "*.part", "*.crdownload", "*.download", "*.partial",  # partial downloads
 )
 
