@@ -29,7 +29,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,13 +42,14 @@ from .keys import Keyring
 from .manifest import Manifest
 from .names import conflict_name as conflict_name  # tests import it from here
 from .names import shown, stored_name
+from .outbox import Upload as _Upload
 from .placing import Event, Placer, is_file
 from .progress import NO_METER, Meter, size_of
 from .report import Report as Report  # callers import it from here
 from .report import reason
 from .scan import Scan, scan
 from .selective import Withheld
-from .state import Entry, Fingerprint, State, fingerprint, hash_file, meta_dir
+from .state import Entry, State, fingerprint, hash_file, meta_dir
 from .transfer import Prepared, Progress, Transfer, Version
 from .wire import new_file_id
 
@@ -58,19 +59,6 @@ if TYPE_CHECKING:
 # Losing the server, the login, or a tamper check ends a pass; any other
 # failure concerns one file, which is reported and retried on the next pass.
 FATAL = (ServerUnreachable, AuthError, IntegrityError)
-
-
-@dataclass(frozen=True)
-class _Upload:
-    """A planned upload: `rel` as revision base + 1 of `file_id`, named
-    `stored` in its manifest."""
-
-    rel: str
-    stored: str
-    fp: Fingerprint
-    file_id: str
-    base: int
-    renamed_from: str | None = None
 
 
 class Engine:
