@@ -6,6 +6,7 @@
     sealsync status DIR          what would be uploaded, and where the folder stands
     sealsync history DIR PATH    a file's revisions
     sealsync restore DIR PATH --revision N
+    sealsync exclude|include DIR PATH, sealsync conflicts DIR  (cli_sync_extras.py)
 
 The passphrase comes from $SEALSYNC_PASSPHRASE or a prompt. `--json` prints
 one JSON document for scripts. Exit codes: 0 ok, 1 sync finished with
@@ -31,6 +32,7 @@ from .engine import Report
 from .errors import IntegrityError, KdfError, KeyfileError, SealsyncClientError, WrongPassphrase
 from .folder import Cost, Folder, init_folder, open_folder, watch_files
 from .names import shown
+from .progress import pass_display
 from .push import PushApi, PushChannel
 from .state import Entry, NotInitialised, fingerprint
 from .transfer import Bar, NoBar, Progress
@@ -127,7 +129,7 @@ def _printer(as_json: bool) -> Callable[[str, str], None]:
 BAR_MIN_BYTES = 4 * 1024 * 1024
 _LABELS = {"downloaded": "downloaded", "uploaded": "uploaded", "renamed": "renamed",
            "deleted_here": "deleted here", "deleted_remote": "deleted on the server",
-           "conflicts": "conflict copies",
+           "conflicts": "conflict copies", "held": "not placed (ignored or excluded here)",
            "skipped": "skipped (not synced; see sealsync status)"}
 
 
@@ -152,12 +154,19 @@ def _summary(report: Report) -> str:
 
 
 @main.command()
+@click.option("--dry-run", is_flag=True, help="show what a pass would do; change nothing")
 @click.option("--json", "as_json", is_flag=True)
 @click.argument("folder_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
-def sync(as_json: bool, folder_dir: str) -> None:
+def sync(dry_run: bool, as_json: bool, folder_dir: str) -> None:
     """One sync pass over DIR: pull remote changes, then push local ones."""
     with _errors(), _opened(folder_dir) as folder:
-        report = folder.engine(_printer(as_json), _progress(as_json)).sync()
+        if dry_run:
+            cli_sync_extras.dry_run(folder, as_json)
+            return
+        with pass_display(as_json, sys.stderr) as (meter, bars):
+            engine = folder.engine(_printer(as_json), bars)
+            engine.meter = meter
+            report = engine.sync()
         _emit(as_json, report.as_dict(), _summary(report))
         if report.errors:
             sys.exit(1)
@@ -223,9 +232,10 @@ def _push_channel(folder: Folder, wake: threading.Event, no_push: bool,
 
 
 @main.command()
+@click.option("--ignored", is_flag=True, help="also list what is ignored or held here")
 @click.option("--json", "as_json", is_flag=True)
 @click.argument("folder_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
-def status(as_json: bool, folder_dir: str) -> None:
+def status(ignored: bool, as_json: bool, folder_dir: str) -> None:
     """What changed locally since the last sync (nothing is sent)."""
     with _errors(), _opened(folder_dir) as folder:
         engine = folder.engine()
@@ -251,6 +261,9 @@ def status(as_json: bool, folder_dir: str) -> None:
             lines += [f"  {key:<9} {p}" for p in data[key]]
         if len(lines) == 1:
             lines.append("  nothing to upload")
+        withheld, more = cli_sync_extras.withheld_status(engine, found, ignored)
+        data.update(withheld)
+        lines += more
         lines += [f"  skipped   {s['path']}  ({s['reason']})" for s in data["skipped"]]
         lines += [f"  not here  {u['path']}  (revision {u['revision']} cannot be written "
                   f"here: {u['reason']}; retried on every sync)" for u in data["unplaced"]]
@@ -333,6 +346,11 @@ def restore(revision: int, as_json: bool, folder_dir: str, path: str) -> None:
         _emit(as_json, {"restored": shown(path), "revision": revision, **report.as_dict()},
               f"restored {shown(path)} from revision {revision}; {_summary(report)}")
 
+
+from . import cli_sync_extras  # noqa: E402  (it builds on the helpers above)
+
+for _command in cli_sync_extras.COMMANDS:
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()
