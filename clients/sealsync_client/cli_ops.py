@@ -4,6 +4,7 @@ with whichever key is at hand. Registered on the group in cli.py.
 """
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -57,7 +58,7 @@ def open_remembered(root: Path, passphrase: Callable[[], str], remember: bool,
     keys = kept.recall()
     if keys is None:
         keys = unlock(root, passphrase())
-        if remember:
+        if remember and os.environ.get(NO_REMEMBER_ENV, "") in ("", "0"):  # any command
             keep(kept, keys)
     folder = open_unlocked(root, keys)
     if limits is not None:

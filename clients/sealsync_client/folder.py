@@ -23,8 +23,11 @@ from .keys import DEFAULT_MEM, DEFAULT_OPS, AccountKeys, KdfParams
 from .names import META_DIR
 from .placing import Event
 from .push import PushApi
-from .state import Config, State, keyfile_path
+from .resume import SentChunks
+from .state import Config, State, keyfile_path, meta_dir
 from .transfer import Progress
+
+SENT_CHUNKS = "sent-chunks"  # the upload resume journal (resume.py)
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,11 @@ class Folder:
     unlocked: DeviceKeys | None = None  # what the key file held: what remember.py keeps
 
     def engine(self, on_event: Event | None = None, progress: Progress | None = None) -> Engine:
-        return Engine(self.root, self.api, self.keys.root_keyring(), self.config.user_id,
-                      self.config.device_name, self.state, on_event, progress,
-                      signing_key=self.keys.signing_key(), device_id=self.config.device_id)
+        engine = Engine(self.root, self.api, self.keys.root_keyring(), self.config.user_id,
+                        self.config.device_name, self.state, on_event, progress,
+                        signing_key=self.keys.signing_key(), device_id=self.config.device_id)
+        engine.transfer.sent = SentChunks(meta_dir(self.root) / SENT_CHUNKS)
+        return engine
 
     def close(self) -> None:
         self.state.close()

@@ -20,7 +20,8 @@ from .names import META_DIR
 from .state import Config
 
 # What describes the old account; .sealsync/tmp and part files stay.
-_OLD_STATE = ("config.json", "keys", "state.db", "state.db-wal", "state.db-shm")
+_OLD_STATE = ("config.json", "keys", "state.db", "state.db-wal", "state.db-shm",
+              "sent-chunks")
 
 
 def reseed_folder(root: Path, passphrase: str, *, server: str | None = None,
