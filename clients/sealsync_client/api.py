@@ -22,6 +22,8 @@ from .errors import SealsyncClientError
 if TYPE_CHECKING:
     import requests
 
+    from .bwlimit import Limiter
+
 TIMEOUT_S = 30.0
 Body = dict[str, Any]
 
@@ -41,6 +43,25 @@ class ServerUnreachable(ApiError):
 
 class AuthError(ApiError):
     """The server refused this account or device (wrong passphrase, revoked device)."""
+
+
+class ServerForgot(ApiError):
+    """The server has lost or rolled back what this device synced with it.
+
+    Either it no longer knows the account at all, or its change feed ends
+    before entries this device has already verified. Neither means the files
+    were deleted: nothing is applied here, and `sealsync init --reseed DIR`
+    uploads the folder again to a new account."""
+
+    def __init__(self, what: str, status: int = 0) -> None:
+        super().__init__(f"{what}: the server lost or rolled back its data (this is not a "
+                         "remote delete: nothing was changed here)", status, "server_forgot")
+        self.folder: str | None = None  # set by whoever knows which folder it was
+
+    def advice(self) -> str:
+        """The message, and what to do about it."""
+        return (f"{self}. To upload this folder again to a new account, run: "
+                f"sealsync init --reseed {self.folder or 'DIR'}")
 
 
 class QuotaError(ApiError):
@@ -81,6 +102,7 @@ class Api:
                 session.mount(scheme, requests.adapters.HTTPAdapter(pool_maxsize=POOL_SIZE))
         self.http = session
         self.timeout_s = timeout_s
+        self.limiter: Limiter | None = None  # --bwlimit: every blob PUT and GET draws from it
 
     # -- plumbing ---------------------------------------------------------
     def _send(self, method: str, url: str, timeout_s: float, **kw: Any) -> requests.Response:
@@ -114,9 +136,19 @@ class Api:
     def refresh_token(self) -> None:
         if self.login is None:
             raise AuthError("this device has no credentials: run `sealsync init` first")
-        b = self.call("POST", "/v1/tokens", {"user_id": self.login.user_id,
-                                             "device_id": self.login.device_id,
-                                             "auth_key": self.login.auth_key}, auth=False)
+        try:
+            b = self.call("POST", "/v1/tokens", {"user_id": self.login.user_id,
+                                                 "device_id": self.login.device_id,
+                                                 "auth_key": self.login.auth_key}, auth=False)
+        except AuthError:
+            # The server answers "unknown account or wrong auth_key" alike; the
+            # public KDF route tells a forgotten account from a refused device.
+            try:
+                self.account_kdf(self.login.user_id)
+            except NotFound:
+                raise ServerForgot(f"the server no longer knows account "
+                                   f"{self.login.user_id}", 404) from None
+            raise
         self.token = b["token"]
         if self.on_token is not None:
             self.on_token(b["token"], int(b["expires_at"]))
@@ -124,7 +156,11 @@ class Api:
     def put_blob(self, url: str, blob: bytes | memoryview,
                  headers: dict[str, str] | None = None) -> None:
         """PUT to a presigned URL; 412 (a create-only chunk that exists) is success."""
-        r = self._send("PUT", url, self.timeout_s, data=blob, headers=headers or {})
+        body: Any = blob
+        if self.limiter is not None and self.limiter.up is not None:
+            from .bwlimit import ThrottledBody
+            body = ThrottledBody(blob, self.limiter.up)
+        r = self._send("PUT", url, self.timeout_s, data=body, headers=headers or {})
         if r.status_code not in (200, 201, 204, 412):
             raise ApiError(f"storage refused an upload (HTTP {r.status_code})", r.status_code)
 
@@ -133,10 +169,26 @@ class Api:
         header a ranged URL was signed with."""
         headers = {} if byte_range is None else {
             "Range": f"bytes={byte_range[0]}-{byte_range[0] + byte_range[1] - 1}"}
-        r = self._send("GET", url, self.timeout_s, headers=headers)
-        if r.status_code not in (200, 206) or (byte_range and len(r.content) != byte_range[1]):
+        bucket = self.limiter.down if self.limiter is not None else None
+        r = self._send("GET", url, self.timeout_s, headers=headers, stream=bucket is not None)
+        if r.status_code not in (200, 206):
+            r.close()
             raise ApiError(f"storage refused a download (HTTP {r.status_code})", r.status_code)
-        return r.content
+        if bucket is None:
+            data = r.content
+        else:  # streamed in blocks, each paid for before it is read off the socket
+            import requests
+            blocks = []
+            try:
+                for block in r.iter_content(64 * 1024):
+                    bucket.take(len(block))
+                    blocks.append(block)
+            except requests.RequestException as exc:
+                raise ServerUnreachable("a download from storage broke off") from exc
+            data = b"".join(blocks)
+        if byte_range and len(data) != byte_range[1]:
+            raise ApiError(f"storage refused a download (HTTP {r.status_code})", r.status_code)
+        return data
 
     # -- accounts and devices ----------------------------------------------
     def create_account(self, auth_key: str, kdf: str) -> str:
@@ -202,8 +254,14 @@ class Api:
         return str(self.call("DELETE", f"/v1/files/{file_id}?base_revision={base}")["upload_id"])
 
     def changes(self, cursor: int, limit: int = 100, wait_s: int = 0) -> Body:
-        return self.call("GET", f"/v1/changes?cursor={cursor}&limit={limit}&wait={wait_s}",
-                         wait_s=wait_s)
+        try:
+            return self.call("GET", f"/v1/changes?cursor={cursor}&limit={limit}"
+                             f"&wait={wait_s}", wait_s=wait_s)
+        except ApiError as exc:
+            if exc.status == 409:  # the only 409 of this route: our cursor is past its feed
+                raise ServerForgot(f"the server's change feed is behind this device, which "
+                                   f"has verified its first {cursor} entries", 409) from None
+            raise
 
     def get_file(self, file_id: str, revision: int | None = None) -> Body:
         query = "" if revision is None else f"?revision={revision}"

@@ -23,8 +23,11 @@ from .keys import DEFAULT_MEM, DEFAULT_OPS, AccountKeys, KdfParams
 from .names import META_DIR
 from .placing import Event
 from .push import PushApi
-from .state import Config, State, keyfile_path
+from .resume import SentChunks
+from .state import Config, State, keyfile_path, meta_dir
 from .transfer import Progress
+
+SENT_CHUNKS = "sent-chunks"  # the upload resume journal (resume.py)
 
 
 @dataclass(frozen=True)
@@ -47,11 +50,14 @@ class Folder:
     keys: AccountKeys
     state: State
     api: Api
+    unlocked: DeviceKeys | None = None  # what the key file held: what remember.py keeps
 
     def engine(self, on_event: Event | None = None, progress: Progress | None = None) -> Engine:
-        return Engine(self.root, self.api, self.keys.root_keyring(), self.config.user_id,
-                      self.config.device_name, self.state, on_event, progress,
-                      signing_key=self.keys.signing_key(), device_id=self.config.device_id)
+        engine = Engine(self.root, self.api, self.keys.root_keyring(), self.config.user_id,
+                        self.config.device_name, self.state, on_event, progress,
+                        signing_key=self.keys.signing_key(), device_id=self.config.device_id)
+        engine.transfer.sent = SentChunks(meta_dir(self.root) / SENT_CHUNKS)
+        return engine
 
     def close(self) -> None:
         self.state.close()
@@ -102,23 +108,33 @@ def _init(root: Path, server: str, passphrase: str, device_name: str | None,
         raise WrongPassphrase(f"wrong passphrase for account {user_id}") from None
     config = Config(server.rstrip("/"), user_id, device["device_id"],
                     device_name or socket.gethostname())
-    save_keyfile(keyfile_path(root), DeviceKeys(keys.master, user_id, kdf), passphrase,
-                 cost.params())
+    unlocked = DeviceKeys(keys.master, user_id, kdf)
+    save_keyfile(keyfile_path(root), unlocked, passphrase, cost.params())
     config.save(root)
-    return Folder(root, config, keys, state, api)
+    return Folder(root, config, keys, state, api, unlocked)
+
+
+def unlock(root: Path, passphrase: str) -> DeviceKeys:
+    """The folder's keys, opened from its key file with the passphrase
+    (Argon2id: the slow step a remembered key skips, remember.py)."""
+    return load_keyfile(keyfile_path(root.resolve()), passphrase)
 
 
 def open_folder(root: Path, passphrase: str) -> Folder:
     """Open a synced folder; WrongPassphrase if the passphrase is wrong."""
+    return open_unlocked(root, unlock(root, passphrase))
+
+
+def open_unlocked(root: Path, device_keys: DeviceKeys) -> Folder:
+    """Open a synced folder with keys already unlocked."""
     root = root.resolve()
     config = Config.load(root)
-    device_keys = load_keyfile(keyfile_path(root), passphrase)
     if device_keys.user_id != config.user_id:
         raise KeyfileError("the key file belongs to another account than config.json")
     keys = AccountKeys(device_keys.master)
     state = State(root)
     login = Login(config.user_id, config.device_id, keys.auth_key())
-    return Folder(root, config, keys, state, _api(config.server, state, login))
+    return Folder(root, config, keys, state, _api(config.server, state, login), device_keys)
 
 
 def watch_files(root: Path, wake: threading.Event) -> Any:
