@@ -1,13 +1,15 @@
 """`sealsync`: the desktop command line.
 
     sealsync init --server URL DIR [--join USER_ID] [--device NAME]
+    sealsync key show DIR        the recovery kit (Secret Key); key migrate DIR (cli_key.py)
     sealsync sync DIR            one pass: pull, then push
     sealsync watch DIR           sync whenever something changes (file events + push)
     sealsync status DIR          what would be uploaded, and where the folder stands
     sealsync history DIR PATH    a file's revisions
     sealsync restore DIR PATH --revision N
 
-The passphrase comes from $SEALSYNC_PASSPHRASE or a prompt. `--json` prints
+The passphrase comes from $SEALSYNC_PASSPHRASE or a prompt, and on --join
+the Secret Key from $SEALSYNC_SECRET_KEY or a prompt. `--json` prints
 one JSON document for scripts. Exit codes: 0 ok, 1 sync finished with
 per-file errors, 2 usage or passphrase error, 3 server unreachable, 4 other,
 130 interrupted. No traceback reaches the user (SEALSYNC_DEBUG=1 shows one).
@@ -30,6 +32,7 @@ from .api import Api, ApiError, NotFound, ServerUnreachable
 from .engine import Report
 from .errors import IntegrityError, KdfError, KeyfileError, SealsyncClientError, WrongPassphrase
 from .folder import Cost, Folder, init_folder, open_folder, watch_files
+from .kit import recovery_kit
 from .names import shown
 from .push import PushApi, PushChannel
 from .state import Entry, NotInitialised, fingerprint
@@ -37,6 +40,7 @@ from .transfer import Bar, NoBar, Progress
 
 PASSPHRASE_ENV = "SEALSYNC_PASSPHRASE"
 DEBUG_ENV = "SEALSYNC_DEBUG"
+SECRET_KEY_ENV = "SEALSYNC_SECRET_KEY"
 
 
 def _passphrase(confirm: bool = False) -> str:
@@ -104,17 +108,23 @@ def init(server: str, join: str | None, device: str | None, kdf_ops: int, kdf_me
          as_json: bool, folder_dir: str) -> None:
     """Make DIR a synced folder: a new account, or --join an existing one."""
     with _errors():
-        folder = init_folder(Path(folder_dir), server, _passphrase(confirm=join is None),
-                             device_name=device, join_user_id=join,
-                             cost=Cost(kdf_ops, kdf_mem_mib * 2**20))
+        passphrase = _passphrase(confirm=join is None)
+        secret = None if join is None else (os.environ.get(SECRET_KEY_ENV) or str(
+            click.prompt("Secret Key (SK2-..., from the recovery kit)", hide_input=True)))
+        folder = init_folder(Path(folder_dir), server, passphrase, device_name=device,
+                             join_user_id=join, cost=Cost(kdf_ops, kdf_mem_mib * 2**20),
+                             secret_key=secret)
         cfg = folder.config
         folder.close()
-        hint = "" if join else (f"\nOn another device: sealsync init --server {cfg.server} "
-                                f"--join {cfg.user_id} DIR")
-        _emit(as_json, {"user_id": cfg.user_id, "device_id": cfg.device_id,
-                        "device_name": cfg.device_name, "server": cfg.server},
-              f"{folder.root} is now synced as device {cfg.device_name!r} of account "
-              f"{cfg.user_id}.{hint}")
+        data = {"user_id": cfg.user_id, "device_id": cfg.device_id,
+                "device_name": cfg.device_name, "server": cfg.server}
+        if join is None and folder.secret_key is not None:
+            data["secret_key"] = folder.secret_key.text()  # shown once; `key show` again
+        text = (f"{folder.root} is now synced as device {cfg.device_name!r} of account "
+                f"{cfg.user_id}.")
+        if join is None and folder.secret_key is not None and not as_json:
+            text += "\n\n" + recovery_kit(cfg.server, cfg.user_id, folder.secret_key).rstrip()
+        _emit(as_json, data, text)
 
 
 def _printer(as_json: bool) -> Callable[[str, str], None]:
@@ -333,6 +343,10 @@ def restore(revision: int, as_json: bool, folder_dir: str, path: str) -> None:
         _emit(as_json, {"restored": shown(path), "revision": revision, **report.as_dict()},
               f"restored {shown(path)} from revision {revision}; {_summary(report)}")
 
+
+from .cli_key import key  # noqa: E402  (it uses the helpers above)
+
+main.add_command(key)
 
 if __name__ == "__main__":
     main()
