@@ -30,7 +30,14 @@ import click
 
 from .api import Api, ApiError, NotFound, ServerUnreachable
 from .engine import Report
-from .errors import IntegrityError, KdfError, KeyfileError, SealsyncClientError, WrongPassphrase
+from .errors import (
+    IntegrityError,
+    KdfError,
+    KeyfileError,
+    SealsyncClientError,
+    UsageError,
+    WrongPassphrase,
+)
 from .folder import Cost, Folder, init_folder, open_folder, watch_files
 from .kit import recovery_kit
 from .names import shown
@@ -59,7 +66,7 @@ def _errors() -> Iterator[None]:
     """Every expected failure becomes one clear line and an exit code."""
     try:
         yield
-    except (WrongPassphrase, NotInitialised, KeyfileError, KdfError) as exc:
+    except (WrongPassphrase, NotInitialised, KeyfileError, KdfError, UsageError) as exc:
         _fail(str(exc), 2)
     except ServerUnreachable as exc:
         _fail(str(exc), 3)

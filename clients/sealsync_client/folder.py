@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .api import Api, AuthError, Login
+from .api import Api, AuthError, Login, check_server_url
 from .engine import Engine
 from .errors import KdfError, KeyfileError, WrongPassphrase
 from .keyfile import DeviceKeys, load_keyfile, save_keyfile
@@ -84,6 +84,7 @@ def init_folder(root: Path, server: str, passphrase: str, *, device_name: str | 
     synced folder. A new account's passphrase must pass the strength check
     (strength.py); the Secret Key is made here and kept in the key file."""
     cost = cost or Cost()
+    check_server_url(server)
     if join_user_id is None:
         check_passphrase(passphrase, (server, device_name or ""), min_strength)
         secret = SecretKey.new()
