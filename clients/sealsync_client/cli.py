@@ -28,7 +28,7 @@ from typing import Any
 
 import click
 
-from .api import Api, ApiError, NotFound, ServerUnreachable
+from .api import Api, ApiError, ServerUnreachable
 from .engine import Report
 from .errors import (
     IntegrityError,
@@ -42,6 +42,7 @@ from .folder import Cost, Folder, init_folder, open_folder, watch_files
 from .kit import recovery_kit
 from .names import shown
 from .push import PushApi, PushChannel
+from .restore import restore_revision
 from .state import Entry, NotInitialised, fingerprint
 from .transfer import Bar, NoBar, Progress
 
@@ -337,15 +338,7 @@ def restore(revision: int, as_json: bool, folder_dir: str, path: str) -> None:
         if dest.exists() and _edited(dest, entry):
             raise NotInitialised(f"{shown(path)} has local edits that are not synced yet: "
                                  "run `sealsync sync` first")
-        try:
-            version = engine.transfer.version(entry.file_id, revision)
-        except NotFound:
-            raise NotInitialised(f"{shown(path)} has no revision {revision}") from None
-        if version.manifest is None or version.manifest.tombstone:
-            raise NotInitialised(f"revision {revision} of {shown(path)} is a delete")
-        tmp = engine.tmp / f"restore-{entry.file_id}"  # our temporary files stay in .sealsync/
-        engine.transfer.download(version, tmp)
-        os.replace(tmp, dest)
+        restore_revision(engine, entry.file_id, revision, dest, shown(path))
         report = engine.sync()
         _emit(as_json, {"restored": shown(path), "revision": revision, **report.as_dict()},
               f"restored {shown(path)} from revision {revision}; {_summary(report)}")
