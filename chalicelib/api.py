@@ -21,6 +21,7 @@ from .core.packs import packed_chunks, parse_packs
 from .core.records import UploadRecord, Version, batch_topic, feed_topic, upload_topic
 from .core.requests import only_fields, parse_upload, query_int
 from .core.tokens import Claims
+from .limits import charge_account
 from .pack_reads import chunk_sources, pack_urls
 
 Body = dict[str, Any]
@@ -75,6 +76,7 @@ def _token(rt: Runtime, user_id: str, device_id: str) -> Body:
 
 def add_device(rt: Runtime, body: Body) -> Body:
     user_id = _authenticate(rt, body, {"user_id", "auth_key"})
+    charge_account(rt, "devices", user_id)
     device_id = new_id()
     rt.accounts.add_device(user_id, device_id, int(time.time()))
     return _token(rt, user_id, device_id)
@@ -82,6 +84,7 @@ def add_device(rt: Runtime, body: Body) -> Body:
 
 def new_token(rt: Runtime, body: Body) -> Body:
     user_id = _authenticate(rt, body, {"user_id", "auth_key", "device_id"})
+    charge_account(rt, "tokens", user_id)
     device_id = check_id(body.get("device_id"), "device_id")
     if not rt.accounts.has_device(user_id, device_id):
         raise Unauthorized("unknown device for this account")

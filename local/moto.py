@@ -230,12 +230,31 @@ def query_one_partition() -> Callable[[], None]:
     return undo
 
 
+def sns_endpoint_user_data() -> None:
+    """GetEndpointAttributes names the endpoint's CustomUserData, as AWS
+    does (moto leaves it out); the push adapter checks whose endpoint it is."""
+    from moto.sns.models import PlatformEndpoint
+
+    init = PlatformEndpoint.__init__
+    if getattr(init, "_sealsync", False):
+        return
+
+    def with_user_data(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        if self.custom_user_data is not None:
+            self.attributes.setdefault("CustomUserData", self.custom_user_data)
+
+    with_user_data._sealsync = True  # type: ignore[attr-defined]
+    PlatformEndpoint.__init__ = with_user_data  # type: ignore[method-assign]
+
+
 def patch_moto() -> None:
-    """All four patches; idempotent."""
+    """All five patches; idempotent."""
     serialize_moto_dynamodb()
     snapshot_moto_transactions()
     cache_moto_dispatch()
     query_one_partition()
+    sns_endpoint_user_data()
 
 
 class MotoServer:

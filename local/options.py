@@ -14,7 +14,9 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_STATE = REPO / ".sealsync-stack.json"
 DEFAULT_DATA = REPO / ".sealsync-data"
 NAMES = {"SEALSYNC_BUCKET": "sealsync-local", "SEALSYNC_TABLE": "sealsync-local",
-         "SEALSYNC_QUEUE": "sealsync-commits"}
+         "SEALSYNC_QUEUE": "sealsync-commits",
+         # Every local client signs up from 127.0.0.1: abuse limits x100 (docs/OPERATIONS.md).
+         "SEALSYNC_RATE_SCALE": "100"}
 # Credentials of a real AWS account must never reach the local stack.
 AWS_VARS_TO_DROP = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 

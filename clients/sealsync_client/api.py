@@ -12,12 +12,16 @@ freed its memory: the two never add up in the client's peak.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from .errors import SealsyncClientError
+from .errors import SealsyncClientError, UsageError
 
 if TYPE_CHECKING:
     import requests
@@ -72,6 +76,49 @@ class NotFound(ApiError):
     """No such account, file, revision or upload."""
 
 
+class RateLimited(ApiError):
+    """The server's abuse limit: too many sign-ups, enrolments or logins."""
+
+    def __init__(self, message: str, status: int = 429, code: str = "",
+                 retry_after_s: int = 0) -> None:
+        super().__init__(message, status, code)
+        self.retry_after_s = retry_after_s
+
+
+LOCAL_HOSTS = frozenset({"localhost"})
+
+
+def check_server_url(url: str) -> str:
+    """The server's base URL, refused unless it is https:// or plain http://
+    to this machine (localhost, 127.0.0.0/8, ::1): auth_key and tokens
+    must never cross a network in clear."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        raise UsageError(f"not a server URL: {url!r}") from None
+    if parts.scheme == "https" and host:
+        return url
+    if parts.scheme == "http" and host:
+        try:
+            local = host in LOCAL_HOSTS or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            local = False
+        if local:
+            return url
+        raise UsageError(f"refusing plain http:// to {host}: the auth key and tokens would "
+                         "cross the network in clear; use https://")
+    raise UsageError(f"the server URL must start with https:// (got {url!r})")
+
+
+def say_on_stderr(message: str) -> None:
+    print(f"sealsync: {message}", file=sys.stderr, flush=True)
+
+
+MAX_WAIT_S = 60  # longer waits than this are reported instead of slept through
+RATE_RETRIES = 3
+
+
 @dataclass(frozen=True)
 class Login:
     """What a device needs to get tokens: never the master key, only auth_key."""
@@ -88,8 +135,10 @@ class Api:
     def __init__(self, base_url: str, login: Login | None = None, token: str | None = None,
                  on_token: Callable[[str, int], None] | None = None,
                  session: requests.Session | None = None,
-                 timeout_s: float = TIMEOUT_S) -> None:
-        self.base_url = base_url.rstrip("/")
+                 timeout_s: float = TIMEOUT_S,
+                 on_wait: Callable[[str], None] = say_on_stderr) -> None:
+        self.base_url = check_server_url(base_url).rstrip("/")
+        self.on_wait = on_wait  # told when a 429 makes us wait
         self.login = login
         self.token = token
         self.on_token = on_token  # persists a refreshed token (e.g. in state.db)
@@ -118,6 +167,20 @@ class Api:
 
     def call(self, method: str, path: str, body: Body | None = None, *, auth: bool = True,
              wait_s: int = 0) -> Body:
+        """One API call; waits out a short 429 (saying so) and retries."""
+        for attempt in range(RATE_RETRIES + 1):
+            try:
+                return self._call(method, path, body, auth, wait_s)
+            except RateLimited as exc:
+                if attempt == RATE_RETRIES or not 0 < exc.retry_after_s <= MAX_WAIT_S:
+                    raise
+                self.on_wait(f"the server asks this device to slow down; retrying in "
+                             f"{exc.retry_after_s} s")
+                time.sleep(exc.retry_after_s)
+        raise AssertionError("unreachable")
+
+    def _call(self, method: str, path: str, body: Body | None, auth: bool,
+              wait_s: int) -> Body:
         """One API call; refreshes the token once on a 401."""
         for attempt in (0, 1):
             headers = {"content-type": "application/json"}
@@ -290,6 +353,12 @@ def _json_or_raise(r: requests.Response) -> Body:
         raise QuotaError(f"too large or over quota: {text}", status, code)
     if status == 404:
         raise NotFound(text, status, code)
+    if status == 429:
+        wait = r.headers.get("Retry-After", "")
+        seconds = int(wait) if wait.isdigit() and len(wait) < 10 else 0
+        raise RateLimited(f"the server is limiting requests from this device or address; "
+                          f"try again in {seconds or 'a few'} s ({text})", status, code,
+                          seconds)
     if status >= 500:
         raise ApiError(f"the server failed (HTTP {status}): {text}; try again later",
                        status, code)

@@ -1,6 +1,7 @@
 """`sealsync`: the desktop command line.
 
     sealsync init --server URL DIR [--join USER_ID] [--device NAME]
+    sealsync key show DIR        the recovery kit (Secret Key); key migrate DIR (cli_key.py)
     sealsync sync DIR            one pass: pull, then push
     sealsync watch DIR           sync whenever something changes (file events + push)
     sealsync status DIR          what would be uploaded, and where the folder stands
@@ -11,7 +12,8 @@
     sealsync service install|status|uninstall DIR   run `watch` as a user service
 
 The passphrase comes from $SEALSYNC_PASSPHRASE or a prompt, once: the
-unlocked key is then remembered in the OS keychain (remember.py). `--json` prints
+unlocked key is then remembered in the OS keychain (remember.py). On --join
+the Secret Key comes from $SEALSYNC_SECRET_KEY or a prompt. `--json` prints
 one JSON document for scripts. Exit codes: 0 ok, 1 sync finished with
 per-file errors, 2 usage or passphrase error, 3 server unreachable, 4 other,
 130 interrupted. No traceback reaches the user (SEALSYNC_DEBUG=1 shows one).
@@ -30,21 +32,31 @@ from typing import Any
 
 import click
 
-from .api import Api, ApiError, NotFound, ServerForgot, ServerUnreachable
+from .api import Api, ApiError, ServerForgot, ServerUnreachable
 from .bwlimit import Limits
 from .cli_ops import bwlimit_option, forget, keep, no_remember_option, open_remembered, slot
 from .cli_service import recorded, service
 from .engine import Report
-from .errors import IntegrityError, KdfError, KeyfileError, SealsyncClientError, WrongPassphrase
+from .errors import (
+    IntegrityError,
+    KdfError,
+    KeyfileError,
+    SealsyncClientError,
+    UsageError,
+    WrongPassphrase,
+)
 from .folder import Cost, Folder, init_folder, watch_files
+from .kit import recovery_kit
 from .names import shown
 from .progress import pass_display
 from .push import PushApi, PushChannel
+from .restore import restore_revision
 from .state import Entry, NotInitialised, fingerprint
 from .transfer import Bar, NoBar, Progress
 
 PASSPHRASE_ENV = "SEALSYNC_PASSPHRASE"
 DEBUG_ENV = "SEALSYNC_DEBUG"
+SECRET_KEY_ENV = "SEALSYNC_SECRET_KEY"
 
 
 def _passphrase(confirm: bool = False) -> str:
@@ -63,7 +75,7 @@ def _errors() -> Iterator[None]:
     """Every expected failure becomes one clear line and an exit code."""
     try:
         yield
-    except (WrongPassphrase, NotInitialised, KeyfileError, KdfError) as exc:
+    except (WrongPassphrase, NotInitialised, KeyfileError, KdfError, UsageError) as exc:
         _fail(str(exc), 2)
     except ServerUnreachable as exc:
         _fail(str(exc), 3)
@@ -125,22 +137,29 @@ def init(server: str | None, join: str | None, device: str | None, kdf_ops: int,
         raise click.UsageError("--server is required (except with --reseed)")
     with _errors():
         cost = Cost(kdf_ops, kdf_mem_mib * 2**20)
+        passphrase = _passphrase(confirm=join is None)
+        secret = None if join is None else (os.environ.get(SECRET_KEY_ENV) or str(
+            click.prompt("Secret Key (SK2-..., from the recovery kit)", hide_input=True)))
         if reseed:
-            folder = _reseed(Path(folder_dir), server, join, device, cost, as_json)
+            folder = _reseed(Path(folder_dir), server, join, device, cost, as_json,
+                             passphrase, secret)
         else:
             assert server is not None
-            folder = init_folder(Path(folder_dir), server, _passphrase(confirm=join is None),
-                                 device_name=device, join_user_id=join, cost=cost)
+            folder = init_folder(Path(folder_dir), server, passphrase, device_name=device,
+                                 join_user_id=join, cost=cost, secret_key=secret)
         cfg = folder.config
         if not no_remember and folder.unlocked is not None:
             keep(slot(folder.root), folder.unlocked)
         folder.close()
-        hint = "" if join else (f"\nOn another device: sealsync init --server {cfg.server} "
-                                f"--join {cfg.user_id} DIR")
-        _emit(as_json, {"user_id": cfg.user_id, "device_id": cfg.device_id,
-                        "device_name": cfg.device_name, "server": cfg.server},
-              f"{folder.root} is now synced as device {cfg.device_name!r} of account "
-              f"{cfg.user_id}.{hint}")
+        data = {"user_id": cfg.user_id, "device_id": cfg.device_id,
+                "device_name": cfg.device_name, "server": cfg.server}
+        if join is None and folder.secret_key is not None:
+            data["secret_key"] = folder.secret_key.text()  # shown once; `key show` again
+        text = (f"{folder.root} is now synced as device {cfg.device_name!r} of account "
+                f"{cfg.user_id}.")
+        if join is None and folder.secret_key is not None and not as_json:
+            text += "\n\n" + recovery_kit(cfg.server, cfg.user_id, folder.secret_key).rstrip()
+        _emit(as_json, data, text)
 
 
 def _printer(as_json: bool) -> Callable[[str, str], None]:
@@ -178,13 +197,13 @@ def _summary(report: Report) -> str:
 
 
 def _reseed(root: Path, server: str | None, join: str | None, device: str | None,
-            cost: Cost, as_json: bool) -> Folder:
+            cost: Cost, as_json: bool, passphrase: str, secret: str | None) -> Folder:
     """Move the lost account's state aside, start afresh, upload everything."""
     from .reseed import reseed_folder
 
     old = slot(root)
-    folder, backup = reseed_folder(root, _passphrase(confirm=join is None), server=server,
-                                   join_user_id=join, device_name=device, cost=cost)
+    folder, backup = reseed_folder(root, passphrase, server=server, join_user_id=join,
+                                   device_name=device, cost=cost, secret_key=secret)
     old.forget()
     report = folder.engine(_printer(as_json), _progress(as_json)).sync()
     if not as_json:
@@ -380,26 +399,20 @@ def restore(revision: int, as_json: bool, folder_dir: str, path: str) -> None:
         if dest.exists() and _edited(dest, entry):
             raise NotInitialised(f"{shown(path)} has local edits that are not synced yet: "
                                  "run `sealsync sync` first")
-        try:
-            version = engine.transfer.version(entry.file_id, revision)
-        except NotFound:
-            raise NotInitialised(f"{shown(path)} has no revision {revision}") from None
-        if version.manifest is None or version.manifest.tombstone:
-            raise NotInitialised(f"revision {revision} of {shown(path)} is a delete")
-        tmp = engine.tmp / f"restore-{entry.file_id}"  # our temporary files stay in .sealsync/
-        engine.transfer.download(version, tmp)
-        os.replace(tmp, dest)
+        restore_revision(engine, entry.file_id, revision, dest, shown(path))
         report = engine.sync()
         _emit(as_json, {"restored": shown(path), "revision": revision, **report.as_dict()},
               f"restored {shown(path)} from revision {revision}; {_summary(report)}")
 
 
 from . import cli_sync_extras  # noqa: E402  (it builds on the helpers above)
+from .cli_key import key  # noqa: E402  (it uses the helpers above)
 
 for _command in cli_sync_extras.COMMANDS:
     main.add_command(_command)
 main.add_command(forget)
 main.add_command(service)
+main.add_command(key)
 
 if __name__ == "__main__":
     main()

@@ -26,7 +26,8 @@ _OLD_STATE = ("config.json", "keys", "state.db", "state.db-wal", "state.db-shm",
 
 def reseed_folder(root: Path, passphrase: str, *, server: str | None = None,
                   join_user_id: str | None = None, device_name: str | None = None,
-                  cost: Cost | None = None) -> tuple[Folder, Path]:
+                  cost: Cost | None = None,
+                  secret_key: str | None = None) -> tuple[Folder, Path]:
     """Re-initialise `root` against a new (or joined) account; returns the
     folder and where the old state was moved."""
     root = root.resolve()
@@ -42,7 +43,7 @@ def reseed_folder(root: Path, passphrase: str, *, server: str | None = None,
     try:
         folder = init_folder(root, server or old.server, passphrase,
                              device_name=device_name or old.device_name,
-                             join_user_id=join_user_id, cost=cost)
+                             join_user_id=join_user_id, cost=cost, secret_key=secret_key)
     except BaseException:
         for name in (n for n in _OLD_STATE if (meta / n).exists()):
             os.unlink(meta / name)  # what the failed init left

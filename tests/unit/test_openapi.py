@@ -8,6 +8,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from app import app
 from chalicelib import api
 from chalicelib.core import tokens
 from chalicelib.core.ids import CHUNK_HEX, ID_HEX, new_id
+from chalicelib.core.ratelimit import Rates, Rule
 from chalicelib.core.requests import Limits
 from tests.harness import BatchItem, Device, Harness, chunk_id
 from tests.push_support import drive_push_routes
@@ -231,6 +233,17 @@ def test_every_documented_status_is_real_and_valid(
         assert h.post(path, " " * (LIMITS.max_body_bytes + 1)).status_code == 413
     assert h.post("/v1/tokens", {"user_id": dev.user_id, "auth_key": dev.auth_key,
                                  "device_id": new_id()}).status_code == 401
+    saved, one = h.rt.settings, 1 / 10**6  # one request per bucket, then 429
+    h.rt.settings = replace(saved, rates=Rates(
+        signup_ip=Rule("t-signup", 1, one), devices_ip=Rule("t-devices", 1, one),
+        tokens_ip=Rule("t-tokens", 1, one)))
+    for path, body in (("/v1/accounts", {"auth_key": secrets.token_hex(32), "kdf": "k"}),
+                       ("/v1/devices", {"user_id": dev.user_id, "auth_key": dev.auth_key}),
+                       ("/v1/tokens", {"user_id": dev.user_id, "auth_key": dev.auth_key,
+                                       "device_id": dev.device_id})):
+        h.post(path, body)
+        assert h.post(path, body).status_code == 429
+    h.rt.settings = saved
 
     # uploads: accepted, pending, conflict, rejected
     file_id = new_id()
