@@ -127,6 +127,16 @@ def add_device() -> dict[str, Any]:
     return api.add_device(runtime(), _body())
 
 
+@endpoint("/v1/devices")
+def list_devices() -> dict[str, Any]:
+    return api.list_devices(runtime(), _claims())
+
+
+@endpoint("/v1/devices/{device_id}", "DELETE")
+def revoke_device(device_id: str) -> dict[str, Any]:
+    return api.revoke_device(runtime(), _claims(), device_id, _query())
+
+
 @endpoint("/v1/tokens", "POST", public=True, status=201)
 def new_token() -> dict[str, Any]:
     _limit("tokens")

@@ -3,8 +3,9 @@ result per entry out, one wake-up and one push.
 
   1 the server's own batch record (trust nothing written into S3)
   2 every file lock of the batch in one Redis round trip (all or nothing)
-  3 the bundle's real size, then the chunks once for the whole batch,
-    packs included (pack_commit.py)
+  3 the bundle's real size, then the chunks once for the whole batch
+    (packs included: pack_commit.py), and each entry's device signature
+    (signing.py: one read of the bundle)
   4 heads in bulk, each entry decided on its own (core.batch, core.decide)
   5 the bundle copied into place once, before any transaction
   6 the accepted entries in groups, ONE fenced transaction each (heads,
@@ -50,8 +51,10 @@ from .core.errors import Unavailable
 from .core.ids import bundle_key
 from .core.notices import batch_result
 from .core.records import batch_topic, feed_topic
+from .core.signatures import overridden
 from .feed import feed_turn
 from .pack_commit import missing_chunks
+from .signing import batch_problems
 
 log = logging.getLogger("sealsync.batch")
 Fault = Callable[[str], None]
@@ -107,6 +110,8 @@ def _decide_and_write(rt: Runtime, key: str, rec: BatchRecord, fault: Fault,
     size = rt.blobs.size(key)
     # A bundle of the wrong size rejects every entry: no chunk is worth a HEAD.
     missing = missing_chunks(rt, rec) if size == rec.bundle_size else {}
+    # Signed by the presigning device for exactly these bytes? (one read of the bundle)
+    problems = batch_problems(rt, key, rec) if size == rec.bundle_size else {}
     fault("checked")
     if size is None:  # a forged or stale event must not decide a batch in flight
         return BatchOutcome(rec.batch_id, core.PENDING, "bundle is absent")
@@ -116,7 +121,7 @@ def _decide_and_write(rt: Runtime, key: str, rec: BatchRecord, fault: Fault,
     for _ in range(MAX_FENCE_RETRIES):
         open_files = [rec.entries[i].file_id for i in rec.open_entries()]
         heads = rt.batches.heads(rec.user_id, open_files)
-        decisions = decide_entries(rec, heads, size, missing)
+        decisions = overridden(decide_entries(rec, heads, size, missing), problems)
         fault("decided")
         if not copied and any(isinstance(d, core.Accept | core.Conflict)
                               for d in decisions.values()):

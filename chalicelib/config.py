@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # heavy imports stay out of the cold start path
     from .adapters.batches import Batches
     from .adapters.blobs import Blobs
     from .adapters.connections import Registry
+    from .adapters.devices import Devices
     from .adapters.meta import Meta
     from .adapters.mobile import Mobile
     from .adapters.packs import Packs
@@ -268,6 +269,12 @@ class Runtime:
         from .adapters.accounts import Accounts
 
         return Accounts(self.dynamodb, self.settings.table)
+
+    @cached_property
+    def devices(self) -> Devices:
+        from .adapters.devices import Devices
+
+        return Devices(self.dynamodb, self.settings.table)
 
     @cached_property
     def locks(self) -> Locks:

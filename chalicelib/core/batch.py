@@ -24,6 +24,7 @@ from .errors import BadRequest, SealsyncError, TooLarge
 from .ids import check_id
 from .records import Version
 from .requests import Limits, only_fields, parse_upload
+from .signatures import SIG_LEN
 
 FINISHED = "finished"  # the batch: every entry has its terminal result
 
@@ -57,7 +58,7 @@ class BatchRequest:
 
     @property
     def bundle_size(self) -> int:
-        return sum(e.manifest_size for e in self.entries)
+        return bundle_size(self.entries)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class BatchRecord:
 
     @property
     def bundle_size(self) -> int:
-        return sum(e.manifest_size for e in self.entries)
+        return bundle_size(self.entries)
 
     def open_entries(self) -> list[int]:
         """Indexes of entries without a terminal result yet."""
@@ -125,7 +126,7 @@ def parse_batch(body: dict[str, Any], limits: Limits) -> BatchRequest:
         entries.append(entry)
     request = BatchRequest(tuple(entries), sizes)
     if request.bundle_size > limits.max_bundle_bytes:
-        raise TooLarge(f"the manifests of a batch may total at most "
+        raise TooLarge(f"the manifests of a batch and their signatures may total at most "
                        f"{limits.max_bundle_bytes} bytes")
     return request
 
@@ -143,6 +144,12 @@ def _parse_entry(item: object, limits: Limits) -> tuple[Entry, list[tuple[str, i
     entry = Entry(single.file_id, single.base_revision, single.manifest_size, tombstone,
                   single.chunk_ids, sum(single.chunk_sizes) + single.manifest_size)
     return entry, list(zip(single.chunk_ids, single.chunk_sizes, strict=True))
+
+
+def bundle_size(entries: Sequence[Entry]) -> int:
+    """The manifests, then one device signature per entry (core/signatures.py):
+    the signatures ride with the bytes they sign, not in the batch record."""
+    return sum(e.manifest_size for e in entries) + SIG_LEN * len(entries)
 
 
 def bundle_offsets(sizes: Sequence[int]) -> list[int]:

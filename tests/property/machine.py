@@ -145,6 +145,32 @@ class CommitMachine(RuleBasedStateMachine):
         body = ups[0].bundle + b"\0" if badsize else None
         self.queue.append(w.put_bundle(ups, body))
 
+    @rule(data=st.data(), batch=st.booleans(), revoked=st.booleans())
+    def untrusted_writer_uploads(self, data: Any, batch: bool, revoked: bool) -> None:
+        """A leaked token without the device key, or a device revoked after
+        it presigned: whatever it sends ends rejected, and no head moves."""
+        w = self.world
+        if not Stats.step("untrusted_writer_uploads", not revoked or len(w.devices) < 12):
+            return
+        device = w.enrol() if revoked else data.draw(st.integers(0, 1), label="device")
+        signer = None if revoked else w.thief(device)
+        kind = "revoked" if revoked else "forged"
+        file_id = self.files[data.draw(st.integers(0, FILES - 1), label="file")]
+        base, _ = self._base(data, device % 2, file_id)
+        chunks = w.new_chunks(1)
+        if batch:
+            ups, _ = w.create_batch(device, [(file_id, base, kind, w.next_path(), chunks)],
+                                    signer)
+        else:
+            up, _ = w.create_upload(device, file_id, base, kind, w.next_path(), chunks, signer)
+            ups = [up]
+        for up in ups:
+            self.model.add(up)
+        w.put_chunks(chunks)
+        if revoked:
+            w.revoke(device)
+        self.queue.append(w.put_bundle(ups) if batch else w.put_manifest(ups[0]))
+
     @rule(data=st.data(), device=st.integers(0, 1), file=st.integers(0, FILES - 1))
     def device_deletes(self, data: Any, device: int, file: int) -> None:
         Stats.step("device_deletes")

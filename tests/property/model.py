@@ -37,6 +37,10 @@ ALLOWED_REJECTS = {
     "late": ("ahead of the head", "expired before its manifest arrived"),
     # an entry of a batch whose bundle is not the size its entries declare
     "badbundle": ("but the entries declare",),
+    # a leaked token's upload (signed with a key that is not the device's),
+    # and one presigned by a device revoked before its bytes arrived
+    "forged": ("bad signature",),
+    "revoked": ("was revoked",),
 }
 VALID = ("write", "rename", "delete", "late")
 
