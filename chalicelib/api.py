@@ -108,6 +108,7 @@ def create_upload(rt: Runtime, who: Claims, body: Body) -> Body:
         if chunk_id not in known and chunk_id not in need:
             need[chunk_id] = rt.blobs.presign_put(chunk_key(who.user_id, chunk_id), size,
                                                   create_only=True)
+    rt.usage.count_requests(who.user_id, now, puts=1 + len(need))
     return {
         "upload_id": upload_id,
         "manifest_url": rt.blobs.presign_put(staging_key(who.user_id, upload_id),
@@ -190,13 +191,14 @@ def create_batch(rt: Runtime, who: Claims, body: Body) -> Body:
     rec = BatchRecord(batch_id, who.user_id, who.device_id, req.entries, PENDING, now)
     known = rt.meta.known_chunks(who.user_id, req.chunk_sizes)
     rt.batches.create(rec, now + rt.settings.record_ttl_s)
+    chunk_urls = {c: rt.blobs.presign_put(chunk_key(who.user_id, c), size, create_only=True)
+                  for c, size in req.chunk_sizes.items() if c not in known}
+    rt.usage.count_requests(who.user_id, now, puts=1 + len(chunk_urls))
     return {
         "batch_id": batch_id,
         "bundle_url": rt.blobs.presign_put(staging_key(who.user_id, batch_id),
                                            req.bundle_size),
-        "chunk_urls": {c: rt.blobs.presign_put(chunk_key(who.user_id, c), size,
-                                               create_only=True)
-                       for c, size in req.chunk_sizes.items() if c not in known},
+        "chunk_urls": chunk_urls,
         "chunk_headers": {"If-None-Match": "*"},
         "expires_at": now + rt.settings.upload_ttl_s,
     }
@@ -282,7 +284,11 @@ def get_file(rt: Runtime, who: Claims, file_id: str, params: dict[str, str] | No
         version = rt.meta.get_head(who.user_id, file_id)
     if version is None:
         raise NotFound("no such file or revision")
-    return _version_body(rt, who, version, urls=True)
+    body = _version_body(rt, who, version, urls=True)
+    if "manifest_url" in body:  # metered as issued: every URL, the bytes they serve
+        rt.usage.count_requests(who.user_id, time.time(), gets=1 + len(body["chunks"]),
+                                egress=version.size)
+    return body
 
 
 def file_revisions(rt: Runtime, who: Claims, file_id: str,

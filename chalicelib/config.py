@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # heavy imports stay out of the cold start path
     from .adapters.meta import Meta
     from .adapters.mobile import Mobile
     from .adapters.redis_lock import Locks
+    from .adapters.usage import Usage
     from .adapters.wakeups import Waker
     from .push import Notifier, WsSender
 
@@ -250,6 +251,12 @@ class Runtime:
         from .adapters.accounts import Accounts
 
         return Accounts(self.dynamodb, self.settings.table)
+
+    @cached_property
+    def usage(self) -> Usage:
+        from .adapters.usage import Usage
+
+        return Usage(self.dynamodb, self.settings.table)
 
     @cached_property
     def locks(self) -> Locks:

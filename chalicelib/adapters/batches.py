@@ -21,6 +21,7 @@ from ..core.batch import FINISHED, BatchRecord, EntryResult, pack_entries, unpac
 from ..core.decide import PENDING
 from ..core.records import Version
 from .meta import FenceLost, Meta, _pack, ddb_item, ddb_plain
+from .usage import commit_actions
 
 RESULTS_PER_UPDATE = 40  # an expression may be at most 4 KB
 
@@ -175,6 +176,8 @@ class Batches:
                               "Item": ddb_item(pk=f"S#{user}", sk="SEQ",
                                                seq=max(seqs.values()))}})
         items.append({"Update": self._results_update(rec.batch_id, results)})
+        items += commit_actions(self.table, user, now,  # metering, exactly once
+                                [rec.entries[i].size for i in revisions])
         try:
             self.db.transact_write_items(TransactItems=items)
         except ClientError as exc:

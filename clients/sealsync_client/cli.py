@@ -6,6 +6,7 @@
     sealsync status DIR          what would be uploaded, and where the folder stands
     sealsync history DIR PATH    a file's revisions
     sealsync restore DIR PATH --revision N
+    sealsync usage DIR           what the account used this month, and its cost
 
 The passphrase comes from $SEALSYNC_PASSPHRASE or a prompt. `--json` prints
 one JSON document for scripts. Exit codes: 0 ok, 1 sync finished with
@@ -333,6 +334,11 @@ def restore(revision: int, as_json: bool, folder_dir: str, path: str) -> None:
         _emit(as_json, {"restored": shown(path), "revision": revision, **report.as_dict()},
               f"restored {shown(path)} from revision {revision}; {_summary(report)}")
 
+
+# Account commands live in their own module (docs/ACCOUNT.md).
+from .cli_account import usage  # noqa: E402 - needs the helpers above
+
+main.add_command(usage)
 
 if __name__ == "__main__":
     main()

@@ -47,7 +47,7 @@ def test_unit_prices_make_the_quantities_visible(tmp_path: Path,
     assert per["Lambda GB-seconds"] == pytest.approx(mem_gb * (30 + 20 + 80 + 2 * 5) / 1000)
     assert per["S3 PUT/COPY (client + handler)"] == 1 + 1
     assert per["S3 HEAD"] == 3
-    assert per["DynamoDB write units"] == 12 and per["DynamoDB read units"] == 6
+    assert per["DynamoDB write units"] == 17 and per["DynamoDB read units"] == 6
     assert per["Redis ECPUs"] == 13 and per["SQS requests"] == 3
     assert got["usd_per_million_commits"] == pytest.approx(sum(per.values()) * 1e6, rel=1e-6)
 
@@ -57,7 +57,7 @@ def test_real_prices_total_and_text_report(tmp_path: Path,
     results = write(tmp_path, "r.json", RESULTS)
     code, out, _ = run(capsys, "--results", str(results), "--json")
     total = json.loads(out)["usd_per_million_commits"]
-    # dominated by S3 PUTs (2 x 5.00), DynamoDB writes (12 x 0.625) and
+    # dominated by S3 PUTs (2 x 5.00), DynamoDB writes (17 x 0.625) and
     # API Gateway (2 x 3.50): 24.5 of it
     assert 24.5 < total < 40
     code, text, _ = run(capsys, "--results", str(results))
@@ -120,14 +120,15 @@ def test_batches_with_unit_prices(tmp_path: Path, capsys: pytest.CaptureFixture[
     # handler 30 ms x 32 groups, POST 20 ms, poll (80 - 30) + 960 ms, 2 authorizers
     assert per["Lambda GB-seconds"] == pytest.approx(
         mem_gb * (30 * groups + 20 + (80 - 30 + 30 * groups) + 2 * 5) / 1000)
-    # small-item units: 2 + 4 per group + 6 per file; the record (about 52 B
+    # small-item units: 3 + 8 per group + 6 per file (metering: 1 for the PUT
+    # URLs issued, 4 per group for the usage counters); the record (about 52 B
     # per entry created, 67 finished) adds its size on each of its writes
-    assert cost.batch_units(1000) == {"rru": 6 + 1000, "wru": 2 + 4 * groups + 6 * 1000}
+    assert cost.batch_units(1000) == {"rru": 6 + 1000, "wru": 3 + 8 * groups + 6 * 1000}
     created, finished = 200 + 52 * 1000, 193 + 67 * 1000
     record_w = (-(-created // 1024) + -(-finished // 1024)
                 + sum(2 * -(-int(created + (finished - created) * min(32 * k, 1000) / 1000)
                             // 1024) for k in range(1, groups + 1)))
-    assert per["DynamoDB write units"] == 2 + 4 * groups + 6 * 1000 \
+    assert per["DynamoDB write units"] == 3 + 8 * groups + 6 * 1000 \
         - (2 + 2 * groups) + record_w + 2
     assert per["DynamoDB read units"] == 6 + 1000 - 5 + 3 * 13 + 2 * 17
     assert per["S3 PUT/COPY (client + handler)"] == 1 + 0 + 1  # bundle, no chunks, copy
@@ -136,7 +137,7 @@ def test_batches_with_unit_prices(tmp_path: Path, capsys: pytest.CaptureFixture[
     total = sum(per.values()) / 1000 * 1e6
     assert got["usd_per_million_file_versions"] == pytest.approx(total, rel=1e-6)
     assert got["handler_invocations_per_1000_files"] == 1
-    assert got["dynamodb_write_requests_per_1000_files"] == 1 + 1 + groups
+    assert got["dynamodb_write_requests_per_1000_files"] == 1 + 2 + groups
     assert len(got["assumptions"]) >= 3
 
 
