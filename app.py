@@ -188,6 +188,13 @@ def file_revisions(file_id: str) -> dict[str, Any]:
     return api.file_revisions(runtime(), _claims(), file_id, _query())
 
 
+@endpoint("/v1/account/usage")
+def account_usage() -> dict[str, Any]:
+    from chalicelib import account
+
+    return account.usage(runtime(), _claims(), _query())
+
+
 # -- the commit handler, wired two ways onto one pipeline --------------------
 def _commit_s3_object(event: Any) -> None:
     """Direct S3 notification: tests and `chalice deploy` only."""

@@ -204,6 +204,7 @@ def create_upload(rt: Runtime, who: Claims, body: Body) -> Body:
         if chunk_id not in known and chunk_id not in need:
             need[chunk_id] = rt.blobs.presign_put(chunk_key(who.user_id, chunk_id), size,
                                                   create_only=True)
+    rt.usage.count_requests(who.user_id, now, puts=1 + len(need))
     return {
         "upload_id": upload_id,
         "manifest_url": rt.blobs.presign_put(staging_key(who.user_id, upload_id),
@@ -304,14 +305,15 @@ def create_batch(rt: Runtime, who: Claims, body: Body) -> Body:
     # The packs first: a commit that sees the record sees its packs too.
     rt.packs.declare(batch_id, packs, now + rt.settings.record_ttl_s)
     rt.batches.create(rec, now + rt.settings.record_ttl_s)
+    chunk_urls = {c: rt.blobs.presign_put(chunk_key(who.user_id, c), size, create_only=True)
+                  for c, size in req.chunk_sizes.items() if c not in known}
+    rt.usage.count_requests(who.user_id, now, puts=1 + len(chunk_urls))
     return {
         **pack_urls(rt, who.user_id, packs),
         "batch_id": batch_id,
         "bundle_url": rt.blobs.presign_put(staging_key(who.user_id, batch_id),
                                            req.bundle_size),
-        "chunk_urls": {c: rt.blobs.presign_put(chunk_key(who.user_id, c), size,
-                                               create_only=True)
-                       for c, size in req.chunk_sizes.items() if c not in known},
+        "chunk_urls": chunk_urls,
         "chunk_headers": {"If-None-Match": "*"},
         "expires_at": now + rt.settings.upload_ttl_s,
     }
@@ -411,7 +413,11 @@ def get_file(rt: Runtime, who: Claims, file_id: str, params: dict[str, str] | No
         version = rt.meta.get_head(who.user_id, file_id)
     if version is None:
         raise NotFound("no such file or revision")
-    return _version_body(rt, who, version, urls=True)
+    body = _version_body(rt, who, version, urls=True)
+    if "manifest_url" in body:  # metered as issued: every URL, the bytes they serve
+        rt.usage.count_requests(who.user_id, time.time(), gets=1 + len(body["chunks"]),
+                                egress=version.size)
+    return body
 
 
 def file_revisions(rt: Runtime, who: Claims, file_id: str,

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # heavy imports stay out of the cold start path
     from .adapters.packs import Packs
     from .adapters.rate_limits import Buckets
     from .adapters.redis_lock import Locks
+    from .adapters.usage import Usage
     from .adapters.wakeups import Waker
     from .push import Notifier, WsSender
 
@@ -275,6 +276,12 @@ class Runtime:
         from .adapters.devices import Devices
 
         return Devices(self.dynamodb, self.settings.table)
+
+    @cached_property
+    def usage(self) -> Usage:
+        from .adapters.usage import Usage
+
+        return Usage(self.dynamodb, self.settings.table)
 
     @cached_property
     def locks(self) -> Locks:

@@ -34,13 +34,16 @@ PRICES = ROOT / "deploy" / "prices.json"
 # Calls one commit makes, server side (the client's own PUTs come from the
 # bench: s3_puts_per_small_file). Kept equal to what the code does by
 # tests/deploy/test_call_counts.py.
-S3_CALLS = {"HeadObject": 3, "CopyObject": 1, "DeleteObject": 1}
+# GetObject: the handler reads the manifest once to check its device signature
+S3_CALLS = {"HeadObject": 3, "GetObject": 1, "CopyObject": 1, "DeleteObject": 1}
 DYNAMODB_CALLS = {"GetItem": 3, "PutItem": 1, "BatchGetItem": 2, "TransactWriteItems": 1,
                   # routing the staging key (one read, batch or upload); push:
                   # the user's connections and mobile endpoints
                   "Query": 2,
-                  "BatchWriteItem": 1}
-DYNAMODB_UNITS = {"rru": 6.0, "wru": 12.0}  # items <= 1 KiB written, <= 4 KiB read
+                  "BatchWriteItem": 1,
+                  "UpdateItem": 1}  # metering: the PUT URLs POST /v1/uploads issued
+# items <= 1 KiB written, <= 4 KiB read; the transaction's 2 usage counters add 4 WRU
+DYNAMODB_UNITS = {"rru": 6.0, "wru": 17.0}
 # SET NX PX + EVAL release for the file lock and for the feed lock, GET + SET
 # of the feed-head hint (which saves the counter's GetItem once a user has
 # committed), RPUSH + EXPIRE for two topics.
@@ -57,21 +60,23 @@ AUTHORIZER_MS = 5.0  # assumption: one HMAC check, warm
 # Measured at several N by tests/deploy/test_call_counts.py: a fixed part per
 # batch, a part per transaction group of BATCH_GROUP entries, a part per page
 # of BATCH_HEADS_PAGE heads, and a part per entry.
-BATCH_GROUP = 32  # entries per TransactWriteItems (3 per file + 3 <= 100 actions)
+BATCH_GROUP = 31  # entries per TransactWriteItems (3 per file + 5 <= 100 actions)
 BATCH_HEADS_PAGE = 100  # heads per BatchGetItem
-BATCH_S3_CALLS = {"HeadObject": 2, "CopyObject": 1, "DeleteObject": 1}  # per batch
+# per batch; GetObject: one read of the bundle checks every entry's device signature
+BATCH_S3_CALLS = {"HeadObject": 2, "GetObject": 1, "CopyObject": 1, "DeleteObject": 1}
 # Create: the entries item and the state (2 PutItem); finish (1 UpdateItem);
-# 4 consistent Queries of UP#{batch} (routing, under the locks, the end,
-# GET /v1/batches/{id}) + the push's Query of the user's devices.
-BATCH_DYNAMODB_FIXED = {"PutItem": 2, "UpdateItem": 1, "Query": 5}
+# metering the PUT URLs issued (1 UpdateItem); 4 consistent Queries of
+# UP#{batch} (routing, under the locks, the end, GET /v1/batches/{id}) + the
+# push's Query of the user's devices.
+BATCH_DYNAMODB_FIXED = {"PutItem": 2, "UpdateItem": 2, "Query": 5}
 BATCH_DYNAMODB_PER_GROUP = {"TransactWriteItems": 1}
 BATCH_DYNAMODB_PER_PAGE = {"BatchGetItem": 1}
 # Capacity units as if every item were <= 1 KiB written / 4 KiB read (the
 # entries item and the Queries are not: see BATCH_RECORD_* below).
-BATCH_UNITS_FIXED = {"rru": 5.0, "wru": 3.0}  # 5 Queries; 2 puts, finish
-# feed counter + the group's results item + the check of the batch's state,
-# each transactional (x2)
-BATCH_UNITS_PER_GROUP = {"rru": 0.0, "wru": 6.0}
+BATCH_UNITS_FIXED = {"rru": 5.0, "wru": 4.0}  # 5 Queries; 2 puts, finish, metering
+# feed counter + the group's results item + the check of the batch's state
+# + the 2 usage counters, each transactional (x2)
+BATCH_UNITS_PER_GROUP = {"rru": 0.0, "wru": 10.0}
 BATCH_UNITS_PER_ENTRY = {"rru": 1.0, "wru": 6.0}  # its head read; head, revision, feed entry
 # 3 scripts (all locks, their release, the feed lock's release), SET NX +
 # GET + SET of the feed lock and hint, RPUSH + EXPIRE of the batch's topic;
@@ -246,7 +251,7 @@ def lines(m: Measured, prices: dict[str, Any], mem_mb: int) -> list[dict[str, An
     # The long poll is billed while it waits: about the commit latency.
     gb_s = gb * (m.commit_handler_ms + API_HANDLER_MS + m.commit_latency_ms
                  + API_CALLS * AUTHORIZER_MS) / 1000
-    s3_gets = S3_CALLS["HeadObject"]
+    s3_gets = S3_CALLS["HeadObject"] + S3_CALLS["GetObject"]
     s3_puts = S3_CALLS["CopyObject"] + m.client_puts
     rows = [
         ("Lambda requests", invocations, "lambda_request"),
@@ -255,7 +260,7 @@ def lines(m: Measured, prices: dict[str, Any], mem_mb: int) -> list[dict[str, An
         ("DynamoDB write units", DYNAMODB_UNITS["wru"], "dynamodb_wru"),
         ("DynamoDB read units", DYNAMODB_UNITS["rru"], "dynamodb_rru"),
         ("S3 PUT/COPY (client + handler)", s3_puts, "s3_put"),
-        ("S3 HEAD", s3_gets, "s3_get"),
+        ("S3 HEAD/GET", s3_gets, "s3_get"),
         ("SQS requests", SQS_REQUESTS, "sqs_request"),
         ("Redis ECPUs", REDIS_COMMANDS + REDIS_POLL_COMMANDS, "redis_ecpu"),
     ]
@@ -294,7 +299,7 @@ def batch_lines(m: Measured, prices: dict[str, Any], mem_mb: int,
         ("DynamoDB read units", units["rru"] + record["rru"], "dynamodb_rru"),
         ("S3 PUT/COPY (client + handler)",
          1 + m.chunk_puts * n + BATCH_S3_CALLS["CopyObject"], "s3_put"),
-        ("S3 HEAD", BATCH_S3_CALLS["HeadObject"], "s3_get"),
+        ("S3 HEAD/GET", BATCH_S3_CALLS["HeadObject"] + BATCH_S3_CALLS["GetObject"], "s3_get"),
         ("SQS requests", BATCH_SQS_REQUESTS, "sqs_request"),
         ("Redis ECPUs", batch_redis_commands(n) + REDIS_POLL_COMMANDS, "redis_ecpu"),
     ]

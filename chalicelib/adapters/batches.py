@@ -33,6 +33,7 @@ from ..core.batch import FINISHED, BatchRecord, EntryResult, pack_entries, unpac
 from ..core.decide import ACCEPTED, PENDING
 from ..core.records import UploadRecord, Version
 from .meta import FenceLost, Meta, _pack, ddb_item, ddb_plain
+from .usage import commit_actions
 
 RESULTS_PER_UPDATE = 40  # an expression may be at most 4 KB
 # A reason is the server's own sentence; bounded so that every entry of the
@@ -265,4 +266,6 @@ class Batches:
             "ExpressionAttributeNames": {"#status": "status",
                                          **{f"#r{i}": f"r{i}" for i in results}},
             "ExpressionAttributeValues": ddb_item(**{":pending": PENDING})}})
+        items += commit_actions(self.table, user, now,  # metering, exactly once
+                                [rec.entries[i].size for i in revisions])
         self._transact(items, f"{user}/batch {rec.batch_id}")

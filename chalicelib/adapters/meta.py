@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 
 from ..core.decide import PENDING, TERMINAL
 from ..core.records import Change, UploadRecord, Version
+from .usage import commit_actions
 
 PENDING_INDEX = "pending"
 PENDING_SHARDS = "0123456789abcdef"
@@ -206,6 +207,7 @@ class Meta:
                                    **version)}},
             {"Update": self._finish_update(rec.upload_id, "accepted", now, revision=revision,
                                            mkey=manifest_key, seq=seq)},
+            *commit_actions(self.table, user, now, [rec.size]),  # metering, exactly once
         ]
         try:
             self.db.transact_write_items(TransactItems=items)
@@ -213,7 +215,7 @@ class Meta:
             if exc.response["Error"]["Code"] != "TransactionCanceledException":
                 raise
             failed = _failed_items(exc)
-            if len(failed) == 5 and failed[4]:
+            if len(failed) > 4 and failed[4]:
                 raise AlreadyFinished(rec.upload_id) from exc
             raise FenceLost(f"{user}/{file_id}") from exc
         return seq

@@ -33,7 +33,7 @@ FINISHED = "finished"  # the batch: every entry has its terminal result
 # feed counter, the group's results item and a check of the batch's state.
 MAX_ACTIONS = 100
 ACTIONS_PER_ENTRY = 3
-ACTIONS_PER_GROUP = 3
+ACTIONS_PER_GROUP = 5  # feed counter, results item, state check, two usage counters
 MAX_GROUP_ENTRIES = (MAX_ACTIONS - ACTIONS_PER_GROUP) // ACTIONS_PER_ENTRY  # 32
 MAX_GROUP_BYTES = 3 * 1024 * 1024  # under the 4 MB, with room for names and overhead
 _ITEM_OVERHEAD = 512  # keys, names, numbers of one head or revision item
@@ -217,7 +217,7 @@ def plan_groups(accepted: Sequence[int], weights: Mapping[int, int],
                 max_entries: int = MAX_GROUP_ENTRIES,
                 max_bytes: int = MAX_GROUP_BYTES) -> list[tuple[int, ...]]:
     """Cut the accepted entries, in order, into groups of at most
-    `max_entries` (3 actions each + 3 per group ≤ 100) and `max_bytes`."""
+    `max_entries` (3 actions each + 5 per group ≤ 100) and `max_bytes`."""
     groups: list[tuple[int, ...]] = []
     current: list[int] = []
     used = 0

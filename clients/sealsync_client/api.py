@@ -119,6 +119,10 @@ MAX_WAIT_S = 60  # longer waits than this are reported instead of slept through
 RATE_RETRIES = 3
 
 
+class PaymentRequired(ApiError):
+    """The account is read-only until its invoice is paid: nothing is lost."""
+
+
 @dataclass(frozen=True)
 class Login:
     """What a device needs to get tokens: never the master key, only auth_key."""
@@ -334,6 +338,12 @@ class Api:
         return list(self.call("GET", f"/v1/files/{file_id}/revisions")["revisions"])
 
 
+    def usage(self, start: int | None = None, end: int | None = None) -> Body:
+        """GET /v1/account/usage: this month, or [start, end) in epoch seconds."""
+        query = "&".join(f"{k}={v}" for k, v in (("from", start), ("to", end)) if v is not None)
+        return self.call("GET", "/v1/account/usage" + (f"?{query}" if query else ""))
+
+
 def _json_or_raise(r: requests.Response) -> Body:
     try:
         body = r.json()
@@ -359,6 +369,9 @@ def _json_or_raise(r: requests.Response) -> Body:
         raise RateLimited(f"the server is limiting requests from this device or address; "
                           f"try again in {seconds or 'a few'} s ({text})", status, code,
                           seconds)
+    if status == 402:
+        raise PaymentRequired(f"{text} (nothing was uploaded; your files stay as they are "
+                              "and sync resumes once the invoice is paid)", status, code)
     if status >= 500:
         raise ApiError(f"the server failed (HTTP {status}): {text}; try again later",
                        status, code)

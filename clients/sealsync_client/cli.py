@@ -10,6 +10,7 @@
     sealsync exclude|include DIR PATH, sealsync conflicts DIR  (cli_sync_extras.py)
     sealsync forget DIR          drop the remembered key (cli_ops.py)
     sealsync service install|status|uninstall DIR   run `watch` as a user service
+    sealsync usage DIR           what the account used this month, and its cost
 
 The passphrase comes from $SEALSYNC_PASSPHRASE or a prompt, once: the
 unlocked key is then remembered in the OS keychain (remember.py). On --join
@@ -413,6 +414,9 @@ for _command in cli_sync_extras.COMMANDS:
 main.add_command(forget)
 main.add_command(service)
 main.add_command(key)
+from .cli_account import usage  # noqa: E402 - needs the helpers above
+
+main.add_command(usage)
 
 if __name__ == "__main__":
     main()

@@ -384,6 +384,11 @@ def test_every_documented_status_is_real_and_valid(
     assert h.get(f"/v1/files/{new_id()}/revisions", dev).status_code == 404
     assert h.get(f"/v1/files/{file_id}/revisions", forged).status_code == 401
 
+    # the account's usage (docs/ACCOUNT.md)
+    assert h.get("/v1/account/usage", dev).json_body["versions"] == 3
+    assert h.get("/v1/account/usage?from=abc", dev).status_code == 400
+    assert h.get("/v1/account/usage", forged).status_code == 401
+
     # push (docs/PUSH.md)
     drive_push_routes(h, dev, forged, LIMITS.max_body_bytes + 1)
 
