@@ -386,8 +386,8 @@ def test_every_documented_status_is_real_and_valid(
     assert h.get(f"/v1/files/{new_id()}/revisions", dev).status_code == 404
     assert h.get(f"/v1/files/{file_id}/revisions", forged).status_code == 401
 
-    # the account's usage (docs/ACCOUNT.md)
-    assert h.get("/v1/account/usage", dev).json_body["versions"] == 4  # three uploads and the packed file
+    # the account's usage (docs/ACCOUNT.md) (3 uploads + the packed file)
+    assert h.get("/v1/account/usage", dev).json_body["versions"] == 4
     assert h.get("/v1/account/usage?from=abc", dev).status_code == 400
     assert h.get("/v1/account/usage", forged).status_code == 401
 
