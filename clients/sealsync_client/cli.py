@@ -31,7 +31,15 @@ import click
 
 from .api import Api, ApiError, NotFound, ServerForgot, ServerUnreachable
 from .bwlimit import Limits
-from .cli_ops import bwlimit_option, forget, keep, no_remember_option, open_remembered, slot
+from .cli_ops import (
+    bwlimit_option,
+    forget,
+    keep,
+    no_remember_option,
+    open_remembered,
+    reseed_and_sync,
+    slot,
+)
 from .cli_service import recorded, service
 from .engine import Report
 from .errors import IntegrityError, KdfError, KeyfileError, SealsyncClientError, WrongPassphrase
@@ -124,7 +132,7 @@ def init(server: str | None, join: str | None, device: str | None, kdf_ops: int,
     with _errors():
         cost = Cost(kdf_ops, kdf_mem_mib * 2**20)
         if reseed:
-            folder = _reseed(Path(folder_dir), server, join, device, cost, as_json)
+            folder = reseed_and_sync(Path(folder_dir), server, join, device, cost, as_json)
         else:
             assert server is not None
             folder = init_folder(Path(folder_dir), server, _passphrase(confirm=join is None),
@@ -173,21 +181,6 @@ def _summary(report: Report) -> str:
              if v and k != "errors"]
     line = "up to date" if not parts else ", ".join(parts)
     return line + "".join(f"\n  error: {e}" for e in report.errors)
-
-
-def _reseed(root: Path, server: str | None, join: str | None, device: str | None,
-            cost: Cost, as_json: bool) -> Folder:
-    """Move the lost account's state aside, start afresh, upload everything."""
-    from .reseed import reseed_folder
-
-    old = slot(root)
-    folder, backup = reseed_folder(root, _passphrase(confirm=join is None), server=server,
-                                   join_user_id=join, device_name=device, cost=cost)
-    old.forget()
-    report = folder.engine(_printer(as_json), _progress(as_json)).sync()
-    if not as_json:
-        click.echo(f"reseeded: {_summary(report)} (the old state is in {backup})", err=True)
-    return folder
 
 
 @main.command()
