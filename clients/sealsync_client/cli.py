@@ -35,7 +35,15 @@ import click
 
 from .api import Api, ApiError, ServerForgot, ServerUnreachable
 from .bwlimit import Limits
-from .cli_ops import bwlimit_option, forget, keep, no_remember_option, open_remembered, slot
+from .cli_ops import (
+    bwlimit_option,
+    forget,
+    keep,
+    no_remember_option,
+    open_remembered,
+    reseed_and_sync,
+    slot,
+)
 from .cli_service import recorded, service
 from .engine import Report
 from .errors import (
@@ -142,8 +150,8 @@ def init(server: str | None, join: str | None, device: str | None, kdf_ops: int,
         secret = None if join is None else (os.environ.get(SECRET_KEY_ENV) or str(
             click.prompt("Secret Key (SK2-..., from the recovery kit)", hide_input=True)))
         if reseed:
-            folder = _reseed(Path(folder_dir), server, join, device, cost, as_json,
-                             passphrase, secret)
+            folder = reseed_and_sync(Path(folder_dir), server, join, device, cost, as_json,
+                                     passphrase, secret)
         else:
             assert server is not None
             folder = init_folder(Path(folder_dir), server, passphrase, device_name=device,
@@ -195,21 +203,6 @@ def _summary(report: Report) -> str:
              if v and k != "errors"]
     line = "up to date" if not parts else ", ".join(parts)
     return line + "".join(f"\n  error: {e}" for e in report.errors)
-
-
-def _reseed(root: Path, server: str | None, join: str | None, device: str | None,
-            cost: Cost, as_json: bool, passphrase: str, secret: str | None) -> Folder:
-    """Move the lost account's state aside, start afresh, upload everything."""
-    from .reseed import reseed_folder
-
-    old = slot(root)
-    folder, backup = reseed_folder(root, passphrase, server=server, join_user_id=join,
-                                   device_name=device, cost=cost, secret_key=secret)
-    old.forget()
-    report = folder.engine(_printer(as_json), _progress(as_json)).sync()
-    if not as_json:
-        click.echo(f"reseeded: {_summary(report)} (the old state is in {backup})", err=True)
-    return folder
 
 
 @main.command()

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from .bwlimit import BadRate, Limiter, Limits
-from .folder import Folder, open_unlocked, unlock
+from .folder import Cost, Folder, open_unlocked, unlock
 from .remember import Remembered, default_store
 from .state import Config
 
@@ -84,3 +84,21 @@ def forget(folder_dir: str) -> None:
         click.echo(f"forgot the key of {Path(folder_dir).resolve()} ({kept.store.where})"
                    if gone else "no remembered key for this folder")
         sys.exit(0)
+
+
+def reseed_and_sync(root: Path, server: str | None, join: str | None, device: str | None,
+                    cost: Cost, as_json: bool, passphrase: str,
+                    secret_key: str | None) -> Folder:
+    """`init --reseed`: move the lost account's state aside, start afresh,
+    upload everything (reseed.py), and remember the new key, not the old."""
+    from .cli import _printer, _progress, _summary
+    from .reseed import reseed_folder
+
+    old = slot(root)
+    folder, backup = reseed_folder(root, passphrase, server=server, join_user_id=join,
+                                   device_name=device, cost=cost, secret_key=secret_key)
+    old.forget()
+    report = folder.engine(_printer(as_json), _progress(as_json)).sync()
+    if not as_json:
+        click.echo(f"reseeded: {_summary(report)} (the old state is in {backup})", err=True)
+    return folder

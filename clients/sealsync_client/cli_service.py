@@ -14,8 +14,9 @@ from typing import Any
 import click
 
 from .engine import Report
+from .errors import KeyfileError, SealsyncClientError
 from .service import Platform, Runner, installed, run
-from .state import Config, State
+from .state import Config, NotInitialised, State
 
 LAST_PASS = "last_pass"
 
@@ -68,11 +69,14 @@ runner: Runner = run
 platform: Callable[[], Platform] = Platform.here
 
 
+class ServiceError(SealsyncClientError):
+    """systemctl or launchctl refused; the message is theirs."""
+
+
 def _call(argv: list[str]) -> None:
     done = runner(argv)
     if done.returncode != 0:
-        raise click.ClickException(f"{' '.join(argv)} failed: "
-                                   f"{(done.stderr or done.stdout).strip()}")
+        raise ServiceError(f"{' '.join(argv)} failed: {(done.stderr or done.stdout).strip()}")
 
 
 @click.group()
@@ -90,15 +94,19 @@ def install(folder_dir: str) -> None:
     with _errors():
         folder = Path(folder_dir).resolve()
         if slot(folder).recall() is None:
-            raise click.ClickException(
+            raise KeyfileError(
                 f"no remembered key for {folder}: run `sealsync sync {folder}` once "
                 "(without --no-remember), so the service can unlock it without a prompt")
         here = platform()
         path = here.unit_path(folder)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(here.render(folder))
-        for argv in here.enable(folder):
-            _call(argv)
+        try:
+            for argv in here.enable(folder):
+                _call(argv)
+        except ServiceError:
+            path.unlink()  # not half-installed: `service status` says "not installed"
+            raise
         click.echo(f"installed and started {path}")
 
 
@@ -106,17 +114,20 @@ def install(folder_dir: str) -> None:
 @click.argument("folder_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
 def uninstall(folder_dir: str) -> None:
     """Stop DIR's service and remove it (the folder and its key stay)."""
-    folder = Path(folder_dir).resolve()
-    here = platform()
-    path = here.unit_path(folder)
-    if not path.exists():
-        raise click.ClickException(f"no service installed for {folder}")
-    for argv in here.disable(folder):
-        runner(argv)  # already stopped is fine
-    path.unlink()
-    for argv in here.after_removal():
-        _call(argv)
-    click.echo(f"removed {path}")
+    from .cli import _errors
+
+    with _errors():
+        folder = Path(folder_dir).resolve()
+        here = platform()
+        path = here.unit_path(folder)
+        if not path.exists():
+            raise NotInitialised(f"no service installed for {folder}")
+        for argv in here.disable(folder):
+            runner(argv)  # already stopped is fine
+        path.unlink()
+        for argv in here.after_removal():
+            _call(argv)
+        click.echo(f"removed {path}")
 
 
 @service.command()

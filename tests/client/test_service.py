@@ -171,8 +171,24 @@ def test_install_refuses_a_folder_without_a_remembered_key(
     recorder, units = systemd
     folder = a_folder(tmp_path / "Sync", remembered=False)
     done = CliRunner().invoke(main, ["service", "install", str(folder)])
-    assert done.exit_code != 0 and "no remembered key" in done.output
+    assert done.exit_code == 2 and "no remembered key" in done.output
     assert recorder.calls == [] and not units.exists()
+
+
+def test_a_refused_enable_leaves_no_unit_and_one_line(
+        systemd: tuple[Recorder, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder, units = systemd
+    folder = a_folder(tmp_path / "Sync")
+
+    def no_bus(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        recorder(argv)
+        return subprocess.CompletedProcess(list(argv), 1, "", "Failed to connect to bus")
+
+    monkeypatch.setattr(cli_service, "runner", no_bus)
+    done = CliRunner().invoke(main, ["service", "install", str(folder)])
+    assert done.exit_code == 4
+    assert "systemctl --user daemon-reload failed: Failed to connect to bus" in done.output
+    assert "Traceback" not in done.output and list(units.iterdir()) == []
 
 
 def test_the_platform_here_puts_user_units_under_xdg_config(
