@@ -224,3 +224,22 @@ def test_an_interrupted_upload_resends_only_the_packs_that_did_not_land(
     assert not resent & {b["chunk"] for p in landed.values() for b in p["blobs"]}
     assert server.committed == first_round  # every chunk of the file is stored
     assert memory.packs == {}  # all committed: nothing left to remember
+
+
+def test_the_requests_carry_sealed_lengths_never_plaintext_ones(tmp_path: Path) -> None:
+    from sealsync_client.transfer import Transfer
+
+    from tests.client.test_transfer import sign
+
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(5 * MiB))
+    server = PackServer()
+    Transfer(server, RING, USER, "t", sign=sign).upload(  # type: ignore[arg-type]
+        tmp_path, "big.bin", "f" * 32, 0)
+    plain = {s.size for s in spans_of(path)}
+    sizes = [c["size"] for e in server.entries for c in e["chunks"]]
+    lengths = [b["length"] for p in server.declared for b in p["blobs"]]
+    assert sorted(sizes) == sorted(lengths) == sorted(crypto.sealed_len(n) for n in plain)
+    assert not plain & {*sizes, *lengths}
+    for p in server.declared:  # blobs in chunk-id order: no file order
+        assert [b["chunk"] for b in p["blobs"]] == sorted(b["chunk"] for b in p["blobs"])
