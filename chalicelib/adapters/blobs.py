@@ -45,6 +45,20 @@ class Blobs:
         self.s3.copy_object(Bucket=self.bucket, Key=dest,
                             CopySource={"Bucket": self.bucket, "Key": source})
 
+    def stream(self, key: str, block: int = 1024 * 1024) -> Iterator[bytes]:
+        """The object's bytes, a block at a time (the commit hashes a bundle
+        without holding it); nothing if it is gone."""
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except ClientError as exc:
+            if _absent(exc):
+                return
+            raise
+        try:
+            yield from body.iter_chunks(block)
+        finally:
+            body.close()
+
     def put(self, key: str, body: bytes) -> None:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
 

@@ -55,6 +55,7 @@ from .packing import (
 )
 from .pipeline import FileChanged as FileChanged  # engine imports it from here
 from .pipeline import Span, chunk_spans, decrypt_file, seal_span
+from .resume import SentChunks
 
 Body = dict[str, Any]
 
@@ -146,6 +147,7 @@ class Transfer:
         self.progress = progress
         self.chunkers = [Chunker(ring.chunker, tier) for tier in range(TOP_TIER + 1)]
         self.buffers = Buffers(workers)
+        self.sent: SentChunks | None = None  # chunks a killed pass already PUT (resume.py)
         # One hashing pass at a time: a Chunker is not thread-safe, and this
         # bounds the chunkers' read buffers when several files upload at once.
         self._lock = threading.Lock()
@@ -221,6 +223,8 @@ class Transfer:
         # Chunks the server asks for one by one: none, unless it lost track
         # of one between the lookup and the batch (v1 chunk objects).
         need: dict[str, str] = ticket.get("chunk_urls") or {}
+        if self.sent is not None:  # S3 has them, uncommitted: the commit checks they exist
+            need = {c: url for c, url in need.items() if c not in self.sent}
         headers: dict[str, str] = ticket.get("chunk_headers") or {}
         todo: list[tuple[Prepared, list[Span]]] = []
         sent: set[str] = set()
@@ -244,6 +248,8 @@ class Transfer:
             return [failed[it.file_id] for it in items]
         self.api.put_blob(ticket["bundle_url"], b"".join(it.envelope for it in items))
         verdicts = self.api.wait_batch(ticket["batch_id"])["entries"]
+        if self.sent is not None:  # decided: known to the server now, or to be sent again
+            self.sent.settled(s.id for it in items for s in it.spans)
         if [v.get("file_id") for v in verdicts] != [it.file_id for it in items]:
             raise IntegrityError("the server answered for other entries than the batch had")
         if self.sent is not None:
@@ -294,6 +300,8 @@ class Transfer:
             with self.buffers.take(largest) as (buf, out):
                 envelope = seal_span(self.ring, self.user_id, fd, span, buf, out)
                 self.api.put_blob(need[span.id], envelope, headers)
+            if self.sent is not None:
+                self.sent.add(span.id)
             if on_bytes is not None:
                 with tick:
                     on_bytes(sealed_len(span.size))
