@@ -1,8 +1,10 @@
 """DynamoDB for packs: a batch's pack declaration and the chunk index's
 locations.
 
-  UP#{batch}  PACKS    the packs a batch declared (core.packs.encode_packs),
-                       written before the batch record, same TTL
+  PK#{batch}  PACKS    the packs a batch declared (core.packs.encode_packs),
+                       written before the batch record, same TTL; a key of
+                       its own, so reading the batch (one Query on UP#{batch})
+                       never reads it
   L#{user}    {chunk}  where a chunk stored in a pack lies: `pack` (id),
                        `off` and `len`, its sealed range in
                        `packs/{user}/{pack}`. A chunk without one is a v1
@@ -38,12 +40,12 @@ class Packs:
             return
         head, blobs = encode_packs(decls)
         self.db.put_item(TableName=self.table,
-                         Item=ddb_item(pk=f"UP#{batch_id}", sk="PACKS", head=head,
+                         Item=ddb_item(pk=f"PK#{batch_id}", sk="PACKS", head=head,
                                        blobs=blobs, expires_at=expires_at))
 
     def declared(self, batch_id: str) -> tuple[PackDecl, ...]:
         got = self.db.get_item(TableName=self.table, ConsistentRead=True,
-                               Key=ddb_item(pk=f"UP#{batch_id}", sk="PACKS"))
+                               Key=ddb_item(pk=f"PK#{batch_id}", sk="PACKS"))
         if "Item" not in got:
             return ()
         it = ddb_plain(got["Item"])

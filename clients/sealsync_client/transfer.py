@@ -139,9 +139,9 @@ class Transfer:
     def __init__(self, api: Api, ring: Keyring, user_id: str, device: str,
                  workers: int = 8, progress: Progress | None = None, *,
                  sign: Callable[[ManifestPlace, Manifest], Manifest],
-                 sent: SentPacks | None = None) -> None:
+                 sent_packs: SentPacks | None = None) -> None:
         self.api, self.ring, self.user_id, self.device = api, ring, user_id, device
-        self.sent = sent  # packs PUT but not yet committed (re-declared, not re-sent)
+        self.sent_packs = sent_packs  # packs PUT, not yet committed: re-declared, not re-sent
         self.sign = sign  # links a version into the signed history (history.py)
         self.workers = workers
         self.progress = progress
@@ -214,7 +214,7 @@ class Transfer:
         wanted = sorted({src.span.id for src in sources})
         missing = set(self.api.missing_chunks(wanted)) if wanted else set()
         # packs an interrupted earlier upload PUT: declared again, not re-sent
-        reused = reusable(self.sent.sent_packs() if self.sent else [], missing)
+        reused = reusable(self.sent_packs.sent_packs() if self.sent_packs else [], missing)
         plans = plan_packs(sources, missing - {b["chunk"] for d in reused for b in d["blobs"]})
         ticket = self.api.create_batch(entries, [p.declaration() for p in plans] + reused)
         pack_urls: dict[str, str] = ticket.get("pack_urls") or {}
@@ -252,8 +252,9 @@ class Transfer:
             self.sent.settled(s.id for it in items for s in it.spans)
         if [v.get("file_id") for v in verdicts] != [it.file_id for it in items]:
             raise IntegrityError("the server answered for other entries than the batch had")
-        if self.sent is not None:
-            settle_sent(self.sent, [p.pack_id for p in plans], [d["pack_id"] for d in reused],
+        if self.sent_packs is not None:
+            settle_sent(self.sent_packs, [p.pack_id for p in plans],
+                        [d["pack_id"] for d in reused],
                         [v["status"] for v in verdicts])
         return [failed[it.file_id] if it.file_id in failed and v["status"] == "rejected"
                 else v for it, v in zip(items, verdicts, strict=True)]
@@ -266,7 +267,7 @@ class Transfer:
                        sum(p.layout.size for p in plans)) as bar:
             return send_packs(self.ring, self.user_id, self.api.put_blob, plans, urls, headers,
                               self.buffers.plain, self.workers, bar.update,
-                              self.sent.add_sent_pack if self.sent else None)
+                              self.sent_packs.add_sent_pack if self.sent_packs else None)
 
     def _put_file_chunks(self, it: Prepared, todo: list[Span], need: dict[str, str],
                          headers: dict[str, str]) -> None:

@@ -207,7 +207,7 @@ def test_an_interrupted_upload_resends_only_the_packs_that_did_not_land(
 
     (tmp_path / "big.bin").write_bytes(os.urandom(30 * MiB))
     server, memory = PackServer(), Remembered()
-    t = Transfer(server, RING, USER, "test", sign=sign, sent=memory)  # type: ignore[arg-type]
+    t = Transfer(server, RING, USER, "test", sign=sign, sent_packs=memory)  # type: ignore[arg-type]
     server.fail_at = 3
     with pytest.raises(ApiError):
         t.upload(tmp_path, "big.bin", "f" * 32, 0)
