@@ -211,3 +211,18 @@ def test_the_answer_never_carries_pack_contents(fast: Harness) -> None:
     assert set(batch.ticket) == {"batch_id", "bundle_url", "chunk_urls", "chunk_headers",
                                  "expires_at", "pack_urls"}
     assert json.dumps(batch.ticket).count(decl["pack_id"]) == 2  # key and URL
+
+
+def test_pack_urls_are_metered_as_issued(fast: Harness) -> None:
+    """One PUT URL per pack (not per chunk in it), one GET URL per pack read."""
+    h, dev = fast, fast.signup()
+    chunks = [secrets.token_bytes(300 + i) for i in range(5)]
+    pid, data, decl = make_pack(chunks)
+    batch = post_batch(h, dev, [BatchItem(new_id(), 0, chunks=tuple(chunks))], [decl])
+    put(h, pack_key(dev.user_id, pid), data)
+    put(h, batch.key, batch.bundle)
+    h.commit(batch.key)
+    assert verdicts(h, dev, batch) == [("accepted", 1)]
+    assert len(read_chunk(h, dev, batch.entries[0].file_id)) == 5
+    got = h.get("/v1/account/usage", dev).json_body
+    assert (got["put_requests"], got["get_requests"]) == (1 + 1, 1 + 1)  # bundle/manifest
