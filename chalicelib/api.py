@@ -307,7 +307,7 @@ def create_batch(rt: Runtime, who: Claims, body: Body) -> Body:
     rt.batches.create(rec, now + rt.settings.record_ttl_s)
     chunk_urls = {c: rt.blobs.presign_put(chunk_key(who.user_id, c), size, create_only=True)
                   for c, size in req.chunk_sizes.items() if c not in known}
-    rt.usage.count_requests(who.user_id, now, puts=1 + len(chunk_urls))
+    rt.usage.count_requests(who.user_id, now, puts=1 + len(chunk_urls) + len(packs))
     return {
         **pack_urls(rt, who.user_id, packs),
         "batch_id": batch_id,
@@ -415,7 +415,8 @@ def get_file(rt: Runtime, who: Claims, file_id: str, params: dict[str, str] | No
         raise NotFound("no such file or revision")
     body = _version_body(rt, who, version, urls=True)
     if "manifest_url" in body:  # metered as issued: every URL, the bytes they serve
-        rt.usage.count_requests(who.user_id, time.time(), gets=1 + len(body["chunks"]),
+        urls = sum("url" in c for c in body["chunks"]) + len(body.get("packs", {}))
+        rt.usage.count_requests(who.user_id, time.time(), gets=1 + urls,
                                 egress=version.size)
     return body
 

@@ -5,9 +5,10 @@ Called once per handler run, under the batch's locks, before any decision:
   1 the chunk index answers for chunks an earlier version stored
   2 each declared pack holding a chunk the index lacks is HEADed once; a
     pack absent or of another size than declared counts its chunks missing
-  3 the arrived packs' chunks are indexed with their location NOW, before
-    any head can reference them, so a crash after a commit never leaves a
-    committed chunk the reader cannot find (invariant 5)
+  3 the arrived packs' chunks get their location NOW (adapters/packs.py),
+    before any head can reference them, so a crash after a commit never
+    leaves a committed chunk the reader cannot find (invariant 5); the
+    chunk index proper is written after the commit, as for v1 chunks
   4 the remaining chunks (sent as v1 chunk objects) are HEADed as before
 
 Only the entries that need a missing chunk are rejected (core.decide); the
@@ -26,6 +27,8 @@ def missing_chunks(rt: Runtime, rec: BatchRecord) -> dict[int, int]:
     user = rec.user_id
     wanted = {c for i in rec.open_entries() for c in rec.entries[i].chunk_ids}
     unknown = wanted - rt.meta.known_chunks(user, wanted)
+    if not unknown:  # small files ride inline: no pack is even looked up
+        return {}
     decls = tuple(d for d in rt.packs.declared(rec.batch_id)
                   if any(b.chunk_id in unknown for b in d.blobs))
     sizes = rt.blobs.sizes([pack_key(user, d.pack_id) for d in decls])

@@ -37,7 +37,7 @@ def chunk_sources(rt: Runtime, user_id: str, chunk_ids: Sequence[str]) -> dict[s
     packs: dict[str, str] = {}
     for c in ids:
         loc = where.get(c)
-        if loc is None:
+        if loc is None:  # a v1 chunk object
             chunks.append({"id": c, "url": rt.blobs.presign_get(chunk_key(user_id, c))})
             continue
         chunks.append({"id": c, **location_body(loc)})

@@ -8,7 +8,7 @@ Item layout (all ids are opaque hex; nothing here is plaintext):
   R#{user}#{file}  {rev:012d}       one committed revision
   S#{user}         SEQ              the user's last feed seq
   S#{user}         {seq:016d}       feed entry: file, revision
-  C#{user}         {chunk}          a chunk known to exist (+ pack, off, len: adapters/packs.py)
+  C#{user}         {chunk}          a chunk known to exist (size)
 Batch records (also `UP#{batch}`), the heads they read and the groups they
 commit are in adapters/batches.py.
 """
@@ -249,11 +249,8 @@ class Meta:
         return known
 
     def remember_chunks(self, user_id: str, chunk_ids: Iterable[str]) -> None:
-        """Record chunks verified to exist (chunks are immutable). Chunks the
-        index knows are skipped: an item may carry a pack location
-        (adapters/packs.py) that a plain item must never replace."""
-        wanted = set(chunk_ids)
-        unique = sorted(wanted - self.known_chunks(user_id, wanted))
+        """Record chunks verified to exist (chunks are immutable)."""
+        unique = sorted(set(chunk_ids))
         for i in range(0, len(unique), 25):
             request = {self.table: [{"PutRequest": {"Item": ddb_item(pk=f"C#{user_id}", sk=c)}}
                                     for c in unique[i:i + 25]]}

@@ -1,17 +1,21 @@
 """DynamoDB for packs: a batch's pack declaration and the chunk index's
 locations.
 
-  UP#{batch}  PACKS    the packs a batch declared (core.packs.encode_packs),
-                       written before the batch record, same TTL
-  C#{user}    {chunk}  the chunk index (adapters/meta.py); a chunk stored in
-                       a pack also carries `pack` (id), `off` and `len`: its
-                       sealed range in `packs/{user}/{pack}`. A chunk without
-                       them is a v1 object, `chunks/{user}/{chunk}`.
+  PK#{batch}  PACKS    the packs a batch declared (core.packs.encode_packs),
+                       written before the batch record, same TTL; a key of
+                       its own, so reading the batch (one Query on UP#{batch})
+                       never reads it
+  L#{user}    {chunk}  where a chunk stored in a pack lies: `pack` (id),
+                       `off` and `len`, its sealed range in
+                       `packs/{user}/{pack}`. A chunk without one is a v1
+                       object, `chunks/{user}/{chunk}`.
 
-A location is written once the pack is seen in S3 at its declared size and
-before any head can reference the chunk, so a reader always finds where a
-committed chunk lies; an index item that exists is never overwritten
-by a v1 one (adapters/meta.py `remember_chunks` skips indexed chunks).
+The chunk index proper, `C#{user}` (adapters/meta.py), still only says "a
+committed version references this chunk" (dedup); locations are items of
+their own so that no plain index write can ever drop one. A location is
+written once the pack is seen in S3 at its declared size and before any
+head can reference the chunk, so a reader always finds where a committed
+chunk lies.
 """
 from __future__ import annotations
 
@@ -36,24 +40,24 @@ class Packs:
             return
         head, blobs = encode_packs(decls)
         self.db.put_item(TableName=self.table,
-                         Item=ddb_item(pk=f"UP#{batch_id}", sk="PACKS", head=head,
+                         Item=ddb_item(pk=f"PK#{batch_id}", sk="PACKS", head=head,
                                        blobs=blobs, expires_at=expires_at))
 
     def declared(self, batch_id: str) -> tuple[PackDecl, ...]:
         got = self.db.get_item(TableName=self.table, ConsistentRead=True,
-                               Key=ddb_item(pk=f"UP#{batch_id}", sk="PACKS"))
+                               Key=ddb_item(pk=f"PK#{batch_id}", sk="PACKS"))
         if "Item" not in got:
             return ()
         it = ddb_plain(got["Item"])
         return decode_packs(_bytes(it.get("head")), _bytes(it.get("blobs")))
 
-    def locations(self, user_id: str, chunk_ids: Iterable[str]) -> dict[str, Location | None]:
-        """Every indexed chunk of `chunk_ids`: its pack location, or None for
-        a v1 chunk object. Chunks the index does not know are left out."""
+    def locations(self, user_id: str, chunk_ids: Iterable[str]) -> dict[str, Location]:
+        """The pack location of each of `chunk_ids` stored in a pack; chunks
+        without one (v1 chunk objects) are left out."""
         wanted = sorted(set(chunk_ids))
-        out: dict[str, Location | None] = {}
+        out: dict[str, Location] = {}
         for i in range(0, len(wanted), 100):
-            keys = [ddb_item(pk=f"C#{user_id}", sk=c) for c in wanted[i:i + 100]]
+            keys = [ddb_item(pk=f"L#{user_id}", sk=c) for c in wanted[i:i + 100]]
             request: dict[str, Any] = {self.table: {
                 "Keys": keys, "ProjectionExpression": "sk, #p, #o, #l",
                 "ExpressionAttributeNames": {"#p": "pack", "#o": "off", "#l": "len"}}}
@@ -61,19 +65,19 @@ class Packs:
                 got = self.db.batch_get_item(RequestItems=request)
                 for raw in got["Responses"].get(self.table, []):
                     it = ddb_plain(raw)
-                    out[it["sk"]] = Location(it["pack"], int(it["off"]), int(it["len"])) \
-                        if "pack" in it else None
+                    out[it["sk"]] = Location(it["pack"], int(it["off"]), int(it["len"]))
                 request = got.get("UnprocessedKeys") or {}
         return out
 
     def remember(self, user_id: str, located: Mapping[str, Location]) -> None:
-        """Index chunks stored in packs (25 per BatchWriteItem). The caller
-        passes only chunks the index did not know; should a concurrent batch
-        index the same chunk meanwhile, either location is a stored copy."""
+        """Record where chunks stored in packs lie (25 per BatchWriteItem).
+        The caller passes only chunks the index did not know; a later write
+        for the same chunk (a concurrent batch, a re-sent chunk) replaces
+        the location with another stored copy of the same envelope."""
         items = sorted(located.items())
         for i in range(0, len(items), 25):
             request: dict[str, Any] = {self.table: [
-                {"PutRequest": {"Item": ddb_item(pk=f"C#{user_id}", sk=c, pack=loc.pack_id,
+                {"PutRequest": {"Item": ddb_item(pk=f"L#{user_id}", sk=c, pack=loc.pack_id,
                                                  off=loc.offset, len=loc.length)}}
                 for c, loc in items[i:i + 25]]}
             while request:

@@ -70,9 +70,10 @@ def parse_packs(raw: object, limits: Limits,
     `chunk_sizes` maps every chunk an entry references to its declared
     (sealed) size. Refused with a 4xx naming the pack: a bad pack id, a
     pack id twice, a range outside its pack, overlapping ranges, a chunk
-    in two packs or twice in one, a blob no entry references or whose
-    length is not the entries' size for that chunk, too many packs or
-    blobs (413)."""
+    in two packs or twice in one, a blob whose length is not the entries'
+    size for that chunk, too many packs or blobs (413). A blob no entry
+    references is allowed (a pack sent by an interrupted upload, declared
+    again for some of its chunks) and never indexed."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -120,9 +121,7 @@ def _parse_pack(item: object, limits: Limits, chunk_sizes: Mapping[str, int]) ->
         length = int_in(b.get("length"), "blob length", 1, size)
         if offset + length > size:
             raise BadRequest(f"blob of chunk {chunk} lies outside the pack ({size} bytes)")
-        if chunk not in chunk_sizes:
-            raise BadRequest(f"chunk {chunk} is in the pack but no entry references it")
-        if chunk_sizes[chunk] != length:
+        if chunk in chunk_sizes and chunk_sizes[chunk] != length:
             raise BadRequest(f"chunk {chunk} is {length} bytes in the pack but "
                              f"{chunk_sizes[chunk]} in its entry")
         blobs.append(Blob(chunk, offset, length))

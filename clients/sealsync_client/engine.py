@@ -73,7 +73,7 @@ class Engine:
         self.device = device
         self.history = History(state, ring, user_id, device_id, signing_key)
         self.transfer = Transfer(api, ring, user_id, device, progress=progress,
-                                 sign=self.history.sign)
+                                 sign=self.history.sign, sent_packs=state)
         self.on_event = on_event or (lambda kind, path: None)
         self.tmp = meta_dir(self.root) / "tmp"
         self.tmp.mkdir(exist_ok=True)

@@ -24,12 +24,14 @@ failed download, never wrong bytes.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .crypto import sealed_len
 from .errors import IntegrityError
@@ -160,6 +162,91 @@ def seal_pack(ring: Keyring, user_id: str, plan: PlannedPack, buf: bytearray,
         for fd in fds.values():
             os.close(fd)
     return view
+
+
+def send_packs(ring: Keyring, user_id: str, put: Callable[..., None],
+               plans: list[PlannedPack], urls: dict[str, str], headers: dict[str, str],
+               take_plain: Callable[[int], Any], workers: int,
+               on_bytes: Callable[[int], None],
+               on_sent: Callable[[Body], None] | None = None) -> dict[str, Exception]:
+    """Seal and PUT each pack once, `PACKS_IN_FLIGHT` at a time, each in
+    a reused pack buffer; `on_sent(declaration)` for each pack that
+    landed, in plan order, on the calling thread. A pack that cannot be
+    sealed is not sent: the file that changed gets its error, and the
+    files sharing the pack (rejected by the server this time, for want
+    of its chunks) get PackNotSent and go again on the next sync.
+    Returns those errors by file id."""
+    failed: dict[str, Exception] = {}
+    if not plans:
+        return failed
+    free: queue.Queue[bytearray | None] = queue.Queue()
+    for _ in range(PACKS_IN_FLIGHT):
+        free.put(None)
+    tick = threading.Lock()
+    with ThreadPoolExecutor(workers) as sealers, \
+            ThreadPoolExecutor(PACKS_IN_FLIGHT) as putters:
+        def one(plan: PlannedPack) -> None:
+            buf = free.get()
+            try:
+                if buf is None or len(buf) < plan.layout.size:
+                    buf = None  # drop the small one before allocating
+                    buf = bytearray(max(PACK_TARGET, plan.layout.size))
+                put(urls[plan.pack_id], seal_pack(ring, user_id, plan, buf, take_plain,
+                                                  sealers), headers)
+            finally:
+                free.put(buf)
+            with tick:
+                on_bytes(plan.layout.size)
+
+        futures = [(plan, putters.submit(one, plan)) for plan in plans]
+        for plan, future in futures:
+            try:
+                future.result()
+            except PackFailed as exc:
+                failed.setdefault(exc.owner, exc.cause)
+                for owner in sorted(plan.owners - {exc.owner}):
+                    failed.setdefault(owner, PackNotSent(
+                        "not sent: it shared a pack with a file that changed "
+                        "while it was being uploaded"))
+                continue
+            if on_sent is not None:
+                on_sent(plan.declaration())
+    return failed
+
+
+# -- packs sent but not committed --------------------------------------------------
+class SentPacks(Protocol):
+    """Where a device remembers the packs it PUT (state.State)."""
+
+    def sent_packs(self) -> list[Body]: ...
+    def add_sent_pack(self, declaration: Body) -> None: ...
+    def drop_sent_packs(self, pack_ids: Iterable[str]) -> None: ...
+
+
+def reusable(sent: list[Body], missing: set[str]) -> list[Body]:
+    """The remembered packs holding a chunk the server still lacks: a batch
+    declares them again (their chunks are stored) instead of packing those
+    chunks anew, so an interrupted upload re-sends only the packs that were
+    in flight. Each chunk is taken from one pack only."""
+    out: list[Body] = []
+    taken: set[str] = set()
+    for decl in sent:
+        chunks = {b["chunk"] for b in decl["blobs"]}
+        if chunks & missing and not chunks & taken:
+            out.append(decl)
+            taken |= chunks
+    return out
+
+
+def settle_sent(sent: SentPacks, new: list[str], reused: list[str],
+                statuses: list[str]) -> None:
+    """After a batch's verdicts: every entry accepted means its chunks are
+    indexed, so none of its packs need remembering; a rejection may mean a
+    reused pack is not (or no longer) stored, so it is not offered again."""
+    if all(s == "accepted" for s in statuses):
+        sent.drop_sent_packs([*new, *reused])
+    elif any(s == "rejected" for s in statuses):
+        sent.drop_sent_packs(reused)
 
 
 # -- reading -------------------------------------------------------------------------

@@ -19,8 +19,10 @@ import json
 import os
 import stat
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import SealsyncClientError
 from .names import META_DIR, from_bytes, stored_name, to_bytes
@@ -52,6 +54,13 @@ CREATE TABLE IF NOT EXISTS unplaced (
     reason TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Packs this device PUT that no finished batch has fully committed yet
+-- (packing.py): the next batch declares them again instead of re-sending.
+CREATE TABLE IF NOT EXISTS sent_packs (
+    pack_id TEXT PRIMARY KEY,
+    declaration TEXT NOT NULL,  -- the batch request's `packs` item, JSON
+    sent_at INTEGER NOT NULL
+);
 -- Every version this device has verified (history.py). seq is its change-feed
 -- position, NULL until the feed has shown it (our own accepted uploads, and
 -- heads fetched to settle a conflict, are known before the feed lists them).
@@ -290,6 +299,23 @@ class State:
 
     def placed(self, file_id: str) -> None:
         self.db.execute("DELETE FROM unplaced WHERE file_id = ?", (file_id,))
+
+    # -- packs sent, not yet committed (packing.SentPacks) ---------------------
+    SENT_PACKS_KEPT = 64  # about 512 MiB of uploaded packs; older ones are re-sent
+
+    def sent_packs(self) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT declaration FROM sent_packs ORDER BY sent_at, pack_id")
+        return [json.loads(row[0]) for row in rows]
+
+    def add_sent_pack(self, declaration: dict[str, Any]) -> None:
+        self.db.execute("INSERT OR REPLACE INTO sent_packs VALUES (?, ?, ?)",
+                        (declaration["pack_id"], json.dumps(declaration), time.time_ns()))
+        self.db.execute("DELETE FROM sent_packs WHERE pack_id NOT IN (SELECT pack_id FROM "
+                        "sent_packs ORDER BY sent_at DESC LIMIT ?)", (self.SENT_PACKS_KEPT,))
+
+    def drop_sent_packs(self, pack_ids: Iterable[str]) -> None:
+        self.db.executemany("DELETE FROM sent_packs WHERE pack_id = ?",
+                            [(p,) for p in pack_ids])
 
     # -- meta ---------------------------------------------------------------
     def get(self, key: str, default: str | None = None) -> str | None:

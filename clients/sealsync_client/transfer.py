@@ -44,15 +44,14 @@ from .manifest import (
 from .names import UnsafePath as UnsafePath  # callers import them from here
 from .names import check_stored, shown
 from .packing import (
-    PACK_TARGET,
-    PACKS_IN_FLIGHT,
-    PackFailed,
-    PackNotSent,
     PlannedPack,
     RangedFetch,
+    SentPacks,
     Source,
     plan_packs,
-    seal_pack,
+    reusable,
+    send_packs,
+    settle_sent,
 )
 from .pipeline import FileChanged as FileChanged  # engine imports it from here
 from .pipeline import Span, chunk_spans, decrypt_file, seal_span
@@ -139,8 +138,10 @@ class Version:
 class Transfer:
     def __init__(self, api: Api, ring: Keyring, user_id: str, device: str,
                  workers: int = 8, progress: Progress | None = None, *,
-                 sign: Callable[[ManifestPlace, Manifest], Manifest]) -> None:
+                 sign: Callable[[ManifestPlace, Manifest], Manifest],
+                 sent_packs: SentPacks | None = None) -> None:
         self.api, self.ring, self.user_id, self.device = api, ring, user_id, device
+        self.sent_packs = sent_packs  # packs PUT, not yet committed: re-declared, not re-sent
         self.sign = sign  # links a version into the signed history (history.py)
         self.workers = workers
         self.progress = progress
@@ -211,10 +212,13 @@ class Transfer:
         sources = [Source(it.file_id, it.path, sp) for it in items if it.path is not None
                    for sp in it.spans]
         wanted = sorted({src.span.id for src in sources})
-        plans = plan_packs(sources, set(self.api.missing_chunks(wanted)) if wanted else set())
-        ticket = self.api.create_batch(entries, [p.declaration() for p in plans])
+        missing = set(self.api.missing_chunks(wanted)) if wanted else set()
+        # packs an interrupted earlier upload PUT: declared again, not re-sent
+        reused = reusable(self.sent_packs.sent_packs() if self.sent_packs else [], missing)
+        plans = plan_packs(sources, missing - {b["chunk"] for d in reused for b in d["blobs"]})
+        ticket = self.api.create_batch(entries, [p.declaration() for p in plans] + reused)
         pack_urls: dict[str, str] = ticket.get("pack_urls") or {}
-        if set(pack_urls) != {p.pack_id for p in plans}:
+        if set(pack_urls) != {p.pack_id for p in plans} | {d["pack_id"] for d in reused}:
             raise ApiError("the server answered for other packs than the batch declared")
         # Chunks the server asks for one by one: none, unless it lost track
         # of one between the lookup and the batch (v1 chunk objects).
@@ -248,51 +252,22 @@ class Transfer:
             self.sent.settled(s.id for it in items for s in it.spans)
         if [v.get("file_id") for v in verdicts] != [it.file_id for it in items]:
             raise IntegrityError("the server answered for other entries than the batch had")
+        if self.sent_packs is not None:
+            settle_sent(self.sent_packs, [p.pack_id for p in plans],
+                        [d["pack_id"] for d in reused],
+                        [v["status"] for v in verdicts])
         return [failed[it.file_id] if it.file_id in failed and v["status"] == "rejected"
                 else v for it, v in zip(items, verdicts, strict=True)]
 
     def _put_packs(self, plans: list[PlannedPack], urls: dict[str, str],
                    headers: dict[str, str]) -> dict[str, Exception]:
-        """Seal and PUT each pack once, `PACKS_IN_FLIGHT` at a time, each in
-        a reused pack buffer. A pack that cannot be sealed is not sent: the
-        file that changed gets its error, and the files sharing the pack are
-        rejected by the server this time (their error says why) and go
-        again on the next sync."""
-        failed: dict[str, Exception] = {}
-        if not plans:
-            return failed
-        free: queue.Queue[bytearray | None] = queue.Queue()
-        for _ in range(PACKS_IN_FLIGHT):
-            free.put(None)
-        tick = threading.Lock()
-        with self._bar(f"up   {len(plans)} pack(s)", sum(p.layout.size for p in plans)) as bar, \
-                ThreadPoolExecutor(self.workers) as sealers, \
-                ThreadPoolExecutor(PACKS_IN_FLIGHT) as putters:
-            def one(plan: PlannedPack) -> None:
-                buf = free.get()
-                try:
-                    if buf is None or len(buf) < plan.layout.size:
-                        buf = None  # drop the small one before allocating
-                        buf = bytearray(max(PACK_TARGET, plan.layout.size))
-                    view = seal_pack(self.ring, self.user_id, plan, buf, self.buffers.plain,
-                                     sealers)
-                    self.api.put_blob(urls[plan.pack_id], view, headers)
-                finally:
-                    free.put(buf)
-                with tick:
-                    bar.update(plan.layout.size)
-
-            futures = [(plan, putters.submit(one, plan)) for plan in plans]
-            for plan, future in futures:
-                try:
-                    future.result()
-                except PackFailed as exc:
-                    failed.setdefault(exc.owner, exc.cause)
-                    for owner in sorted(plan.owners - {exc.owner}):
-                        failed.setdefault(owner, PackNotSent(
-                            "not sent: it shared a pack with a file that changed "
-                            "while it was being uploaded"))
-        return failed
+        """packing.send_packs with this Transfer's buffers, pool size and bar;
+        each pack PUT is remembered (when a store is given) as it lands."""
+        with self._bar(f"up   {len(plans)} pack(s)",
+                       sum(p.layout.size for p in plans)) as bar:
+            return send_packs(self.ring, self.user_id, self.api.put_blob, plans, urls, headers,
+                              self.buffers.plain, self.workers, bar.update,
+                              self.sent_packs.add_sent_pack if self.sent_packs else None)
 
     def _put_file_chunks(self, it: Prepared, todo: list[Span], need: dict[str, str],
                          headers: dict[str, str]) -> None:

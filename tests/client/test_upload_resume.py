@@ -18,7 +18,14 @@ from .test_transfer import FILE, RING, USER, FakeServer, MiB, sign
 
 
 class CommitKnows(FakeServer):
-    """Presigns every chunk not yet committed; fails the PUTs after `fail_after`."""
+    """Presigns every chunk not yet committed; fails the PUTs after `fail_after`.
+
+    Its chunk lookup answers "nothing missing", so the client packs nothing
+    and every chunk goes alone through `chunk_urls`: the v1 chunk path this
+    journal covers (packs have their own resume: tests/client/test_packing.py)."""
+
+    def missing_chunks(self, chunk_ids: list[str]) -> list[str]:
+        return []
 
     def __init__(self) -> None:
         super().__init__()

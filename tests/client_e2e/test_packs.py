@@ -35,7 +35,7 @@ def objects(stack: StackProcess, prefix: str) -> dict[str, bytes]:
 def index_items(stack: StackProcess, user: str) -> list[dict[str, Any]]:
     db = _aws(stack, "dynamodb")
     got = db.query(TableName=stack.state["table"], KeyConditionExpression="pk = :p",
-                   ExpressionAttributeValues={":p": {"S": f"C#{user}"}})
+                   ExpressionAttributeValues={":p": {"S": f"L#{user}"}})
     return list(got["Items"])
 
 

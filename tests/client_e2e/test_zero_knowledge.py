@@ -111,6 +111,8 @@ def test_no_name_content_or_key_reaches_the_server(stack: StackProcess, tmp_path
         # Positive control: the same scan does find what the server may know.
         user = a.config.user_id.encode()
         assert any(user in blob for blob in found["s3"])
+        # the big file went up in a pack: the scan read packs too
+        assert any(blob.startswith(b"packs/" + user + b"/") for blob in found["s3"])
         assert any(user in blob for blob in found["dynamodb"])
     finally:
         a.close()

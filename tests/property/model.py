@@ -37,6 +37,9 @@ ALLOWED_REJECTS = {
     "late": ("ahead of the head", "expired before its manifest arrived"),
     # an entry of a batch whose bundle is not the size its entries declare
     "badbundle": ("but the entries declare",),
+    # an entry of a batch whose new chunks are in a pack that never arrived
+    # or whose size is a lie
+    "packlost": ("never uploaded",),
     # a leaked token's upload (signed with a key that is not the device's),
     # and one presigned by a device revoked before its bytes arrived
     "forged": ("bad signature",),
@@ -53,6 +56,7 @@ class Model:
     final: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     chain: dict[tuple[str, int], str] = field(default_factory=dict)  # (file, rev) -> upload
     heads: dict[str, int] = field(default_factory=dict)
+    packs: dict[str, bytes] = field(default_factory=dict)  # the world's, by pack id
 
     def add(self, up: Upload) -> None:
         self.uploads[up.upload_id] = up
@@ -181,9 +185,19 @@ class Model:
         assert mkey, f"{up.upload_id} has no manifest key"
         assert snap.etags.get(str(mkey)) == etag_of(up.bundle or up.manifest), (
             f"manifest of {up.upload_id} missing or not the bytes uploaded")
+        index = {it["sk"]: it for it in snap.items if it["pk"] == f"L#{self.user_id}"}
         for c in up.chunks:
-            key = f"chunks/{self.user_id}/{c.id}"
-            assert snap.etags.get(key) == etag_of(c.envelope), f"chunk {key} lost"
+            loc = index.get(c.id, {})
+            if "pack" not in loc:
+                key = f"chunks/{self.user_id}/{c.id}"
+                assert snap.etags.get(key) == etag_of(c.envelope), f"chunk {key} lost"
+                continue
+            # in a pack: the pack is stored, byte for byte, and the range
+            # the index records holds exactly this chunk's envelope
+            data, at = self.packs.get(loc["pack"], b""), int(loc["off"])
+            key = f"packs/{self.user_id}/{loc['pack']}"
+            assert data and snap.etags.get(key) == etag_of(data), f"pack {key} lost"
+            assert data[at:at + int(loc["len"])] == c.envelope, f"chunk {c.id} misplaced"
 
     def all_ended(self, snap: Snapshot) -> None:
         """Invariant 4, after draining every event and sweeping."""

@@ -24,6 +24,7 @@ from chalice.test import Client
 from sealsync_client.history import ZERO, sign_linked
 from sealsync_client.keys import AccountKeys
 from sealsync_client.manifest import ChunkRef, Link, Manifest, ManifestPlace, seal_manifest
+from sealsync_client.pack import PackWriter
 from sealsync_client.pipeline import seal_chunk
 
 from chalicelib.commit import FenceLostTooOften, commit_keys
@@ -156,6 +157,7 @@ class World:
         self.logs = LogCapture()
         logging.getLogger().addHandler(self.logs)
         self._n = 0
+        self.packs: dict[str, bytes] = {}  # every pack made, by id (the model reads it)
 
     def close(self) -> None:
         logging.getLogger().removeHandler(self.logs)
@@ -225,14 +227,18 @@ class World:
 
     def create_batch(self, device: int, entries: list[tuple[str, int, str, str,
                                                            tuple[Chunk, ...]]],
+                     packs: list[dict[str, Any]] | None = None,
                      signer: Device | None = None) -> tuple[list[Upload], dict[str, str]]:
-        """POST /v1/batches for (file, base, kind, path, chunks) entries."""
+        """POST /v1/batches for (file, base, kind, path, chunks) entries,
+        declaring `packs` (from `make_pack`) if given."""
         manifests = [self.seal(f, base, path, chunks, device)
                      for f, base, _, path, chunks in entries]
         body = {"entries": [{"file_id": f, "base_revision": base, "manifest_size": len(m),
                              "chunks": [{"id": c.id, "size": len(c.envelope)} for c in chunks]}
                             for (f, base, _, _, chunks), m in zip(entries, manifests,
                                                                    strict=True)]}
+        if packs:
+            body["packs"] = packs
         r = self.h.post("/v1/batches", body, self.devices[device])
         assert r.status_code == 201, r.body
         trailer = b"".join(bytes.fromhex(sign_entry(signer or self.devices[device], f, base, m,
@@ -247,6 +253,37 @@ class World:
                               batch=batch_id, index=i, offset=at, bundle=bundle))
             at += len(m)
         return ups, dict(r.json_body["chunk_urls"])
+
+    def make_pack(self, chunks: list[Chunk]) -> dict[str, Any]:
+        """A real pack (the client's format) of these chunks' envelopes; its
+        declaration, as the client sends it. The bytes are kept in `packs`."""
+        writer = PackWriter(self.ring, self.user_id)
+        for c in chunks:
+            assert writer.add(c.id, c.envelope)
+        sealed = writer.finish()
+        self.packs[sealed.pack_id] = sealed.data
+        return {"pack_id": sealed.pack_id, "size": len(sealed.data),
+                "blobs": [{"chunk": b.chunk_id, "offset": b.offset, "length": b.length}
+                          for b in sealed.blobs]}
+
+    def put_pack(self, pack_id: str, lie: bool = False) -> None:
+        """PUT a pack create-only; with `lie`, one byte more than declared."""
+        self.rt.s3.put_object(Bucket=self.rt.settings.bucket, IfNoneMatch="*",
+                              Key=f"packs/{self.user_id}/{pack_id}",
+                              Body=self.packs[pack_id] + (b"\0" if lie else b""))
+
+    def envelope(self, chunk_id: str) -> bytes:
+        """A stored chunk as a reader finds it: where the chunk index says
+        (a range of a pack), else its v1 object."""
+        got = self.rt.dynamodb.get_item(
+            TableName=self.rt.settings.table, ConsistentRead=True,
+            Key={"pk": {"S": f"L#{self.user_id}"}, "sk": {"S": chunk_id}}).get("Item", {})
+        if "pack" not in got:
+            return self.body(f"chunks/{self.user_id}/{chunk_id}")
+        at, n = int(got["off"]["N"]), int(got["len"]["N"])
+        return self.rt.s3.get_object(  # type: ignore[no-any-return]
+            Bucket=self.rt.settings.bucket, Key=f"packs/{self.user_id}/{got['pack']['S']}",
+            Range=f"bytes={at}-{at + n - 1}")["Body"].read()
 
     def put_bundle(self, ups: list[Upload], body: bytes | None = None) -> str:
         key = staging_key(self.user_id, str(ups[0].batch))

@@ -58,9 +58,9 @@ def read_chunk(h: Harness, dev: Device, file_id: str) -> dict[str, bytes]:
     return out
 
 
-def index_item(h: Harness, user: str, chunk: str) -> dict[str, Any]:
+def location_item(h: Harness, user: str, chunk: str) -> dict[str, Any]:
     got = h.rt.dynamodb.get_item(TableName=h.rt.settings.table,
-                                 Key={"pk": {"S": f"C#{user}"}, "sk": {"S": chunk}})
+                                 Key={"pk": {"S": f"L#{user}"}, "sk": {"S": chunk}})
     return dict(got.get("Item", {}))
 
 
@@ -86,11 +86,11 @@ def test_a_pack_that_never_arrived_rejects_only_the_entries_that_need_it(
         ("accepted", 1), ("accepted", 1)]
     assert read_chunk(h, dev, items[0].file_id) == {chunk_id(c1): c1, chunk_id(c2): c2}
     assert read_chunk(h, dev, items[2].file_id) == {chunk_id(c4): c4}  # a v1 chunk
-    item = index_item(h, dev.user_id, chunk_id(c1))
+    item = location_item(h, dev.user_id, chunk_id(c1))
     assert item["pack"] == {"S": pid1}
     assert int(item["off"]["N"]) == decl1["blobs"][[b["chunk"] for b in decl1["blobs"]]
                                                     .index(chunk_id(c1))]["offset"]
-    assert index_item(h, dev.user_id, chunk_id(c3)) == {}  # never indexed
+    assert location_item(h, dev.user_id, chunk_id(c3)) == {}  # never indexed
 
 
 def test_a_pack_whose_size_is_a_lie_rejects_its_entries(fast: Harness) -> None:
@@ -105,7 +105,7 @@ def test_a_pack_whose_size_is_a_lie_rejects_its_entries(fast: Harness) -> None:
     h.commit(batch.key)
     assert verdicts(h, dev, batch) == [
         ("rejected", "1 referenced chunk(s) were never uploaded"), ("accepted", 1)]
-    assert index_item(h, dev.user_id, chunk_id(c1)) == {}
+    assert location_item(h, dev.user_id, chunk_id(c1)) == {}
 
 
 def test_another_users_pack_id_names_nothing_of_theirs(fast: Harness) -> None:
@@ -123,8 +123,8 @@ def test_another_users_pack_id_names_nothing_of_theirs(fast: Harness) -> None:
     put(h, theirs.key, theirs.bundle)
     h.commit(theirs.key)
     assert verdicts(h, b, theirs) == [("rejected", "1 referenced chunk(s) were never uploaded")]
-    assert index_item(h, b.user_id, chunk_id(c1)) == {}
-    assert index_item(h, a.user_id, chunk_id(c1))["pack"] == {"S": pid}
+    assert location_item(h, b.user_id, chunk_id(c1)) == {}
+    assert location_item(h, a.user_id, chunk_id(c1))["pack"] == {"S": pid}
 
 
 def test_dedup_against_a_pack_uploads_nothing_and_keeps_the_location(fast: Harness) -> None:
@@ -148,7 +148,7 @@ def test_dedup_against_a_pack_uploads_nothing_and_keeps_the_location(fast: Harne
     # a v1 single upload dedups too, and its commit leaves the location alone
     up = h.stage(dev, new_id(), 0, b"manifest", (c1,))
     assert h.commit(up.key).status == "accepted"
-    assert index_item(h, dev.user_id, chunk_id(c1))["pack"] == {"S": pid}
+    assert location_item(h, dev.user_id, chunk_id(c1))["pack"] == {"S": pid}
     assert read_chunk(h, dev, up.file_id) == {chunk_id(c1): c1}
     assert read_chunk(h, dev, again[0].file_id) == {chunk_id(c2): c2}
 
@@ -211,3 +211,18 @@ def test_the_answer_never_carries_pack_contents(fast: Harness) -> None:
     assert set(batch.ticket) == {"batch_id", "bundle_url", "chunk_urls", "chunk_headers",
                                  "expires_at", "pack_urls"}
     assert json.dumps(batch.ticket).count(decl["pack_id"]) == 2  # key and URL
+
+
+def test_pack_urls_are_metered_as_issued(fast: Harness) -> None:
+    """One PUT URL per pack (not per chunk in it), one GET URL per pack read."""
+    h, dev = fast, fast.signup()
+    chunks = [secrets.token_bytes(300 + i) for i in range(5)]
+    pid, data, decl = make_pack(chunks)
+    batch = post_batch(h, dev, [BatchItem(new_id(), 0, chunks=tuple(chunks))], [decl])
+    put(h, pack_key(dev.user_id, pid), data)
+    put(h, batch.key, batch.bundle)
+    h.commit(batch.key)
+    assert verdicts(h, dev, batch) == [("accepted", 1)]
+    assert len(read_chunk(h, dev, batch.entries[0].file_id)) == 5
+    got = h.get("/v1/account/usage", dev).json_body
+    assert (got["put_requests"], got["get_requests"]) == (1 + 1, 1 + 1)  # bundle/manifest
