@@ -34,11 +34,17 @@ PRICES = ROOT / "deploy" / "prices.json"
 # Calls one commit makes, server side (the client's own PUTs come from the
 # bench: s3_puts_per_small_file). Kept equal to what the code does by
 # tests/deploy/test_call_counts.py.
-S3_CALLS = {"HeadObject": 3, "CopyObject": 1, "DeleteObject": 1}
-DYNAMODB_CALLS = {"GetItem": 4, "PutItem": 1, "BatchGetItem": 2, "TransactWriteItems": 1,
+# GetObject: the commit reads the staged manifest to check the device's
+# signature of it (chalicelib/signing.py).
+S3_CALLS = {"HeadObject": 3, "GetObject": 1, "CopyObject": 1, "DeleteObject": 1}
+# GetItem: the pipeline's 4, and the device item (core/signatures.py) read by
+# the authorizer once per API call (an upper bound: API Gateway caches its
+# answer 60 s per token), by the presign's write check and by the commit.
+DEVICE_READS = 2 + 1 + 1
+DYNAMODB_CALLS = {"GetItem": 4 + DEVICE_READS, "PutItem": 1, "BatchGetItem": 2, "TransactWriteItems": 1,
                   "Query": 1,  # push: the user's connections and mobile endpoints
                   "BatchWriteItem": 1}
-DYNAMODB_UNITS = {"rru": 6.0, "wru": 12.0}  # items <= 1 KiB written, <= 4 KiB read
+DYNAMODB_UNITS = {"rru": 6.0 + DEVICE_READS, "wru": 12.0}  # items <= 1 KiB written, <= 4 KiB read
 # SET NX PX + EVAL release for the file lock and for the feed lock, GET + SET
 # of the feed-head hint (which saves the counter's GetItem once a user has
 # committed), RPUSH + EXPIRE for two topics.
@@ -57,13 +63,15 @@ AUTHORIZER_MS = 5.0  # assumption: one HMAC check, warm
 # of BATCH_HEADS_PAGE heads, and a part per entry.
 BATCH_GROUP = 32  # entries per TransactWriteItems (3 per file + 2 <= 100 actions)
 BATCH_HEADS_PAGE = 100  # heads per BatchGetItem
-BATCH_S3_CALLS = {"HeadObject": 2, "CopyObject": 1, "DeleteObject": 1}  # per batch
-BATCH_DYNAMODB_FIXED = {"GetItem": 5, "PutItem": 1, "UpdateItem": 1, "Query": 1}
+# per batch; GetObject: the bundle, read once for the device signatures
+BATCH_S3_CALLS = {"HeadObject": 2, "GetObject": 1, "CopyObject": 1, "DeleteObject": 1}
+BATCH_DYNAMODB_FIXED = {"GetItem": 5 + DEVICE_READS, "PutItem": 1, "UpdateItem": 1, "Query": 1}
 BATCH_DYNAMODB_PER_GROUP = {"TransactWriteItems": 1}
 BATCH_DYNAMODB_PER_PAGE = {"BatchGetItem": 1}
 # Capacity units as if every item were <= 1 KiB written / 4 KiB read (the
 # batch record is not: see BATCH_RECORD_* below, priced separately).
-BATCH_UNITS_FIXED = {"rru": 6.0, "wru": 2.0}  # 5 GetItems + the push Query; create, finish
+# 5 GetItems + the push Query + the device reads; create, finish
+BATCH_UNITS_FIXED = {"rru": 6.0 + DEVICE_READS, "wru": 2.0}
 BATCH_UNITS_PER_GROUP = {"rru": 0.0, "wru": 4.0}  # feed counter + record, transactional
 BATCH_UNITS_PER_ENTRY = {"rru": 1.0, "wru": 6.0}  # its head read; head, revision, feed entry
 # 3 scripts (all locks, their release, the feed lock's release), SET NX +
@@ -216,7 +224,7 @@ def lines(m: Measured, prices: dict[str, Any], mem_mb: int) -> list[dict[str, An
     # The long poll is billed while it waits: about the commit latency.
     gb_s = gb * (m.commit_handler_ms + API_HANDLER_MS + m.commit_latency_ms
                  + API_CALLS * AUTHORIZER_MS) / 1000
-    s3_gets = S3_CALLS["HeadObject"]
+    s3_gets = S3_CALLS["HeadObject"] + S3_CALLS["GetObject"]
     s3_puts = S3_CALLS["CopyObject"] + m.client_puts
     rows = [
         ("Lambda requests", invocations, "lambda_request"),
@@ -225,7 +233,7 @@ def lines(m: Measured, prices: dict[str, Any], mem_mb: int) -> list[dict[str, An
         ("DynamoDB write units", DYNAMODB_UNITS["wru"], "dynamodb_wru"),
         ("DynamoDB read units", DYNAMODB_UNITS["rru"], "dynamodb_rru"),
         ("S3 PUT/COPY (client + handler)", s3_puts, "s3_put"),
-        ("S3 HEAD", s3_gets, "s3_get"),
+        ("S3 HEAD/GET", s3_gets, "s3_get"),
         ("SQS requests", SQS_REQUESTS, "sqs_request"),
         ("Redis ECPUs", REDIS_COMMANDS + REDIS_POLL_COMMANDS, "redis_ecpu"),
     ]
@@ -264,7 +272,8 @@ def batch_lines(m: Measured, prices: dict[str, Any], mem_mb: int,
         ("DynamoDB read units", units["rru"] + record["rru"], "dynamodb_rru"),
         ("S3 PUT/COPY (client + handler)",
          1 + m.chunk_puts * n + BATCH_S3_CALLS["CopyObject"], "s3_put"),
-        ("S3 HEAD", BATCH_S3_CALLS["HeadObject"], "s3_get"),
+        ("S3 HEAD/GET", BATCH_S3_CALLS["HeadObject"] + BATCH_S3_CALLS["GetObject"],
+         "s3_get"),
         ("SQS requests", BATCH_SQS_REQUESTS, "sqs_request"),
         ("Redis ECPUs", batch_redis_commands(n) + REDIS_POLL_COMMANDS, "redis_ecpu"),
     ]

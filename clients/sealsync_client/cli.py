@@ -6,6 +6,8 @@
     sealsync status DIR          what would be uploaded, and where the folder stands
     sealsync history DIR PATH    a file's revisions
     sealsync restore DIR PATH --revision N
+    sealsync devices DIR         the account's devices (cli_devices.py)
+    sealsync devices revoke DIR ID
 
 The passphrase comes from $SEALSYNC_PASSPHRASE or a prompt. `--json` prints
 one JSON document for scripts. Exit codes: 0 ok, 1 sync finished with
@@ -27,6 +29,7 @@ from typing import Any
 import click
 
 from .api import Api, ApiError, NotFound, ServerUnreachable
+from .cli_devices import devices_group
 from .engine import Report
 from .errors import IntegrityError, KdfError, KeyfileError, SealsyncClientError, WrongPassphrase
 from .folder import Cost, Folder, init_folder, open_folder, watch_files
@@ -241,6 +244,10 @@ def status(as_json: bool, folder_dir: str) -> None:
                 "skipped": [{"path": shown(p), "reason": why} for p, why in found.skipped],
                 "unplaced": [{"path": shown(p), "revision": rev, "reason": why}
                              for _, rev, p, why in folder.state.unplaced()]}
+        data["refused"] = [
+            {"seq": seq, "file_id": fid, "revision": rev, "reason": why,
+             "path": shown(e.path) if (e := folder.state.by_file_id(fid)) else None}
+            for seq, fid, rev, why in folder.state.refused()]
         seq, chain = engine.history.fingerprint()
         # Equal on two devices at the same seq iff the server showed both the
         # same history: compare out of band to catch a fork or a freeze.
@@ -254,6 +261,8 @@ def status(as_json: bool, folder_dir: str) -> None:
         lines += [f"  skipped   {s['path']}  ({s['reason']})" for s in data["skipped"]]
         lines += [f"  not here  {u['path']}  (revision {u['revision']} cannot be written "
                   f"here: {u['reason']}; retried on every sync)" for u in data["unplaced"]]
+        lines += [f"  refused   change {r['seq']}: {r['path'] or 'file ' + r['file_id']} "
+                  f"revision {r['revision']} ({r['reason']}; skipped)" for r in data["refused"]]
         lines.append(f"  history   verified to change {seq}, fingerprint {chain[:16]} "
                      f"(the same on every device at change {seq})")
         _emit(as_json, data, "\n".join(lines))
@@ -333,6 +342,8 @@ def restore(revision: int, as_json: bool, folder_dir: str, path: str) -> None:
         _emit(as_json, {"restored": shown(path), "revision": revision, **report.as_dict()},
               f"restored {shown(path)} from revision {revision}; {_summary(report)}")
 
+
+main.add_command(devices_group(_errors, _opened, _emit))
 
 if __name__ == "__main__":
     main()

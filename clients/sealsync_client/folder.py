@@ -8,14 +8,16 @@ only ever gets the auth key derived from it.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .api import Api, AuthError, Login
+from .devices import DeviceKey, load_device_key, save_device_key, seal_name
 from .engine import Engine
 from .errors import KeyfileError, WrongPassphrase
 from .keyfile import DeviceKeys, load_keyfile, save_keyfile
@@ -23,7 +25,7 @@ from .keys import DEFAULT_MEM, DEFAULT_OPS, AccountKeys, KdfParams
 from .names import META_DIR
 from .placing import Event
 from .push import PushApi
-from .state import Config, State, keyfile_path
+from .state import Config, State, device_key_path, keyfile_path
 from .transfer import Progress
 
 
@@ -47,11 +49,13 @@ class Folder:
     keys: AccountKeys
     state: State
     api: Api
+    device_key: DeviceKey
 
     def engine(self, on_event: Event | None = None, progress: Progress | None = None) -> Engine:
         return Engine(self.root, self.api, self.keys.root_keyring(), self.config.user_id,
                       self.config.device_name, self.state, on_event, progress,
-                      signing_key=self.keys.signing_key(), device_id=self.config.device_id)
+                      signing_key=self.keys.signing_key(), device_id=self.config.device_id,
+                      device_key=self.device_key)
 
     def close(self) -> None:
         self.state.close()
@@ -90,22 +94,34 @@ def _init(root: Path, server: str, passphrase: str, device_name: str | None,
     if join_user_id is None:
         params = cost.params()
         keys = AccountKeys.from_passphrase(passphrase, params)
-        user_id = api.create_account(keys.auth_key(), params.encode())
+        public = bytes(keys.signing_key().verify_key).hex()
+        user_id = api.create_account(keys.auth_key(), params.encode(), public)
         kdf = params.encode()
     else:
         user_id = join_user_id
         kdf = api.account_kdf(user_id)
         keys = AccountKeys.from_passphrase(passphrase, KdfParams.parse(kdf))
-    try:
-        device = api.add_device(user_id, keys.auth_key())
-    except AuthError:
-        raise WrongPassphrase(f"wrong passphrase for account {user_id}") from None
-    config = Config(server.rstrip("/"), user_id, device["device_id"],
-                    device_name or socket.gethostname())
+    name = device_name or socket.gethostname()
+    device_key = _enrol(api, keys, user_id, name)
+    config = Config(server.rstrip("/"), user_id, device_key.device_id, name)
     save_keyfile(keyfile_path(root), DeviceKeys(keys.master, user_id, kdf), passphrase,
                  cost.params())
+    save_device_key(device_key_path(root), keys.master, device_key)
     config.save(root)
-    return Folder(root, config, keys, state, api)
+    return Folder(root, config, keys, state, api, device_key)
+
+
+def _enrol(api: Api, keys: AccountKeys, user_id: str, name: str) -> DeviceKey:
+    """Register a new device id and key, vouched for by the account key,
+    its name sealed (the server never sees it)."""
+    device_key = DeviceKey.new(user_id, secrets.token_hex(16))
+    enrolment = {**device_key.enrolment(keys.signing_key()),
+                 "name": seal_name(keys.master, user_id, device_key.device_id, name)}
+    try:
+        api.add_device(user_id, keys.auth_key(), enrolment)
+    except AuthError:
+        raise WrongPassphrase(f"wrong passphrase for account {user_id}") from None
+    return device_key
 
 
 def open_folder(root: Path, passphrase: str) -> Folder:
@@ -117,8 +133,29 @@ def open_folder(root: Path, passphrase: str) -> Folder:
         raise KeyfileError("the key file belongs to another account than config.json")
     keys = AccountKeys(device_keys.master)
     state = State(root)
+    device_key = load_device_key(device_key_path(root), keys.master, config.user_id,
+                                 config.device_id)
+    if device_key is None:  # a folder from before device keys (docs/CLIENT.md)
+        config, device_key = _migrate(root, config, keys, state)
     login = Login(config.user_id, config.device_id, keys.auth_key())
-    return Folder(root, config, keys, state, _api(config.server, state, login))
+    return Folder(root, config, keys, state, _api(config.server, state, login), device_key)
+
+
+def _migrate(root: Path, config: Config, keys: AccountKeys,
+             state: State) -> tuple[Config, DeviceKey]:
+    """Enrol this folder again as a device with a key (the old device id had
+    none, so the server lets it read but never write); the old id can then be
+    revoked with `sealsync devices revoke`. The history keeps working: this
+    device's old versions verify as another device's."""
+    api = _api(config.server, state, None)
+    try:
+        device_key = _enrol(api, keys, config.user_id, config.device_name)
+    finally:
+        api.http.close()
+    save_device_key(device_key_path(root), keys.master, device_key)
+    config = replace(config, device_id=device_key.device_id)
+    config.save(root)  # add_device stored the new device's token in state.db
+    return config, device_key
 
 
 def watch_files(root: Path, wake: threading.Event) -> Any:

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 ZERO: Final = bytes(HASH_LEN)
 _PERSON_VERSION: Final = b"sealsync:ver:v1"
 _PERSON_FEED: Final = b"sealsync:feed:v1"
+_PERSON_REFUSED: Final = b"sealsync:refused:v1"
 
 
 def version_hash(ring: Keyring, place: ManifestPlace, manifest: Manifest) -> bytes:
@@ -155,6 +156,23 @@ class History:
             v = self._check(file_id, revision, manifest, seq)
             self.state.append_feed(v, chain(head, seq, v.hash))
 
+    def refuse(self, seq: int, file_id: str, revision: int, reason: str) -> None:
+        """Skip the next feed entry, which cannot be verified (unsigned, signed
+        by no key of the account, or sealed for another place), recording it
+        and why. The chain takes a refusal marker at its seq: every device
+        refusing the same entry keeps the same chain, and a device shown
+        a valid version there instead differs (a fork, caught as such).
+        Raises FeedError, and records nothing, if `seq` is not the next
+        entry: a dropped or rewritten entry is the feed's fault, never skipped."""
+        with self._lock:
+            last, head = self.state.feed_head()
+            if seq != last + 1:
+                raise FeedError(f"the change feed jumped from entry {last} to {seq}: entries "
+                                f"were dropped or reordered")
+            marker = hashlib.blake2b(bytes.fromhex(file_id) + revision.to_bytes(8, "big"),
+                                     digest_size=HASH_LEN, person=_PERSON_REFUSED).digest()
+            self.state.refuse(seq, file_id, revision, reason, chain(head, seq, marker))
+
     def verify_own(self, seq: int, file_id: str, revision: int) -> bool:
         """Verify the next feed entry without fetching it, if it is our own
         accepted upload coming back: we know exactly what we signed, so the
@@ -199,6 +217,8 @@ class History:
         assert link is not None
         where = f"file {file_id} revision {revision}"
         top = self.state.top_revision(file_id, in_feed=seq is not None)
+        if seq is not None:  # a refused revision counts: the next one may follow it
+            top = max(top, self.state.refused_top(file_id))
         if seq is not None and revision <= top or seq is None and revision < top:
             raise RollbackError(f"{where}: this device already verified revision {top}; "
                                 f"the server went back (a rollback or a replay)")
