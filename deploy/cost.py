@@ -41,7 +41,8 @@ S3_CALLS = {"HeadObject": 3, "GetObject": 1, "CopyObject": 1, "DeleteObject": 1}
 # the authorizer once per API call (an upper bound: API Gateway caches its
 # answer 60 s per token), by the presign's write check and by the commit.
 DEVICE_READS = 2 + 1 + 1
-DYNAMODB_CALLS = {"GetItem": 4 + DEVICE_READS, "PutItem": 1, "BatchGetItem": 2, "TransactWriteItems": 1,
+DYNAMODB_CALLS = {"GetItem": 4 + DEVICE_READS, "PutItem": 1, "BatchGetItem": 2,
+                  "TransactWriteItems": 1,
                   "Query": 1,  # push: the user's connections and mobile endpoints
                   "BatchWriteItem": 1}
 DYNAMODB_UNITS = {"rru": 6.0 + DEVICE_READS, "wru": 12.0}  # items <= 1 KiB written, <= 4 KiB read

@@ -357,6 +357,11 @@ class Engine:
         holds exactly our bytes, e.g. our own earlier upload whose answer we
         never recorded, there is nothing to keep twice.)"""
         rel, file_id = u.rel, u.file_id
+        top = self.state.refused_top(file_id)
+        if top > u.base and self.transfer.api.get_file(file_id)["revision"] == top:
+            # The head is a version this device refused: ours supersedes it.
+            self._upload(rel, file_id, top, report)
+            return
         head = self._head(file_id)
         if head is None or _is_delete(head):
             # The winner is a delete: our edit lives on under its own name.
