@@ -17,11 +17,14 @@ from .core import signatures as sig
 from .core import tokens
 from .core.batch import FINISHED, BatchRecord, batch_body, parse_batch
 from .core.decide import PENDING, TERMINAL
-from .core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
-from .core.ids import check_id, chunk_key, new_id, staging_key
+from .core.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge, Unauthorized
+from .core.ids import check_chunk_id, check_id, chunk_key, new_id, staging_key
+from .core.packs import packed_chunks, parse_packs
 from .core.records import UploadRecord, Version, batch_topic, feed_topic, upload_topic
 from .core.requests import only_fields, parse_upload, query_int
 from .core.tokens import Claims
+from .limits import charge_account
+from .pack_reads import chunk_sources, pack_urls
 
 Body = dict[str, Any]
 MAX_DEVICES = 100  # per account, revoked ones included (their ids stay taken)
@@ -87,6 +90,7 @@ def add_device(rt: Runtime, body: Body) -> Body:
     proved by the auth key: trust on first use; docs/DESIGN.md)."""
     user_id = _authenticate(rt, body, {"user_id", "auth_key", "device_id", "device_key",
                                        "device_sig", "signing_key", "name"})
+    charge_account(rt, "devices", user_id)
     device_id = check_id(body.get("device_id"), "device_id")
     device_key = sig.parse_key(body.get("device_key"), "device_key")
     vouch = sig.parse_sig(body.get("device_sig"), "device_sig")
@@ -125,6 +129,7 @@ def _sealed_name(value: object) -> bytes:
 
 def new_token(rt: Runtime, body: Body) -> Body:
     user_id = _authenticate(rt, body, {"user_id", "auth_key", "device_id"})
+    charge_account(rt, "tokens", user_id)
     device_id = check_id(body.get("device_id"), "device_id")
     device = rt.devices.get(user_id, device_id)
     if device is None or device.revoked_at is not None:
@@ -199,6 +204,7 @@ def create_upload(rt: Runtime, who: Claims, body: Body) -> Body:
         if chunk_id not in known and chunk_id not in need:
             need[chunk_id] = rt.blobs.presign_put(chunk_key(who.user_id, chunk_id), size,
                                                   create_only=True)
+    rt.usage.count_requests(who.user_id, now, puts=1 + len(need))
     return {
         "upload_id": upload_id,
         "manifest_url": rt.blobs.presign_put(staging_key(who.user_id, upload_id),
@@ -291,18 +297,23 @@ def create_batch(rt: Runtime, who: Claims, body: Body) -> Body:
     """Record the batch (the only thing its commit will trust) and presign
     one PUT for the bundle and one per chunk the server lacks."""
     req = parse_batch(body, rt.settings.limits)
+    packs = parse_packs(body.get("packs"), rt.settings.limits, req.chunk_sizes)
     writer(rt, who)
     batch_id, now = new_id(), int(time.time())
     rec = BatchRecord(batch_id, who.user_id, who.device_id, req.entries, PENDING, now)
-    known = rt.meta.known_chunks(who.user_id, req.chunk_sizes)
+    known = rt.meta.known_chunks(who.user_id, req.chunk_sizes) | packed_chunks(packs)
+    # The packs first: a commit that sees the record sees its packs too.
+    rt.packs.declare(batch_id, packs, now + rt.settings.record_ttl_s)
     rt.batches.create(rec, now + rt.settings.record_ttl_s)
+    chunk_urls = {c: rt.blobs.presign_put(chunk_key(who.user_id, c), size, create_only=True)
+                  for c, size in req.chunk_sizes.items() if c not in known}
+    rt.usage.count_requests(who.user_id, now, puts=1 + len(chunk_urls))
     return {
+        **pack_urls(rt, who.user_id, packs),
         "batch_id": batch_id,
         "bundle_url": rt.blobs.presign_put(staging_key(who.user_id, batch_id),
                                            req.bundle_size),
-        "chunk_urls": {c: rt.blobs.presign_put(chunk_key(who.user_id, c), size,
-                                               create_only=True)
-                       for c, size in req.chunk_sizes.items() if c not in known},
+        "chunk_urls": chunk_urls,
         "chunk_headers": {"If-None-Match": "*"},
         "expires_at": now + rt.settings.upload_ttl_s,
     }
@@ -342,6 +353,21 @@ def _woken_batch(payload: bytes, rec: BatchRecord) -> Body | None:
     return {"batch_id": rec.batch_id, "status": FINISHED, "entries": entries}
 
 
+def missing_chunks(rt: Runtime, who: Claims, body: Body) -> Body:
+    """POST /v1/chunks/missing {chunks: [ids]}: which of these chunks the
+    server has not stored, so a client packs only those (docs/DESIGN.md
+    "Packs"). Stateless; it tells a user only about their own chunks."""
+    only_fields(body, {"chunks"})
+    raw = body.get("chunks")
+    limit = rt.settings.limits.max_batch_chunks
+    if not isinstance(raw, list):
+        raise BadRequest("chunks must be a list of chunk ids")
+    if len(raw) > limit:
+        raise TooLarge(f"ask about at most {limit} chunks at once")
+    wanted = {check_chunk_id(c) for c in raw}
+    return {"missing": sorted(wanted - rt.meta.known_chunks(who.user_id, wanted))}
+
+
 # -- the change feed and files ---------------------------------------------
 def changes(rt: Runtime, who: Claims, params: dict[str, str] | None) -> Body:
     limits = rt.settings.limits
@@ -374,8 +400,7 @@ def _version_body(rt: Runtime, who: Claims, v: Version, urls: bool) -> Body:
             # GET manifest_url with `Range: bytes=offset-(offset+length-1)`.
             out["manifest_range"] = {"offset": v.manifest_offset,
                                      "length": v.manifest_length}
-        out["chunks"] = [{"id": c, "url": rt.blobs.presign_get(chunk_key(who.user_id, c))}
-                         for c in dict.fromkeys(v.chunk_ids)]
+        out.update(chunk_sources(rt, who.user_id, v.chunk_ids))
     return out
 
 
@@ -388,7 +413,11 @@ def get_file(rt: Runtime, who: Claims, file_id: str, params: dict[str, str] | No
         version = rt.meta.get_head(who.user_id, file_id)
     if version is None:
         raise NotFound("no such file or revision")
-    return _version_body(rt, who, version, urls=True)
+    body = _version_body(rt, who, version, urls=True)
+    if "manifest_url" in body:  # metered as issued: every URL, the bytes they serve
+        rt.usage.count_requests(who.user_id, time.time(), gets=1 + len(body["chunks"]),
+                                egress=version.size)
+    return body
 
 
 def file_revisions(rt: Runtime, who: Claims, file_id: str,

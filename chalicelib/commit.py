@@ -29,6 +29,7 @@ from .adapters.meta import AlreadyFinished, FenceLost
 from .batch_commit import commit_batch
 from .config import Runtime
 from .core import decide as core
+from .core.batch import BatchRecord
 from .core.errors import BadRequest
 from .core.ids import chunk_key, manifest_key, parse_staging_key
 from .core.notices import upload_result
@@ -75,11 +76,11 @@ def commit_staging_object(rt: Runtime, key: str, fault: Fault = no_fault,
     except BadRequest as exc:
         log.warning("ignoring object outside staging: %s", exc.message)
         return Outcome(None, "ignored", exc.message)
-    rec = rt.meta.get_upload(upload_id)
-    if rec is None and (batch := rt.batches.get(upload_id)) is not None \
-            and batch.user_id == user_id:
-        done = commit_batch(rt, key, batch, fault, now)  # a batch's bundle
+    found = rt.batches.get_record(upload_id)  # one read, whichever it is
+    if isinstance(found, BatchRecord) and found.user_id == user_id:
+        done = commit_batch(rt, key, found, fault, now)  # a batch's bundle
         return Outcome(upload_id, done.status, done.detail)
+    rec = found if isinstance(found, UploadRecord) else None
     if rec is None or rec.user_id != user_id:
         # Unknown, or written under another user's prefix: never commit it.
         # The object is removed so it cannot linger (the sweeper would too).

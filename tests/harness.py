@@ -21,6 +21,7 @@ TEST_ENV = {
     "SEALSYNC_TABLE": "sealsync-test",
     "SEALSYNC_REDIS_URL": "redis://127.0.0.1:1/0",
     "SEALSYNC_TOKEN_SECRET": "test-secret-" + "x" * 32,
+    "SEALSYNC_RATE_SCALE": "1000",  # tests sign up many accounts from one address
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",

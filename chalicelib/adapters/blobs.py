@@ -28,13 +28,16 @@ class Blobs:
                 return None
             raise
 
-    def missing(self, keys: list[str]) -> list[str]:
-        """Those of `keys` that do not exist, checked in parallel."""
+    def sizes(self, keys: list[str]) -> list[int | None]:
+        """Each key's real size (None: absent), HEADed in parallel."""
         if not keys:
             return []
         with ThreadPoolExecutor(max_workers=min(16, len(keys))) as pool:
-            sizes = list(pool.map(self.size, keys))
-        return [key for key, size in zip(keys, sizes, strict=True) if size is None]
+            return list(pool.map(self.size, keys))
+
+    def missing(self, keys: list[str]) -> list[str]:
+        """Those of `keys` that do not exist, checked in parallel."""
+        return [key for key, size in zip(keys, self.sizes(keys), strict=True) if size is None]
 
     def copy(self, source: str, dest: str) -> None:
         """Server-side copy of a small object (a manifest): cost is bounded by

@@ -30,10 +30,10 @@ FINISHED = "finished"  # the batch: every entry has its terminal result
 
 # DynamoDB TransactWriteItems: 100 actions and 4 MB per request. A group
 # writes per accepted entry its head, revision and feed entry, plus once the
-# feed counter and the batch record's results.
+# feed counter, the group's results item and a check of the batch's state.
 MAX_ACTIONS = 100
 ACTIONS_PER_ENTRY = 3
-ACTIONS_PER_GROUP = 2
+ACTIONS_PER_GROUP = 5  # feed counter, results item, state check, two usage counters
 MAX_GROUP_ENTRIES = (MAX_ACTIONS - ACTIONS_PER_GROUP) // ACTIONS_PER_ENTRY  # 32
 MAX_GROUP_BYTES = 3 * 1024 * 1024  # under the 4 MB, with room for names and overhead
 _ITEM_OVERHEAD = 512  # keys, names, numbers of one head or revision item
@@ -96,8 +96,9 @@ class BatchRecord:
 
 # -- the request ----------------------------------------------------------------
 def parse_batch(body: dict[str, Any], limits: Limits) -> BatchRequest:
-    """Validate POST /v1/batches {entries: [...]}. Errors name the entry."""
-    only_fields(body, {"entries"})
+    """Validate POST /v1/batches {entries: [...]}. Errors name the entry.
+    `packs` is core.packs' to validate, against the entries parsed here."""
+    only_fields(body, {"entries", "packs"})
     raw = body.get("entries")
     if not isinstance(raw, list) or not raw:
         raise BadRequest("entries must be a non-empty list")
@@ -216,7 +217,7 @@ def plan_groups(accepted: Sequence[int], weights: Mapping[int, int],
                 max_entries: int = MAX_GROUP_ENTRIES,
                 max_bytes: int = MAX_GROUP_BYTES) -> list[tuple[int, ...]]:
     """Cut the accepted entries, in order, into groups of at most
-    `max_entries` (3 actions each + 2 per group ≤ 100) and `max_bytes`."""
+    `max_entries` (3 actions each + 5 per group ≤ 100) and `max_bytes`."""
     groups: list[tuple[int, ...]] = []
     current: list[int] = []
     used = 0

@@ -4,7 +4,8 @@ where its lock expires or Redis restarts under it, and when the sweeper runs.
 After every step the whole table and bucket are read back and checked
 against `Model`; at the end every event is drained, the sweeper runs, every
 upload must have ended, every head must decrypt to what was uploaded, and
-no marker may appear anywhere on the server side or in its logs.
+no marker may appear anywhere on the server side or in its logs. The usage
+counters must equal what is stored after every step (metering.py).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from chalicelib.adapters.redis_lock import LockBusy
 from chalicelib.core.ids import new_id, staging_key
 from local.moto import MotoServer
 from local.services import RedisServer
+from tests.property.metering import check_usage
 from tests.property.model import Model
 from tests.property.world import (
     STALE_LOCK_MS,
@@ -313,7 +315,9 @@ class CommitMachine(RuleBasedStateMachine):
 
     @invariant()
     def invariants_hold(self) -> None:
-        self.model.check(self.world.snapshot())
+        snap = self.world.snapshot()
+        self.model.check(snap)
+        check_usage(snap, self.world.user_id)  # metering: exact, whatever the events did
 
     # -- the end -------------------------------------------------------------------
     def drain(self) -> None:
@@ -357,6 +361,7 @@ class CommitMachine(RuleBasedStateMachine):
             self.drain()
             snap = self.world.snapshot()
             self.model.check(snap)
+            check_usage(snap, self.world.user_id)
             self.model.all_ended(snap)
             self.verify_contents()
             feed = self.world.h.changes(self.world.devices[0])["changes"]

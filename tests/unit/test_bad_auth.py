@@ -36,7 +36,7 @@ def _token_variants(dev: Device, secret: bytes) -> dict[str, str]:
 PROTECTED = [
     ("POST", "/v1/uploads"), ("GET", "/v1/uploads/{upload}"), ("GET", "/v1/changes"),
     ("GET", "/v1/files/{file}"), ("DELETE", "/v1/files/{file}?base_revision=1"),
-    ("GET", "/v1/files/{file}/revisions"),
+    ("GET", "/v1/files/{file}/revisions"), ("GET", "/v1/account/usage"),
 ]
 
 

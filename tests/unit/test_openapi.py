@@ -8,6 +8,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from app import app
 from chalicelib import api
 from chalicelib.core import tokens
 from chalicelib.core.ids import CHUNK_HEX, ID_HEX, new_id
+from chalicelib.core.ratelimit import Rates, Rule
 from chalicelib.core.requests import Limits
 from chalicelib.core.signatures import Device as Device_
 from local import apiclient
@@ -271,6 +273,17 @@ def test_every_documented_status_is_real_and_valid(
     assert h.post("/v1/tokens", {"user_id": dev.user_id, "auth_key": dev.auth_key,
                                  "device_id": new_id()}).status_code == 401
     _drive_device_routes(h, dev, monkeypatch)
+    saved, one = h.rt.settings, 1 / 10**6  # one request per bucket, then 429
+    h.rt.settings = replace(saved, rates=Rates(
+        signup_ip=Rule("t-signup", 1, one), devices_ip=Rule("t-devices", 1, one),
+        tokens_ip=Rule("t-tokens", 1, one)))
+    for path, body in (("/v1/accounts", {"auth_key": secrets.token_hex(32), "kdf": "k"}),
+                       ("/v1/devices", {"user_id": dev.user_id, "auth_key": dev.auth_key}),
+                       ("/v1/tokens", {"user_id": dev.user_id, "auth_key": dev.auth_key,
+                                       "device_id": dev.device_id})):
+        h.post(path, body)
+        assert h.post(path, body).status_code == 429
+    h.rt.settings = saved
 
     # uploads: accepted, pending, conflict, rejected
     file_id = new_id()
@@ -320,8 +333,29 @@ def test_every_documented_status_is_real_and_valid(
     with pytest.raises(AssertionError):  # another user's batch does not exist for them
         h.batch(h.signup(), batch.batch_id)
 
+    # packs: a batch that declares one, its answer, a version read from it
+    from tests.unit.test_pack_pipeline import make_pack
+    blob = secrets.token_bytes(100)
+    pid, data, decl = make_pack([blob])
+    packed = h.post("/v1/batches", {"entries": [{**_upload_body(new_id(), 0), "chunks": [
+        {"id": chunk_id(blob), "size": len(blob)}]}], "packs": [decl]}, dev)
+    assert packed.status_code == 201 and pid in packed.json_body["pack_urls"]
+    packed_id = packed.json_body["batch_id"]
+    h.rt.blobs.put(f"packs/{dev.user_id}/{pid}", data)
+    h.rt.blobs.put(f"staging/{dev.user_id}/{packed_id}", b"m" * 8)
+    assert h.commit(f"staging/{dev.user_id}/{packed_id}").status == "finished"
+    packed_file = h.batch(dev, packed_id)["entries"][0]
+    assert packed_file["status"] == "accepted"
+    assert "packs" in h.head(dev, packed_file["file_id"])  # type: ignore[operator]
+    assert h.post("/v1/chunks/missing", {"chunks": [chunk_id(blob)]}, dev
+                  ).json_body == {"missing": []}
+    assert h.post("/v1/chunks/missing", {"chunks": [7]}, dev).status_code == 400
+    assert h.post("/v1/chunks/missing", {"chunks": ["a" * 64] * 8193}, dev
+                  ).status_code == 413
+    assert h.post("/v1/chunks/missing", {"chunks": []}, forged).status_code == 401
+
     # the feed
-    assert h.changes(dev)["cursor"] == 2
+    assert h.changes(dev)["cursor"] == 3
     assert h.get("/v1/changes?limit=0", dev).status_code == 400
     assert h.get("/v1/changes?cursor=99", dev).status_code == 409
     assert h.get("/v1/changes", forged).status_code == 401
@@ -349,6 +383,11 @@ def test_every_documented_status_is_real_and_valid(
     assert h.get(f"/v1/files/{file_id}/revisions?limit=abc", dev).status_code == 400
     assert h.get(f"/v1/files/{new_id()}/revisions", dev).status_code == 404
     assert h.get(f"/v1/files/{file_id}/revisions", forged).status_code == 401
+
+    # the account's usage (docs/ACCOUNT.md)
+    assert h.get("/v1/account/usage", dev).json_body["versions"] == 3
+    assert h.get("/v1/account/usage?from=abc", dev).status_code == 400
+    assert h.get("/v1/account/usage", forged).status_code == 401
 
     # push (docs/PUSH.md)
     drive_push_routes(h, dev, forged, LIMITS.max_body_bytes + 1)
