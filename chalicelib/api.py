@@ -157,8 +157,15 @@ def revoke_device(rt: Runtime, who: Claims, device_id: str,
     key = rt.devices.signing_key(who.user_id)
     if key is None or not sig.verify(key, sig.revoke_message(who.user_id, device_id), vouch):
         raise Forbidden("signature is not the account key's signature revoking this device")
-    if not rt.devices.revoke(who.user_id, device_id, int(time.time())):
+    now = int(time.time())
+    if not rt.devices.revoke(who.user_id, device_id, now):
         raise NotFound("no such device")
+    # Push stops at once too: its WebSocket connections and mobile
+    # registration are forgotten (a reconnect is refused by ws_connect).
+    for conn in rt.registry.targets(who.user_id, now).connections:
+        if conn.device_id == device_id:
+            rt.registry.remove_connection(conn.connection_id, who.user_id)
+    rt.registry.remove_mobile(who.user_id, device_id)
     got = rt.devices.get(who.user_id, device_id)
     return {"device_id": device_id, "revoked_at": got.revoked_at if got else None}
 

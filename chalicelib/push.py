@@ -163,6 +163,9 @@ def ws_connect(rt: Runtime, event: Event) -> dict[str, Any]:
         return _reply(400, BadRequest("no connection id"))
     try:
         who = verify(rt.settings.token_secret, _bearer(event), int(time.time()))
+        device = rt.devices.get(who.user_id, who.device_id)
+        if device is None or device.revoked_at is not None:
+            raise Unauthorized("this device was revoked")
     except Unauthorized as exc:
         return _reply(401, exc)
     endpoint = rt.ws_sender.endpoint(ctx, rt.settings.region)

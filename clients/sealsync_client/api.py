@@ -258,22 +258,33 @@ class Api:
         return data
 
     # -- accounts and devices ----------------------------------------------
-    def create_account(self, auth_key: str, kdf: str) -> str:
-        return str(self.call("POST", "/v1/accounts", {"auth_key": auth_key, "kdf": kdf},
-                             auth=False)["user_id"])
+    def create_account(self, auth_key: str, kdf: str, signing_key: str | None = None) -> str:
+        """A new account; `signing_key` is its public Ed25519 key (hex), which
+        vouches for its devices (else the first enrolment registers it)."""
+        body = {"auth_key": auth_key, "kdf": kdf}
+        if signing_key is not None:
+            body["signing_key"] = signing_key
+        return str(self.call("POST", "/v1/accounts", body, auth=False)["user_id"])
 
     def account_kdf(self, user_id: str) -> str:
         return str(self.call("GET", f"/v1/accounts/{user_id}/kdf", auth=False)["kdf"])
 
-    def add_device(self, user_id: str, auth_key: str) -> Body:
-        """Register a device; remembers its login and token."""
-        b = self.call("POST", "/v1/devices", {"user_id": user_id, "auth_key": auth_key},
-                      auth=False)
+    def add_device(self, user_id: str, auth_key: str, enrolment: dict[str, str]) -> Body:
+        """Register a device and its key (`devices.DeviceKey.enrolment`, plus
+        its sealed `name`); remembers its login and token."""
+        b = self.call("POST", "/v1/devices", {"user_id": user_id, "auth_key": auth_key,
+                                              **enrolment}, auth=False)
         self.login = Login(user_id, b["device_id"], auth_key)
         self.token = b["token"]
         if self.on_token is not None:
             self.on_token(b["token"], int(b["expires_at"]))
         return b
+
+    def devices(self) -> list[Body]:
+        return list(self.call("GET", "/v1/devices")["devices"])
+
+    def revoke_device(self, device_id: str, signature: str) -> Body:
+        return self.call("DELETE", f"/v1/devices/{device_id}?signature={signature}")
 
     # -- sync ---------------------------------------------------------------
     def create_upload(self, file_id: str, base: int, manifest_size: int,
@@ -317,8 +328,6 @@ class Api:
         raise ApiError(f"batch {batch_id} is still pending after {rounds * wait_s}s; "
                        "it will be retried on the next sync")
 
-    def delete_file(self, file_id: str, base: int) -> str:
-        return str(self.call("DELETE", f"/v1/files/{file_id}?base_revision={base}")["upload_id"])
 
     def changes(self, cursor: int, limit: int = 100, wait_s: int = 0) -> Body:
         try:

@@ -7,6 +7,8 @@
     sealsync status DIR          what would be uploaded, and where the folder stands
     sealsync history DIR PATH    a file's revisions
     sealsync restore DIR PATH --revision N
+    sealsync devices DIR         the account's devices (cli_devices.py)
+    sealsync devices revoke DIR ID
     sealsync exclude|include DIR PATH, sealsync conflicts DIR  (cli_sync_extras.py)
     sealsync forget DIR          drop the remembered key (cli_ops.py)
     sealsync service install|status|uninstall DIR   run `watch` as a user service
@@ -35,6 +37,7 @@ import click
 
 from .api import Api, ApiError, ServerForgot, ServerUnreachable
 from .bwlimit import Limits
+from .cli_devices import devices_group
 from .cli_ops import (
     bwlimit_option,
     forget,
@@ -311,6 +314,10 @@ def status(no_remember: bool, ignored: bool, as_json: bool, folder_dir: str) -> 
                 "skipped": [{"path": shown(p), "reason": why} for p, why in found.skipped],
                 "unplaced": [{"path": shown(p), "revision": rev, "reason": why}
                              for _, rev, p, why in folder.state.unplaced()]}
+        data["refused"] = [
+            {"seq": seq, "file_id": fid, "revision": rev, "reason": why,
+             "path": shown(e.path) if (e := folder.state.by_file_id(fid)) else None}
+            for seq, fid, rev, why in folder.state.refused()]
         seq, chain = engine.history.fingerprint()
         # Equal on two devices at the same seq iff the server showed both the
         # same history: compare out of band to catch a fork or a freeze.
@@ -327,6 +334,8 @@ def status(no_remember: bool, ignored: bool, as_json: bool, folder_dir: str) -> 
         lines += [f"  skipped   {s['path']}  ({s['reason']})" for s in data["skipped"]]
         lines += [f"  not here  {u['path']}  (revision {u['revision']} cannot be written "
                   f"here: {u['reason']}; retried on every sync)" for u in data["unplaced"]]
+        lines += [f"  refused   change {r['seq']}: {r['path'] or 'file ' + r['file_id']} "
+                  f"revision {r['revision']} ({r['reason']}; skipped)" for r in data["refused"]]
         lines.append(f"  history   verified to change {seq}, fingerprint {chain[:16]} "
                      f"(the same on every device at change {seq})")
         _emit(as_json, data, "\n".join(lines))
@@ -399,6 +408,7 @@ def restore(revision: int, as_json: bool, folder_dir: str, path: str) -> None:
               f"restored {shown(path)} from revision {revision}; {_summary(report)}")
 
 
+main.add_command(devices_group(_errors, _opened, _emit))
 from . import cli_sync_extras  # noqa: E402  (it builds on the helpers above)
 from .cli_key import key  # noqa: E402  (it uses the helpers above)
 

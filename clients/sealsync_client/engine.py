@@ -20,8 +20,11 @@ so only the manifest travels. Paths exist only inside encrypted manifests.
 
 Tamper evidence (invariant 8): every version, deletes included, is signed
 into the account's history (history.py). A pull verifies every feed entry
-in order before applying anything; an integrity or history failure ends the
-pass with nothing of that version applied and the cursor where it was.
+in order before applying anything. An entry that cannot be verified on its
+own (unsigned, not signed by the account, sealed for another place) is
+refused and skipped loudly: recorded, listed by `sealsync status`, and the
+rest goes on. A history failure (entries dropped or reordered, a rollback,
+a fork) ends the pass with nothing applied and the cursor where it was.
 """
 from __future__ import annotations
 
@@ -36,7 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import outbox
 from .api import Api, AuthError, NotFound, ServerUnreachable
-from .errors import FeedError, IntegrityError
+from .devices import DeviceKey
+from .errors import FeedError, HistoryError, IntegrityError, SealsyncClientError
 from .history import History
 from .keys import Keyring
 from .manifest import Manifest
@@ -61,19 +65,25 @@ if TYPE_CHECKING:
 FATAL = (ServerUnreachable, AuthError, IntegrityError)
 
 
+class RefusedHead(SealsyncClientError):
+    """The file's head is a version this device refused: that file waits
+    (one file's error; the rest of the pass goes on)."""
+
+
 class Engine:
     parallel = 16  # files in flight at once (each mostly waits for its commit)
 
     def __init__(self, root: Path, api: Api, ring: Keyring, user_id: str, device: str,
                  state: State, on_event: Event | None = None,
                  progress: Progress | None = None, *, signing_key: nacl.signing.SigningKey,
-                 device_id: str) -> None:
+                 device_id: str, device_key: DeviceKey | None = None) -> None:
         self.root = root.resolve()
         self.state = state
         self.device = device
         self.history = History(state, ring, user_id, device_id, signing_key)
         self.transfer = Transfer(api, ring, user_id, device, progress=progress,
-                                 sign=self.history.sign, sent_packs=state)
+                                 sign=self.history.sign, sent_packs=state,
+                                 device_key=device_key)
         self.on_event = on_event or (lambda kind, path: None)
         self.tmp = meta_dir(self.root) / "tmp"
         self.tmp.mkdir(exist_ok=True)
@@ -121,13 +131,13 @@ class Engine:
                 if not c["deleted"] and (entry is None or entry.revision >= revision) \
                         and self.history.verify_own(seq, file_id, revision):
                     continue  # our own upload (or delete) coming back: nothing to fetch
-                version = None if c["deleted"] else \
-                    fetched[seq].result() if seq in fetched else \
-                    self.transfer.version(file_id, revision)
-                self.history.verify_entry(seq, file_id, revision,
-                                          None if version is None else version.manifest)
-                assert version is not None  # an unsigned delete was refused
-                latest[file_id] = version  # verified: revisions only go up
+                try:
+                    latest[file_id] = self._verified(seq, file_id, revision, c["deleted"],
+                                                     fetched)
+                except HistoryError:
+                    raise  # the feed's order, a rollback or a fork: the server lies
+                except IntegrityError as exc:  # this entry alone is bad: skip it loudly
+                    self._refuse(seq, file_id, revision, str(exc), report)
             # Deletes first: a file that became a directory elsewhere (or the
             # reverse) then replays without tripping over itself.
             self.meter.found(len(latest), sum(map(size_of, latest.values())))
@@ -137,6 +147,28 @@ class Engine:
             self.state.cursor = seq
             if not page["has_more"]:
                 return
+
+    def _verified(self, seq: int, file_id: str, revision: int, deleted: bool,
+                  fetched: dict[int, Future[Version]]) -> Version:
+        """Entry `seq`'s version, verified into the history (history.py)."""
+        if deleted:  # the server's own tombstone: no device signs those
+            raise IntegrityError("a delete that no device signed")
+        version = fetched[seq].result() if seq in fetched else \
+            self.transfer.version(file_id, revision)
+        self.history.verify_entry(seq, file_id, revision, version.manifest)
+        return version
+
+    def _refuse(self, seq: int, file_id: str, revision: int, why: str,
+                report: Report) -> None:
+        """Record a feed entry that cannot be verified and go on without it
+        (issue 15): one bad entry never stalls the folder. `sealsync status`
+        lists it; a later valid revision of the file is applied as usual."""
+        self.history.refuse(seq, file_id, revision, why)
+        entry = self.state.by_file_id(file_id)
+        name = shown(entry.path) if entry else f"file {file_id}"
+        report.errors.append(f"{name}: change {seq} (revision {revision}) refused and "
+                             f"skipped: {why}; see `sealsync status`")
+        self.on_event("refused", name)
 
     def _prefetch(self, pool: ThreadPoolExecutor,
                   changes: list[dict[str, Any]]) -> dict[int, Future[Version]]:
@@ -173,10 +205,14 @@ class Engine:
                                     "renamed elsewhere, moved or deleted here")
 
     def _retry_unplaced(self, report: Report) -> None:
-        for file_id, revision, _, _ in self.state.unplaced():
+        for file_id, revision, path, _ in self.state.unplaced():
             entry = self.state.by_file_id(file_id)
-            head = None if entry is not None and entry.revision >= revision \
-                else self._head(file_id)
+            try:
+                head = None if entry is not None and entry.revision >= revision \
+                    else self._head(file_id)
+            except RefusedHead as exc:
+                report.errors.append(f"{shown(path)}: {exc}")
+                continue
             if head is None:
                 self.state.placed(file_id)
             else:
@@ -322,6 +358,11 @@ class Engine:
         holds exactly our bytes, e.g. our own earlier upload whose answer we
         never recorded, there is nothing to keep twice.)"""
         rel, file_id = u.rel, u.file_id
+        top = self.state.refused_top(file_id)
+        if top > u.base and self.transfer.api.get_file(file_id)["revision"] == top:
+            # The head is a version this device refused: ours supersedes it.
+            self._upload(rel, file_id, top, report)
+            return
         head = self._head(file_id)
         if head is None or _is_delete(head):
             # The winner is a delete: our edit lives on under its own name.
@@ -389,6 +430,10 @@ class Engine:
             head = self.transfer.version(file_id)
         except NotFound:
             return None
+        if self.state.refused_top(file_id) >= head.revision:
+            raise RefusedHead(f"its head on the server, revision {head.revision}, was "
+                              "refused here (see `sealsync status`): it waits for a valid "
+                              "revision")
         if head.manifest is None:
             raise FeedError(f"the server reports a delete of file {file_id} that no "
                             f"device signed")

@@ -9,14 +9,16 @@ gets the auth key derived from them.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .api import Api, AuthError, Login, check_server_url
+from .devices import DeviceKey, load_device_key, save_device_key, seal_name
 from .engine import Engine
 from .errors import KdfError, KeyfileError, WrongPassphrase
 from .keyfile import DeviceKeys, load_keyfile, save_keyfile
@@ -26,7 +28,7 @@ from .placing import Event
 from .push import PushApi
 from .resume import SentChunks
 from .secret_key import SecretKey
-from .state import Config, State, keyfile_path, meta_dir
+from .state import Config, State, device_key_path, keyfile_path, meta_dir
 from .strength import MIN_SCORE, check_passphrase
 from .transfer import Progress
 
@@ -62,11 +64,13 @@ class Folder:
     api: Api
     unlocked: DeviceKeys | None = None  # what the key file held: what remember.py keeps
     secret_key: SecretKey | None = None  # None: a kdf v1 account (sealsync key migrate)
+    device_key: DeviceKey | None = None  # signs what this device uploads (devices.py)
 
     def engine(self, on_event: Event | None = None, progress: Progress | None = None) -> Engine:
         engine = Engine(self.root, self.api, self.keys.root_keyring(), self.config.user_id,
                         self.config.device_name, self.state, on_event, progress,
-                        signing_key=self.keys.signing_key(), device_id=self.config.device_id)
+                        signing_key=self.keys.signing_key(), device_id=self.config.device_id,
+                        device_key=self.device_key)
         engine.transfer.sent = SentChunks(meta_dir(self.root) / SENT_CHUNKS)
         return engine
 
@@ -120,7 +124,8 @@ def _init(root: Path, server: str, passphrase: str, device_name: str | None,
     if join_user_id is None:
         params = cost.params()
         keys = AccountKeys.from_passphrase(passphrase, params, secret.raw)
-        user_id = api.create_account(keys.auth_key(), params.encode())
+        public = bytes(keys.signing_key().verify_key).hex()
+        user_id = api.create_account(keys.auth_key(), params.encode(), public)
         kdf = params.encode()
     else:
         user_id = join_user_id
@@ -130,16 +135,27 @@ def _init(root: Path, server: str, passphrase: str, device_name: str | None,
             raise KdfError(f"account {user_id} was made before Secret Keys: run "
                            "`sealsync key migrate DIR` on one of its devices first")
         keys = AccountKeys.from_passphrase(passphrase, params, secret.raw)
-    try:
-        device = api.add_device(user_id, keys.auth_key())
-    except AuthError:
-        raise WrongPassphrase(f"wrong passphrase or Secret Key for account {user_id}") from None
-    config = Config(server.rstrip("/"), user_id, device["device_id"],
-                    device_name or socket.gethostname())
+    name = device_name or socket.gethostname()
+    device_key = _enrol(api, keys, user_id, name)
+    config = Config(server.rstrip("/"), user_id, device_key.device_id, name)
     unlocked = DeviceKeys(keys.master, user_id, kdf, secret_key=secret.raw)
     save_keyfile(keyfile_path(root), unlocked, passphrase, cost.params())
+    save_device_key(device_key_path(root), keys.master, device_key)
     config.save(root)
-    return Folder(root, config, keys, state, api, unlocked, secret)
+    return Folder(root, config, keys, state, api, unlocked, secret, device_key)
+
+
+def _enrol(api: Api, keys: AccountKeys, user_id: str, name: str) -> DeviceKey:
+    """Register a new device id and key, vouched for by the account key,
+    its name sealed (the server never sees it)."""
+    device_key = DeviceKey.new(user_id, secrets.token_hex(16))
+    enrolment = {**device_key.enrolment(keys.signing_key()),
+                 "name": seal_name(keys.master, user_id, device_key.device_id, name)}
+    try:
+        api.add_device(user_id, keys.auth_key(), enrolment)
+    except AuthError:
+        raise WrongPassphrase(f"wrong passphrase or Secret Key for account {user_id}") from None
+    return device_key
 
 
 def unlock(root: Path, passphrase: str) -> DeviceKeys:
@@ -162,9 +178,30 @@ def open_unlocked(root: Path, device_keys: DeviceKeys) -> Folder:
     secret = device_keys.secret_key
     keys = AccountKeys(device_keys.master, 1 if secret is None else 2)
     state = State(root)
+    device_key = load_device_key(device_key_path(root), keys.master, config.user_id,
+                                 config.device_id)
+    if device_key is None:  # a folder from before device keys (docs/CLIENT.md)
+        config, device_key = _migrate(root, config, keys, state)
     login = Login(config.user_id, config.device_id, keys.auth_key())
     return Folder(root, config, keys, state, _api(config.server, state, login), device_keys,
-                  None if secret is None else SecretKey(secret))
+                  None if secret is None else SecretKey(secret), device_key)
+
+
+def _migrate(root: Path, config: Config, keys: AccountKeys,
+             state: State) -> tuple[Config, DeviceKey]:
+    """Enrol this folder again as a device with a key (the old device id had
+    none, so the server lets it read but never write); the old id can then be
+    revoked with `sealsync devices revoke`. The history keeps working: this
+    device's old versions verify as another device's."""
+    api = _api(config.server, state, None)
+    try:
+        device_key = _enrol(api, keys, config.user_id, config.device_name)
+    finally:
+        api.http.close()
+    save_device_key(device_key_path(root), keys.master, device_key)
+    config = replace(config, device_id=device_key.device_id)
+    config.save(root)  # add_device stored the new device's token in state.db
+    return config, device_key
 
 
 def watch_files(root: Path, wake: threading.Event) -> Any:

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from .api import Api, ApiError, QuotaError
 from .chunking import TOP_TIER, Chunker, tier_for
 from .crypto import padded_len, sealed_len
+from .devices import DeviceKey
 from .errors import IntegrityError
 from .keys import Keyring
 from .manifest import (
@@ -139,10 +140,14 @@ class Transfer:
     def __init__(self, api: Api, ring: Keyring, user_id: str, device: str,
                  workers: int = 8, progress: Progress | None = None, *,
                  sign: Callable[[ManifestPlace, Manifest], Manifest],
-                 sent_packs: SentPacks | None = None) -> None:
+                 sent_packs: SentPacks | None = None,
+                 device_key: DeviceKey | None = None) -> None:
         self.api, self.ring, self.user_id, self.device = api, ring, user_id, device
         self.sent_packs = sent_packs  # packs PUT, not yet committed: re-declared, not re-sent
         self.sign = sign  # links a version into the signed history (history.py)
+        # signs each batch entry for the server (devices.py); without it the
+        # server rejects every entry as unsigned
+        self.device_key = device_key
         self.workers = workers
         self.progress = progress
         self.chunkers = [Chunker(ring.chunker, tier) for tier in range(TOP_TIER + 1)]
@@ -203,12 +208,12 @@ class Transfer:
         server accepted it anyway (its chunks were stored already)."""
         # A signed tombstone is a version like any other to the server (as in
         # v1): "tombstone" there means the server's own, unsigned delete.
+        # sorted: the server learns which chunks, never their order
+        chunks = [sorted((s.id, sealed_len(s.size)) for s in it.spans) for it in items]
         entries = [{"file_id": it.file_id, "base_revision": it.base,
                     "manifest_size": len(it.envelope),
-                    # sorted: the server learns which chunks, never their order
-                    "chunks": [{"id": cid, "size": size} for cid, size in
-                               sorted((s.id, sealed_len(s.size)) for s in it.spans)]}
-                   for it in items]
+                    "chunks": [{"id": cid, "size": size} for cid, size in refs]}
+                   for it, refs in zip(items, chunks, strict=True)]
         sources = [Source(it.file_id, it.path, sp) for it in items if it.path is not None
                    for sp in it.spans]
         wanted = sorted({src.span.id for src in sources})
@@ -246,7 +251,7 @@ class Transfer:
                     failed[file_id] = exc  # its entry is rejected unless already stored
         if len(failed) == len(items):  # nothing left to commit: let the batch expire
             return [failed[it.file_id] for it in items]
-        self.api.put_blob(ticket["bundle_url"], b"".join(it.envelope for it in items))
+        self.api.put_blob(ticket["bundle_url"], self._bundle(items, chunks))
         verdicts = self.api.wait_batch(ticket["batch_id"])["entries"]
         if self.sent is not None:  # decided: known to the server now, or to be sent again
             self.sent.settled(s.id for it in items for s in it.spans)
@@ -258,6 +263,15 @@ class Transfer:
                         [v["status"] for v in verdicts])
         return [failed[it.file_id] if it.file_id in failed and v["status"] == "rejected"
                 else v for it, v in zip(items, verdicts, strict=True)]
+
+    def _bundle(self, items: Sequence[Prepared], chunks: list[list[tuple[str, int]]]) -> bytes:
+        """The manifests in entry order, then this device's signature of each
+        entry (FORMAT.md section 13): what the server checks before commit."""
+        sigs = [b""] * len(items) if self.device_key is None else [
+            self.device_key.sign_entry(it.file_id, it.base, False, it.envelope,
+                                       [cid for cid, _ in refs])
+            for it, refs in zip(items, chunks, strict=True)]
+        return b"".join(it.envelope for it in items) + b"".join(sigs)
 
     def _put_packs(self, plans: list[PlannedPack], urls: dict[str, str],
                    headers: dict[str, str]) -> dict[str, Exception]:
@@ -319,9 +333,6 @@ class Transfer:
                         f.cancel()  # after a failure, start nothing more
         finally:
             os.close(fd)
-
-    def delete(self, file_id: str, base: int) -> Body:
-        return self.api.wait_upload(self.api.delete_file(file_id, base))
 
     # -- download -------------------------------------------------------------
     def version(self, file_id: str, revision: int | None = None) -> Version:

@@ -3,11 +3,13 @@ floor on join (a hostile server's cheap parameters and kdf v1 downgrades
 are refused before anything is derived or sent), and `key migrate`."""
 from __future__ import annotations
 
+import secrets
 import socket
 from pathlib import Path
 
 import pytest
 from sealsync_client.api import Api
+from sealsync_client.devices import DeviceKey
 from sealsync_client.errors import KdfError, WrongPassphrase
 from sealsync_client.folder import Cost, init_folder, open_folder
 from sealsync_client.keyfile import DeviceKeys, save_keyfile
@@ -81,7 +83,11 @@ def make_v1_folder(root: Path, api_url: str) -> str:
     api = Api(api_url)
     try:
         user = api.create_account(keys.auth_key(), params.encode())
-        device = api.add_device(user, keys.auth_key())["device_id"]
+        # enrolled with a key, whose file is then not kept: opening the folder
+        # also walks the migration from before device keys (folder._migrate)
+        key = DeviceKey.new(user, secrets.token_hex(16))
+        device = api.add_device(user, keys.auth_key(),
+                                key.enrolment(keys.signing_key()))["device_id"]
     finally:
         api.http.close()
     root.mkdir()

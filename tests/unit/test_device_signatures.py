@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import time
 from typing import Any
 
 from chalicelib.core.batch import FINISHED
@@ -178,3 +179,22 @@ def test_an_account_from_before_device_keys_registers_its_key_once(fast: Harness
     assert h.rt.devices.signing_key(user_id) == bytes.fromhex(apiclient.public_key(seed))
     other = apiclient.enrolment(user_id, secrets.token_bytes(32), secrets.token_bytes(32))
     assert h.post("/v1/devices", {**base, **other}).status_code == 401
+
+
+def test_a_revoked_device_gets_no_more_push(fast: Harness) -> None:
+    """Its WebSocket connections and mobile registration are forgotten at
+    revocation, and a new connection is refused."""
+    import app as app_module
+    from tests.unit.test_push import connect, ws_event
+
+    h, laptop = fast, fast.signup()
+    phone = h.add_device(laptop.user_id, laptop.auth_key, laptop.account_seed)
+    connect(laptop)
+    connect(phone)
+    h.rt.registry.put_mobile(laptop.user_id, phone.device_id, "apns", "arn:aws:sns:x", 0)
+    assert revoke(h, laptop, phone.device_id).status_code == 200
+    targets = h.rt.registry.targets(laptop.user_id, int(time.time()))
+    assert [c.device_id for c in targets.connections] == [laptop.device_id]
+    assert targets.mobiles == []
+    again = app_module.ws_connect(ws_event("$connect", "c-again", token=phone.token), None)
+    assert again["statusCode"] == 401
