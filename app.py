@@ -242,6 +242,14 @@ def push_info() -> dict[str, Any]:
     return push.push_info(runtime())
 
 
+@endpoint("/v1/push/tickets", "POST", status=201)
+def push_ticket() -> dict[str, Any]:
+    from chalicelib import push
+
+    who = _claims()
+    return push.connect_ticket(runtime(), who.user_id, who.device_id)
+
+
 @endpoint("/v1/push/registrations", "POST", status=201)
 def push_register() -> dict[str, Any]:
     from chalicelib import push

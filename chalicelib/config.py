@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # heavy imports stay out of the cold start path
     from .adapters.mobile import Mobile
     from .adapters.rate_limits import Buckets
     from .adapters.redis_lock import Locks
+    from .adapters.tickets import Tickets
     from .adapters.wakeups import Waker
     from .push import Notifier, WsSender
 
@@ -273,6 +274,12 @@ class Runtime:
         from .adapters.rate_limits import Buckets
 
         return Buckets(self.redis, self.settings.token_secret)
+
+    @cached_property
+    def tickets(self) -> Tickets:
+        from .adapters.tickets import Tickets
+
+        return Tickets(self.redis)
 
     @cached_property
     def waker(self) -> Waker:
