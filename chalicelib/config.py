@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # heavy imports stay out of the cold start path
     from .adapters.connections import Registry
     from .adapters.meta import Meta
     from .adapters.mobile import Mobile
+    from .adapters.pairings import Pairings
     from .adapters.rate_limits import Buckets
     from .adapters.redis_lock import Locks
     from .adapters.tickets import Tickets
@@ -274,6 +275,12 @@ class Runtime:
         from .adapters.rate_limits import Buckets
 
         return Buckets(self.redis, self.settings.token_secret)
+
+    @cached_property
+    def pairings(self) -> Pairings:
+        from .adapters.pairings import Pairings
+
+        return Pairings(self.redis)
 
     @cached_property
     def tickets(self) -> Tickets:

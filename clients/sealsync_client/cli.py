@@ -43,6 +43,7 @@ from .kit import recovery_kit
 from .names import shown
 from .push import PushApi, PushChannel
 from .restore import restore_revision
+from .secret_key import SecretKey
 from .state import Entry, NotInitialised, fingerprint
 from .transfer import Bar, NoBar, Progress
 
@@ -107,18 +108,24 @@ def main() -> None:
 @main.command()
 @click.option("--server", required=True, help="the Sealsync API, e.g. http://127.0.0.1:8000")
 @click.option("--join", "join", metavar="USER_ID", help="add this device to an existing account")
+@click.option("--pair", "pair", metavar="CODE",
+              help="join by the code `sealsync key pair` shows on an enrolled device")
 @click.option("--device", "device", help="this device's name (default: the host name)")
 @click.option("--kdf-ops", type=int, default=Cost.ops, hidden=True)
 @click.option("--kdf-mem-mib", type=int, default=Cost.mem // 2**20, hidden=True)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.argument("folder_dir", metavar="DIR", type=click.Path(file_okay=False))
-def init(server: str, join: str | None, device: str | None, kdf_ops: int, kdf_mem_mib: int,
-         as_json: bool, folder_dir: str) -> None:
-    """Make DIR a synced folder: a new account, or --join an existing one."""
+def init(server: str, join: str | None, pair: str | None, device: str | None, kdf_ops: int,
+         kdf_mem_mib: int, as_json: bool, folder_dir: str) -> None:
+    """Make DIR a synced folder: a new account, or --join / --pair an existing one."""
     with _errors():
+        secret: SecretKey | str | None = None
+        if pair is not None:  # the account and Secret Key come from an enrolled device
+            join, secret = paired_account(server, pair)
         passphrase = _passphrase(confirm=join is None)
-        secret = None if join is None else (os.environ.get(SECRET_KEY_ENV) or str(
-            click.prompt("Secret Key (SK2-..., from the recovery kit)", hide_input=True)))
+        if join is not None and secret is None:
+            secret = os.environ.get(SECRET_KEY_ENV) or str(
+                click.prompt("Secret Key (SK2-..., from the recovery kit)", hide_input=True))
         folder = init_folder(Path(folder_dir), server, passphrase, device_name=device,
                              join_user_id=join, cost=Cost(kdf_ops, kdf_mem_mib * 2**20),
                              secret_key=secret)
@@ -344,7 +351,7 @@ def restore(revision: int, as_json: bool, folder_dir: str, path: str) -> None:
               f"restored {shown(path)} from revision {revision}; {_summary(report)}")
 
 
-from .cli_key import key  # noqa: E402  (it uses the helpers above)
+from .cli_key import key, paired_account  # noqa: E402  (it uses the helpers above)
 
 main.add_command(key)
 

@@ -19,11 +19,14 @@ from openapi_spec_validator import validate as validate_openapi
 
 from app import app
 from chalicelib import api
+from chalicelib.adapters.pairings import ID_ALPHABET as PAIRING_ALPHABET
+from chalicelib.adapters.pairings import ID_LEN as PAIRING_ID_LEN
 from chalicelib.core import tokens
 from chalicelib.core.ids import CHUNK_HEX, ID_HEX, new_id
 from chalicelib.core.ratelimit import Rates, Rule
 from chalicelib.core.requests import Limits
 from tests.harness import BatchItem, Device, Harness, chunk_id
+from tests.pairing_support import drive_pairing_routes
 from tests.push_support import drive_push_routes
 
 DOC: dict[str, Any] = json.loads(Path(api.__file__).with_name("openapi.json").read_text())
@@ -138,8 +141,10 @@ def test_public_routes_and_path_parameters_match_the_app() -> None:
         params = [resolve(p) for p in op.get("parameters", [])]
         assert sorted(p["name"] for p in params if p["in"] == "path") == sorted(entry.view_args)
         for p in params:
-            if p["in"] == "path":
-                assert p["required"] and p["schema"]["pattern"] == f"^[0-9a-f]{{{ID_HEX}}}$"
+            if p["in"] == "path":  # ids are 32 hex; a pairing id is typed by a person
+                want = (f"^[{PAIRING_ALPHABET}]{{{PAIRING_ID_LEN}}}$"
+                        if p["name"] == "pairing_id" else f"^[0-9a-f]{{{ID_HEX}}}$")
+                assert p["required"] and p["schema"]["pattern"] == want
         for status in op["responses"]:
             assert re.fullmatch(r"[1-5]\d\d", status), (path, method, status)
         assert "415" in op["responses"] and "500" in op["responses"]
@@ -325,6 +330,7 @@ def test_every_documented_status_is_real_and_valid(
 
     # push (docs/PUSH.md)
     drive_push_routes(h, dev, forged, LIMITS.max_body_bytes + 1)
+    drive_pairing_routes(h, dev, forged, LIMITS.max_body_bytes + 1)
 
     # any route, sent something other than JSON
     plain = {**dev.headers, "content-type": "text/plain"}
