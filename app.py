@@ -127,6 +127,16 @@ def add_device() -> dict[str, Any]:
     return api.add_device(runtime(), _body())
 
 
+@endpoint("/v1/devices")
+def list_devices() -> dict[str, Any]:
+    return api.list_devices(runtime(), _claims())
+
+
+@endpoint("/v1/devices/{device_id}", "DELETE")
+def revoke_device(device_id: str) -> dict[str, Any]:
+    return api.revoke_device(runtime(), _claims(), device_id, _query())
+
+
 @endpoint("/v1/tokens", "POST", public=True, status=201)
 def new_token() -> dict[str, Any]:
     _limit("tokens")
@@ -158,6 +168,11 @@ def changes() -> dict[str, Any]:
     return api.changes(runtime(), _claims(), _query())
 
 
+@endpoint("/v1/chunks/missing", "POST")
+def missing_chunks() -> dict[str, Any]:
+    return api.missing_chunks(runtime(), _claims(), _body(batch=True))
+
+
 @endpoint("/v1/files/{file_id}")
 def get_file(file_id: str) -> dict[str, Any]:
     return api.get_file(runtime(), _claims(), file_id, _query())
@@ -171,6 +186,13 @@ def delete_file(file_id: str) -> dict[str, Any]:
 @endpoint("/v1/files/{file_id}/revisions")
 def file_revisions(file_id: str) -> dict[str, Any]:
     return api.file_revisions(runtime(), _claims(), file_id, _query())
+
+
+@endpoint("/v1/account/usage")
+def account_usage() -> dict[str, Any]:
+    from chalicelib import account
+
+    return account.usage(runtime(), _claims(), _query())
 
 
 # -- the commit handler, wired two ways onto one pipeline --------------------

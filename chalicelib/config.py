@@ -22,12 +22,15 @@ if TYPE_CHECKING:  # heavy imports stay out of the cold start path
     from .adapters.batches import Batches
     from .adapters.blobs import Blobs
     from .adapters.connections import Registry
+    from .adapters.devices import Devices
     from .adapters.meta import Meta
     from .adapters.mobile import Mobile
+    from .adapters.packs import Packs
     from .adapters.pairings import Pairings
     from .adapters.rate_limits import Buckets
     from .adapters.redis_lock import Locks
     from .adapters.tickets import Tickets
+    from .adapters.usage import Usage
     from .adapters.wakeups import Waker
     from .push import Notifier, WsSender
 
@@ -259,10 +262,28 @@ class Runtime:
         return Batches(self.dynamodb, self.settings.table)
 
     @cached_property
+    def packs(self) -> Packs:
+        from .adapters.packs import Packs
+
+        return Packs(self.dynamodb, self.settings.table)
+
+    @cached_property
     def accounts(self) -> Accounts:
         from .adapters.accounts import Accounts
 
         return Accounts(self.dynamodb, self.settings.table)
+
+    @cached_property
+    def devices(self) -> Devices:
+        from .adapters.devices import Devices
+
+        return Devices(self.dynamodb, self.settings.table)
+
+    @cached_property
+    def usage(self) -> Usage:
+        from .adapters.usage import Usage
+
+        return Usage(self.dynamodb, self.settings.table)
 
     @cached_property
     def locks(self) -> Locks:

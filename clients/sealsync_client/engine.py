@@ -29,7 +29,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,11 +42,14 @@ from .keys import Keyring
 from .manifest import Manifest
 from .names import conflict_name as conflict_name  # tests import it from here
 from .names import shown, stored_name
+from .outbox import Upload as _Upload
 from .placing import Event, Placer, is_file
+from .progress import NO_METER, Meter, size_of
 from .report import Report as Report  # callers import it from here
 from .report import reason
 from .scan import Scan, scan
-from .state import Entry, Fingerprint, State, fingerprint, hash_file, meta_dir
+from .selective import Withheld
+from .state import Entry, State, fingerprint, hash_file, meta_dir
 from .transfer import Prepared, Progress, Transfer, Version
 from .wire import new_file_id
 
@@ -56,19 +59,6 @@ if TYPE_CHECKING:
 # Losing the server, the login, or a tamper check ends a pass; any other
 # failure concerns one file, which is reported and retried on the next pass.
 FATAL = (ServerUnreachable, AuthError, IntegrityError)
-
-
-@dataclass(frozen=True)
-class _Upload:
-    """A planned upload: `rel` as revision base + 1 of `file_id`, named
-    `stored` in its manifest."""
-
-    rel: str
-    stored: str
-    fp: Fingerprint
-    file_id: str
-    base: int
-    renamed_from: str | None = None
 
 
 class Engine:
@@ -88,6 +78,8 @@ class Engine:
         self.tmp = meta_dir(self.root) / "tmp"
         self.tmp.mkdir(exist_ok=True)
         self.place = Placer(self.root, state, device, self.transfer, self.on_event, self.tmp)
+        self.withheld = Withheld(self.root, state, self.place)  # ignored and excluded paths
+        self.meter: Meter = NO_METER  # the whole pass's progress (progress.py)
 
     # -- the pass -------------------------------------------------------------
     def sync(self) -> Report:
@@ -97,7 +89,7 @@ class Engine:
         return report
 
     def scan(self) -> Scan:
-        return scan(self.root)
+        return scan(self.root, self.withheld.rules())
 
     # -- pull -------------------------------------------------------------------
     def pull(self, report: Report) -> None:
@@ -106,7 +98,9 @@ class Engine:
         it moves only past what was verified and applied (or, for a version
         that could not be placed here, recorded to retry)."""
         self.place.clean_tmp()
+        self.withheld.rules()
         self._retry_unplaced(report)
+        self.withheld.release(self._head, self._apply, report)
         pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="sealsync-pull")
         try:
             self._pull_pages(pool, report)
@@ -136,8 +130,10 @@ class Engine:
                 latest[file_id] = version  # verified: revisions only go up
             # Deletes first: a file that became a directory elsewhere (or the
             # reverse) then replays without tripping over itself.
+            self.meter.found(len(latest), sum(map(size_of, latest.values())))
             for version in sorted(latest.values(), key=lambda v: not _is_delete(v)):
                 self._apply(version, report)
+                self.meter.done(1, size_of(version))
             self.state.cursor = seq
             if not page["has_more"]:
                 return
@@ -191,6 +187,8 @@ class Engine:
         entry = self.state.by_file_id(version.file_id)
         if entry is not None and entry.revision >= version.revision:
             return True  # our own upload coming back, or already applied
+        if self.withheld.intercept(version, entry, report):
+            return True  # ignored or excluded here: held, not placed (selective.py)
         if _is_delete(version):
             if entry is not None:
                 self.place.remote_delete(entry, report)
@@ -240,12 +238,14 @@ class Engine:
         work: list[tuple[_Upload | Entry, Callable[[], Prepared]]] = [
             (u, partial(self._prepare, u)) for u in plan]
         work += [(e, partial(self._prepare_delete, e)) for e in vanished.values()]
+        self.meter.found(len(work), sum(u.fp.size for u in plan))
         fatal: BaseException | None = None
         try:
             for answered in outbox.send(self.transfer, work, self.parallel):
                 # Settle every answer, even after a failure: an accepted
                 # upload left unrecorded would come back as a conflict.
                 for item, result in answered:
+                    self.meter.done(1, item.fp.size if isinstance(item, _Upload) else 0)
                     if isinstance(item, _Upload):
                         step = partial(self._settle, item, result)
                     else:

@@ -24,10 +24,13 @@ from .keys import DEFAULT_MEM, DEFAULT_OPS, SAFE_LIMITS, AccountKeys, KdfLimits,
 from .names import META_DIR
 from .placing import Event
 from .push import PushApi
+from .resume import SentChunks
 from .secret_key import SecretKey
-from .state import Config, State, keyfile_path
+from .state import Config, State, keyfile_path, meta_dir
 from .strength import MIN_SCORE, check_passphrase
 from .transfer import Progress
+
+SENT_CHUNKS = "sent-chunks"  # the upload resume journal (resume.py)
 
 
 @dataclass(frozen=True)
@@ -57,12 +60,15 @@ class Folder:
     keys: AccountKeys
     state: State
     api: Api
+    unlocked: DeviceKeys | None = None  # what the key file held: what remember.py keeps
     secret_key: SecretKey | None = None  # None: a kdf v1 account (sealsync key migrate)
 
     def engine(self, on_event: Event | None = None, progress: Progress | None = None) -> Engine:
-        return Engine(self.root, self.api, self.keys.root_keyring(), self.config.user_id,
-                      self.config.device_name, self.state, on_event, progress,
-                      signing_key=self.keys.signing_key(), device_id=self.config.device_id)
+        engine = Engine(self.root, self.api, self.keys.root_keyring(), self.config.user_id,
+                        self.config.device_name, self.state, on_event, progress,
+                        signing_key=self.keys.signing_key(), device_id=self.config.device_id)
+        engine.transfer.sent = SentChunks(meta_dir(self.root) / SENT_CHUNKS)
+        return engine
 
     def close(self) -> None:
         self.state.close()
@@ -130,25 +136,34 @@ def _init(root: Path, server: str, passphrase: str, device_name: str | None,
         raise WrongPassphrase(f"wrong passphrase or Secret Key for account {user_id}") from None
     config = Config(server.rstrip("/"), user_id, device["device_id"],
                     device_name or socket.gethostname())
-    save_keyfile(keyfile_path(root), DeviceKeys(keys.master, user_id, kdf,
-                                                secret_key=secret.raw),
-                 passphrase, cost.params())
+    unlocked = DeviceKeys(keys.master, user_id, kdf, secret_key=secret.raw)
+    save_keyfile(keyfile_path(root), unlocked, passphrase, cost.params())
     config.save(root)
-    return Folder(root, config, keys, state, api, secret)
+    return Folder(root, config, keys, state, api, unlocked, secret)
+
+
+def unlock(root: Path, passphrase: str) -> DeviceKeys:
+    """The folder's keys, opened from its key file with the passphrase
+    (Argon2id: the slow step a remembered key skips, remember.py)."""
+    return load_keyfile(keyfile_path(root.resolve()), passphrase)
 
 
 def open_folder(root: Path, passphrase: str) -> Folder:
     """Open a synced folder; WrongPassphrase if the passphrase is wrong."""
+    return open_unlocked(root, unlock(root, passphrase))
+
+
+def open_unlocked(root: Path, device_keys: DeviceKeys) -> Folder:
+    """Open a synced folder with keys already unlocked."""
     root = root.resolve()
     config = Config.load(root)
-    device_keys = load_keyfile(keyfile_path(root), passphrase)
     if device_keys.user_id != config.user_id:
         raise KeyfileError("the key file belongs to another account than config.json")
     secret = device_keys.secret_key
     keys = AccountKeys(device_keys.master, 1 if secret is None else 2)
     state = State(root)
     login = Login(config.user_id, config.device_id, keys.auth_key())
-    return Folder(root, config, keys, state, _api(config.server, state, login),
+    return Folder(root, config, keys, state, _api(config.server, state, login), device_keys,
                   None if secret is None else SecretKey(secret))
 
 

@@ -20,8 +20,11 @@ FAST = ["--kdf-ops", "2", "--kdf-mem-mib", "64"]
 
 def sealsync(*args: str, passphrase: str = "cli passphrase", check: int | None = 0,
              secret_key: str = "") -> subprocess.CompletedProcess[str]:
+    # No remembered key here: these runs check the passphrase itself
+    # (test_cli_ops.py checks the remembered key).
     env = {**os.environ, "PYTHONPATH": str(REPO / "clients"),
-           "SEALSYNC_PASSPHRASE": passphrase, "SEALSYNC_SECRET_KEY": secret_key}
+           "SEALSYNC_PASSPHRASE": passphrase, "SEALSYNC_SECRET_KEY": secret_key,
+           "SEALSYNC_NO_REMEMBER": "1"}
     done = subprocess.run([sys.executable, "-m", "sealsync_client", *args], env=env,
                           capture_output=True, text=True, timeout=120)
     if check is not None:
