@@ -505,3 +505,17 @@ def test_what_the_harness_sends_the_request_schema_accepts() -> None:
     }
     for name, body in ok.items():
         assert validator({"$ref": f"#/components/schemas/{name}"}).is_valid(body), name
+
+
+def test_push_and_pairing_routes_answer_as_documented(
+        checked: tuple[Harness, CheckedHTTP]) -> None:
+    """The push and pairing routes alone, each answer validated against the
+    document (the full walk above covers them too, after everything else)."""
+    h, http = checked
+    dev = h.signup()
+    drive_push_routes(h, dev, forge(dev), LIMITS.max_body_bytes + 1)
+    drive_pairing_routes(h, dev, forge(dev), LIMITS.max_body_bytes + 1)
+    wanted = {(p, m, s) for p, m, op in operations() for s in op["responses"]
+              if (p.startswith("/v1/pairings") or p == "/v1/push/tickets")
+              and s not in ("415", "500")}
+    assert wanted - http.seen == set()
