@@ -231,6 +231,43 @@ def sweep_stragglers(event: Any) -> None:
                  len(report.orphans_deleted), report.errors)
 
 
+# -- pairing a new device by a short code (docs/SECURITY.md) ----------------
+@endpoint("/v1/pairings", "POST", status=201)
+def pairing_create() -> dict[str, Any]:
+    from chalicelib import pairing
+
+    return pairing.create(runtime(), _claims(), _body())
+
+
+@endpoint("/v1/pairings/{pairing_id}")
+def pairing_status(pairing_id: str) -> dict[str, Any]:
+    from chalicelib import pairing
+
+    return pairing.status(runtime(), _claims(), pairing_id)
+
+
+@endpoint("/v1/pairings/{pairing_id}/box", "POST", status=201)
+def pairing_put_box(pairing_id: str) -> dict[str, Any]:
+    from chalicelib import pairing
+
+    return pairing.put_box(runtime(), _claims(), pairing_id, _body())
+
+
+@endpoint("/v1/pairings/{pairing_id}/join", "POST", public=True)
+def pairing_join(pairing_id: str) -> dict[str, Any]:
+    from chalicelib import pairing
+
+    _limit("pairing")
+    return pairing.join(runtime(), pairing_id, _body())
+
+
+@endpoint("/v1/pairings/{pairing_id}/box", public=True)
+def pairing_take_box(pairing_id: str) -> dict[str, Any]:
+    from chalicelib import pairing
+
+    return pairing.take_box(runtime(), pairing_id)
+
+
 # -- push: WebSocket handlers and mobile registrations (docs/PUSH.md) --------
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 
@@ -262,6 +299,14 @@ def push_info() -> dict[str, Any]:
     from chalicelib import push
 
     return push.push_info(runtime())
+
+
+@endpoint("/v1/push/tickets", "POST", status=201)
+def push_ticket() -> dict[str, Any]:
+    from chalicelib import push
+
+    who = _claims()
+    return push.connect_ticket(runtime(), who.user_id, who.device_id)
 
 
 @endpoint("/v1/push/registrations", "POST", status=201)

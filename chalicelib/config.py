@@ -26,8 +26,10 @@ if TYPE_CHECKING:  # heavy imports stay out of the cold start path
     from .adapters.meta import Meta
     from .adapters.mobile import Mobile
     from .adapters.packs import Packs
+    from .adapters.pairings import Pairings
     from .adapters.rate_limits import Buckets
     from .adapters.redis_lock import Locks
+    from .adapters.tickets import Tickets
     from .adapters.usage import Usage
     from .adapters.wakeups import Waker
     from .push import Notifier, WsSender
@@ -294,6 +296,18 @@ class Runtime:
         from .adapters.rate_limits import Buckets
 
         return Buckets(self.redis, self.settings.token_secret)
+
+    @cached_property
+    def pairings(self) -> Pairings:
+        from .adapters.pairings import Pairings
+
+        return Pairings(self.redis)
+
+    @cached_property
+    def tickets(self) -> Tickets:
+        from .adapters.tickets import Tickets
+
+        return Tickets(self.redis)
 
     @cached_property
     def waker(self) -> Waker:

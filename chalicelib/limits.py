@@ -34,7 +34,8 @@ def charge(rt: Runtime, rule: Rule, who: str) -> None:
 
 
 def charge_ip(rt: Runtime, route: str, source_ip: str | None) -> None:
-    """The per-address limits of a public route ("signup", "devices", "tokens")."""
+    """The per-address limits of a public route ("signup", "devices", "tokens",
+    "pairing")."""
     rates = rt.settings.rates
     ip = source_ip or "unknown"
     if route == "signup":
@@ -44,6 +45,8 @@ def charge_ip(rt: Runtime, route: str, source_ip: str | None) -> None:
         charge(rt, rates.devices_ip, ip)
     elif route == "tokens":
         charge(rt, rates.tokens_ip, ip)
+    elif route == "pairing":
+        charge(rt, rates.pairing_ip, ip)
     else:
         raise ValueError(f"no rate limits for route {route!r}")
 

@@ -71,6 +71,7 @@ class Rates:
     devices_account: Rule = Rule("devices-account", 10, 10 / 3600)
     tokens_ip: Rule = Rule("tokens-ip", 120, 1.0)
     tokens_account: Rule = Rule("tokens-account", 60, 60 / 3600)
+    pairing_ip: Rule = Rule("pairing-ip", 10, 10 / 3600)  # joins: each burns one mailbox
 
     def scaled(self, factor: float) -> Rates:
         """Every rule's burst and rate times `factor` (SEALSYNC_RATE_SCALE:

@@ -133,6 +133,8 @@ def main() -> None:
 @main.command()
 @click.option("--server", help="the Sealsync API, e.g. http://127.0.0.1:8000")
 @click.option("--join", "join", metavar="USER_ID", help="add this device to an existing account")
+@click.option("--pair", "pair", metavar="CODE",
+              help="join by the code `sealsync key pair` shows on an enrolled device")
 @click.option("--device", "device", help="this device's name (default: the host name)")
 @click.option("--kdf-ops", type=int, default=Cost.ops, hidden=True)
 @click.option("--kdf-mem-mib", type=int, default=Cost.mem // 2**20, hidden=True)
@@ -141,17 +143,25 @@ def main() -> None:
 @no_remember_option
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.argument("folder_dir", metavar="DIR", type=click.Path(file_okay=False))
-def init(server: str | None, join: str | None, device: str | None, kdf_ops: int,
-         kdf_mem_mib: int, reseed: bool, no_remember: bool, as_json: bool,
+def init(server: str | None, join: str | None, pair: str | None, device: str | None,
+         kdf_ops: int, kdf_mem_mib: int, reseed: bool, no_remember: bool, as_json: bool,
          folder_dir: str) -> None:
-    """Make DIR a synced folder: a new account, or --join an existing one."""
+    """Make DIR a synced folder: a new account, or --join / --pair an existing one."""
     if server is None and not reseed:
         raise click.UsageError("--server is required (except with --reseed)")
+    if pair is not None and (reseed or join is not None):
+        raise click.UsageError("--pair replaces --join, and cannot be used with --reseed")
     with _errors():
         cost = Cost(kdf_ops, kdf_mem_mib * 2**20)
+        secret: str | None = None
+        if pair is not None:  # the account and Secret Key come from an enrolled device
+            assert server is not None
+            join, paired = paired_account(server, pair)
+            secret = paired.text()
         passphrase = _passphrase(confirm=join is None)
-        secret = None if join is None else (os.environ.get(SECRET_KEY_ENV) or str(
-            click.prompt("Secret Key (SK2-..., from the recovery kit)", hide_input=True)))
+        if join is not None and secret is None:
+            secret = os.environ.get(SECRET_KEY_ENV) or str(
+                click.prompt("Secret Key (SK2-..., from the recovery kit)", hide_input=True))
         if reseed:
             folder = reseed_and_sync(Path(folder_dir), server, join, device, cost, as_json,
                                      passphrase, secret)
@@ -410,7 +420,7 @@ def restore(revision: int, as_json: bool, folder_dir: str, path: str) -> None:
 
 main.add_command(devices_group(_errors, _opened, _emit))
 from . import cli_sync_extras  # noqa: E402  (it builds on the helpers above)
-from .cli_key import key  # noqa: E402  (it uses the helpers above)
+from .cli_key import key, paired_account  # noqa: E402  (it uses the helpers above)
 
 for _command in cli_sync_extras.COMMANDS:
     main.add_command(_command)

@@ -1,6 +1,7 @@
 """`sealsync key ...`: the Secret Key's commands, registered by cli.py.
 
     sealsync key show DIR        the recovery kit again (Secret Key + QR code)
+    sealsync key pair DIR        a one-time code for `sealsync init --pair CODE` (pairing.py)
     sealsync key migrate DIR     move a passphrase-only folder to a Secret Key
 
 Imported at the end of cli.py (it uses cli's passphrase prompt and error
@@ -13,11 +14,14 @@ from pathlib import Path
 
 import click
 
+from .api import Api
 from .cli import _emit, _errors, _opened, _passphrase, _summary
 from .errors import KdfError
 from .folder import Cost, Folder
 from .kit import recovery_kit
 from .migrate import migrate_folder
+from .pairing import accept, offer
+from .secret_key import SecretKey
 
 NEW_PASSPHRASE_ENV = "SEALSYNC_NEW_PASSPHRASE"
 
@@ -71,3 +75,34 @@ def migrate(kdf_ops: int, kdf_mem_mib: int, as_json: bool, folder_dir: str) -> N
             show_kit(done.folder, as_json)
         finally:
             done.folder.close()
+
+
+@key.command("pair")
+@click.argument("folder_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
+def pair(folder_dir: str) -> None:
+    """Show a one-time code that lets a new device join this account
+    (`sealsync init --server URL --pair CODE DIR` there, within 5 minutes)."""
+    with _errors(), _opened(folder_dir) as folder:
+        secret = folder.secret_key
+        if secret is None:
+            raise KdfError(f"{folder.root} has no Secret Key yet: run `sealsync key migrate` "
+                           "first")
+
+        def show(code: str) -> None:
+            click.echo(f"On the new device, within 5 minutes:\n  sealsync init --server "
+                       f"{folder.config.server} --pair {code} DIR\nwaiting...", err=True)
+
+        offer(folder.api, folder.config.user_id, secret, show)
+        click.echo("sent: only the device that typed this code can open it (it still "
+                   "needs the passphrase); if that device reports a failure, run this again",
+                   err=True)
+
+
+def paired_account(server: str, code: str) -> tuple[str, SecretKey]:
+    """(user id, Secret Key) from an enrolled device, by its pairing code."""
+    api = Api(server)
+    try:
+        paired = accept(api, code)
+    finally:
+        api.http.close()
+    return paired.user_id, paired.secret_key

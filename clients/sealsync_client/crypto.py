@@ -42,6 +42,7 @@ KIND_MANIFEST: Final = b"M"
 KIND_KEYFILE: Final = b"K"
 KIND_PACK_INDEX: Final = b"P"  # a pack's index (pack.py), under the content key
 KIND_DEVICE: Final = b"D"  # a device's key file and sealed name (devices.py)
+KIND_PAIRING: Final = b"R"  # the box a pairing relays (pairing.py), under the SPAKE2 key
 
 KEY_LEN: Final = 32
 SALT_LEN: Final = 24  # random per object: 192 bits, so salts never collide in practice

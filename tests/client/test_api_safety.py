@@ -90,3 +90,11 @@ def test_a_long_429_is_reported_at_once_not_slept_through(limited: str) -> None:
     with pytest.raises(RateLimited, match="try again in 3600 s") as caught:
         Api(limited, on_wait=told.append).create_account("00" * 32, "kdf")
     assert caught.value.retry_after_s == 3600 and told == [] and Limited.seen == 1
+
+
+def test_push_never_sends_the_token_over_plain_ws_off_this_machine() -> None:
+    from sealsync_client.push import _safe_ws_url
+
+    assert _safe_ws_url("wss://push.example.com/api") and _safe_ws_url("ws://127.0.0.1:8001")
+    assert not _safe_ws_url("ws://push.example.com/api")
+    assert not _safe_ws_url("ws://localhost.evil.example") and not _safe_ws_url("http://[::1]")

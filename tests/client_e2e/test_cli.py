@@ -131,3 +131,35 @@ def test_watch_picks_up_a_remote_change_at_once_and_stops_cleanly(
     assert watcher.returncode == 0, err
     assert "stopped" in err and "Traceback" not in err
     assert "1 downloaded" in out
+
+
+def test_key_show_and_pairing_by_code(stack: StackProcess, tmp_path: Path) -> None:
+    """`key show` prints the kit; `key pair` on one device and `init --pair`
+    on another join the account without typing the Secret Key."""
+    api = stack.state["api"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    account = as_json("init", "--server", api, "--device", "one", *FAST, str(one))
+    kit = sealsync("key", "show", str(one)).stdout
+    assert account["secret_key"] in kit and account["user_id"] in kit and "\u2588" in kit
+    env = {**os.environ, "PYTHONPATH": str(REPO / "clients"),
+           "SEALSYNC_PASSPHRASE": "cli passphrase"}
+    offer = subprocess.Popen([sys.executable, "-m", "sealsync_client", "key", "pair", str(one)],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert offer.stderr is not None
+        line = ""
+        while "--pair" not in line:
+            line = offer.stderr.readline()
+            assert line, "key pair ended without showing a code"
+        code = line.split("--pair ", 1)[1].split()[0]
+        joined = as_json("init", "--server", api, "--pair", code, "--device", "two", *FAST,
+                         str(two))
+        assert joined["user_id"] == account["user_id"]
+        assert offer.wait(30) == 0
+    finally:
+        offer.kill()
+        offer.wait()
+    assert as_json("key", "show", str(two))["secret_key"] == account["secret_key"]
+    reused = sealsync("init", "--server", api, "--pair", code, *FAST, str(tmp_path / "x"),
+                      check=4)
+    assert "make a new one" in reused.stderr and "Traceback" not in reused.stderr

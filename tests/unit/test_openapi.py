@@ -19,6 +19,8 @@ from openapi_spec_validator import validate as validate_openapi
 
 from app import app
 from chalicelib import api
+from chalicelib.adapters.pairings import ID_ALPHABET as PAIRING_ALPHABET
+from chalicelib.adapters.pairings import ID_LEN as PAIRING_ID_LEN
 from chalicelib.core import tokens
 from chalicelib.core.ids import CHUNK_HEX, ID_HEX, new_id
 from chalicelib.core.ratelimit import Rates, Rule
@@ -26,6 +28,7 @@ from chalicelib.core.requests import Limits
 from chalicelib.core.signatures import Device as Device_
 from local import apiclient
 from tests.harness import BatchItem, Device, Harness, chunk_id
+from tests.pairing_support import drive_pairing_routes
 from tests.push_support import drive_push_routes
 
 DOC: dict[str, Any] = json.loads(Path(api.__file__).with_name("openapi.json").read_text())
@@ -140,8 +143,10 @@ def test_public_routes_and_path_parameters_match_the_app() -> None:
         params = [resolve(p) for p in op.get("parameters", [])]
         assert sorted(p["name"] for p in params if p["in"] == "path") == sorted(entry.view_args)
         for p in params:
-            if p["in"] == "path":
-                assert p["required"] and p["schema"]["pattern"] == f"^[0-9a-f]{{{ID_HEX}}}$"
+            if p["in"] == "path":  # ids are 32 hex; a pairing id is typed by a person
+                want = (f"^[{PAIRING_ALPHABET}]{{{PAIRING_ID_LEN}}}$"
+                        if p["name"] == "pairing_id" else f"^[0-9a-f]{{{ID_HEX}}}$")
+                assert p["required"] and p["schema"]["pattern"] == want
         for status in op["responses"]:
             assert re.fullmatch(r"[1-5]\d\d", status), (path, method, status)
         assert "415" in op["responses"] and "500" in op["responses"]
@@ -391,6 +396,7 @@ def test_every_documented_status_is_real_and_valid(
 
     # push (docs/PUSH.md)
     drive_push_routes(h, dev, forged, LIMITS.max_body_bytes + 1)
+    drive_pairing_routes(h, dev, forged, LIMITS.max_body_bytes + 1)
 
     # any route, sent something other than JSON
     plain = {**dev.headers, "content-type": "text/plain"}
@@ -499,3 +505,17 @@ def test_what_the_harness_sends_the_request_schema_accepts() -> None:
     }
     for name, body in ok.items():
         assert validator({"$ref": f"#/components/schemas/{name}"}).is_valid(body), name
+
+
+def test_push_and_pairing_routes_answer_as_documented(
+        checked: tuple[Harness, CheckedHTTP]) -> None:
+    """The push and pairing routes alone, each answer validated against the
+    document (the full walk above covers them too, after everything else)."""
+    h, http = checked
+    dev = h.signup()
+    drive_push_routes(h, dev, forge(dev), LIMITS.max_body_bytes + 1)
+    drive_pairing_routes(h, dev, forge(dev), LIMITS.max_body_bytes + 1)
+    wanted = {(p, m, s) for p, m, op in operations() for s in op["responses"]
+              if (p.startswith("/v1/pairings") or p == "/v1/push/tickets")
+              and s not in ("415", "500")}
+    assert wanted - http.seen == set()

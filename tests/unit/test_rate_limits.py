@@ -71,12 +71,13 @@ def test_enrolment_and_tokens_are_limited_per_account(fast: Harness) -> None:
     _tight(fast, devices_account=Rule("devices-account", 2, SLOW),
            tokens_account=Rule("tokens-account", 2, SLOW))
     dev = fast.signup()  # enrols one device: one token of the devices bucket
-    def enrol() -> dict[str, str]:  # a new device, vouched for by the account key
-        return {"user_id": dev.user_id, "auth_key": dev.auth_key,
-                **apiclient.enrolment(dev.user_id, dev.account_seed, secrets.token_bytes(32))}
 
-    assert fast.post("/v1/devices", enrol()).status_code == 201
-    assert fast.post("/v1/devices", enrol()).status_code == 429
+    def enrol() -> int:
+        body = {"user_id": dev.user_id, "auth_key": dev.auth_key, **apiclient.enrolment(
+            dev.user_id, dev.account_seed, secrets.token_bytes(32))}
+        return int(fast.post("/v1/devices", body).status_code)
+
+    assert [enrol(), enrol()] == [201, 429]
     login = {"user_id": dev.user_id, "auth_key": dev.auth_key, "device_id": dev.device_id}
     assert [fast.post("/v1/tokens", login).status_code for _ in range(3)] == [201, 201, 429]
     other = fast.signup()  # another account is untouched
