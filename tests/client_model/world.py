@@ -323,8 +323,12 @@ class World:
 
     # -- syncing -----------------------------------------------------------------------
     def seen(self, dev: Device) -> dict[bytes, str]:
+        """What a pass starting now is responsible for: not the files it must
+        leave out (ignored names, dev1's excluded subtree), which only the
+        user changes, and which stay where they are."""
         return {digest(data): f"{dev.name}:{show(rel)} {short(data)}"
-                for rel, data in scan(dev.root)[0].items()}
+                for rel, data in scan(dev.root)[0].items()
+                if not ignored_name(rel) and not (dev.index == EXCLUDING and in_excluded(rel))}
 
     def track(self, seen: dict[bytes, str]) -> None:
         for k, where in seen.items():
