@@ -75,8 +75,9 @@ EXCLUDING = 1 if "exclude" not in SKIP else -1
 def ignored_name(rel: str) -> bool:
     """The pool's names that the default ignore rules leave out (written
     here again, not taken from ignore.py: the check does not trust the
-    code it checks); a conflict copy keeps the extension."""
-    return rel.endswith(".swp") or rel.rpartition("/")[2] == ".DS_Store"
+    code it checks); a conflict copy keeps the extension, and what is in
+    a directory of such a name is left out with it (file_to_dir)."""
+    return any(part.endswith(".swp") or part == ".DS_Store" for part in rel.split("/"))
 
 
 def in_excluded(rel: str) -> bool:
