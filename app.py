@@ -17,7 +17,7 @@ from typing import Any
 
 from chalice.app import AuthResponse, Chalice, Rate, Request, Response
 
-from chalicelib import api
+from chalicelib import api, limits
 from chalicelib.config import runtime
 from chalicelib.core.errors import SealsyncError, Unauthorized
 from chalicelib.core.requests import parse_json
@@ -91,7 +91,7 @@ def endpoint(path: str, method: str = "GET", public: bool = False,
                     _claims()  # deny by default, before the view runs
                 return Response(view(**params), status_code=status)
             except SealsyncError as exc:
-                return Response(exc.to_body(), status_code=exc.status)
+                return Response(exc.to_body(), status_code=exc.status, headers=dict(exc.headers()))
         return app.route(path, methods=[method], content_types=JSON,
                          authorizer=None if public else bearer)(handle)
     return register
@@ -104,8 +104,15 @@ def openapi() -> dict[str, Any]:
     return document
 
 
+def _limit(route: str) -> None:
+    """The per-source-IP abuse limit of a public route (chalicelib/limits.py)."""
+    identity = _request().context.get("identity") or {}
+    limits.charge_ip(runtime(), route, identity.get("sourceIp"))
+
+
 @endpoint("/v1/accounts", "POST", public=True, status=201)
 def create_account() -> dict[str, Any]:
+    _limit("signup")
     return api.create_account(runtime(), _body())
 
 
@@ -116,11 +123,23 @@ def account_kdf(user_id: str) -> dict[str, Any]:
 
 @endpoint("/v1/devices", "POST", public=True, status=201)
 def add_device() -> dict[str, Any]:
+    _limit("devices")
     return api.add_device(runtime(), _body())
+
+
+@endpoint("/v1/devices")
+def list_devices() -> dict[str, Any]:
+    return api.list_devices(runtime(), _claims())
+
+
+@endpoint("/v1/devices/{device_id}", "DELETE")
+def revoke_device(device_id: str) -> dict[str, Any]:
+    return api.revoke_device(runtime(), _claims(), device_id, _query())
 
 
 @endpoint("/v1/tokens", "POST", public=True, status=201)
 def new_token() -> dict[str, Any]:
+    _limit("tokens")
     return api.new_token(runtime(), _body())
 
 
@@ -149,6 +168,11 @@ def changes() -> dict[str, Any]:
     return api.changes(runtime(), _claims(), _query())
 
 
+@endpoint("/v1/chunks/missing", "POST")
+def missing_chunks() -> dict[str, Any]:
+    return api.missing_chunks(runtime(), _claims(), _body(batch=True))
+
+
 @endpoint("/v1/files/{file_id}")
 def get_file(file_id: str) -> dict[str, Any]:
     return api.get_file(runtime(), _claims(), file_id, _query())
@@ -162,6 +186,13 @@ def delete_file(file_id: str) -> dict[str, Any]:
 @endpoint("/v1/files/{file_id}/revisions")
 def file_revisions(file_id: str) -> dict[str, Any]:
     return api.file_revisions(runtime(), _claims(), file_id, _query())
+
+
+@endpoint("/v1/account/usage")
+def account_usage() -> dict[str, Any]:
+    from chalicelib import account
+
+    return account.usage(runtime(), _claims(), _query())
 
 
 # -- the commit handler, wired two ways onto one pipeline --------------------

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .core import notices
-from .core.errors import BadRequest, SealsyncError, Unauthorized
+from .core.errors import BadRequest, Conflict, SealsyncError, Unauthorized
 from .core.tokens import verify
 
 if TYPE_CHECKING:
@@ -208,13 +208,16 @@ def _reply(status: int, exc: SealsyncError) -> dict[str, Any]:
 # -- mobile registration (POST/DELETE /v1/push/registrations) -------------------
 def register_mobile(rt: Runtime, user_id: str, device_id: str,
                     body: dict[str, Any]) -> dict[str, Any]:
-    from .adapters.mobile import NotConfigured
+    from .adapters.mobile import EndpointTaken, NotConfigured
 
     platform, token = notices.parse_registration(body)
     try:
         arn = rt.mobile.register(platform, token, f"{user_id}:{device_id}")
     except NotConfigured:
         raise BadRequest(f"this server has no {platform} push configured") from None
+    except EndpointTaken:
+        raise Conflict("this push token is registered to another device; remove that "
+                       "registration (DELETE /v1/push/registrations) from it first") from None
     rt.registry.put_mobile(user_id, device_id, platform, arn, int(time.time()))
     return {"device_id": device_id, "platform": platform, "enabled": True}
 

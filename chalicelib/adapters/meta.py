@@ -2,12 +2,13 @@
 fenced commit. One table, keyed `pk`/`sk`; a sparse GSI finds pending uploads.
 
 Item layout (all ids are opaque hex; nothing here is plaintext):
-  UP#{upload}      UP               upload record (TTL `expires_at`)
+  UP#{upload}      UP               upload record (TTL `expires_at`; `sig`: the
+                                    device's signature, core/signatures.py)
   F#{user}         {file}           head: revision, deleted, manifest key
   R#{user}#{file}  {rev:012d}       one committed revision
   S#{user}         SEQ              the user's last feed seq
   S#{user}         {seq:016d}       feed entry: file, revision
-  C#{user}         {chunk}          a chunk known to exist (size)
+  C#{user}         {chunk}          a chunk known to exist (+ pack, off, len: adapters/packs.py)
 Batch records (also `UP#{batch}`), the heads they read and the groups they
 commit are in adapters/batches.py.
 """
@@ -21,6 +22,7 @@ from botocore.exceptions import ClientError
 
 from ..core.decide import PENDING, TERMINAL
 from ..core.records import Change, UploadRecord, Version
+from .usage import commit_actions
 
 PENDING_INDEX = "pending"
 PENDING_SHARDS = "0123456789abcdef"
@@ -75,7 +77,7 @@ class Meta:
                      device=rec.device_id, file=rec.file_id, base=rec.base_revision,
                      msize=rec.manifest_size, chunks=_pack(rec.chunk_ids),
                      size=rec.size, tomb=rec.tombstone, status=PENDING,
-                     created=rec.created, expires_at=expires_at,
+                     created=rec.created, expires_at=expires_at, sig=rec.signature,
                      gpk=f"P#{rec.upload_id[0]}", gsk=f"{rec.created:012d}")
         self.db.put_item(TableName=self.table, Item=item,
                          ConditionExpression="attribute_not_exists(pk)")
@@ -84,6 +86,11 @@ class Meta:
         it = self._get(f"UP#{upload_id}", "UP")
         if it is None or it.get("kind") == "batch":  # a batch: adapters/batches.py
             return None
+        return Meta._upload(upload_id, it)
+
+    @staticmethod
+    def _upload(upload_id: str, it: dict[str, Any]) -> UploadRecord:
+        """An upload record from its item (adapters/batches.py reads it too)."""
         opt = {k: it.get(k) for k in ("revision", "winner")}
         return UploadRecord(
             upload_id=upload_id, user_id=it["user"], device_id=it["device"],
@@ -93,7 +100,9 @@ class Meta:
             status=it["status"], created=int(it["created"]),
             revision=None if opt["revision"] is None else int(opt["revision"]),
             winner_revision=None if opt["winner"] is None else int(opt["winner"]),
-            reason=it.get("reason"), manifest_key=it.get("mkey"))
+            reason=it.get("reason"), manifest_key=it.get("mkey"),
+            signature=None if it.get("sig") is None else bytes(getattr(it["sig"], "value",
+                                                                       it["sig"])))
 
     def _finish_update(self, upload_id: str, status: str, now: int,
                        **fields: Any) -> dict[str, Any]:
@@ -198,6 +207,7 @@ class Meta:
                                    **version)}},
             {"Update": self._finish_update(rec.upload_id, "accepted", now, revision=revision,
                                            mkey=manifest_key, seq=seq)},
+            *commit_actions(self.table, user, now, [rec.size]),  # metering, exactly once
         ]
         try:
             self.db.transact_write_items(TransactItems=items)
@@ -205,7 +215,7 @@ class Meta:
             if exc.response["Error"]["Code"] != "TransactionCanceledException":
                 raise
             failed = _failed_items(exc)
-            if len(failed) == 5 and failed[4]:
+            if len(failed) > 4 and failed[4]:
                 raise AlreadyFinished(rec.upload_id) from exc
             raise FenceLost(f"{user}/{file_id}") from exc
         return seq
@@ -239,8 +249,11 @@ class Meta:
         return known
 
     def remember_chunks(self, user_id: str, chunk_ids: Iterable[str]) -> None:
-        """Record chunks verified to exist (chunks are immutable)."""
-        unique = sorted(set(chunk_ids))
+        """Record chunks verified to exist (chunks are immutable). Chunks the
+        index knows are skipped: an item may carry a pack location
+        (adapters/packs.py) that a plain item must never replace."""
+        wanted = set(chunk_ids)
+        unique = sorted(wanted - self.known_chunks(user_id, wanted))
         for i in range(0, len(unique), 25):
             request = {self.table: [{"PutRequest": {"Item": ddb_item(pk=f"C#{user_id}", sk=c)}}
                                     for c in unique[i:i + 25]]}

@@ -188,10 +188,11 @@ def seal_in_place(key: bytes, kind: bytes, buf: bytearray, n: int, context: byte
 
 
 def seal_into(key: bytes, kind: bytes, buf: bytearray, n: int, context: bytes,
-              out: bytearray, *, rand: Random = os.urandom) -> memoryview:
+              out: bytearray | memoryview, *, rand: Random = os.urandom) -> memoryview:
     """`seal_in_place` that writes the envelope into `out` (at least
     sealed_len(n) bytes) and returns the view of it that holds the envelope:
-    an uploader that reuses `buf` and `out` allocates nothing per chunk."""
+    an uploader that reuses `buf` and `out` allocates nothing per chunk
+    (`out` may be a slice of a pack being filled)."""
     header, aead_key = _begin(key, kind, b"", rand)
     body = _pad_in_place(buf, n)
     end = len(header) + len(body) + TAG_LEN

@@ -181,6 +181,23 @@ class History:
         with self._lock:
             self._check(file_id, revision, manifest, None)
 
+    def verify_recorded(self, file_id: str, revision: int, manifest: Manifest) -> None:
+        """Check an old version fetched for a restore: signed by the account
+        and exactly the one this device verified at (file, revision).
+
+        The envelope alone is not enough: a kept conflict loser is a valid,
+        signed envelope for the same (file, revision), and a server could
+        hand it back to have it committed as a new head."""
+        with self._lock:
+            known = self.state.verified(file_id, revision)
+            if known is None:
+                raise IntegrityError(f"revision {revision} of file {file_id} was never "
+                                     f"verified on this device: sync first")
+            if self._hash(file_id, revision, manifest) != known.hash:
+                raise IntegrityError(f"the server served another version than the revision "
+                                     f"{revision} this device verified (a conflict's loser?); "
+                                     f"nothing was restored")
+
     def fingerprint(self) -> tuple[int, str]:
         """(last verified seq, chain hash): equal on two devices at the same seq
         iff they were shown the same history (compare them out of band)."""

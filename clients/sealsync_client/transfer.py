@@ -20,9 +20,8 @@ import os
 import queue
 import stat
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +43,20 @@ from .manifest import (
 )
 from .names import UnsafePath as UnsafePath  # callers import them from here
 from .names import check_stored, shown
+from .packing import (
+    PACK_TARGET,
+    PACKS_IN_FLIGHT,
+    PackFailed,
+    PackNotSent,
+    PlannedPack,
+    RangedFetch,
+    Source,
+    plan_packs,
+    seal_pack,
+)
 from .pipeline import FileChanged as FileChanged  # engine imports it from here
 from .pipeline import Span, chunk_spans, decrypt_file, seal_span
+from .resume import SentChunks
 
 Body = dict[str, Any]
 
@@ -75,16 +86,25 @@ class Buffers:
             self._free.put(None)  # allocated on first use
 
     @contextmanager
-    def take(self, chunk_size: int) -> Iterator[tuple[bytearray, bytearray]]:
-        """A pair that fits a chunk of `chunk_size` bytes; waits while all are in use."""
+    def take(self, chunk_size: int, envelope: bool = True) -> Iterator[tuple[bytearray, bytearray]]:
+        """A pair that fits a chunk of `chunk_size` bytes; waits while all are in use.
+        Without `envelope` only the plaintext buffer need fit (a pack's
+        blobs are sealed straight into the pack)."""
         pair = self._free.get()
         try:
-            if pair is None or len(pair[0]) < padded_len(chunk_size):
+            if pair is None or len(pair[0]) < padded_len(chunk_size) \
+                    or (envelope and len(pair[1]) < sealed_len(chunk_size)):
                 pair = None  # drop the small one before allocating
-                pair = bytearray(padded_len(chunk_size)), bytearray(sealed_len(chunk_size))
+                pair = bytearray(padded_len(chunk_size)), \
+                    bytearray(sealed_len(chunk_size) if envelope else 0)
             yield pair
         finally:
             self._free.put(pair)
+
+    @contextmanager
+    def plain(self, chunk_size: int) -> Iterator[bytearray]:
+        with self.take(chunk_size, envelope=False) as (buf, _):
+            yield buf
 
 
 @dataclass(frozen=True)
@@ -126,6 +146,7 @@ class Transfer:
         self.progress = progress
         self.chunkers = [Chunker(ring.chunker, tier) for tier in range(TOP_TIER + 1)]
         self.buffers = Buffers(workers)
+        self.sent: SentChunks | None = None  # chunks a killed pass already PUT (resume.py)
         # One hashing pass at a time: a Chunker is not thread-safe, and this
         # bounds the chunkers' read buffers when several files upload at once.
         self._lock = threading.Lock()
@@ -187,8 +208,19 @@ class Transfer:
                     "chunks": [{"id": cid, "size": size} for cid, size in
                                sorted((s.id, sealed_len(s.size)) for s in it.spans)]}
                    for it in items]
-        ticket = self.api.create_batch(entries)
+        sources = [Source(it.file_id, it.path, sp) for it in items if it.path is not None
+                   for sp in it.spans]
+        wanted = sorted({src.span.id for src in sources})
+        plans = plan_packs(sources, set(self.api.missing_chunks(wanted)) if wanted else set())
+        ticket = self.api.create_batch(entries, [p.declaration() for p in plans])
+        pack_urls: dict[str, str] = ticket.get("pack_urls") or {}
+        if set(pack_urls) != {p.pack_id for p in plans}:
+            raise ApiError("the server answered for other packs than the batch declared")
+        # Chunks the server asks for one by one: none, unless it lost track
+        # of one between the lookup and the batch (v1 chunk objects).
         need: dict[str, str] = ticket.get("chunk_urls") or {}
+        if self.sent is not None:  # S3 has them, uncommitted: the commit checks they exist
+            need = {c: url for c, url in need.items() if c not in self.sent}
         headers: dict[str, str] = ticket.get("chunk_headers") or {}
         todo: list[tuple[Prepared, list[Span]]] = []
         sent: set[str] = set()
@@ -199,7 +231,7 @@ class Transfer:
                 todo.append((it, list({s.id: s for s in spans}.values())))
         if sent != set(need):
             raise ApiError("the server asked for chunks this batch does not have")
-        failed: dict[str, Exception] = {}
+        failed = self._put_packs(plans, pack_urls, headers)
         with ThreadPoolExecutor(BATCH_FILES_IN_FLIGHT) as pool:
             futures = {it.file_id: pool.submit(self._put_file_chunks, it, spans, need, headers)
                        for it, spans in todo}
@@ -212,10 +244,55 @@ class Transfer:
             return [failed[it.file_id] for it in items]
         self.api.put_blob(ticket["bundle_url"], b"".join(it.envelope for it in items))
         verdicts = self.api.wait_batch(ticket["batch_id"])["entries"]
+        if self.sent is not None:  # decided: known to the server now, or to be sent again
+            self.sent.settled(s.id for it in items for s in it.spans)
         if [v.get("file_id") for v in verdicts] != [it.file_id for it in items]:
             raise IntegrityError("the server answered for other entries than the batch had")
         return [failed[it.file_id] if it.file_id in failed and v["status"] == "rejected"
                 else v for it, v in zip(items, verdicts, strict=True)]
+
+    def _put_packs(self, plans: list[PlannedPack], urls: dict[str, str],
+                   headers: dict[str, str]) -> dict[str, Exception]:
+        """Seal and PUT each pack once, `PACKS_IN_FLIGHT` at a time, each in
+        a reused pack buffer. A pack that cannot be sealed is not sent: the
+        file that changed gets its error, and the files sharing the pack are
+        rejected by the server this time (their error says why) and go
+        again on the next sync."""
+        failed: dict[str, Exception] = {}
+        if not plans:
+            return failed
+        free: queue.Queue[bytearray | None] = queue.Queue()
+        for _ in range(PACKS_IN_FLIGHT):
+            free.put(None)
+        tick = threading.Lock()
+        with self._bar(f"up   {len(plans)} pack(s)", sum(p.layout.size for p in plans)) as bar, \
+                ThreadPoolExecutor(self.workers) as sealers, \
+                ThreadPoolExecutor(PACKS_IN_FLIGHT) as putters:
+            def one(plan: PlannedPack) -> None:
+                buf = free.get()
+                try:
+                    if buf is None or len(buf) < plan.layout.size:
+                        buf = None  # drop the small one before allocating
+                        buf = bytearray(max(PACK_TARGET, plan.layout.size))
+                    view = seal_pack(self.ring, self.user_id, plan, buf, self.buffers.plain,
+                                     sealers)
+                    self.api.put_blob(urls[plan.pack_id], view, headers)
+                finally:
+                    free.put(buf)
+                with tick:
+                    bar.update(plan.layout.size)
+
+            futures = [(plan, putters.submit(one, plan)) for plan in plans]
+            for plan, future in futures:
+                try:
+                    future.result()
+                except PackFailed as exc:
+                    failed.setdefault(exc.owner, exc.cause)
+                    for owner in sorted(plan.owners - {exc.owner}):
+                        failed.setdefault(owner, PackNotSent(
+                            "not sent: it shared a pack with a file that changed "
+                            "while it was being uploaded"))
+        return failed
 
     def _put_file_chunks(self, it: Prepared, todo: list[Span], need: dict[str, str],
                          headers: dict[str, str]) -> None:
@@ -249,6 +326,8 @@ class Transfer:
             with self.buffers.take(largest) as (buf, out):
                 envelope = seal_span(self.ring, self.user_id, fd, span, buf, out)
                 self.api.put_blob(need[span.id], envelope, headers)
+            if self.sent is not None:
+                self.sent.add(span.id)
             if on_bytes is not None:
                 with tick:
                     on_bytes(sealed_len(span.size))
@@ -293,40 +372,30 @@ class Transfer:
         """
         assert v.manifest is not None
         refs = v.manifest.chunks
-        urls = {c["id"]: c["url"] for c in v.body.get("chunks") or []}
-        ids: Iterator[str] = iter(())  # set once the resumed prefix is known
-        inflight: deque[tuple[str, Future[bytes]]] = deque()
+        fetch: RangedFetch | None = None
         total = sum(sealed_len(r.size) for r in refs)
         with ThreadPoolExecutor(self.workers) as pool, \
                 self._bar(f"down {shown(v.manifest.path)}", total) as bar:
             def resumed(done: int, _bytes: int) -> None:
-                nonlocal ids
-                ids = iter([r.id for r in refs[done:]])
+                nonlocal fetch
+                # v1 chunks one GET each, pack blobs in coalesced ranges
+                # (packing.py), fetched ahead within a byte budget.
+                fetch = RangedFetch(self.api.get_blob, v.body, [r.id for r in refs[done:]],
+                                    pool, self.workers * 2, bar.update)
                 if done:
                     bar.update(sum(sealed_len(r.size) for r in refs[:done]))
 
-            def fetch(chunk_id: str) -> bytes:
-                while len(inflight) < self.workers * 2:
-                    nxt = next(ids, None)
-                    if nxt is None:
-                        break
-                    if nxt not in urls:
-                        raise IntegrityError()  # the server withheld a chunk
-                    inflight.append((nxt, pool.submit(self.api.get_blob, urls[nxt])))
-                want, future = inflight.popleft()
-                if want != chunk_id:
-                    raise IntegrityError()
-                envelope = future.result()
-                bar.update(len(envelope))
-                return envelope
+            def fetch_one(chunk_id: str) -> bytes:
+                assert fetch is not None  # decrypt_file reports the resume first
+                return fetch(chunk_id)
 
             os.makedirs(dest.parent, exist_ok=True)
             try:
-                decrypt_file(v.manifest, self.ring, self.user_id, fetch, dest,
+                decrypt_file(v.manifest, self.ring, self.user_id, fetch_one, dest,
                              on_resume=resumed)
             finally:
-                for _, future in inflight:
-                    future.cancel()  # after a failure, start no more GETs
+                if fetch is not None:
+                    fetch.cancel()  # after a failure, start no more GETs
 
 
 def _range(value: Any) -> tuple[int, int] | None:

@@ -188,7 +188,8 @@ class World:
         self.devices.append(Device(0, first.root, first))
         for i in range(1, self.n_devices):
             f = init_folder(self.base / f"dev{i}", self.server, PASSPHRASE,
-                            device_name=f"dev{i}", join_user_id=first.config.user_id, cost=FAST)
+                            device_name=f"dev{i}", join_user_id=first.config.user_id, cost=FAST,
+                            secret_key=first.secret_key)
             if i == EXCLUDING:
                 f.engine().withheld.set_excluded([EXCLUDED])
             self.devices.append(Device(i, f.root, f))

@@ -4,7 +4,8 @@ where its lock expires or Redis restarts under it, and when the sweeper runs.
 After every step the whole table and bucket are read back and checked
 against `Model`; at the end every event is drained, the sweeper runs, every
 upload must have ended, every head must decrypt to what was uploaded, and
-no marker may appear anywhere on the server side or in its logs.
+no marker may appear anywhere on the server side or in its logs. The usage
+counters must equal what is stored after every step (metering.py).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from chalicelib.adapters.redis_lock import LockBusy
 from chalicelib.core.ids import new_id, staging_key
 from local.moto import MotoServer
 from local.services import RedisServer
+from tests.property.metering import check_usage
 from tests.property.model import Model
 from tests.property.world import (
     STALE_LOCK_MS,
@@ -144,6 +146,32 @@ class CommitMachine(RuleBasedStateMachine):
             w.put_chunks(sent[:-1] if up.kind == "missing" else sent)
         body = ups[0].bundle + b"\0" if badsize else None
         self.queue.append(w.put_bundle(ups, body))
+
+    @rule(data=st.data(), batch=st.booleans(), revoked=st.booleans())
+    def untrusted_writer_uploads(self, data: Any, batch: bool, revoked: bool) -> None:
+        """A leaked token without the device key, or a device revoked after
+        it presigned: whatever it sends ends rejected, and no head moves."""
+        w = self.world
+        if not Stats.step("untrusted_writer_uploads", not revoked or len(w.devices) < 12):
+            return
+        device = w.enrol() if revoked else data.draw(st.integers(0, 1), label="device")
+        signer = None if revoked else w.thief(device)
+        kind = "revoked" if revoked else "forged"
+        file_id = self.files[data.draw(st.integers(0, FILES - 1), label="file")]
+        base, _ = self._base(data, device % 2, file_id)
+        chunks = w.new_chunks(1)
+        if batch:
+            ups, _ = w.create_batch(device, [(file_id, base, kind, w.next_path(), chunks)],
+                                    signer)
+        else:
+            up, _ = w.create_upload(device, file_id, base, kind, w.next_path(), chunks, signer)
+            ups = [up]
+        for up in ups:
+            self.model.add(up)
+        w.put_chunks(chunks)
+        if revoked:
+            w.revoke(device)
+        self.queue.append(w.put_bundle(ups) if batch else w.put_manifest(ups[0]))
 
     @rule(data=st.data(), device=st.integers(0, 1), file=st.integers(0, FILES - 1))
     def device_deletes(self, data: Any, device: int, file: int) -> None:
@@ -287,7 +315,9 @@ class CommitMachine(RuleBasedStateMachine):
 
     @invariant()
     def invariants_hold(self) -> None:
-        self.model.check(self.world.snapshot())
+        snap = self.world.snapshot()
+        self.model.check(snap)
+        check_usage(snap, self.world.user_id)  # metering: exact, whatever the events did
 
     # -- the end -------------------------------------------------------------------
     def drain(self) -> None:
@@ -331,6 +361,7 @@ class CommitMachine(RuleBasedStateMachine):
             self.drain()
             snap = self.world.snapshot()
             self.model.check(snap)
+            check_usage(snap, self.world.user_id)
             self.model.all_ended(snap)
             self.verify_contents()
             feed = self.world.h.changes(self.world.devices[0])["changes"]

@@ -9,6 +9,7 @@ performs actions (API calls, S3 PUTs, handler deliveries) and reads state.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import secrets
@@ -30,6 +31,7 @@ from chalicelib.config import Runtime, set_runtime
 from chalicelib.core.errors import Unavailable
 from chalicelib.core.ids import staging_key
 from chalicelib.sweeper import SweepReport, sweep
+from local.apiclient import sign_entry, sign_revoke
 from local.moto import MotoServer
 from local.resources import create_all
 from local.services import RedisServer
@@ -144,7 +146,8 @@ class World:
 
         self.h = Harness(self.rt, Client(app))
         first = self.h.signup()
-        self.devices: list[Device] = [first, self.h.add_device(first.user_id, first.auth_key)]
+        self.devices: list[Device] = [
+            first, self.h.add_device(first.user_id, first.auth_key, first.account_seed)]
         self.user_id = first.user_id
         self.keys = AccountKeys(secrets.token_bytes(32))
         self.ring = self.keys.root_keyring()
@@ -189,11 +192,31 @@ class World:
         return self.markers.name(self._n)
 
     # -- the API -----------------------------------------------------------------
+    def thief(self, device: int) -> Device:
+        """A leaked token of `device`: everything but its device key."""
+        return dataclasses.replace(self.devices[device], device_seed=secrets.token_bytes(32))
+
+    def enrol(self) -> int:
+        """A new device of the account; its index."""
+        first = self.devices[0]
+        self.devices.append(self.h.add_device(first.user_id, first.auth_key,
+                                              first.account_seed))
+        return len(self.devices) - 1
+
+    def revoke(self, device: int) -> None:
+        dev = self.devices[device]
+        r = self.h.delete(f"/v1/devices/{dev.device_id}?signature="
+                          f"{sign_revoke(self.devices[0], dev.device_id)}", self.devices[0])
+        assert r.status_code == 200, r.body
+
     def create_upload(self, device: int, file_id: str, base: int, kind: str, path: str,
-                      chunks: tuple[Chunk, ...]) -> tuple[Upload, dict[str, str]]:
+                      chunks: tuple[Chunk, ...], signer: Device | None = None,
+                      ) -> tuple[Upload, dict[str, str]]:
         manifest = self.seal(file_id, base, path, chunks, device)
         body = {"file_id": file_id, "base_revision": base, "manifest_size": len(manifest),
-                "chunks": [{"id": c.id, "size": len(c.envelope)} for c in chunks]}
+                "chunks": [{"id": c.id, "size": len(c.envelope)} for c in chunks],
+                "signature": sign_entry(signer or self.devices[device], file_id, base,
+                                        manifest, [c.id for c in chunks])}
         r = self.h.post("/v1/uploads", body, self.devices[device])
         assert r.status_code == 201, r.body
         up = Upload(r.json_body["upload_id"], file_id, device, base, kind, manifest, chunks,
@@ -202,7 +225,7 @@ class World:
 
     def create_batch(self, device: int, entries: list[tuple[str, int, str, str,
                                                            tuple[Chunk, ...]]],
-                     ) -> tuple[list[Upload], dict[str, str]]:
+                     signer: Device | None = None) -> tuple[list[Upload], dict[str, str]]:
         """POST /v1/batches for (file, base, kind, path, chunks) entries."""
         manifests = [self.seal(f, base, path, chunks, device)
                      for f, base, _, path, chunks in entries]
@@ -212,7 +235,11 @@ class World:
                                                                    strict=True)]}
         r = self.h.post("/v1/batches", body, self.devices[device])
         assert r.status_code == 201, r.body
-        batch_id, bundle = r.json_body["batch_id"], b"".join(manifests)
+        trailer = b"".join(bytes.fromhex(sign_entry(signer or self.devices[device], f, base, m,
+                                                    [c.id for c in chunks]))
+                           for (f, base, _, _, chunks), m in zip(entries, manifests,
+                                                                  strict=True))
+        batch_id, bundle = r.json_body["batch_id"], b"".join(manifests) + trailer
         ups, at = [], 0
         for i, ((f, base, kind, path, chunks), m) in enumerate(zip(entries, manifests,
                                                                    strict=True)):
@@ -247,13 +274,13 @@ class World:
         return key
 
     def delete_file(self, device: int, file_id: str, base: int) -> Upload:
-        r = self.h.delete(f"/v1/files/{file_id}?base_revision={base}", self.devices[device])
+        r = self.h.delete_file(self.devices[device], file_id, base)
         assert r.status_code == 202, r.body
         return Upload(r.json_body["upload_id"], file_id, device, base, "delete", b"",
                       staged=True)
 
     def refuse_delete(self, device: int, file_id: str) -> None:
-        r = self.h.delete(f"/v1/files/{file_id}?base_revision=0", self.devices[device])
+        r = self.h.delete_file(self.devices[device], file_id, 0)
         assert r.status_code == 400, r.body
 
     def head_revision(self, device: int, file_id: str) -> tuple[int, str | None]:

@@ -128,7 +128,7 @@ def test_an_upload_the_sweeper_expires_is_pushed_to_its_device(fast: Harness) ->
     """No commit ever runs for a manifest that never came: the sweeper's
     rejection reaches a device that waits for pushes all the same."""
     dev = fast.signup()
-    other = fast.add_device(dev.user_id, dev.auth_key)
+    other = fast.add_device(dev.user_id, dev.auth_key, dev.account_seed)
     mine, theirs = connect(dev), connect(other)
     file_id = new_id()
     upload_id = fast.post("/v1/uploads", {"file_id": file_id, "base_revision": 0,
@@ -147,7 +147,7 @@ def test_an_upload_the_sweeper_expires_is_pushed_to_its_device(fast: Harness) ->
 def test_commit_sends_the_result_to_the_uploader_and_the_cursor_to_others(
         fast: Harness) -> None:
     dev = fast.signup()
-    other = fast.add_device(dev.user_id, dev.auth_key)
+    other = fast.add_device(dev.user_id, dev.auth_key, dev.account_seed)
     stranger = fast.signup()
     mine, theirs, foreign = connect(dev), connect(other), connect(stranger)
     file_id = new_id()
@@ -241,7 +241,7 @@ def sns_endpoint_messages(arn: str) -> list[str]:
 def test_mobile_registration_and_data_only_publish(fast: Harness,
                                                    sns_apps: dict[str, str]) -> None:
     phone = fast.signup()
-    tablet = fast.add_device(phone.user_id, phone.auth_key)
+    tablet = fast.add_device(phone.user_id, phone.auth_key, phone.account_seed)
     r = fast.post("/v1/push/registrations", {"platform": "apns", "token": "a1" * 32}, phone)
     assert r.status_code == 201 and r.json_body == {
         "device_id": phone.device_id, "platform": "apns", "enabled": True}
@@ -276,7 +276,7 @@ def test_a_failing_endpoint_is_disabled_and_the_commit_stands(
     """SNS disables an endpoint when APNs/FCM reports its token dead; a publish
     then fails (EndpointDisabled), as it does for a deleted one (NotFound)."""
     dev = fast.signup()
-    other = fast.add_device(dev.user_id, dev.auth_key)
+    other = fast.add_device(dev.user_id, dev.auth_key, dev.account_seed)
     fast.post("/v1/push/registrations", {"platform": "fcm", "token": "dead-token-1"}, other)
     arn = fast.rt.registry.get_mobile(dev.user_id, other.device_id).endpoint_arn
     sns = boto3.client("sns", region_name="us-east-1")
