@@ -182,7 +182,7 @@ def test_groups_fill_the_transaction_limit() -> None:
     assert group_actions(range(MAX_GROUP_ENTRIES)) <= MAX_ACTIONS
     assert group_actions(range(MAX_GROUP_ENTRIES + 1)) > MAX_ACTIONS
     groups = plan_groups(list(range(1000)), {})
-    assert len(groups) == 32  # 1,000 small files: 32 transactions, not 1,000
+    assert len(groups) == 33  # 1,000 small files: 33 transactions (31 each), not 1,000
     assert plan_groups([], {}) == []
 
 

@@ -8,7 +8,14 @@ import pytest
 
 from chalicelib.adapters.meta import FenceLost
 from chalicelib.config import Runtime
-from chalicelib.core.batch import FINISHED, BatchRecord, Entry, EntryResult, bundle_offsets
+from chalicelib.core.batch import (
+    FINISHED,
+    MAX_GROUP_ENTRIES,
+    BatchRecord,
+    Entry,
+    EntryResult,
+    bundle_offsets,
+)
 from chalicelib.core.decide import ACCEPTED, CONFLICT, PENDING, REJECTED
 from chalicelib.core.ids import new_id
 from deploy.cost import item_bytes
@@ -105,8 +112,8 @@ def test_results_are_written_once_and_the_batch_finishes(fast_rt: Runtime) -> No
 
 def test_heads_are_read_in_pages_of_a_hundred(fast_rt: Runtime) -> None:
     rec = make(fast_rt, 120)
-    for at in range(0, 120, 32):
-        group = list(range(at, min(at + 32, 120)))
+    for at in range(0, 120, MAX_GROUP_ENTRIES):
+        group = list(range(at, min(at + MAX_GROUP_ENTRIES, 120)))
         commit(fast_rt, rec, group, at)
     heads = fast_rt.batches.heads(rec.user_id, [e.file_id for e in rec.entries] + [new_id()])
     assert len(heads) == 120 and {h.revision for h in heads.values()} == {1}
@@ -154,11 +161,12 @@ def test_a_group_writes_small_items_whatever_the_batch(fast_rt: Runtime) -> None
     the batch (the entries item is written once; the state item stays small
     while every entry is accepted)."""
     rec = make(fast_rt, 100)
-    for at in range(0, 100, 32):
-        commit(fast_rt, rec, list(range(at, min(at + 32, 100))), at)
+    for at in range(0, 100, MAX_GROUP_ENTRIES):
+        commit(fast_rt, rec, list(range(at, min(at + MAX_GROUP_ENTRIES, 100))), at)
     items = {it["sk"]["S"]: it for it in table_items(fast_rt)
              if it["pk"]["S"] == f"UP#{rec.batch_id}"}
-    assert sorted(items) == ["E", "G#0000", "G#0032", "G#0064", "G#0096", "UP"]
+    assert sorted(items) == ["E", *(f"G#{at:04d}" for at in range(0, 100, MAX_GROUP_ENTRIES)),
+                             "UP"]
     assert item_bytes(items["UP"]) < 300
     assert all(item_bytes(items[g]) < 700 for g in items if g.startswith("G#"))
     got = fast_rt.batches.get(rec.batch_id)

@@ -337,12 +337,14 @@ def test_every_documented_status_is_real_and_valid(
     from tests.unit.test_pack_pipeline import make_pack
     blob = secrets.token_bytes(100)
     pid, data, decl = make_pack([blob])
-    packed = h.post("/v1/batches", {"entries": [{**_upload_body(new_id(), 0), "chunks": [
+    packed_fid = new_id()
+    packed = h.post("/v1/batches", {"entries": [{**_upload_body(packed_fid, 0), "chunks": [
         {"id": chunk_id(blob), "size": len(blob)}]}], "packs": [decl]}, dev)
     assert packed.status_code == 201 and pid in packed.json_body["pack_urls"]
     packed_id = packed.json_body["batch_id"]
     h.rt.blobs.put(f"packs/{dev.user_id}/{pid}", data)
-    h.rt.blobs.put(f"staging/{dev.user_id}/{packed_id}", b"m" * 8)
+    signed = bytes.fromhex(apiclient.sign_entry(dev, packed_fid, 0, b"m" * 8, [chunk_id(blob)]))
+    h.rt.blobs.put(f"staging/{dev.user_id}/{packed_id}", b"m" * 8 + signed)
     assert h.commit(f"staging/{dev.user_id}/{packed_id}").status == "finished"
     packed_file = h.batch(dev, packed_id)["entries"][0]
     assert packed_file["status"] == "accepted"
@@ -384,8 +386,8 @@ def test_every_documented_status_is_real_and_valid(
     assert h.get(f"/v1/files/{new_id()}/revisions", dev).status_code == 404
     assert h.get(f"/v1/files/{file_id}/revisions", forged).status_code == 401
 
-    # the account's usage (docs/ACCOUNT.md)
-    assert h.get("/v1/account/usage", dev).json_body["versions"] == 3
+    # the account's usage (docs/ACCOUNT.md) (3 uploads + the packed file)
+    assert h.get("/v1/account/usage", dev).json_body["versions"] == 4
     assert h.get("/v1/account/usage?from=abc", dev).status_code == 400
     assert h.get("/v1/account/usage", forged).status_code == 401
 

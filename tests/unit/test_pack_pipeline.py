@@ -31,7 +31,7 @@ def post_batch(h: Harness, dev: Device, items: list[BatchItem],
     assert r.status_code == 201, r.body
     ticket = dict(r.json_body)
     return PendingBatch(ticket["batch_id"], f"staging/{dev.user_id}/{ticket['batch_id']}",
-                        items, ticket)
+                        items, ticket, b"".join(i.signature(dev) for i in items))
 
 
 def put(h: Harness, key: str, data: bytes) -> None:

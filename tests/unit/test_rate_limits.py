@@ -14,6 +14,7 @@ from chalicelib import limits
 from chalicelib.adapters.rate_limits import Buckets
 from chalicelib.core.errors import TooManyRequests
 from chalicelib.core.ratelimit import Bucket, Rates, Rule, take
+from local import apiclient
 from local.services import free_port
 from tests.harness import Harness
 
@@ -70,10 +71,13 @@ def test_enrolment_and_tokens_are_limited_per_account(fast: Harness) -> None:
     _tight(fast, devices_account=Rule("devices-account", 2, SLOW),
            tokens_account=Rule("tokens-account", 2, SLOW))
     dev = fast.signup()  # enrols one device: one token of the devices bucket
-    enrol = {"user_id": dev.user_id, "auth_key": dev.auth_key}
-    assert fast.post("/v1/devices", enrol).status_code == 201
-    assert fast.post("/v1/devices", enrol).status_code == 429
-    login = {**enrol, "device_id": dev.device_id}
+    def enrol() -> dict[str, str]:  # a new device, vouched for by the account key
+        return {"user_id": dev.user_id, "auth_key": dev.auth_key,
+                **apiclient.enrolment(dev.user_id, dev.account_seed, secrets.token_bytes(32))}
+
+    assert fast.post("/v1/devices", enrol()).status_code == 201
+    assert fast.post("/v1/devices", enrol()).status_code == 429
+    login = {"user_id": dev.user_id, "auth_key": dev.auth_key, "device_id": dev.device_id}
     assert [fast.post("/v1/tokens", login).status_code for _ in range(3)] == [201, 201, 429]
     other = fast.signup()  # another account is untouched
     assert fast.post("/v1/tokens", {"user_id": other.user_id, "auth_key": other.auth_key,
