@@ -23,7 +23,7 @@ def pair(stack: StackProcess, tmp_path: Path) -> tuple[Path, Path]:
     one, two = tmp_path / "one", tmp_path / "two"
     account = as_json("init", "--server", api, "--device", "one", *FAST, str(one))
     as_json("init", "--server", api, "--join", account["user_id"], "--device", "two",
-            *FAST, str(two))
+            *FAST, str(two), secret_key=account["secret_key"])
     return one, two
 
 

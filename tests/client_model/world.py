@@ -75,8 +75,9 @@ EXCLUDING = 1 if "exclude" not in SKIP else -1
 def ignored_name(rel: str) -> bool:
     """The pool's names that the default ignore rules leave out (written
     here again, not taken from ignore.py: the check does not trust the
-    code it checks); a conflict copy keeps the extension."""
-    return rel.endswith(".swp") or rel.rpartition("/")[2] == ".DS_Store"
+    code it checks); a conflict copy keeps the extension, and what is in
+    a directory of such a name is left out with it (file_to_dir)."""
+    return any(part.endswith(".swp") or part == ".DS_Store" for part in rel.split("/"))
 
 
 def in_excluded(rel: str) -> bool:
@@ -324,8 +325,12 @@ class World:
 
     # -- syncing -----------------------------------------------------------------------
     def seen(self, dev: Device) -> dict[bytes, str]:
+        """What a pass starting now is responsible for: not the files it must
+        leave out (ignored names, dev1's excluded subtree), which only the
+        user changes, and which stay where they are."""
         return {digest(data): f"{dev.name}:{show(rel)} {short(data)}"
-                for rel, data in scan(dev.root)[0].items()}
+                for rel, data in scan(dev.root)[0].items()
+                if not ignored_name(rel) and not (dev.index == EXCLUDING and in_excluded(rel))}
 
     def track(self, seen: dict[bytes, str]) -> None:
         for k, where in seen.items():
