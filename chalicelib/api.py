@@ -11,9 +11,11 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from . import billing
 from .config import Runtime
 from .core import tokens
 from .core.batch import FINISHED, BatchRecord, batch_body, parse_batch
+from .core.billing import check_email
 from .core.decide import PENDING, TERMINAL
 from .core.errors import BadRequest, Conflict, NotFound, Unauthorized
 from .core.ids import check_id, chunk_key, new_id, staging_key
@@ -26,14 +28,16 @@ Body = dict[str, Any]
 
 # -- accounts and devices -------------------------------------------------
 def create_account(rt: Runtime, body: Body) -> Body:
-    only_fields(body, {"auth_key", "kdf"})
+    only_fields(body, {"auth_key", "kdf", "email"})
     auth_key = tokens.check_auth_key(body.get("auth_key"))
+    email = check_email(body.get("email"))  # optional: the one thing given up for mail
     kdf = body.get("kdf", "")
     if not isinstance(kdf, str) or _utf8_len(kdf) > rt.settings.limits.max_kdf_bytes:
         raise BadRequest(f"kdf must be a string of at most "
                          f"{rt.settings.limits.max_kdf_bytes} bytes of UTF-8")
     user_id, salt = new_id(), secrets.token_bytes(16)
     rt.accounts.create(user_id, salt, tokens.verifier(salt, auth_key), kdf, int(time.time()))
+    billing.on_signup(rt, user_id, email, int(time.time()))
     return {"user_id": user_id}
 
 
@@ -71,10 +75,11 @@ def _token(rt: Runtime, user_id: str, device_id: str) -> Body:
             "expires_at": now + ttl}
 
 
-def add_device(rt: Runtime, body: Body) -> Body:
+def add_device(rt: Runtime, body: Body, source_ip: str = "an unknown address") -> Body:
     user_id = _authenticate(rt, body, {"user_id", "auth_key"})
-    device_id = new_id()
-    rt.accounts.add_device(user_id, device_id, int(time.time()))
+    device_id, now = new_id(), int(time.time())
+    rt.accounts.add_device(user_id, device_id, now)
+    billing.on_device(rt, user_id, device_id, now, source_ip)
     return _token(rt, user_id, device_id)
 
 
@@ -95,6 +100,7 @@ def caller(rt: Runtime, bearer: str | None) -> Claims:
 # -- uploads ----------------------------------------------------------------
 def create_upload(rt: Runtime, who: Claims, body: Body) -> Body:
     req = parse_upload(body, rt.settings.limits)
+    billing.check_writable(rt, who.user_id)
     upload_id, now = new_id(), int(time.time())
     rec = UploadRecord(upload_id=upload_id, user_id=who.user_id, device_id=who.device_id,
                        file_id=req.file_id, base_revision=req.base_revision,
@@ -127,6 +133,7 @@ def delete_file(rt: Runtime, who: Claims, file_id: str, params: dict[str, str] |
     if (params or {}).get("base_revision") is None:
         raise BadRequest("query parameter base_revision is required")
     base = query_int(params, "base_revision", 0, 1, 2**53)
+    billing.check_writable(rt, who.user_id)
     upload_id, now = new_id(), int(time.time())
     rec = UploadRecord(upload_id=upload_id, user_id=who.user_id, device_id=who.device_id,
                        file_id=file_id, base_revision=base, manifest_size=0, chunk_ids=(),
@@ -187,6 +194,7 @@ def create_batch(rt: Runtime, who: Claims, body: Body) -> Body:
     """Record the batch (the only thing its commit will trust) and presign
     one PUT for the bundle and one per chunk the server lacks."""
     req = parse_batch(body, rt.settings.limits)
+    billing.check_writable(rt, who.user_id)
     batch_id, now = new_id(), int(time.time())
     rec = BatchRecord(batch_id, who.user_id, who.device_id, req.entries, PENDING, now)
     known = rt.meta.known_chunks(who.user_id, req.chunk_sizes)

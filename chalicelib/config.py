@@ -12,6 +12,7 @@ from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from .core.metering import Prices
 from .core.requests import Limits
 
 if TYPE_CHECKING:  # heavy imports stay out of the cold start path
@@ -19,10 +20,13 @@ if TYPE_CHECKING:  # heavy imports stay out of the cold start path
 
     from .adapters.accounts import Accounts
     from .adapters.batches import Batches
+    from .adapters.billing_store import BillingStore
     from .adapters.blobs import Blobs
     from .adapters.connections import Registry
+    from .adapters.mailer import Mailer
     from .adapters.meta import Meta
     from .adapters.mobile import Mobile
+    from .adapters.payments import Payments
     from .adapters.redis_lock import Locks
     from .adapters.usage import Usage
     from .adapters.wakeups import Waker
@@ -63,6 +67,14 @@ class Settings:
     ws_endpoint: str | None = None  # management API override (the local stack)
     ws_url: str | None = None  # the public wss:// URL clients connect to
     push_apps: dict[str, str] = field(default_factory=dict)  # platform -> SNS app ARN
+    # the back office (docs/OPERATIONS.md, "Billing"): unset key = billing off
+    stripe_key: str | None = None
+    stripe_api_base: str | None = None  # localstripe's URL locally; unset in AWS
+    stripe_webhook_secret: str = ""
+    mail_from: str = "Sealsync <no-reply@sealsync.invalid>"
+    grace_days: int = 14
+    trial_days: int = 30
+    prices: Prices = field(default_factory=Prices)  # what the operator charges
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -111,6 +123,12 @@ class Settings:
             ws_endpoint=env.get("SEALSYNC_WS_ENDPOINT") or None,
             ws_url=env.get("SEALSYNC_WS_URL") or None,
             push_apps={p: env[v] for p, v in PUSH_APP_VARS.items() if env.get(v)},
+            stripe_key=env.get("SEALSYNC_STRIPE_KEY") or None,
+            stripe_api_base=env.get("SEALSYNC_STRIPE_API_BASE") or None,
+            stripe_webhook_secret=env.get("SEALSYNC_STRIPE_WEBHOOK_SECRET", ""),
+            mail_from=env.get("SEALSYNC_MAIL_FROM") or cls.mail_from,
+            grace_days=num("SEALSYNC_GRACE_DAYS", 14),
+            trial_days=num("SEALSYNC_TRIAL_DAYS", 30),
         )
 
     def resolved(self, fetch: Callable[[str], str]) -> Settings:
@@ -251,6 +269,29 @@ class Runtime:
         from .adapters.accounts import Accounts
 
         return Accounts(self.dynamodb, self.settings.table)
+
+    @cached_property
+    def billing(self) -> BillingStore:
+        from .adapters.billing_store import BillingStore
+
+        return BillingStore(self.dynamodb, self.settings.table)
+
+    @cached_property
+    def mailer(self) -> Mailer:
+        from .adapters.mailer import Mailer
+
+        return Mailer(self._boto("ses"), self.billing, self.settings.mail_from)
+
+    @cached_property
+    def payments(self) -> Payments:
+        """Stripe: built (and the SDK imported) by the billing handlers only."""
+        from .adapters.payments import Payments
+        from .core.errors import Unavailable
+
+        if not self.settings.stripe_key:
+            raise Unavailable("billing is not configured on this server")
+        return Payments(self.settings.stripe_key, self.settings.stripe_api_base,
+                        self.settings.stripe_webhook_secret)
 
     @cached_property
     def usage(self) -> Usage:

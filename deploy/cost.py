@@ -35,12 +35,13 @@ PRICES = ROOT / "deploy" / "prices.json"
 # bench: s3_puts_per_small_file). Kept equal to what the code does by
 # tests/deploy/test_call_counts.py.
 S3_CALLS = {"HeadObject": 3, "CopyObject": 1, "DeleteObject": 1}
-DYNAMODB_CALLS = {"GetItem": 4, "PutItem": 1, "BatchGetItem": 2, "TransactWriteItems": 1,
+DYNAMODB_CALLS = {"GetItem": 5,  # 1 of them the billing standing (read-only accounts: 402)
+                  "PutItem": 1, "BatchGetItem": 2, "TransactWriteItems": 1,
                   "Query": 1,  # push: the user's connections and mobile endpoints
                   "BatchWriteItem": 1,
                   "UpdateItem": 1}  # metering: the PUT URLs POST /v1/uploads issued
 # items <= 1 KiB written, <= 4 KiB read; the transaction's 2 usage counters add 4 WRU
-DYNAMODB_UNITS = {"rru": 6.0, "wru": 17.0}
+DYNAMODB_UNITS = {"rru": 6.5, "wru": 17.0}  # the standing: an eventually consistent read
 # SET NX PX + EVAL release for the file lock and for the feed lock, GET + SET
 # of the feed-head hint (which saves the counter's GetItem once a user has
 # committed), RPUSH + EXPIRE for two topics.
@@ -60,13 +61,14 @@ AUTHORIZER_MS = 5.0  # assumption: one HMAC check, warm
 BATCH_GROUP = 32  # entries per TransactWriteItems (3 per file + 4 <= 100 actions)
 BATCH_HEADS_PAGE = 100  # heads per BatchGetItem
 BATCH_S3_CALLS = {"HeadObject": 2, "CopyObject": 1, "DeleteObject": 1}  # per batch
-BATCH_DYNAMODB_FIXED = {"GetItem": 5, "PutItem": 1, "UpdateItem": 2, "Query": 1}
+BATCH_DYNAMODB_FIXED = {"GetItem": 6, "PutItem": 1, "UpdateItem": 2, "Query": 1}
 BATCH_DYNAMODB_PER_GROUP = {"TransactWriteItems": 1}
 BATCH_DYNAMODB_PER_PAGE = {"BatchGetItem": 1}
 # Capacity units as if every item were <= 1 KiB written / 4 KiB read (the
 # batch record is not: see BATCH_RECORD_* below, priced separately).
-# 5 GetItems + the push Query; create, finish, metering the PUT URLs issued
-BATCH_UNITS_FIXED = {"rru": 6.0, "wru": 3.0}
+# 5 GetItems + the push Query + the billing standing (0.5); create, finish,
+# metering the PUT URLs issued
+BATCH_UNITS_FIXED = {"rru": 6.5, "wru": 3.0}
 # feed counter + record + the 2 usage counters, transactional
 BATCH_UNITS_PER_GROUP = {"rru": 0.0, "wru": 8.0}
 BATCH_UNITS_PER_ENTRY = {"rru": 1.0, "wru": 6.0}  # its head read; head, revision, feed entry

@@ -47,7 +47,7 @@ def test_unit_prices_make_the_quantities_visible(tmp_path: Path,
     assert per["Lambda GB-seconds"] == pytest.approx(mem_gb * (30 + 20 + 80 + 2 * 5) / 1000)
     assert per["S3 PUT/COPY (client + handler)"] == 1 + 1
     assert per["S3 HEAD"] == 3
-    assert per["DynamoDB write units"] == 17 and per["DynamoDB read units"] == 6
+    assert per["DynamoDB write units"] == 17 and per["DynamoDB read units"] == 6.5
     assert per["Redis ECPUs"] == 13 and per["SQS requests"] == 3
     assert got["usd_per_million_commits"] == pytest.approx(sum(per.values()) * 1e6, rel=1e-6)
 
@@ -123,14 +123,14 @@ def test_batches_with_unit_prices(tmp_path: Path, capsys: pytest.CaptureFixture[
     # small-item units: 3 + 8 per group + 6 per file (metering: 1 for the PUT
     # URLs issued, 4 per group for the usage counters); the record (about 52 B
     # per entry created, 67 finished) adds its size on each of its writes
-    assert cost.batch_units(1000) == {"rru": 6 + 1000, "wru": 3 + 8 * groups + 6 * 1000}
+    assert cost.batch_units(1000) == {"rru": 6.5 + 1000, "wru": 3 + 8 * groups + 6 * 1000}
     created, finished = 200 + 52 * 1000, 193 + 67 * 1000
     record_w = (-(-created // 1024) + -(-finished // 1024)
                 + sum(2 * -(-int(created + (finished - created) * min(32 * k, 1000) / 1000)
                             // 1024) for k in range(1, groups + 1)))
     assert per["DynamoDB write units"] == 3 + 8 * groups + 6 * 1000 \
         - (2 + 2 * groups) + record_w + 2
-    assert per["DynamoDB read units"] == 6 + 1000 - 5 + 3 * 13 + 2 * 17
+    assert per["DynamoDB read units"] == 6.5 + 1000 - 5 + 3 * 13 + 2 * 17
     assert per["S3 PUT/COPY (client + handler)"] == 1 + 0 + 1  # bundle, no chunks, copy
     assert per["S3 HEAD"] == 2 and per["SQS requests"] == 3
     assert per["Redis ECPUs"] == 8 + 2 * 1000 + 3

@@ -21,6 +21,8 @@ from chalicelib import api
 from chalicelib.core import tokens
 from chalicelib.core.ids import CHUNK_HEX, ID_HEX, new_id
 from chalicelib.core.requests import Limits
+from local.stripe import LocalStripe
+from tests.billing_support import drive_billing_routes, enable_billing
 from tests.harness import BatchItem, Device, Harness, chunk_id
 from tests.push_support import drive_push_routes
 
@@ -212,10 +214,11 @@ def _upload_body(file_id: str, base: int, size: int = 8, chunks: int = 0) -> dic
 
 
 def test_every_documented_status_is_real_and_valid(
-        checked: tuple[Harness, CheckedHTTP]) -> None:
+        checked: tuple[Harness, CheckedHTTP], localstripe: LocalStripe) -> None:
     """Drive every route to every status it documents (but 500); each response
     is validated by CheckedHTTP, and a status the document lacks fails."""
     h, http = checked
+    secret = enable_billing(h, localstripe)
     # accounts, devices, tokens
     dev = h.signup()
     h.post("/v1/accounts", {"auth_key": "not hex"})
@@ -314,6 +317,9 @@ def test_every_documented_status_is_real_and_valid(
     assert h.get("/v1/account/usage", dev).json_body["versions"] == 3
     assert h.get("/v1/account/usage?from=abc", dev).status_code == 400
     assert h.get("/v1/account/usage", forged).status_code == 401
+
+    # billing (docs/ACCOUNT.md): a read-only account's writes are 402
+    drive_billing_routes(h, http, dev, forged, file_id, secret, localstripe)
 
     # push (docs/PUSH.md)
     drive_push_routes(h, dev, forged, LIMITS.max_body_bytes + 1)
