@@ -69,6 +69,9 @@ class Settings:
     push_apps: dict[str, str] = field(default_factory=dict)  # platform -> SNS app ARN
     # the back office (docs/OPERATIONS.md, "Billing"): unset key = billing off
     stripe_key: str | None = None
+    stripe_key_ref: str | None = None  # ssm:/... or secretsmanager:... (deployed stages)
+    stripe_webhook_secret_ref: str | None = None
+    mail_config_set: str | None = None  # SES configuration set: bounces/complaints -> SNS
     stripe_api_base: str | None = None  # localstripe's URL locally; unset in AWS
     stripe_webhook_secret: str = ""
     mail_from: str = "Sealsync <no-reply@sealsync.invalid>"
@@ -126,6 +129,9 @@ class Settings:
             stripe_key=env.get("SEALSYNC_STRIPE_KEY") or None,
             stripe_api_base=env.get("SEALSYNC_STRIPE_API_BASE") or None,
             stripe_webhook_secret=env.get("SEALSYNC_STRIPE_WEBHOOK_SECRET", ""),
+            stripe_key_ref=_secret_ref(env, "SEALSYNC_STRIPE_KEY_REF"),
+            stripe_webhook_secret_ref=_secret_ref(env, "SEALSYNC_STRIPE_WEBHOOK_SECRET_REF"),
+            mail_config_set=env.get("SEALSYNC_MAIL_CONFIG_SET") or None,
             mail_from=env.get("SEALSYNC_MAIL_FROM") or cls.mail_from,
             grace_days=num("SEALSYNC_GRACE_DAYS", 14),
             trial_days=num("SEALSYNC_TRIAL_DAYS", 30),
@@ -142,6 +148,18 @@ class Settings:
         if self.redis_token_ref:
             url = with_password(self.redis_url, fetch(self.redis_token_ref))
             out = replace(out, redis_url=url, redis_token_ref=None)
+        return out
+
+    def with_stripe(self, fetch: Callable[[str], str]) -> Settings:
+        """The Stripe secrets read through `fetch`: only when a billing
+        handler first needs them, so the API and commit paths never pay
+        for the two reads."""
+        out = self
+        if self.stripe_key_ref:
+            out = replace(out, stripe_key=fetch(self.stripe_key_ref), stripe_key_ref=None)
+        if self.stripe_webhook_secret_ref:
+            out = replace(out, stripe_webhook_secret=fetch(self.stripe_webhook_secret_ref),
+                          stripe_webhook_secret_ref=None)
         return out
 
 
@@ -280,7 +298,8 @@ class Runtime:
     def mailer(self) -> Mailer:
         from .adapters.mailer import Mailer
 
-        return Mailer(self._boto("ses"), self.billing, self.settings.mail_from)
+        return Mailer(self._boto("ses"), self.billing, self.settings.mail_from,
+                      self.settings.mail_config_set)
 
     @cached_property
     def payments(self) -> Payments:
@@ -288,10 +307,12 @@ class Runtime:
         from .adapters.payments import Payments
         from .core.errors import Unavailable
 
-        if not self.settings.stripe_key:
+        s = self.settings
+        if s.stripe_key_ref or s.stripe_webhook_secret_ref:
+            s = s.with_stripe(lambda ref: fetch_secret(s, ref))
+        if not s.stripe_key:
             raise Unavailable("billing is not configured on this server")
-        return Payments(self.settings.stripe_key, self.settings.stripe_api_base,
-                        self.settings.stripe_webhook_secret)
+        return Payments(s.stripe_key, s.stripe_api_base, s.stripe_webhook_secret)
 
     @cached_property
     def usage(self) -> Usage:

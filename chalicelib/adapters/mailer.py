@@ -18,10 +18,12 @@ log = logging.getLogger("sealsync.mail")
 
 
 class Mailer:
-    def __init__(self, ses: Any, store: BillingStore, sender: str) -> None:
+    def __init__(self, ses: Any, store: BillingStore, sender: str,
+                 config_set: str | None = None) -> None:
         self.ses = ses
         self.store = store
         self.sender = sender
+        self.config_set = config_set  # its event destination: bounces, complaints -> SNS
 
     def send_once(self, user_id: str, address: str | None, key: str, email: Email) -> bool:
         """True if this call sent it."""
@@ -30,8 +32,9 @@ class Mailer:
         pk, sk = f"A#{user_id}", f"MAIL#{key}"
         if not self.store.first_time(pk, sk, int(time.time())):
             return False
+        extra = {"ConfigurationSetName": self.config_set} if self.config_set else {}
         try:
-            self.ses.send_email(
+            self.ses.send_email(**extra,
                 Source=self.sender, Destination={"ToAddresses": [address]},
                 Message={"Subject": {"Data": email.subject, "Charset": "UTF-8"},
                          "Body": {"Text": {"Data": email.body, "Charset": "UTF-8"}}},
