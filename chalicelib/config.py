@@ -135,6 +135,7 @@ class Settings:
             mail_from=env.get("SEALSYNC_MAIL_FROM") or cls.mail_from,
             grace_days=num("SEALSYNC_GRACE_DAYS", 14),
             trial_days=num("SEALSYNC_TRIAL_DAYS", 30),
+            prices=_prices(env.get("SEALSYNC_PRICES")),
         )
 
     def resolved(self, fetch: Callable[[str], str]) -> Settings:
@@ -161,6 +162,22 @@ class Settings:
             out = replace(out, stripe_webhook_secret=fetch(self.stripe_webhook_secret_ref),
                           stripe_webhook_secret_ref=None)
         return out
+
+
+def _prices(raw: str | None) -> Prices:
+    """SEALSYNC_PRICES: JSON of core.metering.Prices fields (US cents), e.g.
+    {"storage_gb_month": 2.5}; unset: the defaults (docs/ACCOUNT.md)."""
+    if not raw:
+        return Prices()
+    import json
+
+    try:
+        fields = json.loads(raw)
+        prices = Prices(**{k: type(getattr(Prices(), k))(v) for k, v in fields.items()})
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"SEALSYNC_PRICES must be a JSON object of Prices fields: {exc}") \
+            from exc
+    return prices
 
 
 def _secret_ref(env: dict[str, str], name: str) -> str | None:

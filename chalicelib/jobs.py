@@ -72,6 +72,17 @@ JOBS: dict[str, Callable[[Runtime, int], dict[str, int]]] = {
 }
 
 
+# How often each job fires: seconds, or "monthly" (day 1, 00:05 UTC). The
+# deploy template's AWS::Scheduler::Schedule resources say the same
+# (tests/deploy/test_schedules.py); local/scheduler.py fires them locally.
+SCHEDULES: dict[str, int | str] = {
+    "invoice_run": "monthly",
+    "usage_warnings": 3600,
+    "trial_expiry": 3600,
+    "grace_read_only": 3600,
+}
+
+
 def run_job(rt: Runtime, event: Any, now: int) -> dict[str, Any]:
     """The `jobs` Lambda: `{"job": NAME}` from the scheduler. Anything else
     is logged and dropped (a retry would not make it valid)."""
