@@ -143,9 +143,10 @@ class Api:
         return r.content
 
     # -- accounts and devices ----------------------------------------------
-    def create_account(self, auth_key: str, kdf: str) -> str:
-        return str(self.call("POST", "/v1/accounts", {"auth_key": auth_key, "kdf": kdf},
-                             auth=False)["user_id"])
+    def create_account(self, auth_key: str, kdf: str, email: str | None = None) -> str:
+        """A new account; `email` (optional) is where account mail goes."""
+        body = {"auth_key": auth_key, "kdf": kdf, **({"email": email} if email else {})}
+        return str(self.call("POST", "/v1/accounts", body, auth=False)["user_id"])
 
     def account_kdf(self, user_id: str) -> str:
         return str(self.call("GET", f"/v1/accounts/{user_id}/kdf", auth=False)["kdf"])

@@ -11,6 +11,7 @@
 The passphrase comes from $SEALSYNC_PASSPHRASE or a prompt. `--json` prints
 one JSON document for scripts. Exit codes: 0 ok, 1 sync finished with
 per-file errors, 2 usage or passphrase error, 3 server unreachable, 4 other,
+5 the account is read-only until its invoice is paid (nothing was lost),
 130 interrupted. No traceback reaches the user (SEALSYNC_DEBUG=1 shows one).
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 
 import click
 
-from .api import Api, ApiError, NotFound, ServerUnreachable
+from .api import Api, ApiError, NotFound, PaymentRequired, ServerUnreachable
 from .engine import Report
 from .errors import IntegrityError, KdfError, KeyfileError, SealsyncClientError, WrongPassphrase
 from .folder import Cost, Folder, init_folder, open_folder, watch_files
@@ -60,6 +61,8 @@ def _errors() -> Iterator[None]:
         _fail(str(exc), 2)
     except ServerUnreachable as exc:
         _fail(str(exc), 3)
+    except PaymentRequired as exc:  # read-only account: nothing was lost, nothing sent
+        _fail(str(exc), 5)
     except IntegrityError as exc:
         _fail(f"integrity check failed: {exc}", 4)
     except (ApiError, SealsyncClientError) as exc:
@@ -97,17 +100,18 @@ def main() -> None:
 @click.option("--server", required=True, help="the Sealsync API, e.g. http://127.0.0.1:8000")
 @click.option("--join", "join", metavar="USER_ID", help="add this device to an existing account")
 @click.option("--device", "device", help="this device's name (default: the host name)")
+@click.option("--email", help="optional: where account mail goes (docs/ACCOUNT.md)")
 @click.option("--kdf-ops", type=int, default=Cost.ops, hidden=True)
 @click.option("--kdf-mem-mib", type=int, default=Cost.mem // 2**20, hidden=True)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.argument("folder_dir", metavar="DIR", type=click.Path(file_okay=False))
-def init(server: str, join: str | None, device: str | None, kdf_ops: int, kdf_mem_mib: int,
-         as_json: bool, folder_dir: str) -> None:
+def init(server: str, join: str | None, device: str | None, email: str | None, kdf_ops: int,
+         kdf_mem_mib: int, as_json: bool, folder_dir: str) -> None:
     """Make DIR a synced folder: a new account, or --join an existing one."""
     with _errors():
         folder = init_folder(Path(folder_dir), server, _passphrase(confirm=join is None),
                              device_name=device, join_user_id=join,
-                             cost=Cost(kdf_ops, kdf_mem_mib * 2**20))
+                             cost=Cost(kdf_ops, kdf_mem_mib * 2**20), email=email)
         cfg = folder.config
         folder.close()
         hint = "" if join else (f"\nOn another device: sealsync init --server {cfg.server} "

@@ -66,7 +66,8 @@ def _api(server: str, state: State, login: Login | None) -> Api:
 
 
 def init_folder(root: Path, server: str, passphrase: str, *, device_name: str | None = None,
-                join_user_id: str | None = None, cost: Cost | None = None) -> Folder:
+                join_user_id: str | None = None, cost: Cost | None = None,
+                email: str | None = None) -> Folder:
     """Create an account (or join one) and make `root` a synced folder."""
     cost = cost or Cost()
     root = root.resolve()
@@ -76,7 +77,7 @@ def init_folder(root: Path, server: str, passphrase: str, *, device_name: str | 
     fresh = not (root / META_DIR).exists()
     state = State(root)
     try:
-        return _init(root, server, passphrase, device_name, join_user_id, cost, state)
+        return _init(root, server, passphrase, device_name, join_user_id, cost, state, email)
     except BaseException:
         state.close()
         if fresh:  # leave nothing half-made behind: a retry starts clean
@@ -85,12 +86,13 @@ def init_folder(root: Path, server: str, passphrase: str, *, device_name: str | 
 
 
 def _init(root: Path, server: str, passphrase: str, device_name: str | None,
-          join_user_id: str | None, cost: Cost, state: State) -> Folder:
+          join_user_id: str | None, cost: Cost, state: State,
+          email: str | None = None) -> Folder:
     api = _api(server, state, None)
     if join_user_id is None:
         params = cost.params()
         keys = AccountKeys.from_passphrase(passphrase, params)
-        user_id = api.create_account(keys.auth_key(), params.encode())
+        user_id = api.create_account(keys.auth_key(), params.encode(), email)
         kdf = params.encode()
     else:
         user_id = join_user_id

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from .api import AuthError, ServerUnreachable
+from .api import AuthError, PaymentRequired, ServerUnreachable
 from .errors import IntegrityError
 from .transfer import Prepared, Transfer
 
@@ -29,7 +29,8 @@ Result = dict[str, Any] | Exception
 MAX_ENTRIES = 1000
 MAX_CHUNK_REFS = 8192
 MAX_BUNDLE_BYTES = 32 * 1024 * 1024
-_FATAL = (ServerUnreachable, AuthError, IntegrityError)  # end the pass (engine.FATAL)
+# end the pass (engine.FATAL)
+_FATAL = (ServerUnreachable, AuthError, IntegrityError, PaymentRequired)
 
 
 def send(transfer: Transfer, work: Sequence[tuple[K, Callable[[], Prepared]]],
