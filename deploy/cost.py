@@ -318,8 +318,12 @@ def main(argv: list[str] | None = None) -> int:
     btotal = sum(r["usd_per_million"] for r in brows)
     assumptions = [a.format(api_ms=API_HANDLER_MS, chunks=m.chunk_puts)
                    for a in BATCH_ASSUMPTIONS]
+    from .cost_account import print_report, report
+
+    back_office = report(prices, btotal)
     if args.json:
         print(json.dumps({"usd_per_million_commits": round(total, 4), "rows": rows,
+                          "back_office": back_office,
                           "batch": {"size": n,
                                     "usd_per_million_file_versions": round(btotal, 4),
                                     "rows": brows, **batch_counts(n),
@@ -351,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {r['item']:32} {r['per_commit']:>9.3f} /commit   "
               f"${r['usd_per_million']:>9.2f}")
     print(f"  {'total':32} {'':>9} {'':8}   ${total:>9.2f} per million commits")
+    print_report(back_office)
     return 0
 
 

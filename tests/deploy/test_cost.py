@@ -161,3 +161,23 @@ def test_batch_figure_is_the_model_for_1000(tmp_path: Path,
     code, text, _ = run(capsys, "--results", str(results))
     assert "per million file versions" in text and "assumptions:" in text
     assert "per million commits" in text
+
+
+def test_the_back_office_with_unit_prices(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """With every price 1 USD per unit the rows are the quantities: the
+    scheduler fires 3 hourly jobs and 1 monthly (730-hour month)."""
+    from deploy import cost_account
+
+    code, out, _ = at_unit_prices(tmp_path, capsys)
+    assert code == 0
+    got = json.loads(out)["back_office"]
+    assert got["fixed"]["EventBridge Scheduler invocations"] == 3 * 730 + 1
+    assert got["user"]["S3 storage (10 GB)"] == 10
+    assert got["user"]["account mail (2)"] == 2
+    assert got["user_stripe_fee_usd"] == pytest.approx(1 + got["user_invoice_usd"])
+    # the default price list: 10 GB at 6 cents, 1,000 PUTs, 200 GETs, 1 GB out
+    assert cost_account.invoice_usd(cost_account.Prices()) == pytest.approx(
+        (10e9 / 2**30 * 6 + 0.5 + 200 / 10000 * 0.4 + 1e9 / 2**30 * 12) / 100)
+    code, text, _ = run(capsys, "--results", str(write(tmp_path, "r.json", RESULTS)))
+    assert "A typical user (10 GB stored, 1,000 file versions" in text
