@@ -150,6 +150,14 @@ def drive_billing_routes(h: Harness, http: Any, dev: Device, forged: Device, fil
     from chalicelib.core import billing as core
 
     rt = h.rt
+    configured, payments = rt.settings, rt.__dict__.pop("payments")
+    rt.settings = replace(configured, stripe_key=None)  # billing off: 503, nothing else
+    assert h.post("/v1/account/billing/payment-method", {"payment_method": "pm_x"},
+                  dev).status_code == 503
+    assert h.post("/v1/billing/webhook", b"{}", None).status_code in (400, 503)
+    http.post("/v1/billing/webhook", headers={"content-type": "application/json",
+                                              "stripe-signature": "t=1,v1=0"}, body=b"{}")
+    rt.settings, rt.__dict__["payments"] = configured, payments
     client = stripe.StripeClient(TEST_KEY, base_addresses={"api": localstripe.url})
     pm = client.v1.payment_methods.create(params={"type": "card", "card": {
         "number": CARD_OK, "exp_month": 12, "exp_year": 2040, "cvc": "123"}})
