@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -19,7 +21,7 @@ from .account import usage_of
 from .config import Runtime
 from .core import billing as core
 from .core import emails, metering
-from .core.errors import BadRequest, NotFound, PaymentRequired
+from .core.errors import BadRequest, NotFound, PaymentRequired, Unavailable
 from .core.requests import only_fields
 from .core.tokens import Claims
 
@@ -84,7 +86,8 @@ def set_payment_method(rt: Runtime, who: Claims, body: dict[str, Any]) -> dict[s
     if not isinstance(pm, str) or not _PM.match(pm):
         raise BadRequest("payment_method must be a payment method id (pm_...)")
     s = _standing(rt, who.user_id)
-    rt.payments.attach(_customer(rt, s), pm)
+    with _provider_errors(rt):
+        rt.payments.attach(_customer(rt, s), pm)
     rt.billing.set_payment_method(who.user_id)
     if s.status == core.READ_ONLY and s.unpaid_since is None:  # the trial ran out
         rt.billing.move(s, replace(s, status=core.ACTIVE, has_payment_method=True))
@@ -97,10 +100,29 @@ def pay_now(rt: Runtime, who: Claims) -> dict[str, Any]:
     """POST /v1/account/billing/pay: charge every open invoice now."""
     s = _standing(rt, who.user_id)
     if s.customer:
-        results = [rt.payments.pay(i) for i in rt.payments.open_invoices(s.customer)]
+        with _provider_errors(rt):
+            results = [rt.payments.pay(i) for i in rt.payments.open_invoices(s.customer)]
         if all(r.status == "paid" for r in results):
             mark_paid(rt, who.user_id)
     return status(rt, who)
+
+
+@contextmanager
+def _provider_errors(rt: Runtime) -> Iterator[None]:
+    """Stripe's refusals become a 400 the client can act on; Stripe being
+    unreachable or failing becomes a 503 to retry (never a 500)."""
+    stripe = rt.payments.stripe
+    try:
+        yield
+    except stripe.CardError as exc:
+        raise BadRequest(f"the payment method was refused: "
+                         f"{exc.user_message or 'declined'}") from None
+    except stripe.InvalidRequestError:
+        raise BadRequest("no such payment method, or it cannot be used: create it with "
+                         "Stripe.js and send its pm_ id") from None
+    except stripe.StripeError as exc:
+        raise Unavailable(f"the payment provider failed ({type(exc).__name__}); "
+                          "try again") from None
 
 
 # -- standing moves (routes, webhooks and jobs share them) ---------------------------

@@ -191,6 +191,11 @@ def drive_billing_routes(h: Harness, http: Any, dev: Device, forged: Device, fil
     assert h.delete(f"/v1/files/{file_id}?base_revision=9", dev).status_code == 402
     s = rt.billing.get(dev.user_id)
     assert s is not None and rt.billing.move(s, replace(s, status=core.ACTIVE))
+    assert h.post(path, {"payment_method": "pm_NoSuchMethod"}, dev).status_code == 400
+    rt.settings = replace(configured, stripe_key=None)
+    rt.__dict__.pop("payments")
+    assert h.post("/v1/account/billing/pay", {}, dev).status_code == 503  # has a customer
+    rt.settings, rt.__dict__["payments"] = configured, payments
 
 
 @pytest.fixture
