@@ -124,7 +124,8 @@ def account_kdf(user_id: str) -> dict[str, Any]:
 @endpoint("/v1/devices", "POST", public=True, status=201)
 def add_device() -> dict[str, Any]:
     _limit("devices")
-    return api.add_device(runtime(), _body())
+    identity = _request().context.get("identity") or {}
+    return api.add_device(runtime(), _body(), str(identity.get("sourceIp") or "an unknown address"))
 
 
 @endpoint("/v1/devices")
@@ -193,6 +194,59 @@ def account_usage() -> dict[str, Any]:
     from chalicelib import account
 
     return account.usage(runtime(), _claims(), _query())
+
+
+@endpoint("/v1/account/billing")
+def account_billing() -> dict[str, Any]:
+    from chalicelib import billing
+
+    return billing.status(runtime(), _claims())
+
+
+@endpoint("/v1/account/billing/payment-method", "POST")
+def account_payment_method() -> dict[str, Any]:
+    from chalicelib import billing
+
+    return billing.set_payment_method(runtime(), _claims(), _body())
+
+
+@endpoint("/v1/account/billing/pay", "POST")
+def account_pay() -> dict[str, Any]:
+    from chalicelib import billing
+
+    return billing.pay_now(runtime(), _claims())
+
+
+@endpoint("/v1/billing/webhook", "POST", public=True)
+def billing_webhook() -> dict[str, Any]:
+    """Stripe's events: the raw body, as signed (never re-serialized)."""
+    from chalicelib import billing
+
+    raw = _request().raw_body or b""
+    return billing.webhook(runtime(), raw.encode() if isinstance(raw, str) else raw,
+                           _request().headers.get("stripe-signature"))
+
+
+@app.lambda_function(name="jobs")
+def scheduled_job(event: Any, context: Any) -> dict[str, Any]:
+    """EventBridge Scheduler's target: `{"job": NAME}` (chalicelib/jobs.py)."""
+    from chalicelib.jobs import run_job
+
+    return run_job(runtime(), event, int(time.time()))
+
+
+@app.lambda_function(name="mail_notices")
+def mail_notices(event: Any, context: Any) -> dict[str, int]:
+    """SES bounce and complaint notifications through SNS: stop mailing them."""
+    from chalicelib.billing import on_mail_notice
+
+    records = event.get("Records") if isinstance(event, dict) else None
+    count = 0
+    for record in records if isinstance(records, list) else []:
+        sns = record.get("Sns") if isinstance(record, dict) else None
+        if isinstance(sns, dict) and isinstance(sns.get("Message"), str):
+            count += on_mail_notice(runtime(), sns["Message"])
+    return {"suppressed": count}
 
 
 # -- the commit handler, wired two ways onto one pipeline --------------------

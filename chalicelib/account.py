@@ -25,7 +25,7 @@ def usage(rt: Runtime, who: Claims, params: dict[str, str] | None) -> dict[str, 
     """GET /v1/account/usage?from=&to=: the current month without them."""
     now = time.time()
     got = usage_of(rt, who.user_id, metering.parse_period(params, now), now)
-    prices = metering.Prices()
+    prices = rt.settings.prices
     body = got.body()
     body["quota_bytes"] = prices.quota_bytes
     body["estimated_cents"] = sum(c.cents for c in metering.charges(got, prices))

@@ -12,10 +12,12 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from . import billing
 from .config import Runtime
 from .core import signatures as sig
 from .core import tokens
 from .core.batch import FINISHED, BatchRecord, batch_body, parse_batch
+from .core.billing import check_email
 from .core.decide import PENDING, TERMINAL
 from .core.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge, Unauthorized
 from .core.ids import check_chunk_id, check_id, chunk_key, new_id, staging_key
@@ -34,10 +36,11 @@ _HEX = re.compile(r"[0-9a-f]*")
 
 # -- accounts and devices -------------------------------------------------
 def create_account(rt: Runtime, body: Body) -> Body:
-    only_fields(body, {"auth_key", "kdf", "signing_key"})
+    only_fields(body, {"auth_key", "kdf", "signing_key", "email"})
     auth_key = tokens.check_auth_key(body.get("auth_key"))
     signing_key = None if body.get("signing_key") is None else \
         sig.parse_key(body.get("signing_key"), "signing_key")
+    email = check_email(body.get("email"))  # optional: the one thing given up for mail
     kdf = body.get("kdf", "")
     if not isinstance(kdf, str) or _utf8_len(kdf) > rt.settings.limits.max_kdf_bytes:
         raise BadRequest(f"kdf must be a string of at most "
@@ -46,6 +49,7 @@ def create_account(rt: Runtime, body: Body) -> Body:
     rt.accounts.create(user_id, salt, tokens.verifier(salt, auth_key), kdf, int(time.time()))
     if signing_key is not None:
         rt.devices.set_signing_key(user_id, signing_key)
+    billing.on_signup(rt, user_id, email, int(time.time()))
     return {"user_id": user_id}
 
 
@@ -83,7 +87,7 @@ def _token(rt: Runtime, user_id: str, device_id: str) -> Body:
             "expires_at": now + ttl}
 
 
-def add_device(rt: Runtime, body: Body) -> Body:
+def add_device(rt: Runtime, body: Body, source_ip: str = "an unknown address") -> Body:
     """Enrol a device: its Ed25519 key, vouched for by the account's signing
     key (`device_sig` over core.signatures.device_message). An account from
     before device keys registers its signing key here, once (`signing_key`,
@@ -113,6 +117,7 @@ def add_device(rt: Runtime, body: Body) -> Body:
     now = int(time.time())
     if not rt.devices.register(user_id, sig.Device(device_id, device_key, None, now, name)):
         raise Conflict("this device_id is already enrolled (or was revoked): pick a new one")
+    billing.on_device(rt, user_id, device_id, now, source_ip)
     return _token(rt, user_id, device_id)
 
 
@@ -198,6 +203,7 @@ def create_upload(rt: Runtime, who: Claims, body: Body) -> Body:
     req = parse_upload({k: v for k, v in body.items() if k != "signature"},
                        rt.settings.limits)
     writer(rt, who)
+    billing.check_writable(rt, who.user_id)
     upload_id, now = new_id(), int(time.time())
     rec = UploadRecord(upload_id=upload_id, user_id=who.user_id, device_id=who.device_id,
                        file_id=req.file_id, base_revision=req.base_revision,
@@ -243,6 +249,7 @@ def delete_file(rt: Runtime, who: Claims, file_id: str, params: dict[str, str] |
     base = query_int(params, "base_revision", 0, 1, 2**53)
     signature = _signature((params or {}).get("signature"), "query parameter signature")
     writer(rt, who)
+    billing.check_writable(rt, who.user_id)
     upload_id, now = new_id(), int(time.time())
     rec = UploadRecord(upload_id=upload_id, user_id=who.user_id, device_id=who.device_id,
                        file_id=file_id, base_revision=base, manifest_size=0, chunk_ids=(),
@@ -306,6 +313,7 @@ def create_batch(rt: Runtime, who: Claims, body: Body) -> Body:
     req = parse_batch(body, rt.settings.limits)
     packs = parse_packs(body.get("packs"), rt.settings.limits, req.chunk_sizes)
     writer(rt, who)
+    billing.check_writable(rt, who.user_id)
     batch_id, now = new_id(), int(time.time())
     rec = BatchRecord(batch_id, who.user_id, who.device_id, req.entries, PENDING, now)
     known = rt.meta.known_chunks(who.user_id, req.chunk_sizes) | packed_chunks(packs)

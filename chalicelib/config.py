@@ -12,6 +12,7 @@ from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from .core.metering import Prices
 from .core.ratelimit import Rates
 from .core.requests import Limits
 
@@ -20,13 +21,16 @@ if TYPE_CHECKING:  # heavy imports stay out of the cold start path
 
     from .adapters.accounts import Accounts
     from .adapters.batches import Batches
+    from .adapters.billing_store import BillingStore
     from .adapters.blobs import Blobs
     from .adapters.connections import Registry
     from .adapters.devices import Devices
+    from .adapters.mailer import Mailer
     from .adapters.meta import Meta
     from .adapters.mobile import Mobile
     from .adapters.packs import Packs
     from .adapters.pairings import Pairings
+    from .adapters.payments import Payments
     from .adapters.rate_limits import Buckets
     from .adapters.redis_lock import Locks
     from .adapters.tickets import Tickets
@@ -70,6 +74,17 @@ class Settings:
     ws_url: str | None = None  # the public wss:// URL clients connect to
     push_apps: dict[str, str] = field(default_factory=dict)  # platform -> SNS app ARN
     rates: Rates = field(default_factory=Rates)  # abuse limits on the public routes
+    # the back office (docs/OPERATIONS.md, "Billing"): unset key = billing off
+    stripe_key: str | None = None
+    stripe_key_ref: str | None = None  # ssm:/... or secretsmanager:... (deployed stages)
+    stripe_webhook_secret_ref: str | None = None
+    mail_config_set: str | None = None  # SES configuration set: bounces/complaints -> SNS
+    stripe_api_base: str | None = None  # localstripe's URL locally; unset in AWS
+    stripe_webhook_secret: str = ""
+    mail_from: str = "Sealsync <no-reply@sealsync.invalid>"
+    grace_days: int = 14
+    trial_days: int = 30
+    prices: Prices = field(default_factory=Prices)  # what the operator charges
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -120,6 +135,16 @@ class Settings:
             push_apps={p: env[v] for p, v in PUSH_APP_VARS.items() if env.get(v)},
             rates=Rates().scaled(_positive(num("SEALSYNC_RATE_SCALE", 1.0),
                                            "SEALSYNC_RATE_SCALE")),
+            stripe_key=env.get("SEALSYNC_STRIPE_KEY") or None,
+            stripe_api_base=env.get("SEALSYNC_STRIPE_API_BASE") or None,
+            stripe_webhook_secret=env.get("SEALSYNC_STRIPE_WEBHOOK_SECRET", ""),
+            stripe_key_ref=_secret_ref(env, "SEALSYNC_STRIPE_KEY_REF"),
+            stripe_webhook_secret_ref=_secret_ref(env, "SEALSYNC_STRIPE_WEBHOOK_SECRET_REF"),
+            mail_config_set=env.get("SEALSYNC_MAIL_CONFIG_SET") or None,
+            mail_from=env.get("SEALSYNC_MAIL_FROM") or cls.mail_from,
+            grace_days=num("SEALSYNC_GRACE_DAYS", 14),
+            trial_days=num("SEALSYNC_TRIAL_DAYS", 30),
+            prices=_prices(env.get("SEALSYNC_PRICES")),
         )
 
     def resolved(self, fetch: Callable[[str], str]) -> Settings:
@@ -134,6 +159,34 @@ class Settings:
             url = with_password(self.redis_url, fetch(self.redis_token_ref))
             out = replace(out, redis_url=url, redis_token_ref=None)
         return out
+
+    def with_stripe(self, fetch: Callable[[str], str]) -> Settings:
+        """The Stripe secrets read through `fetch`: only when a billing
+        handler first needs them, so the API and commit paths never pay
+        for the two reads."""
+        out = self
+        if self.stripe_key_ref:
+            out = replace(out, stripe_key=fetch(self.stripe_key_ref), stripe_key_ref=None)
+        if self.stripe_webhook_secret_ref:
+            out = replace(out, stripe_webhook_secret=fetch(self.stripe_webhook_secret_ref),
+                          stripe_webhook_secret_ref=None)
+        return out
+
+
+def _prices(raw: str | None) -> Prices:
+    """SEALSYNC_PRICES: JSON of core.metering.Prices fields (US cents), e.g.
+    {"storage_gb_month": 2.5}; unset: the defaults (docs/ACCOUNT.md)."""
+    if not raw:
+        return Prices()
+    import json
+
+    try:
+        fields = json.loads(raw)
+        prices = Prices(**{k: type(getattr(Prices(), k))(v) for k, v in fields.items()})
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"SEALSYNC_PRICES must be a JSON object of Prices fields: {exc}") \
+            from exc
+    return prices
 
 
 def _secret_ref(env: dict[str, str], name: str) -> str | None:
@@ -278,6 +331,32 @@ class Runtime:
         from .adapters.devices import Devices
 
         return Devices(self.dynamodb, self.settings.table)
+
+    @cached_property
+    def billing(self) -> BillingStore:
+        from .adapters.billing_store import BillingStore
+
+        return BillingStore(self.dynamodb, self.settings.table)
+
+    @cached_property
+    def mailer(self) -> Mailer:
+        from .adapters.mailer import Mailer
+
+        return Mailer(self._boto("ses"), self.billing, self.settings.mail_from,
+                      self.settings.mail_config_set)
+
+    @cached_property
+    def payments(self) -> Payments:
+        """Stripe: built (and the SDK imported) by the billing handlers only."""
+        from .adapters.payments import Payments
+        from .core.errors import Unavailable
+
+        s = self.settings
+        if s.stripe_key_ref or s.stripe_webhook_secret_ref:
+            s = s.with_stripe(lambda ref: fetch_secret(s, ref))
+        if not s.stripe_key:
+            raise Unavailable("billing is not configured on this server")
+        return Payments(s.stripe_key, s.stripe_api_base, s.stripe_webhook_secret)
 
     @cached_property
     def usage(self) -> Usage:

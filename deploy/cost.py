@@ -36,14 +36,15 @@ PRICES = ROOT / "deploy" / "prices.json"
 # tests/deploy/test_call_counts.py.
 # GetObject: the handler reads the manifest once to check its device signature
 S3_CALLS = {"HeadObject": 3, "GetObject": 1, "CopyObject": 1, "DeleteObject": 1}
-DYNAMODB_CALLS = {"GetItem": 3, "PutItem": 1, "BatchGetItem": 2, "TransactWriteItems": 1,
+DYNAMODB_CALLS = {"GetItem": 4,  # 1 of them the billing standing (read-only accounts: 402)
+                  "PutItem": 1, "BatchGetItem": 2, "TransactWriteItems": 1,
                   # routing the staging key (one read, batch or upload); push:
                   # the user's connections and mobile endpoints
                   "Query": 2,
                   "BatchWriteItem": 1,
                   "UpdateItem": 1}  # metering: the PUT URLs POST /v1/uploads issued
 # items <= 1 KiB written, <= 4 KiB read; the transaction's 2 usage counters add 4 WRU
-DYNAMODB_UNITS = {"rru": 6.0, "wru": 17.0}
+DYNAMODB_UNITS = {"rru": 6.5, "wru": 17.0}  # the standing: an eventually consistent read
 # SET NX PX + EVAL release for the file lock and for the feed lock, GET + SET
 # of the feed-head hint (which saves the counter's GetItem once a user has
 # committed), RPUSH + EXPIRE for two topics.
@@ -67,13 +68,13 @@ BATCH_S3_CALLS = {"HeadObject": 2, "GetObject": 1, "CopyObject": 1, "DeleteObjec
 # Create: the entries item and the state (2 PutItem); finish (1 UpdateItem);
 # metering the PUT URLs issued (1 UpdateItem); 4 consistent Queries of
 # UP#{batch} (routing, under the locks, the end, GET /v1/batches/{id}) + the
-# push's Query of the user's devices.
-BATCH_DYNAMODB_FIXED = {"PutItem": 2, "UpdateItem": 2, "Query": 5}
+# push's Query of the user's devices; the billing standing (1 GetItem).
+BATCH_DYNAMODB_FIXED = {"GetItem": 1, "PutItem": 2, "UpdateItem": 2, "Query": 5}
 BATCH_DYNAMODB_PER_GROUP = {"TransactWriteItems": 1}
 BATCH_DYNAMODB_PER_PAGE = {"BatchGetItem": 1}
 # Capacity units as if every item were <= 1 KiB written / 4 KiB read (the
 # entries item and the Queries are not: see BATCH_RECORD_* below).
-BATCH_UNITS_FIXED = {"rru": 5.0, "wru": 4.0}  # 5 Queries; 2 puts, finish, metering
+BATCH_UNITS_FIXED = {"rru": 5.5, "wru": 4.0}  # 5 Queries, the standing; 2 puts, finish, metering
 # feed counter + the group's results item + the check of the batch's state
 # + the 2 usage counters, each transactional (x2)
 BATCH_UNITS_PER_GROUP = {"rru": 0.0, "wru": 10.0}
@@ -347,8 +348,12 @@ def main(argv: list[str] | None = None) -> int:
     btotal = sum(r["usd_per_million"] for r in brows)
     assumptions = [a.format(api_ms=API_HANDLER_MS, chunks=m.chunk_puts)
                    for a in BATCH_ASSUMPTIONS]
+    from .cost_account import print_report, report
+
+    back_office = report(prices, btotal)
     if args.json:
         print(json.dumps({"usd_per_million_commits": round(total, 4), "rows": rows,
+                          "back_office": back_office,
                           "batch": {"size": n,
                                     "usd_per_million_file_versions": round(btotal, 4),
                                     "rows": brows, **batch_counts(n),
@@ -380,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {r['item']:32} {r['per_commit']:>9.3f} /commit   "
               f"${r['usd_per_million']:>9.2f}")
     print(f"  {'total':32} {'':>9} {'':8}   ${total:>9.2f} per million commits")
+    print_report(back_office)
     return 0
 
 

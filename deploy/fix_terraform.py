@@ -11,14 +11,17 @@ releases deprecated and AWS provider 6 removed. This rewrites, as data:
   - the IAM policy placeholders (${AWS::Region}, ...) -> data sources;
   - the SQS event source: ReportBatchItemFailures and a concurrency cap.
 and adds (in `sealsync-resources.tf.json`) the bucket, queues, queue policy,
-S3 -> SQS notification and the DynamoDB table, the same shapes as
-deploy/sam-merge.yaml.
+S3 -> SQS notification and the DynamoDB table, and the back office's
+schedules and mail notices (deploy/terraform_backoffice.py), the same
+shapes as deploy/sam-merge.yaml.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from typing import Any
+
+from .terraform_backoffice import resources as backoffice
 
 TERRAFORM_VERSION = ">= 1.5"
 AWS_PROVIDER = {"source": "hashicorp/aws", "version": ">= 6.0, < 7.0"}
@@ -166,6 +169,7 @@ def resources(names: Names) -> dict[str, Any]:
             "ttl": {"attribute_name": "expires_at", "enabled": True},
             "point_in_time_recovery": {"enabled": True},
             **keep}},
+        **backoffice(names.app, names.stage),
     }, "output": {
         "BucketName": {"value": "${aws_s3_bucket.data.id}"},
         "TableName": {"value": "${aws_dynamodb_table.main.name}"},

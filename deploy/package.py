@@ -40,7 +40,8 @@ def names(stage: str) -> fix_terraform.Names:
 def render_merge_template(n: fix_terraform.Names) -> str:
     text = MERGE.read_text()
     for key, value in {"bucket": n.bucket, "table": n.table, "queue": n.queue,
-                       "commit_concurrency": str(n.commit_concurrency)}.items():
+                       "commit_concurrency": str(n.commit_concurrency),
+                       "app": n.app, "stage": n.stage}.items():
         text = text.replace("{{" + key + "}}", value)
     if "{{" in text:
         raise SystemExit(f"{MERGE}: a placeholder is left: {text[text.index('{{'):][:40]}")

@@ -27,7 +27,8 @@ AT = "${AWS::Region}:${AWS::AccountId}"
 # Chalice names every function "{app}-{stage}-{handler}" (the API handler
 # "{app}-{stage}"); these are all the app's functions, websocket ones included.
 FUNCTIONS = ("", "-bearer", "-on_commit_queue", "-sweep_stragglers",
-             "-websocket_connect", "-websocket_message", "-websocket_disconnect")
+             "-websocket_connect", "-websocket_message", "-websocket_disconnect",
+             "-jobs", "-mail_notices")
 PUSH_PLATFORMS = ("APNS", "APNS_SANDBOX", "GCM")
 
 
@@ -53,6 +54,12 @@ def _secret_resource(ref: str) -> tuple[str, str]:
     # Secrets Manager appends a random 6-character suffix to a secret's ARN.
     return ("secretsmanager:GetSecretValue",
             f"{ARN}:secretsmanager:{AT}:secret:{name}-??????")
+
+
+def _mail_domain(env: dict[str, str]) -> str:
+    """The domain of SEALSYNC_MAIL_FROM ("Name <a@domain>"): the SES identity."""
+    sender = env.get("SEALSYNC_MAIL_FROM", "no-reply@sealsync.invalid")
+    return sender.rsplit("@", 1)[-1].rstrip(">").strip()
 
 
 def policy(app: str, stage: str, env: dict[str, str], api_stage: str = "api") -> dict[str, Any]:
@@ -92,6 +99,11 @@ def policy(app: str, stage: str, env: dict[str, str], api_stage: str = "api") ->
                    [f"{ARN}:sns:{AT}:endpoint/{p}/{app}-{stage}/*"
                     for p in PUSH_PLATFORMS]),
         # Pushing to WebSocket connections of this stage's WebSocket API only.
+        # Account mail (docs/OPERATIONS.md "Billing"): from the verified
+        # sender identity only.
+        _statement("AccountMail", ["ses:SendEmail"],
+                   [f"{ARN}:ses:{AT}:identity/{_mail_domain(env)}",
+                    f"{ARN}:ses:{AT}:configuration-set/{app}-{stage}"]),
         _statement("WebSocketPush", ["execute-api:ManageConnections"],
                    [f"{ARN}:execute-api:{AT}:${{WebsocketAPI}}/{api_stage}/{verb}/@connections/*"
                     for verb in ("POST", "DELETE")]),
@@ -100,7 +112,8 @@ def policy(app: str, stage: str, env: dict[str, str], api_stage: str = "api") ->
     # (no prefix in the request) is still answered 404 for an absent key.
     statements[4]["Condition"] = {"StringLikeIfExists": {"s3:prefix": ["staging/*"]}}
     secrets: dict[str, list[str]] = {}
-    for name in ("SEALSYNC_TOKEN_SECRET_REF", "SEALSYNC_REDIS_TOKEN_REF"):
+    for name in ("SEALSYNC_TOKEN_SECRET_REF", "SEALSYNC_REDIS_TOKEN_REF",
+                 "SEALSYNC_STRIPE_KEY_REF", "SEALSYNC_STRIPE_WEBHOOK_SECRET_REF"):
         if env.get(name):
             action, resource = _secret_resource(env[name])
             secrets.setdefault(action, []).append(resource)

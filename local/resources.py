@@ -58,4 +58,11 @@ def create_all(rt: Any, queue: str | None) -> str | None:
         sqs = rt._boto("sqs")
         url, arn = create_queue(sqs, queue)
     create_bucket(rt.s3, rt.settings.bucket, arn)
+    verify_sender(rt)
     return url
+
+
+def verify_sender(rt: Any) -> None:
+    """SES sends only from a verified identity (in AWS: the operator's
+    domain, verified once; docs/OPERATIONS.md)."""
+    rt._boto("ses").verify_email_identity(EmailAddress=rt.settings.mail_from)

@@ -12,6 +12,10 @@
                 server (long polls hold a thread for up to 20 s each)
   event pump    SQS -> app.on_commit_queue, the handler Lambda runs
   sweeper       chalicelib.sweeper.sweep every 60 s, as the schedule does
+  localstripe   a stateful fake Stripe server (billing), its signed webhooks
+                sent to the API's /v1/billing/webhook
+  scheduler     local/scheduler.py: the jobs of chalicelib.jobs.SCHEDULES,
+                fired through the same handler EventBridge Scheduler invokes
 
 S3 objects and DynamoDB items are kept in the data directory across restarts
 (local/persist.py: restored on start, snapshotted at intervals and on stop);
@@ -104,6 +108,8 @@ class Stack:
         self.api_thread: threading.Thread | None = None
         self.pump: Pump | None = None
         self.sweeper: Periodic | None = None
+        self.stripe: Any = None  # localstripe (local/stripe.py)
+        self.scheduler: Periodic | None = None
         self.ws: Any = None  # the WebSocket gateway (docs/PUSH.md)
         self.info: dict[str, Any] = {}
         self._wrote_state = False
@@ -120,6 +126,7 @@ class Stack:
         redis_kind = self._start_redis()
         assert self.redis is not None
         env = configure_env(self.opts, self.moto.url, self.redis.url)
+        env.update(self._start_stripe())
         from local.websocket import LocalWebsocketGateway, local_push_apps
 
         self.ws = LocalWebsocketGateway(HOST)
@@ -157,6 +164,7 @@ class Stack:
                          max_delay_s=self.opts.delay_events_s).start()
         self.sweeper = Periodic("sweeper", self.opts.sweep_interval_s,
                                 lambda: self._sweep(sweep, rt)).start()
+        self._start_scheduler(app_module)
         redis_proc = getattr(self.redis, "proc", None)
         self.info = {
             "api": f"http://{HOST}:{self.api.server.server_address[1]}",
@@ -174,6 +182,9 @@ class Stack:
             "data_dir": str(self.data.path) if self.data is not None else None,
             "pid": os.getpid(),
             "started_at": int(time.time()),
+            "stripe": self.stripe.url if self.stripe else None,
+            # for `python -m local.scheduler fire JOB` (no secret in here)
+            "env": {k: v for k, v in env.items() if "SECRET" not in k},
         }
         self._write_state()
         return self.info
@@ -188,6 +199,31 @@ class Stack:
             raise StackError(f"another stack (pid {other}) owns {path}; stop it or "
                              "pass --state-file")
         log.info("replacing stale state file %s", path)
+
+    def _start_stripe(self) -> dict[str, str]:
+        """localstripe when installed (requirements-dev.txt); billing is off
+        without it, announced."""
+        from local.stripe import TEST_KEY, LocalStripe, localstripe_path
+
+        if localstripe_path() is None:
+            log.warning("localstripe is not installed: billing is off")
+            return {}
+        self.stripe = LocalStripe().start()
+        env = {"SEALSYNC_STRIPE_KEY": TEST_KEY, "SEALSYNC_STRIPE_API_BASE": self.stripe.url,
+               "SEALSYNC_STRIPE_WEBHOOK_SECRET": "whsec_" + os.urandom(16).hex()}
+        os.environ.update(env)
+        return env
+
+    def _start_scheduler(self, app_module: Any) -> None:
+        from chalicelib.jobs import SCHEDULES
+        from local.scheduler import LocalScheduler
+
+        if self.stripe is not None:  # its webhooks go to our API
+            self.stripe.webhook(f"http://{HOST}:{self.api.server.server_address[1]}"
+                                "/v1/billing/webhook",
+                                os.environ["SEALSYNC_STRIPE_WEBHOOK_SECRET"])
+        runner = LocalScheduler(SCHEDULES, lambda event: app_module.scheduled_job(event, None))
+        self.scheduler = Periodic("scheduler", 30.0, runner.tick).start()
 
     def _start_redis(self) -> str:
         if not self.opts.fake_redis and redis_server_path() is not None:
@@ -239,6 +275,8 @@ class Stack:
         steps = [("state file", self._remove_state), ("api", self._stop_api),
                  ("websocket", self.ws.stop if self.ws else None),
                  ("sweeper", self.sweeper.stop if self.sweeper else None),
+                 ("scheduler", self.scheduler.stop if self.scheduler else None),
+                 ("localstripe", self.stripe.stop if self.stripe else None),
                  ("pump", self._stop_pump),
                  ("redis", self.redis.stop if self.redis else None),
                  ("moto", self.moto.stop if self.moto else None),
@@ -251,6 +289,7 @@ class Stack:
             except Exception as exc:  # noqa: BLE001 - keep stopping the rest
                 log.warning("stopping %s failed: %s: %s", name, type(exc).__name__, exc)
         self.sweeper = self.pump = self.redis = self.moto = self.api = self.ws = None
+        self.scheduler = self.stripe = None
 
     def _release_data(self) -> None:
         if self.data is not None:

@@ -12,6 +12,7 @@ from moto import mock_aws
 
 from chalicelib.config import Runtime, set_runtime
 from local.resources import create_all, create_bucket, create_queue
+from tests.billing_support import localstripe  # noqa: F401 - a fixture (localstripe server)
 from tests.harness import Harness, settings
 
 

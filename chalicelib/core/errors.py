@@ -72,3 +72,11 @@ class Unavailable(SealsyncError):
 
     status = 503
     code = "unavailable"
+
+
+class PaymentRequired(SealsyncError):
+    """The account is read-only: an invoice stayed unpaid past the grace
+    period. Reads keep working and nothing is deleted; paying restores writes."""
+
+    status = 402
+    code = "payment_required"

@@ -190,10 +190,10 @@ def parse_period(params: dict[str, str] | None, now: float) -> Period:
 class Prices:
     """What the operator charges, in US cents (docs/ACCOUNT.md)."""
 
-    storage_gb_month: float = 2.5
+    storage_gb_month: float = 6.0
     per_1000_puts: float = 0.5
     per_10000_gets: float = 0.4
-    egress_gb: float = 9.0
+    egress_gb: float = 12.0
     quota_bytes: int = 50 * GIB  # the plan's storage quota: warnings at 80 %, 100 %
 
 

@@ -258,10 +258,12 @@ class Api:
         return data
 
     # -- accounts and devices ----------------------------------------------
-    def create_account(self, auth_key: str, kdf: str, signing_key: str | None = None) -> str:
+    def create_account(self, auth_key: str, kdf: str, signing_key: str | None = None,
+                       email: str | None = None) -> str:
         """A new account; `signing_key` is its public Ed25519 key (hex), which
-        vouches for its devices (else the first enrolment registers it)."""
-        body = {"auth_key": auth_key, "kdf": kdf}
+        vouches for its devices (else the first enrolment registers it);
+        `email` (optional) is where account mail goes."""
+        body = {"auth_key": auth_key, "kdf": kdf, **({"email": email} if email else {})}
         if signing_key is not None:
             body["signing_key"] = signing_key
         return str(self.call("POST", "/v1/accounts", body, auth=False)["user_id"])

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import outbox
-from .api import Api, AuthError, NotFound, ServerUnreachable
+from .api import Api, AuthError, NotFound, PaymentRequired, ServerUnreachable
 from .devices import DeviceKey
 from .errors import FeedError, HistoryError, IntegrityError, SealsyncClientError
 from .history import History
@@ -62,7 +62,9 @@ if TYPE_CHECKING:
 
 # Losing the server, the login, or a tamper check ends a pass; any other
 # failure concerns one file, which is reported and retried on the next pass.
-FATAL = (ServerUnreachable, AuthError, IntegrityError)
+# PaymentRequired: a read-only account refuses every upload; the pull has
+# run, nothing local is touched, and one line says why (cli.py, exit 5).
+FATAL = (ServerUnreachable, AuthError, IntegrityError, PaymentRequired)
 
 
 class RefusedHead(SealsyncClientError):

@@ -89,10 +89,11 @@ def _api(server: str, state: State, login: Login | None) -> Api:
 def init_folder(root: Path, server: str, passphrase: str, *, device_name: str | None = None,
                 join_user_id: str | None = None, cost: Cost | None = None,
                 secret_key: SecretKey | str | None = None,
-                min_strength: int = MIN_SCORE) -> Folder:
+                min_strength: int = MIN_SCORE, email: str | None = None) -> Folder:
     """Create an account (or join one with its Secret Key) and make `root` a
     synced folder. A new account's passphrase must pass the strength check
-    (strength.py); the Secret Key is made here and kept in the key file."""
+    (strength.py); the Secret Key is made here and kept in the key file.
+    `email` (optional, new accounts only) is where account mail goes."""
     cost = cost or Cost()
     check_server_url(server)
     if join_user_id is None:
@@ -110,7 +111,8 @@ def init_folder(root: Path, server: str, passphrase: str, *, device_name: str | 
     fresh = not (root / META_DIR).exists()
     state = State(root)
     try:
-        return _init(root, server, passphrase, device_name, join_user_id, cost, state, secret)
+        return _init(root, server, passphrase, device_name, join_user_id, cost, state, secret,
+                     email)
     except BaseException:
         state.close()
         if fresh:  # leave nothing half-made behind: a retry starts clean
@@ -119,13 +121,14 @@ def init_folder(root: Path, server: str, passphrase: str, *, device_name: str | 
 
 
 def _init(root: Path, server: str, passphrase: str, device_name: str | None,
-          join_user_id: str | None, cost: Cost, state: State, secret: SecretKey) -> Folder:
+          join_user_id: str | None, cost: Cost, state: State, secret: SecretKey,
+          email: str | None = None) -> Folder:
     api = _api(server, state, None)
     if join_user_id is None:
         params = cost.params()
         keys = AccountKeys.from_passphrase(passphrase, params, secret.raw)
         public = bytes(keys.signing_key().verify_key).hex()
-        user_id = api.create_account(keys.auth_key(), params.encode(), public)
+        user_id = api.create_account(keys.auth_key(), params.encode(), public, email)
         kdf = params.encode()
     else:
         user_id = join_user_id

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .api import AuthError, ServerUnreachable
+from .api import AuthError, PaymentRequired, ServerUnreachable
 from .errors import IntegrityError
 from .state import Fingerprint
 from .transfer import Prepared, Transfer
@@ -31,7 +31,8 @@ Result = dict[str, Any] | Exception
 MAX_ENTRIES = 1000
 MAX_CHUNK_REFS = 8192
 MAX_BUNDLE_BYTES = 32 * 1024 * 1024
-_FATAL = (ServerUnreachable, AuthError, IntegrityError)  # end the pass (engine.FATAL)
+# end the pass (engine.FATAL)
+_FATAL = (ServerUnreachable, AuthError, IntegrityError, PaymentRequired)
 
 
 @dataclass(frozen=True)

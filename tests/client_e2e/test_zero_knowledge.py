@@ -68,7 +68,16 @@ def server_side_bytes(stack: StackProcess) -> dict[str, list[bytes]]:
         if read is not None:
             values += list(_flatten(read(key)))
     logs = [stack.stderr().encode(), "\n".join(stack.stdout_lines).encode()]
-    return {"s3": objects, "dynamodb": items, "redis": values, "logs": logs}
+    return {"s3": objects, "dynamodb": items, "redis": values, "logs": logs,
+            "mail": sent_mail(stack)}
+
+
+def sent_mail(stack: StackProcess) -> list[bytes]:
+    """Every message SES sent (moto server's record): subject, body, address."""
+    import requests
+
+    got = requests.get(stack.state["aws_endpoint"] + "/moto-api/data.json", timeout=10)
+    return list(_flatten(got.json().get("ses", {})))
 
 
 def test_no_name_content_or_key_reaches_the_server(stack: StackProcess, tmp_path: Path) -> None:
@@ -76,8 +85,9 @@ def test_no_name_content_or_key_reaches_the_server(stack: StackProcess, tmp_path
     name_marker, body_marker = f"zkNAME{tag}", f"zkBODY{tag}"
     dir_marker, device_marker = f"zkDIR{tag}", f"zkDEVICE{tag}"
     passphrase = f"zkPASS{tag} is long enough"
+    address = f"zk-{tag}@example.com"
     a = init_folder(tmp_path / "a", stack.state["api"], passphrase, device_name=device_marker,
-                    cost=FAST)
+                    cost=FAST, email=address)
     b = init_folder(tmp_path / "b", stack.state["api"], passphrase, device_name="other",
                     join_user_id=a.config.user_id, cost=FAST,
                     secret_key=a.secret_key)
@@ -114,6 +124,9 @@ def test_no_name_content_or_key_reaches_the_server(stack: StackProcess, tmp_path
         # the big file went up in a pack: the scan read packs too
         assert any(blob.startswith(b"packs/" + user + b"/") for blob in found["s3"])
         assert any(user in blob for blob in found["dynamodb"])
+        # ... and the mail the account got: welcome, and a notice per device
+        assert sum(b"A new device was added" in blob for blob in found["mail"]) >= 2
+        assert any(address.encode() in blob for blob in found["mail"])
     finally:
         a.close()
         b.close()

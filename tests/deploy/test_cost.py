@@ -47,7 +47,7 @@ def test_unit_prices_make_the_quantities_visible(tmp_path: Path,
     assert per["Lambda GB-seconds"] == pytest.approx(mem_gb * (30 + 20 + 80 + 2 * 5) / 1000)
     assert per["S3 PUT/COPY (client + handler)"] == 1 + 1
     assert per["S3 HEAD/GET"] == 3 + 1
-    assert per["DynamoDB write units"] == 17 and per["DynamoDB read units"] == 6
+    assert per["DynamoDB write units"] == 17 and per["DynamoDB read units"] == 6.5
     assert per["Redis ECPUs"] == 13 and per["SQS requests"] == 3
     assert got["usd_per_million_commits"] == pytest.approx(sum(per.values()) * 1e6, rel=1e-6)
 
@@ -125,13 +125,13 @@ def test_batches_with_unit_prices(tmp_path: Path, capsys: pytest.CaptureFixture[
     # (66 B + 39 per entry) adds its size on its one write, the 4 Queries of
     # the batch's items the bytes they read (state 184 B, entries, and after
     # the groups their results items: 64 B + 18 per entry)
-    assert cost.batch_units(1000) == {"rru": 5 + 1000, "wru": 4 + 10 * groups + 6 * 1000}
+    assert cost.batch_units(1000) == {"rru": 5.5 + 1000, "wru": 4 + 10 * groups + 6 * 1000}
     entries = 66 + 39 * 1000
     assert per["DynamoDB write units"] == \
         4 + 10 * groups + 6 * 1000 + (-(-entries // 1024) - 1) + 2
     before = 184 + entries
     after = before + 64 * groups + 18 * 1000
-    assert per["DynamoDB read units"] == 5 + 1000 + 2 * (-(-before // 4096) - 1) \
+    assert per["DynamoDB read units"] == 5.5 + 1000 + 2 * (-(-before // 4096) - 1) \
         + 2 * (-(-after // 4096) - 1)
     assert per["S3 PUT/COPY (client + handler)"] == 1 + 0 + 1  # bundle, no chunks, copy
     assert per["S3 HEAD/GET"] == 2 + 1 and per["SQS requests"] == 3
@@ -163,3 +163,23 @@ def test_batch_figure_is_the_model_for_1000(tmp_path: Path,
     code, text, _ = run(capsys, "--results", str(results))
     assert "per million file versions" in text and "assumptions:" in text
     assert "per million commits" in text
+
+
+def test_the_back_office_with_unit_prices(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """With every price 1 USD per unit the rows are the quantities: the
+    scheduler fires 3 hourly jobs and 1 monthly (730-hour month)."""
+    from deploy import cost_account
+
+    code, out, _ = at_unit_prices(tmp_path, capsys)
+    assert code == 0
+    got = json.loads(out)["back_office"]
+    assert got["fixed"]["EventBridge Scheduler invocations"] == 3 * 730 + 1
+    assert got["user"]["S3 storage (10 GB)"] == 10
+    assert got["user"]["account mail (2)"] == 2
+    assert got["user_stripe_fee_usd"] == pytest.approx(1 + got["user_invoice_usd"])
+    # the default price list: 10 GB at 6 cents, 1,000 PUTs, 200 GETs, 1 GB out
+    assert cost_account.invoice_usd(cost_account.Prices()) == pytest.approx(
+        (10e9 / 2**30 * 6 + 0.5 + 200 / 10000 * 0.4 + 1e9 / 2**30 * 12) / 100)
+    code, text, _ = run(capsys, "--results", str(write(tmp_path, "r.json", RESULTS)))
+    assert "A typical user (10 GB stored, 1,000 file versions" in text

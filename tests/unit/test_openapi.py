@@ -27,6 +27,8 @@ from chalicelib.core.ratelimit import Rates, Rule
 from chalicelib.core.requests import Limits
 from chalicelib.core.signatures import Device as Device_
 from local import apiclient
+from local.stripe import LocalStripe
+from tests.billing_support import drive_billing_routes, enable_billing
 from tests.harness import BatchItem, Device, Harness, chunk_id
 from tests.pairing_support import drive_pairing_routes
 from tests.push_support import drive_push_routes
@@ -257,10 +259,12 @@ def _drive_device_routes(h: Harness, dev: Device, monkeypatch: pytest.MonkeyPatc
 
 
 def test_every_documented_status_is_real_and_valid(
-        checked: tuple[Harness, CheckedHTTP], monkeypatch: pytest.MonkeyPatch) -> None:
+        checked: tuple[Harness, CheckedHTTP], monkeypatch: pytest.MonkeyPatch,
+        localstripe: LocalStripe) -> None:
     """Drive every route to every status it documents (but 500); each response
     is validated by CheckedHTTP, and a status the document lacks fails."""
     h, http = checked
+    secret = enable_billing(h, localstripe)
     # accounts, devices, tokens
     dev = h.signup()
     h.post("/v1/accounts", {"auth_key": "not hex"})
@@ -393,6 +397,9 @@ def test_every_documented_status_is_real_and_valid(
     assert h.get("/v1/account/usage", dev).json_body["versions"] == 4  # with the packed one
     assert h.get("/v1/account/usage?from=abc", dev).status_code == 400
     assert h.get("/v1/account/usage", forged).status_code == 401
+
+    # billing (docs/ACCOUNT.md): a read-only account's writes are 402
+    drive_billing_routes(h, http, dev, forged, file_id, secret, localstripe)
 
     # push (docs/PUSH.md)
     drive_push_routes(h, dev, forged, LIMITS.max_body_bytes + 1)
