@@ -1,14 +1,17 @@
 """The truth system on the local stack: commit latency, its floor, contention,
-and polls per upload (push off). Spoken over the wire protocol with the bare
-client in local/apiclient.py (no crypto: blobs stand in for ciphertext).
+and polls per batch (push off). Spoken over the wire protocol with the bare
+client in local/apiclient.py (no crypto: blobs stand in for ciphertext), in
+batches (v2, what the desktop client sends): a single version is a batch
+of one.
 
-- commit_ms: from the manifest PUT returning (the staging object exists) to
-  the verdict seen through one long poll, GET /v1/uploads/{id}?wait=20.
-- commit_floor_ms: the bare Redis lock round trip + the commit's DynamoDB
-  transaction (Meta.commit_accept: feed head read + the one fenced
+- commit_ms: from the bundle PUT returning (the staging object exists) to
+  the verdict seen through one long poll, GET /v1/batches/{id}?wait=20.
+- commit_floor_ms: the bare Redis lock round trip (a batch's: one script)
+  + the commit's DynamoDB transaction (feed head read + one group's fenced
   TransactWriteItems), on the same stack, run alone from this process.
-- contention: 32 devices of one user race on one file each round; the
-  floor runs the same loop with each device on its own file.
+- contention: 32 devices of one user race on one file each round, each a
+  batch of one; the floor runs the same loop with each device on its own file.
+- polls_per_upload: batches of POLL_BATCH files; long polls per batch.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from typing import Any
 
 from benchmarks.commit_latency import percentile
 from local.apiclient import Client, Device, new_file_id
+from local.apiclient import bundle as apiclient_bundle
 
 WAIT_S = 20
 MIB = 1 << 20
@@ -34,13 +38,12 @@ def pcts(samples: list[float]) -> dict[str, float]:
 
 def one_commit(api: Client, dev: Device, file_id: str, base: int, manifest: bytes,
                chunks: list[bytes]) -> tuple[float, dict[str, Any], int]:
-    """Upload one version: (ms from manifest PUT to verdict, result, polls)."""
-    ticket = api.create_upload(dev, file_id, base, manifest, chunks)
-    api.put_chunks(ticket, chunks)
-    api.put_blob(ticket["manifest_url"], manifest)
+    """Upload one version as a batch of one: (ms from bundle PUT to verdict,
+    its verdict, polls)."""
+    batch_id = api.send_batch(dev, [(file_id, base, manifest, chunks)])
     t0 = time.perf_counter()
-    result, polls = api.decided(dev, ticket["upload_id"], WAIT_S)
-    return (time.perf_counter() - t0) * 1000, result, polls
+    verdicts, polls = api.batch_decided(dev, batch_id, WAIT_S)
+    return (time.perf_counter() - t0) * 1000, verdicts[0], polls
 
 
 def commit_ms(api_url: str, n_small: int, n_big: int, big_mib: int) -> dict[str, Any]:
@@ -76,7 +79,7 @@ def commit_floor_ms(state: dict[str, Any], n: int) -> dict[str, Any]:
     """Lock + fenced transaction + unlock against the stack's own Redis and
     moto, with nothing else running."""
     from chalicelib.config import Runtime, Settings
-    from chalicelib.core.records import UploadRecord
+    from chalicelib.core.batch import BatchRecord, Entry
 
     rt = Runtime(Settings(bucket=state["bucket"], table=state["table"],
                           redis_url=state["redis_url"], token_secret=b"x" * 32,
@@ -86,16 +89,15 @@ def commit_floor_ms(state: dict[str, Any], n: int) -> dict[str, Any]:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     user, file_id, samples = secrets.token_hex(16), secrets.token_hex(16), []
     for i in range(n + 3):
-        rec = UploadRecord(upload_id=secrets.token_hex(16), user_id=user, device_id="d",
-                           file_id=file_id, base_revision=i, manifest_size=1024,
-                           chunk_ids=(), size=1024, tombstone=False, status="pending",
-                           created=int(time.time()))
-        rt.meta.create_upload(rec, int(time.time()) + 3600)
+        now = int(time.time())
+        rec = BatchRecord(secrets.token_hex(16), user, "d",
+                          (Entry(file_id, i, 1024, False, (), 1024),), "pending", now)
+        rt.batches.create(rec, now + 3600)
         t0 = time.perf_counter()
-        key = rt.locks.key(user, file_id)
-        token = rt.locks.acquire(key)
-        rt.meta.commit_accept(rec, i + 1, f"files/{user}/{file_id}/{i + 1}", int(time.time()))
-        rt.locks.release(key, token)
+        with rt.locks.held_all([rt.locks.key(user, file_id)]):
+            last = rt.meta.feed_head(user)
+            rt.batches.commit_group(rec, {0: i + 1}, {0: last + 1}, last,
+                                    f"manifests/{user}/batch/{rec.batch_id}", [0], now)
         if i >= 3:
             samples.append((time.perf_counter() - t0) * 1000)
     return {"p50": pcts(samples)["p50"], "p99": pcts(samples)["p99"], "n": n}
@@ -117,10 +119,11 @@ def _rounds(api_url: str, devices: int, rounds: int, shared: bool) -> dict[str, 
     def race(i: int) -> dict[str, Any]:
         api, dev = apis[i], devs[i]
         manifest = secrets.token_bytes(1024)
-        ticket = api.create_upload(dev, files[i], heads[i], manifest)
+        ticket = api.create_batch(dev, [(files[i], heads[i], len(manifest), ())])
         barrier.wait()
-        api.put_blob(ticket["manifest_url"], manifest)
-        return api.decided(dev, ticket["upload_id"], WAIT_S)[0]
+        api.put_blob(ticket["bundle_url"],
+                     apiclient_bundle(dev, [(files[i], heads[i], manifest, ())]))
+        return api.batch_decided(dev, ticket["batch_id"], WAIT_S)[0][0]
 
     with ThreadPoolExecutor(devices) as pool:
         for _ in range(rounds):
@@ -152,15 +155,23 @@ def contention(api_url: str, devices: int, rounds: int) -> dict[str, Any]:
             "rounds": rounds}
 
 
+POLL_BATCH = 10
+
+
 def polls_per_upload(api_url: str, n: int) -> dict[str, Any]:
-    """Push off: upload, then long-poll until terminal; polls per upload."""
+    """Push off: n batches of POLL_BATCH new files, each long-polled until
+    finished; polls per batch (the goal: <= 1, one answer carries every
+    verdict)."""
     api = Client(api_url)
     dev = api.signup()
-    file_id, head, polls = new_file_id(), 0, []
+    polls = []
     for _ in range(n):
-        _, r, p = one_commit(api, dev, file_id, head, secrets.token_bytes(1024), [])
-        head = int(r["revision"])
+        batch_id = api.send_batch(dev, [(new_file_id(), 0, secrets.token_bytes(1024), ())
+                                        for _ in range(POLL_BATCH)])
+        verdicts, p = api.batch_decided(dev, batch_id, WAIT_S)
+        assert [v["status"] for v in verdicts] == ["accepted"] * POLL_BATCH, verdicts
         polls.append(p)
-    return {"mean": round(sum(polls) / n, 3), "max": max(polls), "n": n}
+    return {"mean": round(sum(polls) / n, 3), "max": max(polls), "n": n,
+            "per": f"batch of {POLL_BATCH}"}
 
 

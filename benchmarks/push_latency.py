@@ -1,12 +1,13 @@
 """Push against long-poll on the local stack, side by side in one run.
 
 Two devices of one account. For each of N uploads (1 KiB inline manifest, a
-new file each), the uploading device learns the result either
+new file each, sent as a batch of one: v2, what the desktop client sends),
+the uploading device learns the result either
 
-  push off: by long poll, GET /v1/uploads/{id}?wait=20, repeated while
+  push off: by long poll, GET /v1/batches/{id}?wait=20, repeated while
             `pending` (polls per upload is the figure: <= 1.0 is the goal)
-  push on:  from the WebSocket message; a poll happens only if the message
-            does not come within 20 s (the goal: 0 polls)
+  push on:  from the WebSocket message {type: "batch"}; a poll happens only
+            if the message does not come within 20 s (the goal: 0 polls)
 
 alternating, one upload each, by two devices (one never connects); a third
 device, connected by WebSocket, gets the change notices.
@@ -14,7 +15,7 @@ device, connected by WebSocket, gets the change notices.
   push_ms     commit (the fenced transaction returned: `committed_ms` in the
               message) -> the upload result received by the uploader
   notice_ms   the same, for the change notice at the other device
-  result_ms   manifest PUT returned -> result known, push on and push off
+  result_ms   bundle PUT returned -> result known, push on and push off
 
     .venv/bin/python benchmarks/push_latency.py [-n 200] [--state-file F | --start] [--json]
 
@@ -73,8 +74,8 @@ class Listener:
                 now_ms = time.time() * 1000
                 msg = json.loads(raw)
                 with self.cond:
-                    if msg.get("type") == "upload":
-                        self.by_upload[msg["upload_id"]] = (now_ms, msg)
+                    if msg.get("type") == "batch":
+                        self.by_upload[msg["batch_id"]] = (now_ms, msg)
                     elif msg.get("type") == "changes":
                         self.notices[int(msg["cursor"])] = (now_ms, msg)
                     self.cond.notify_all()
@@ -97,10 +98,9 @@ class Listener:
 
 
 def stage(api: Client, dev: Device) -> str:
-    manifest = secrets.token_bytes(MANIFEST_BYTES)
-    ticket = api.create_upload(dev, new_file_id(), 0, manifest)
-    api.put_blob(ticket["manifest_url"], manifest)
-    return str(ticket["upload_id"])
+    """One new file as a batch of one (v2, what the desktop client sends);
+    the batch id."""
+    return api.send_batch(dev, [(new_file_id(), 0, secrets.token_bytes(MANIFEST_BYTES), ())])
 
 
 def run(state: dict[str, Any], n: int, warmup: int) -> dict[str, Any]:
@@ -120,8 +120,8 @@ def run(state: dict[str, Any], n: int, warmup: int) -> dict[str, Any]:
         for i in range(warmup + n):
             upload_id = stage(api, off)
             t0 = time.perf_counter()
-            got, count = api.decided(off, upload_id, WAIT_S)
-            assert got["status"] == "accepted", got
+            got, count = api.batch_decided(off, upload_id, WAIT_S)
+            assert got[0]["status"] == "accepted", got
             if i >= warmup:
                 result_ms["off"].append((time.perf_counter() - t0) * 1000)
                 polls["off"].append(count)
@@ -131,7 +131,7 @@ def run(state: dict[str, Any], n: int, warmup: int) -> dict[str, Any]:
             pushed = mine.result(upload_id, WAIT_S)
             count = 0
             if pushed is None:  # not pushed in time: the fallback, counted
-                _, count = api.decided(on, upload_id, WAIT_S)
+                _, count = api.batch_decided(on, upload_id, WAIT_S)
             elapsed = (time.perf_counter() - t0) * 1000
             if i < warmup:
                 continue

@@ -9,7 +9,8 @@ result per entry out, one wake-up and one push.
   4 heads in bulk, each entry decided on its own (core.batch, core.decide)
   5 the bundle copied into place once, before any transaction
   6 the accepted entries in groups, ONE fenced transaction each (heads,
-    revisions, feed entries, feed counter, the group's results item); then
+    revisions, feed counter, one feed item and one results item for the
+    group); then
     the conflicts' and rejections' results (never over an accepted entry)
   7 delete staging, release the locks, wake the long poll and push once
 

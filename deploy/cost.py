@@ -61,7 +61,7 @@ AUTHORIZER_MS = 5.0  # assumption: one HMAC check, warm
 # Measured at several N by tests/deploy/test_call_counts.py: a fixed part per
 # batch, a part per transaction group of BATCH_GROUP entries, a part per page
 # of BATCH_HEADS_PAGE heads, and a part per entry.
-BATCH_GROUP = 31  # entries per TransactWriteItems (3 per file + 5 <= 100 actions)
+BATCH_GROUP = 47  # entries per TransactWriteItems (2 per file + 6 <= 100 actions)
 BATCH_HEADS_PAGE = 100  # heads per BatchGetItem
 # per batch; GetObject: one read of the bundle checks every entry's device signature
 BATCH_S3_CALLS = {"HeadObject": 2, "GetObject": 1, "CopyObject": 1, "DeleteObject": 1}
@@ -75,10 +75,10 @@ BATCH_DYNAMODB_PER_PAGE = {"BatchGetItem": 1}
 # Capacity units as if every item were <= 1 KiB written / 4 KiB read (the
 # entries item and the Queries are not: see BATCH_RECORD_* below).
 BATCH_UNITS_FIXED = {"rru": 5.5, "wru": 4.0}  # 5 Queries, the standing; 2 puts, finish, metering
-# feed counter + the group's results item + the check of the batch's state
-# + the 2 usage counters, each transactional (x2)
-BATCH_UNITS_PER_GROUP = {"rru": 0.0, "wru": 10.0}
-BATCH_UNITS_PER_ENTRY = {"rru": 1.0, "wru": 6.0}  # its head read; head, revision, feed entry
+# feed counter + the group's feed item + its results item + the check of the
+# batch's state + the 2 usage counters, each transactional (x2)
+BATCH_UNITS_PER_GROUP = {"rru": 0.0, "wru": 12.0}
+BATCH_UNITS_PER_ENTRY = {"rru": 1.0, "wru": 4.0}  # its head read; head, revision
 # 3 scripts (all locks, their release, the feed lock's release), SET NX +
 # GET + SET of the feed lock and hint, RPUSH + EXPIRE of the batch's topic;
 # per entry RPUSH + EXPIRE of the feed topic of its seq (one wake-up pipeline).
@@ -91,6 +91,9 @@ BATCH_REDIS_PER_ENTRY = 2
 # accepted).
 BATCH_ENTRIES_BYTES = (66, 39)
 BATCH_GROUP_BYTES = (64, 18)
+# A group's feed item (S#{user}, every entry's change): 1.2 KiB for 48, so
+# 2 KiB-units where counted small as one.
+BATCH_FEED_BYTES = (68, 25)
 BATCH_STATE_BYTES = 184
 # The Queries that read the batch's items before its groups commit (routing,
 # under the locks) and after (the end, GET /v1/batches/{id}).
@@ -149,11 +152,16 @@ def batch_record_units(n: int) -> dict[str, float]:
     """What the batch items' sizes add to batch_units (which counts every
     item as one unit): the entries item's one write at its size, the Queries
     at the bytes they read (before the groups and after), plus the pending
-    index (KEYS_ONLY: one put on create, one delete on finish)."""
+    index (KEYS_ONLY: one put on create, one delete on finish), and each
+    group's feed item at its size."""
     size = batch_record_bytes(n)
     before = size["state"] + size["entries"]
     after = before + size["groups"]
     wru = _kib(size["entries"], 1024) - 1 + INDEX_WRU_PER_RECORD
+    f0, fe = BATCH_FEED_BYTES
+    for k in range(batch_groups(n)):  # each group's feed item, transactional
+        entries = min(BATCH_GROUP, n - k * BATCH_GROUP)
+        wru += 2 * (_kib(f0 + fe * entries, 1024) - 1)
     rru = (BATCH_RECORD_READS_BEFORE * (_kib(before, 4096) - 1)
            + BATCH_RECORD_READS_AFTER * (_kib(after, 4096) - 1))
     return {"rru": float(rru), "wru": float(wru)}
@@ -270,7 +278,7 @@ def lines(m: Measured, prices: dict[str, Any], mem_mb: int) -> list[dict[str, An
 
 
 BATCH_ASSUMPTIONS = (
-    "batch handler time = single commit handler time x transaction groups (ceil(N/32)): "
+    "batch handler time = single commit handler time x transaction groups (ceil(N/48)): "
     "no measured figure yet",
     "the batch's long poll is billed for (commit latency - commit handler time) "
     "+ the batch handler time",

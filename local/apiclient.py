@@ -98,6 +98,14 @@ def sign_entry(dev: Device, file_id: str, base: int, manifest: bytes,
                                                 hashlib.sha256(manifest).digest()))
 
 
+def bundle(dev: Device, versions: Sequence[tuple[str, int, bytes, Sequence[bytes]]]) -> bytes:
+    """A batch's bundle: the manifests in entry order, then `dev`'s
+    signature of each entry (FORMAT.md §13)."""
+    return b"".join(m for _, _, m, _ in versions) + b"".join(
+        bytes.fromhex(sign_entry(dev, f, base, m, [chunk_id(c) for c in chunks]))
+        for f, base, m, chunks in versions)
+
+
 def sign_revoke(dev: Device, device_id: str) -> str:
     """The account key's signature revoking `device_id` (DELETE /v1/devices/{id})."""
     from chalicelib.core.signatures import revoke_message
@@ -206,6 +214,41 @@ class Client:
             got = self.status(dev, upload_id, wait)
             if got["status"] != "pending":
                 return got, polls
+
+    # -- batches (v2: what the desktop client sends) ---------------------------
+    def create_batch(self, dev: Device,
+                     entries: Sequence[tuple[str, int, int, Sequence[bytes]]]) -> dict[str, Any]:
+        """POST /v1/batches; each entry is (file id, base, manifest size, chunks)."""
+        return self.call("POST", "/v1/batches", dev, {"entries": [
+            {"file_id": f, "base_revision": base, "manifest_size": size,
+             "chunks": [{"id": chunk_id(c), "size": len(c)} for c in chunks]}
+            for f, base, size, chunks in entries]}, expect=201)
+
+    def send_batch(self, dev: Device,
+                   versions: Sequence[tuple[str, int, bytes, Sequence[bytes]]]) -> str:
+        """Presign a batch, PUT the chunks it asks for, then the bundle (the
+        manifests concatenated, then the device's signature of each entry,
+        FORMAT.md §13; its arrival triggers the commit); its id. Each version
+        is (file id, base, manifest, chunks)."""
+        ticket = self.create_batch(dev, [(f, base, len(m), chunks)
+                                         for f, base, m, chunks in versions])
+        self.put_chunks(ticket, [c for _, _, _, chunks in versions for c in chunks])
+        self.put_blob(ticket["bundle_url"], bundle(dev, versions))
+        return str(ticket["batch_id"])
+
+    def batch_status(self, dev: Device, batch_id: str, wait: int = 0) -> dict[str, Any]:
+        return self.call("GET", f"/v1/batches/{batch_id}?wait={wait}", dev,
+                         timeout_s=wait + self.timeout_s)
+
+    def batch_decided(self, dev: Device, batch_id: str,
+                      wait: int = 20) -> tuple[list[dict[str, Any]], int]:
+        """Long-poll until the batch is finished: (each entry's verdict, polls)."""
+        polls = 0
+        while True:
+            polls += 1
+            got = self.batch_status(dev, batch_id, wait)
+            if got["status"] == "finished":
+                return list(got["entries"]), polls
 
     def delete(self, dev: Device, file_id: str, base: int) -> dict[str, Any]:
         signature = sign_entry(dev, file_id, base, b"", tombstone=True)

@@ -29,7 +29,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..core.batch import FINISHED, BatchRecord, EntryResult, pack_entries, unpack_entries
+from ..core.batch import (
+    FINISHED,
+    BatchRecord,
+    EntryResult,
+    pack_changes,
+    pack_entries,
+    unpack_entries,
+)
 from ..core.decide import ACCEPTED, PENDING
 from ..core.records import UploadRecord, Version
 from .meta import FenceLost, Meta, _pack, ddb_item, ddb_plain
@@ -219,9 +226,10 @@ class Batches:
     def commit_group(self, rec: BatchRecord, revisions: Mapping[int, int],
                      seqs: Mapping[int, int], last: int, bundle_key: str,
                      offsets: Sequence[int], now: int, expires_at: int = 0) -> None:
-        """ONE TransactWriteItems: per entry its head (fenced on its base),
-        revision and feed entry; the feed counter (fenced on `last`, moved to
-        the group's last seq); the group's results item (created: a second
+        """ONE TransactWriteItems: per entry its head (fenced on its base) and
+        revision; the feed counter (fenced on `last`, moved to the group's
+        last seq); one feed item holding every entry's change; the group's
+        results item (created: a second
         run planning the same group loses); and a check that the batch is
         pending and none of these entries has a conflict or rejection.
         Raises FenceLost if anything moved: nothing is written then."""
@@ -244,17 +252,22 @@ class Batches:
                 {"Put": {"TableName": self.table, **new,
                          "Item": ddb_item(pk=f"R#{user}#{e.file_id}", sk=f"{revision:012d}",
                                           **version)}},
-                {"Put": {"TableName": self.table, **new,
-                         "Item": ddb_item(pk=f"S#{user}", sk=f"{seqs[i]:016d}", file=e.file_id,
-                                          rev=revision, deleted=e.tombstone)}},
             ]
             results[i] = EntryResult(ACCEPTED, revision=revision, seq=seqs[i])
         seq_cond = (new if last == 0 else
                     {"ConditionExpression": "seq = :last",
                      "ExpressionAttributeValues": ddb_item(**{":last": last})})
+        first, top = min(seqs.values()), max(seqs.values())
+        order = sorted(revisions, key=lambda i: seqs[i])
+        assert [seqs[i] for i in order] == list(range(first, top + 1)), "seqs must be a range"
         items.append({"Put": {"TableName": self.table, **seq_cond,
-                              "Item": ddb_item(pk=f"S#{user}", sk="SEQ",
-                                               seq=max(seqs.values()))}})
+                              "Item": ddb_item(pk=f"S#{user}", sk="SEQ", seq=top)}})
+        # ONE feed item for the group's changes, keyed by its last seq (a reader
+        # after any seq of the range finds it: meta.changes).
+        items.append({"Put": {"TableName": self.table, **new, "Item": ddb_item(
+            pk=f"S#{user}", sk=f"{top:016d}", first=first, changes=pack_changes(
+                [(rec.entries[i].file_id, revisions[i], rec.entries[i].tombstone)
+                 for i in order]))}})
         extra = {"expires_at": expires_at} if expires_at else {}
         items.append({"Put": {"TableName": self.table, **new, "Item": ddb_item(
             pk=f"UP#{rec.batch_id}", sk=f"{GROUP_SK}{min(results):04d}",

@@ -20,6 +20,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from ..core.batch import unpack_changes
 from ..core.decide import PENDING, TERMINAL
 from ..core.records import Change, UploadRecord, Version
 from .usage import commit_actions
@@ -230,9 +231,17 @@ class Meta:
         out = []
         for raw in got.get("Items", []):
             it = ddb_plain(raw)
-            out.append(Change(int(it["sk"]), it["file"], int(it["rev"]),
-                              bool(it.get("deleted"))))
-        return out
+            if "changes" in it:  # a batch group's item: seqs first..sk
+                first = int(it["first"])
+                packed = bytes(getattr(it["changes"], "value", it["changes"]))
+                out += [Change(first + k, f, rev, deleted)
+                        for k, (f, rev, deleted) in enumerate(unpack_changes(packed))
+                        if first + k > after]
+            else:
+                out.append(Change(int(it["sk"]), it["file"], int(it["rev"]),
+                                  bool(it.get("deleted"))))
+        # `Limit` counts items; a group's item holds up to 48 changes
+        return out[:limit]
 
     # -- the chunk index ----------------------------------------------------
     def known_chunks(self, user_id: str, chunk_ids: Iterable[str]) -> set[str]:

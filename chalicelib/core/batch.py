@@ -29,12 +29,13 @@ from .signatures import SIG_LEN
 FINISHED = "finished"  # the batch: every entry has its terminal result
 
 # DynamoDB TransactWriteItems: 100 actions and 4 MB per request. A group
-# writes per accepted entry its head, revision and feed entry, plus once the
-# feed counter, the group's results item and a check of the batch's state.
+# writes per accepted entry its head and revision, plus once the feed
+# counter, the group's feed item (every entry's change), its results item
+# and a check of the batch's state.
 MAX_ACTIONS = 100
-ACTIONS_PER_ENTRY = 3
-ACTIONS_PER_GROUP = 5  # feed counter, results item, state check, two usage counters
-MAX_GROUP_ENTRIES = (MAX_ACTIONS - ACTIONS_PER_GROUP) // ACTIONS_PER_ENTRY  # 32
+ACTIONS_PER_ENTRY = 2
+ACTIONS_PER_GROUP = 6  # + the two usage counters (metering)
+MAX_GROUP_ENTRIES = (MAX_ACTIONS - ACTIONS_PER_GROUP) // ACTIONS_PER_ENTRY  # 47
 MAX_GROUP_BYTES = 3 * 1024 * 1024  # under the 4 MB, with room for names and overhead
 _ITEM_OVERHEAD = 512  # keys, names, numbers of one head or revision item
 
@@ -217,7 +218,7 @@ def plan_groups(accepted: Sequence[int], weights: Mapping[int, int],
                 max_entries: int = MAX_GROUP_ENTRIES,
                 max_bytes: int = MAX_GROUP_BYTES) -> list[tuple[int, ...]]:
     """Cut the accepted entries, in order, into groups of at most
-    `max_entries` (3 actions each + 5 per group ≤ 100) and `max_bytes`."""
+    `max_entries` (2 actions each + 6 per group ≤ 100) and `max_bytes`."""
     groups: list[tuple[int, ...]] = []
     current: list[int] = []
     used = 0
@@ -267,6 +268,22 @@ def unpack_entries(head: bytes, chunks: bytes) -> tuple[Entry, ...]:
         out.append(Entry(check_id(fid.hex(), "file id"), base, msize, bool(flags & 1), ids,
                          size))
     return tuple(out)
+
+
+# -- a group's feed item ---------------------------------------------------------------
+# per change, in seq order: file id (16 bytes), revision u64, flags u8 (1 = deleted)
+_CHANGE = struct.Struct(">16sQB")
+
+
+def pack_changes(changes: Sequence[tuple[str, int, bool]]) -> bytes:
+    """The (file id, revision, deleted) of consecutive seqs, for one item."""
+    return b"".join(_CHANGE.pack(bytes.fromhex(f), rev, 1 if deleted else 0)
+                    for f, rev, deleted in changes)
+
+
+def unpack_changes(raw: bytes) -> list[tuple[str, int, bool]]:
+    return [(check_id(f.hex(), "file id"), rev, bool(flags & 1))
+            for f, rev, flags in _CHANGE.iter_unpack(raw)]
 
 
 # -- what the client is told ----------------------------------------------------------

@@ -3,8 +3,9 @@
 A pass's uploads and deletes go out in batches of up to `MAX_ENTRIES`
 versions: each batch is prepared (read, chunked, hashed, signed and
 sealed) on a thread pool, then sent as one request, the chunks the server
-lacks, one bundle and one long poll. Batches go one after another, so
-memory holds one batch, not the pass. A failure that concerns one file
+lacks, one bundle and one long poll. The long poll of a batch waits until
+the next batch is sent (the server commits one while this side works on
+the other), so memory holds at most two batches, not the pass. A failure that concerns one file
 (it changed, cannot be read, cannot be named) is that file's result; a
 batch the server refuses as a whole is each of its files' result; losing
 the server or the login, or a server that answers for other entries than
@@ -21,7 +22,7 @@ from typing import Any, TypeVar
 from .api import AuthError, PaymentRequired, ServerUnreachable
 from .errors import IntegrityError
 from .state import Fingerprint
-from .transfer import Prepared, Transfer
+from .transfer import Prepared, SentBatch, Transfer
 
 K = TypeVar("K")
 Result = dict[str, Any] | Exception
@@ -50,7 +51,14 @@ class Upload:
 
 def send(transfer: Transfer, work: Sequence[tuple[K, Callable[[], Prepared]]],
          parallel: int) -> Iterator[list[tuple[K, Result]]]:
-    """Prepare and send `work` in batches; yields each batch's (key, result)."""
+    """Prepare and send `work` in batches; yields each batch's (key, result).
+
+    Pipelined by one batch: a batch's verdicts are awaited only after the
+    next batch was prepared and sent, so the server commits one while this
+    side prepares, sends and settles the other (measured: the server's
+    commit was two thirds of a pass of small files). At most two batches
+    are held at once."""
+    in_flight: tuple[list[tuple[K, Prepared]], SentBatch] | None = None
     for start in range(0, len(work), MAX_ENTRIES):
         group = work[start:start + MAX_ENTRIES]
         with ThreadPoolExecutor(parallel, thread_name_prefix="sealsync-seal") as pool:
@@ -61,12 +69,32 @@ def send(transfer: Transfer, work: Sequence[tuple[K, Callable[[], Prepared]]],
             yield failed
         for batch in split([(k, p) for k, p in ready if isinstance(p, Prepared)]):
             try:
-                results: list[Result] = list(transfer.upload_batch([p for _, p in batch]))
+                sent = transfer.send_batch([p for _, p in batch])
             except _FATAL:
+                if in_flight is not None:  # what the server already has is settled first
+                    yield _answers(transfer, *in_flight)
                 raise
             except Exception as exc:  # the batch as a whole was refused
-                results = [exc] * len(batch)
-            yield [(k, r) for (k, _), r in zip(batch, results, strict=True)]
+                yield [(k, exc) for k, _ in batch]
+                continue
+            if in_flight is not None:
+                yield _answers(transfer, *in_flight)
+            in_flight = (batch, sent)
+    if in_flight is not None:
+        yield _answers(transfer, *in_flight)
+
+
+def _answers(transfer: Transfer, batch: list[tuple[K, Prepared]],
+             sent: SentBatch) -> list[tuple[K, Result]]:
+    """A sent batch's verdicts; a refusal of the batch as a whole is each
+    of its files' result."""
+    try:
+        results: list[Result] = list(transfer.wait_for(sent))
+    except _FATAL:
+        raise
+    except Exception as exc:
+        results = [exc] * len(batch)
+    return [(k, r) for (k, _), r in zip(batch, results, strict=True)]
 
 
 def _prepared(prepare: Callable[[], Prepared]) -> Prepared | Exception:

@@ -247,6 +247,15 @@ class State:
         self.db = sqlite3.connect(meta_dir(root) / "state.db", isolation_level=None,
                                   check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
+        # Commits append to the WAL without an fsync each (one per checkpoint):
+        # a pass commits a few rows per file, and an fsync per commit made
+        # state.db the largest cost of syncing 10,000 small files (13.7 of 30 s
+        # for 2,000, profiled). Still atomic and consistent; a process killed
+        # at any point loses nothing committed. Only an OS crash or power loss
+        # may roll back the last commits: the state of a pass stopped a moment
+        # earlier, which every pass already recovers from (a kill can land
+        # anywhere: tests/client_model).
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
         self._migrate()
 

@@ -136,6 +136,18 @@ class Version:
     manifest: Manifest | None
 
 
+@dataclass(frozen=True)
+class SentBatch:
+    """A batch whose bundle is on its way to commit (`batch_id` None: every
+    entry failed here, nothing was sent); each failed file's error."""
+
+    batch_id: str | None
+    items: Sequence[Prepared]
+    failed: dict[str, Exception]
+    packs: Sequence[str] = ()  # the packs PUT for it, and those declared again
+    reused: Sequence[str] = ()
+
+
 class Transfer:
     def __init__(self, api: Api, ring: Keyring, user_id: str, device: str,
                  workers: int = 8, progress: Progress | None = None, *,
@@ -206,6 +218,28 @@ class Transfer:
         one long poll. Returns each entry's verdict, in order; an entry whose
         chunks could not be sent here carries that error instead, unless the
         server accepted it anyway (its chunks were stored already)."""
+        return self.wait_for(self.send_batch(items))
+
+    def wait_for(self, sent: SentBatch) -> list[Body | Exception]:
+        """The verdicts of a batch `send_batch` sent (one long poll or push)."""
+        if sent.batch_id is None:
+            return [sent.failed[it.file_id] for it in sent.items]
+        items, failed = sent.items, sent.failed
+        verdicts = self.api.wait_batch(sent.batch_id)["entries"]
+        if self.sent is not None:  # decided: known to the server now, or to be sent again
+            self.sent.settled(s.id for it in items for s in it.spans)
+        if [v.get("file_id") for v in verdicts] != [it.file_id for it in items]:
+            raise IntegrityError("the server answered for other entries than the batch had")
+        if self.sent_packs is not None:
+            settle_sent(self.sent_packs, list(sent.packs), list(sent.reused),
+                        [v["status"] for v in verdicts])
+        return [failed[it.file_id] if it.file_id in failed and v["status"] == "rejected"
+                else v for it, v in zip(items, verdicts, strict=True)]
+
+    def send_batch(self, items: Sequence[Prepared]) -> SentBatch:
+        """The sending half of upload_batch: the request, the lacking chunks
+        and the bundle. The server commits while the caller prepares the
+        next batch; `wait_for` collects the verdicts."""
         # A signed tombstone is a version like any other to the server (as in
         # v1): "tombstone" there means the server's own, unsigned delete.
         # sorted: the server learns which chunks, never their order
@@ -250,19 +284,10 @@ class Transfer:
                 except (FileChanged, OSError) as exc:
                     failed[file_id] = exc  # its entry is rejected unless already stored
         if len(failed) == len(items):  # nothing left to commit: let the batch expire
-            return [failed[it.file_id] for it in items]
+            return SentBatch(None, items, failed)
         self.api.put_blob(ticket["bundle_url"], self._bundle(items, chunks))
-        verdicts = self.api.wait_batch(ticket["batch_id"])["entries"]
-        if self.sent is not None:  # decided: known to the server now, or to be sent again
-            self.sent.settled(s.id for it in items for s in it.spans)
-        if [v.get("file_id") for v in verdicts] != [it.file_id for it in items]:
-            raise IntegrityError("the server answered for other entries than the batch had")
-        if self.sent_packs is not None:
-            settle_sent(self.sent_packs, [p.pack_id for p in plans],
-                        [d["pack_id"] for d in reused],
-                        [v["status"] for v in verdicts])
-        return [failed[it.file_id] if it.file_id in failed and v["status"] == "rejected"
-                else v for it, v in zip(items, verdicts, strict=True)]
+        return SentBatch(str(ticket["batch_id"]), items, failed,
+                         [p.pack_id for p in plans], [d["pack_id"] for d in reused])
 
     def _bundle(self, items: Sequence[Prepared], chunks: list[list[tuple[str, int]]]) -> bytes:
         """The manifests in entry order, then this device's signature of each

@@ -292,3 +292,64 @@ def test_a_server_answering_for_other_entries_ends_the_pass(tmp_path: Path) -> N
     work = [(name, lambda n=name: t.prepare(tmp_path, n, n * 32, 0)) for name in ("a", "b")]
     with pytest.raises(IntegrityError):
         list(outbox.send(t, work, 2))
+
+
+class Pipeline:
+    """A transfer that records outbox's calls: which batch is sent, which is
+    awaited, in order; `fail_send` makes the send of that batch raise."""
+
+    def __init__(self, fail_send: dict[int, Exception] | None = None) -> None:
+        self.log: list[tuple[str, int]] = []
+        self.fail_send = fail_send or {}
+
+    def send_batch(self, items: list[transfer_mod.Prepared]) -> transfer_mod.SentBatch:
+        n = sum(1 for op, _ in self.log if op == "send")
+        self.log.append(("send", n))
+        if n in self.fail_send:
+            raise self.fail_send[n]
+        return transfer_mod.SentBatch(str(n), items, {})
+
+    def wait_for(self, sent: transfer_mod.SentBatch) -> list[dict[str, Any]]:
+        self.log.append(("wait", int(sent.batch_id or -1)))
+        return [{"file_id": it.file_id, "status": "accepted"} for it in sent.items]
+
+
+def prepared(name: str) -> transfer_mod.Prepared:
+    return transfer_mod.Prepared(name, name * 32, 0, b"m", False)
+
+
+def test_a_batch_is_awaited_only_once_the_next_one_is_sent(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pipelined by one: the server commits batch k while k + 1 is prepared
+    and sent; every file is answered once, by its own batch."""
+    from sealsync_client import outbox
+
+    monkeypatch.setattr(outbox, "MAX_ENTRIES", 2)
+    t = Pipeline()
+    work = [(name, lambda n=name: prepared(n)) for name in "abcde"]
+    answered = [pair for part in outbox.send(t, work, 2) for pair in part]  # type: ignore[arg-type]
+    assert t.log == [("send", 0), ("send", 1), ("wait", 0), ("send", 2), ("wait", 1),
+                     ("wait", 2)]
+    assert [(k, r["file_id"]) for k, r in answered] == [(n, n * 32) for n in "abcde"]
+
+
+def test_losing_the_server_mid_pipeline_settles_the_batch_in_flight_first(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The send of the next batch fails fatally: the batch already sent is
+    still awaited and handed back before the pass ends; a batch refused as a
+    whole is each of its files' error, and the pipeline goes on."""
+    from sealsync_client import outbox
+    from sealsync_client.api import ServerUnreachable
+
+    monkeypatch.setattr(outbox, "MAX_ENTRIES", 2)
+    refused = ValueError("413")
+    t = Pipeline({1: refused, 3: ServerUnreachable("gone")})
+    work = [(name, lambda n=name: prepared(n)) for name in "abcdefgh"]
+    answered: list[tuple[str, Any]] = []
+    with pytest.raises(ServerUnreachable):
+        for part in outbox.send(t, work, 2):  # type: ignore[arg-type]
+            answered += part
+    assert t.log == [("send", 0), ("send", 1), ("send", 2), ("wait", 0), ("send", 3),
+                     ("wait", 2)]
+    assert [k for k, _ in answered] == list("cdabef")
+    assert [r for k, r in answered if k in "cd"] == [refused, refused]

@@ -115,20 +115,22 @@ def test_batches_with_unit_prices(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert got["size"] == 1000
     per = {r["item"]: r["per_batch"] for r in got["rows"]}
     mem_gb = cost.memory_mb("dev") / 1024
-    groups = 33  # ceil(1000 / 31)
+    groups = 22  # of 47 entries
     assert per["Lambda requests"] == 5 and per["API Gateway REST calls"] == 2
-    # handler 30 ms x 32 groups, POST 20 ms, poll (80 - 30) + 960 ms, 2 authorizers
+    # handler 30 ms x 21 groups, POST 20 ms, poll (80 - 30) + 630 ms, 2 authorizers
     assert per["Lambda GB-seconds"] == pytest.approx(
         mem_gb * (30 * groups + 20 + (80 - 30 + 30 * groups) + 2 * 5) / 1000)
-    # small-item units: 4 + 10 per group + 6 per file (metering: 1 for the PUT
-    # URLs issued, 4 per group for the usage counters); the entries item
-    # (66 B + 39 per entry) adds its size on its one write, the 4 Queries of
-    # the batch's items the bytes they read (state 184 B, entries, and after
-    # the groups their results items: 64 B + 18 per entry)
-    assert cost.batch_units(1000) == {"rru": 5.5 + 1000, "wru": 4 + 10 * groups + 6 * 1000}
+    # small-item units: 4 + 12 per group + 4 per file (metering: 1 for the
+    # PUT URLs issued, 4 per group for the usage counters); the entries item
+    # (66 B + 39 per entry) adds its size on its one write, each group's feed
+    # item (68 B + 25 per entry: 2 KiB-units for 40 or 47) one more unit,
+    # twice; the 4 Queries of the batch's items the bytes they read (state
+    # 184 B, entries, and after the groups their results items: 64 B + 18
+    # per entry)
+    assert cost.batch_units(1000) == {"rru": 5.5 + 1000, "wru": 4 + 12 * groups + 4 * 1000}
     entries = 66 + 39 * 1000
     assert per["DynamoDB write units"] == \
-        4 + 10 * groups + 6 * 1000 + (-(-entries // 1024) - 1) + 2
+        4 + 12 * groups + 4 * 1000 + (-(-entries // 1024) - 1) + 2 + 2 * groups
     before = 184 + entries
     after = before + 64 * groups + 18 * 1000
     assert per["DynamoDB read units"] == 5.5 + 1000 + 2 * (-(-before // 4096) - 1) \
@@ -153,9 +155,9 @@ def test_batch_figure_is_the_model_for_1000(tmp_path: Path,
     rows = cost.batch_lines(m, prices, cost.memory_mb("prod"), 1000)
     assert got["batch"]["usd_per_million_file_versions"] == pytest.approx(
         sum(r["usd_per_million"] for r in rows), abs=1e-4)
-    # DynamoDB writes dominate (about 6.2 WRU per file, 3.90 $/M): the
+    # DynamoDB writes dominate (about 4.25 WRU per file, 2.66 $/M): the
     # issue's target of $5 holds, far below single commits
-    assert 3.5 < got["batch"]["usd_per_million_file_versions"] <= 5
+    assert 2.5 < got["batch"]["usd_per_million_file_versions"] <= 3.2
     assert got["batch"]["usd_per_million_file_versions"] < got["usd_per_million_commits"] / 4
     code, small, _ = run(capsys, "--results", str(results), "--json", "--batch", "10")
     assert json.loads(small)["batch"]["usd_per_million_file_versions"] > \

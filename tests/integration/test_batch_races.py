@@ -162,21 +162,21 @@ def test_a_batch_lock_expiring_mid_batch_the_fence_alone_decides(
 
 def test_a_batch_longer_than_its_lock_ttl_keeps_its_locks(
         h: Harness, rt: Runtime, make_rt: RuntimeFactory) -> None:
-    """Three groups, each stalled 250 ms, under 600 ms locks: the lease
+    """Three groups, each stalled 1.1 s, under 3 s locks: the lease
     renews them before each group, so a single upload of one of its files
     never gets the lock while the batch commits (without renewal the locks
-    lapse after the second group)."""
+    lapse before the third group is done)."""
     dev = h.signup()
     n = 2 * MAX_GROUP_ENTRIES + 1
     batch = h.stage_batch(dev, [BatchItem(new_id(), 0) for _ in range(n)])
-    slow = twin(make_rt, rt, SEALSYNC_LOCK_TTL_MS="600")
+    slow = twin(make_rt, rt, SEALSYNC_LOCK_TTL_MS="3000")
     rec = slow.batches.get(batch.batch_id)
     assert rec is not None
     keys = [slow.locks.key(dev.user_id, e.file_id) for e in rec.entries]
     held: list[int] = []
 
     def stall() -> None:
-        time.sleep(0.25)
+        time.sleep(1.1)
         held.append(int(rt.redis.exists(*keys)))
 
     outcome, _ = deliver(slow, batch.key, Steps({"committed": stall}, every=True))

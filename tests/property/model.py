@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.adapters.batches import GROUP_SK, unpack_group_results
+from chalicelib.core.batch import unpack_changes
 from tests.property.world import Snapshot, Upload, etag_of
 
 TERMINAL = ("accepted", "conflict", "rejected")
@@ -104,8 +105,7 @@ class Model:
         heads = {it["sk"]: it for it in snap.items if it["pk"] == f"F#{self.user_id}"}
         revisions = {(it["pk"].split("#")[2], int(it["sk"])): it for it in snap.items
                      if it["pk"].startswith(f"R#{self.user_id}#")}
-        feed = sorted((int(it["sk"]), it) for it in snap.items
-                      if it["pk"] == f"S#{self.user_id}" and it["sk"] != "SEQ")
+        feed = sorted(self._feed(snap))
         counter = [int(it["seq"]) for it in snap.items
                    if it["pk"] == f"S#{self.user_id}" and it["sk"] == "SEQ"]
 
@@ -176,6 +176,23 @@ class Model:
             by_file.setdefault(it["file"], []).append(int(it["rev"]))
         for revs in by_file.values():
             assert revs == sorted(revs), f"feed out of revision order: {revs}"
+
+    def _feed(self, snap: Snapshot) -> list[tuple[int, dict[str, Any]]]:
+        """(seq, change) for every change in the feed: a single upload's item
+        is one; a batch group's item holds seqs first..its key, in order."""
+        out: list[tuple[int, dict[str, Any]]] = []
+        for it in snap.items:
+            if it["pk"] != f"S#{self.user_id}" or it["sk"] == "SEQ":
+                continue
+            if "changes" not in it:
+                out.append((int(it["sk"]), it))
+                continue
+            first = int(it["first"])
+            group = unpack_changes(bytes(getattr(it["changes"], "value", it["changes"])))
+            assert first + len(group) - 1 == int(it["sk"]), f"feed item {it['sk']}: {first}+"
+            out += [(first + k, {"file": f, "rev": rev, "deleted": deleted})
+                    for k, (f, rev, deleted) in enumerate(group)]
+        return out
 
     def _stored(self, snap: Snapshot, up: Upload, mkey: Any) -> None:
         """Invariant 5: the version's manifest bytes and its chunks exist."""

@@ -182,7 +182,7 @@ def test_groups_fill_the_transaction_limit() -> None:
     assert group_actions(range(MAX_GROUP_ENTRIES)) <= MAX_ACTIONS
     assert group_actions(range(MAX_GROUP_ENTRIES + 1)) > MAX_ACTIONS
     groups = plan_groups(list(range(1000)), {})
-    assert len(groups) == 33  # 1,000 small files: 33 transactions (31 each), not 1,000
+    assert len(groups) == 22  # 1,000 small files: 22 transactions (47 each), not 1,000
     assert plan_groups([], {}) == []
 
 
@@ -229,3 +229,11 @@ def test_the_largest_batch_record_fits_an_item() -> None:
                      2**40) for _ in range(LIMITS.max_batch_entries)]
     head, chunks = pack_entries(entries)
     assert len(head) + LIMITS.max_batch_chunks * 32 <= 320 * 1024  # of 400 KB
+
+
+def test_a_groups_changes_pack_and_unpack_in_seq_order() -> None:
+    from chalicelib.core.batch import pack_changes, unpack_changes
+
+    changes = [("a" * 32, 1, False), ("b" * 32, 2**40, True), ("c" * 32, 7, False)]
+    assert unpack_changes(pack_changes(changes)) == changes
+    assert len(pack_changes(changes * 16)) == 25 * 48  # the largest group: 1.2 KB

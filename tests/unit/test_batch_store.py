@@ -192,3 +192,20 @@ def test_the_largest_batch_fits_dynamodb_items(fast_rt: Runtime) -> None:
     got = fast_rt.batches.get(rec.batch_id)
     assert got and got.entries == entries and got.open_entries() == []
     assert {len(r.reason or "") for r in got.results.values()} == {200}
+
+
+def test_the_feed_pages_through_a_groups_item_change_by_change(fast_rt: Runtime) -> None:
+    """A group's changes are one feed item keyed by its last seq: a reader at
+    any seq inside it gets the rest, and `limit` counts changes."""
+    rec = make(fast_rt, 10)
+    commit(fast_rt, rec, list(range(6)), 0)
+    commit(fast_rt, rec, list(range(6, 10)), 6)
+    feed = [e.file_id for e in rec.entries]
+    got = [(c.seq, c.file_id) for c in fast_rt.meta.changes(rec.user_id, 0, 100)]
+    assert got == list(enumerate(feed, start=1))
+    assert [c.seq for c in fast_rt.meta.changes(rec.user_id, 3, 2)] == [4, 5]
+    assert [c.seq for c in fast_rt.meta.changes(rec.user_id, 5, 3)] == [6, 7, 8]
+    assert [c.seq for c in fast_rt.meta.changes(rec.user_id, 9, 5)] == [10]
+    assert fast_rt.meta.changes(rec.user_id, 10, 5) == []
+    feed_items = [it for it in table_items(fast_rt) if it["pk"]["S"] == f"S#{rec.user_id}"]
+    assert [it["sk"]["S"] for it in feed_items] == [f"{6:016d}", f"{10:016d}", "SEQ"]
