@@ -102,6 +102,9 @@ def _errors() -> Iterator[None]:
         _fail(str(exc), 4)
     except KeyboardInterrupt:
         _fail("interrupted; the next sync carries on where this one stopped", 130)
+    except click.exceptions.Abort:  # a prompt with no terminal to answer it
+        _fail(f"no answer to a prompt: give the passphrase in ${PASSPHRASE_ENV} (and, to "
+              f"join, the Secret Key in ${SECRET_KEY_ENV}), or run on a terminal", 2)
     except Exception as exc:  # a bug: one line for the user, the trace on request
         if os.environ.get(DEBUG_ENV):
             raise

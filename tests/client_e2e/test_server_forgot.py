@@ -26,9 +26,10 @@ pytestmark = pytest.mark.e2e
 FAST = ["--kdf-ops", "2", "--kdf-mem-mib", "64"]
 
 
-def sealsync(*args: str, check: int | None = 0) -> subprocess.CompletedProcess[str]:
+def sealsync(*args: str, check: int | None = 0,
+             secret_key: str = "") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO / "clients"),
-           "SEALSYNC_PASSPHRASE": "forgot passphrase"}
+           "SEALSYNC_PASSPHRASE": "forgot passphrase", "SEALSYNC_SECRET_KEY": secret_key}
     done = subprocess.run([sys.executable, "-m", "sealsync_client", *args], env=env,
                           capture_output=True, text=True, timeout=120,
                           stdin=subprocess.DEVNULL)
@@ -37,8 +38,8 @@ def sealsync(*args: str, check: int | None = 0) -> subprocess.CompletedProcess[s
     return done
 
 
-def as_json(*args: str) -> Any:
-    return json.loads(sealsync(*args, "--json").stdout)
+def as_json(*args: str, secret_key: str = "") -> Any:
+    return json.loads(sealsync(*args, "--json", secret_key=secret_key).stdout)
 
 
 class Server:
@@ -99,7 +100,7 @@ def test_committed_data_survives_a_stop_and_a_kill_9_of_the_stack(
     server.start()
     assert "restored" in server.stderr()
     as_json("init", "--server", server.url, "--join", account["user_id"], "--device", "two",
-            *FAST, str(two))
+            *FAST, str(two), secret_key=account["secret_key"])
     assert sorted(as_json("sync", str(two))["downloaded"]) == ["big.bin", "notes.txt"]
     assert tree(two) == tree(one)
 
@@ -129,7 +130,7 @@ def test_a_rolled_back_server_is_named_and_nothing_is_deleted_then_reseed(
     server.start()
     account = as_json("init", "--server", server.url, "--device", "one", *FAST, str(one))
     as_json("init", "--server", server.url, "--join", account["user_id"], "--device", "two",
-            *FAST, str(two))
+            *FAST, str(two), secret_key=account["secret_key"])
     (one / "a.txt").write_text("a\n")
     as_json("sync", str(one))
     server.stop()
@@ -158,7 +159,8 @@ def test_a_rolled_back_server_is_named_and_nothing_is_deleted_then_reseed(
     backups = list((two / ".sealsync").glob("before-reseed-*"))
     assert len(backups) == 1 and (backups[0] / "state.db").exists()  # the old state is kept
     three = tmp_path / "three"
-    as_json("init", "--server", server.url, "--join", reseeded["user_id"], *FAST, str(three))
+    as_json("init", "--server", server.url, "--join", reseeded["user_id"], *FAST, str(three),
+            secret_key=reseeded["secret_key"])
     assert sorted(as_json("sync", str(three))["downloaded"]) == ["a.txt", "b.txt"]
     assert tree(three) == tree(two)
     server.stop()

@@ -104,12 +104,19 @@ def test_chunk_ciphertexts_swapped_between_files(
         synced: tuple[Folder, Folder], monkeypatch: pytest.MonkeyPatch) -> None:
     a, b = synced
     other = a.api.get_file(file_id(a, "q.bin"))
-    foreign = a.api.get_blob(other["chunks"][0]["url"])
+    first = other["chunks"][0]  # in a pack (FORMAT.md §12), or a v1 chunk object
+    foreign = (a.api.get_blob(other["packs"][first["pack"]], (first["offset"], first["length"]))
+               if "pack" in first else a.api.get_blob(first["url"]))
+
+    def swapped(api: Any, url: str, rng: tuple[int, int] | None = None) -> bytes:
+        if "/chunks/" not in url and "/packs/" not in url:
+            return REAL["get_blob"](api, url, rng)
+        want = len(foreign) if rng is None else rng[1]  # the other file's sealed chunk
+        return (foreign * (want // len(foreign) + 1))[:want]
+
     write(a, "p.bin", os.urandom(300 * 1024))
     settle(a)
-    Hostile(monkeypatch, b).bend(
-        "get_blob", lambda api, url, *rng: foreign if "/chunks/" in url
-        else REAL["get_blob"](api, url, *rng))
+    Hostile(monkeypatch, b).bend("get_blob", swapped)
     attacked(b, "data failed integrity verification")
     monkeypatch.undo()
     settle(a, b)  # the honest server again: b catches up
