@@ -168,7 +168,7 @@ def test_a_group_writes_small_items_whatever_the_batch(fast_rt: Runtime) -> None
     assert sorted(items) == ["E", *(f"G#{at:04d}" for at in range(0, 100, MAX_GROUP_ENTRIES)),
                              "UP"]
     assert item_bytes(items["UP"]) < 300
-    assert all(item_bytes(items[g]) < 700 for g in items if g.startswith("G#"))
+    assert all(item_bytes(items[g]) < 1024 for g in items if g.startswith("G#"))  # 1 WRU
     got = fast_rt.batches.get(rec.batch_id)
     assert got and [got.results[i].seq for i in range(100)] == list(range(1, 101))
 
