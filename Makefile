@@ -26,8 +26,10 @@ test-tools:
 	  else echo "WARNING:$$missing not installed and cannot install (not root or no apt);" \
 	       "the tests that need them will be skipped"; fi; fi
 
+# The data is kept in .sealsync-data/ across restarts (local/persist.py);
+# `make dev DEV_ARGS=--ephemeral` keeps nothing, as before.
 dev: $(STAMP)
-	$(BIN)/python -m local.stack
+	$(BIN)/python -m local.stack $(DEV_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -17,7 +17,7 @@ from typing import Any
 
 from chalice.app import AuthResponse, Chalice, Rate, Request, Response
 
-from chalicelib import api
+from chalicelib import api, limits
 from chalicelib.config import runtime
 from chalicelib.core.errors import SealsyncError, Unauthorized
 from chalicelib.core.requests import parse_json
@@ -91,7 +91,7 @@ def endpoint(path: str, method: str = "GET", public: bool = False,
                     _claims()  # deny by default, before the view runs
                 return Response(view(**params), status_code=status)
             except SealsyncError as exc:
-                return Response(exc.to_body(), status_code=exc.status)
+                return Response(exc.to_body(), status_code=exc.status, headers=dict(exc.headers()))
         return app.route(path, methods=[method], content_types=JSON,
                          authorizer=None if public else bearer)(handle)
     return register
@@ -104,8 +104,15 @@ def openapi() -> dict[str, Any]:
     return document
 
 
+def _limit(route: str) -> None:
+    """The per-source-IP abuse limit of a public route (chalicelib/limits.py)."""
+    identity = _request().context.get("identity") or {}
+    limits.charge_ip(runtime(), route, identity.get("sourceIp"))
+
+
 @endpoint("/v1/accounts", "POST", public=True, status=201)
 def create_account() -> dict[str, Any]:
+    _limit("signup")
     return api.create_account(runtime(), _body())
 
 
@@ -116,12 +123,24 @@ def account_kdf(user_id: str) -> dict[str, Any]:
 
 @endpoint("/v1/devices", "POST", public=True, status=201)
 def add_device() -> dict[str, Any]:
+    _limit("devices")
     identity = _request().context.get("identity") or {}
     return api.add_device(runtime(), _body(), str(identity.get("sourceIp") or "an unknown address"))
 
 
+@endpoint("/v1/devices")
+def list_devices() -> dict[str, Any]:
+    return api.list_devices(runtime(), _claims())
+
+
+@endpoint("/v1/devices/{device_id}", "DELETE")
+def revoke_device(device_id: str) -> dict[str, Any]:
+    return api.revoke_device(runtime(), _claims(), device_id, _query())
+
+
 @endpoint("/v1/tokens", "POST", public=True, status=201)
 def new_token() -> dict[str, Any]:
+    _limit("tokens")
     return api.new_token(runtime(), _body())
 
 
@@ -148,6 +167,11 @@ def batch_status(batch_id: str) -> dict[str, Any]:
 @endpoint("/v1/changes")
 def changes() -> dict[str, Any]:
     return api.changes(runtime(), _claims(), _query())
+
+
+@endpoint("/v1/chunks/missing", "POST")
+def missing_chunks() -> dict[str, Any]:
+    return api.missing_chunks(runtime(), _claims(), _body(batch=True))
 
 
 @endpoint("/v1/files/{file_id}")
@@ -261,6 +285,43 @@ def sweep_stragglers(event: Any) -> None:
                  len(report.orphans_deleted), report.errors)
 
 
+# -- pairing a new device by a short code (docs/SECURITY.md) ----------------
+@endpoint("/v1/pairings", "POST", status=201)
+def pairing_create() -> dict[str, Any]:
+    from chalicelib import pairing
+
+    return pairing.create(runtime(), _claims(), _body())
+
+
+@endpoint("/v1/pairings/{pairing_id}")
+def pairing_status(pairing_id: str) -> dict[str, Any]:
+    from chalicelib import pairing
+
+    return pairing.status(runtime(), _claims(), pairing_id)
+
+
+@endpoint("/v1/pairings/{pairing_id}/box", "POST", status=201)
+def pairing_put_box(pairing_id: str) -> dict[str, Any]:
+    from chalicelib import pairing
+
+    return pairing.put_box(runtime(), _claims(), pairing_id, _body())
+
+
+@endpoint("/v1/pairings/{pairing_id}/join", "POST", public=True)
+def pairing_join(pairing_id: str) -> dict[str, Any]:
+    from chalicelib import pairing
+
+    _limit("pairing")
+    return pairing.join(runtime(), pairing_id, _body())
+
+
+@endpoint("/v1/pairings/{pairing_id}/box", public=True)
+def pairing_take_box(pairing_id: str) -> dict[str, Any]:
+    from chalicelib import pairing
+
+    return pairing.take_box(runtime(), pairing_id)
+
+
 # -- push: WebSocket handlers and mobile registrations (docs/PUSH.md) --------
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 
@@ -292,6 +353,14 @@ def push_info() -> dict[str, Any]:
     from chalicelib import push
 
     return push.push_info(runtime())
+
+
+@endpoint("/v1/push/tickets", "POST", status=201)
+def push_ticket() -> dict[str, Any]:
+    from chalicelib import push
+
+    who = _claims()
+    return push.connect_ticket(runtime(), who.user_id, who.device_id)
 
 
 @endpoint("/v1/push/registrations", "POST", status=201)

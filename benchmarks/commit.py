@@ -35,7 +35,7 @@ def pcts(samples: list[float]) -> dict[str, float]:
 def one_commit(api: Client, dev: Device, file_id: str, base: int, manifest: bytes,
                chunks: list[bytes]) -> tuple[float, dict[str, Any], int]:
     """Upload one version: (ms from manifest PUT to verdict, result, polls)."""
-    ticket = api.create_upload(dev, file_id, base, len(manifest), chunks)
+    ticket = api.create_upload(dev, file_id, base, manifest, chunks)
     api.put_chunks(ticket, chunks)
     api.put_blob(ticket["manifest_url"], manifest)
     t0 = time.perf_counter()
@@ -106,7 +106,7 @@ def _rounds(api_url: str, devices: int, rounds: int, shared: bool) -> dict[str, 
     on one file (shared) or one file each. Decisions/s over the rounds."""
     apis = [Client(api_url) for _ in range(devices)]
     first = apis[0].signup()
-    devs = [first] + [apis[i].add_device(first.user_id, first.auth_key)
+    devs = [first] + [apis[i].add_device(first.user_id, first.auth_key, first.account_seed)
                       for i in range(1, devices)]
     files = [new_file_id()] * devices if shared else [new_file_id() for _ in range(devices)]
     heads = [0] * devices
@@ -116,9 +116,10 @@ def _rounds(api_url: str, devices: int, rounds: int, shared: bool) -> dict[str, 
 
     def race(i: int) -> dict[str, Any]:
         api, dev = apis[i], devs[i]
-        ticket = api.create_upload(dev, files[i], heads[i], 1024)
+        manifest = secrets.token_bytes(1024)
+        ticket = api.create_upload(dev, files[i], heads[i], manifest)
         barrier.wait()
-        api.put_blob(ticket["manifest_url"], secrets.token_bytes(1024))
+        api.put_blob(ticket["manifest_url"], manifest)
         return api.decided(dev, ticket["upload_id"], WAIT_S)[0]
 
     with ThreadPoolExecutor(devices) as pool:

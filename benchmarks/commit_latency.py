@@ -43,7 +43,7 @@ def percentile(values: list[float], p: float) -> float:
 def one_commit(api: Client, dev: Any, file_id: str, base: int) -> tuple[float, int]:
     """Upload one version; return (ms from manifest PUT to verdict, revision)."""
     manifest = secrets.token_bytes(MANIFEST_BYTES)
-    ticket = api.create_upload(dev, file_id, base, len(manifest))
+    ticket = api.create_upload(dev, file_id, base, manifest)
     api.put_blob(ticket["manifest_url"], manifest)
     t0 = time.perf_counter()
     result = api.status(dev, ticket["upload_id"], WAIT_S)

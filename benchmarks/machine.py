@@ -90,6 +90,13 @@ def client_1gib(size_mib: int, seed: int) -> dict[str, Any]:
             "raw": {k: v for k, v in r.items() if k != "sync_reports"}}
 
 
+def resume(size_mib: int, seed: int) -> dict[str, Any]:
+    """benchmarks/resume.py --json (its own stack): bytes re-sent after a
+    killed upload of a size_mib file resumes."""
+    return json_child([str(BENCH / "resume.py"), "--size-mib", str(size_mib), "--seed",
+                       str(seed), "--json"], timeout_s=1800)
+
+
 def push_latency(state_file: Path, uploads: int) -> dict[str, Any] | None:
     """benchmarks/push_latency.py --json, when that script exists."""
     script = BENCH / "push_latency.py"

@@ -98,7 +98,7 @@ class Listener:
 
 def stage(api: Client, dev: Device) -> str:
     manifest = secrets.token_bytes(MANIFEST_BYTES)
-    ticket = api.create_upload(dev, new_file_id(), 0, len(manifest))
+    ticket = api.create_upload(dev, new_file_id(), 0, manifest)
     api.put_blob(ticket["manifest_url"], manifest)
     return str(ticket["upload_id"])
 
@@ -109,8 +109,8 @@ def run(state: dict[str, Any], n: int, warmup: int) -> dict[str, Any]:
     block of the other would compare different stacks)."""
     api = Client(state["api"])
     off = api.signup()  # never connects: learns results by long poll
-    on = api.add_device(off.user_id, off.auth_key)
-    other = api.add_device(off.user_id, off.auth_key)
+    on = api.add_device(off.user_id, off.auth_key, off.account_seed)
+    other = api.add_device(off.user_id, off.auth_key, off.account_seed)
     mine, theirs = Listener(state["ws_url"], on), Listener(state["ws_url"], other)
     polls: dict[str, list[int]] = {"on": [], "off": []}
     result_ms: dict[str, list[float]] = {"on": [], "off": []}

@@ -87,6 +87,10 @@ def single_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("deployment package (MB)", fmt(r.get("zip_mb")), ""),
         ("client peak RSS, client_1gib.py (MiB)", fmt(r.get("client_rss_mb_1gib")),
          f"{(r.get('meta') or {}).get('client_1gib_size_mib', '?')} MiB file"),
+        ("re-sent after a kill at 50%, resume.py (% of the file)",
+         fmt(r.get("resume_resent_pct")),
+         f"{fmt((r.get('resume_detail') or {}).get('resume_resent_bytes'), 'B')} bytes of a "
+         f"{(r.get('meta') or {}).get('client_1gib_size_mib', '?')} MiB file; target <= 5%"),
     ]
     return rows
 

@@ -29,7 +29,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 REQUIRED = ("pipeline_mb_s", "aead_limit_mb_s", "pipeline_ratio", "initial_1gib_s",
             "initial_small_s", "resync_1mib_bytes_sent", "s3_puts_per_small_file",
             "commit_ms", "commit_floor_ms", "polls_per_upload_mean", "push_ms",
-            "contention", "cold_import_ms", "zip_mb", "client_rss_mb_1gib", "noop_small_s")
+            "contention", "cold_import_ms", "zip_mb", "client_rss_mb_1gib", "noop_small_s",
+            "resume_resent_pct")
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,10 @@ def measure(p: Profile, seed: int, run: Runner) -> dict[str, Any]:
     c1 = run.step("client_1gib.py", lambda: machine.client_1gib(p.client_1gib_mib, seed))
     r["client_rss_mb_1gib"] = c1 and c1["rss_mb"]
     r["client_1gib_detail"] = c1
+    rs = run.step("resume after a kill at 50%",
+                  lambda: machine.resume(p.client_1gib_mib, seed))
+    r["resume_resent_pct"] = rs and rs["resume_resent_pct"]
+    r["resume_detail"] = rs
     r["local_stack_txn_ms"] = run.step("moto transaction cost",
                                        lambda: moto_txn.measure(p.txn_items, 5))
     r["meta"] = {"notes": notes, "client_1gib_size_mib": p.client_1gib_mib}

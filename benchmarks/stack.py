@@ -44,7 +44,7 @@ class BenchStack:
             [sys.executable, "-m", "local.stack", "--api-port", "0",
              "--moto-port", str(self.moto_port), "--redis-port", "0",
              "--state-file", str(self.state_file), "--exit-with-parent",
-             "--presign-endpoint", self.s3.url, *self.extra_args],
+             "--presign-endpoint", self.s3.url, "--ephemeral", *self.extra_args],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
             start_new_session=True)
         ready = threading.Event()

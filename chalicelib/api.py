@@ -6,6 +6,7 @@ SealsyncError carrying its status, mapped to a response in one place.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from dataclasses import replace
@@ -13,23 +14,32 @@ from typing import Any
 
 from . import billing
 from .config import Runtime
+from .core import signatures as sig
 from .core import tokens
 from .core.batch import FINISHED, BatchRecord, batch_body, parse_batch
 from .core.billing import check_email
 from .core.decide import PENDING, TERMINAL
-from .core.errors import BadRequest, Conflict, NotFound, Unauthorized
-from .core.ids import check_id, chunk_key, new_id, staging_key
+from .core.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge, Unauthorized
+from .core.ids import check_chunk_id, check_id, chunk_key, new_id, staging_key
+from .core.packs import packed_chunks, parse_packs
 from .core.records import UploadRecord, Version, batch_topic, feed_topic, upload_topic
 from .core.requests import only_fields, parse_upload, query_int
 from .core.tokens import Claims
+from .limits import charge_account
+from .pack_reads import chunk_sources, pack_urls
 
 Body = dict[str, Any]
+MAX_DEVICES = 100  # per account, revoked ones included (their ids stay taken)
+MAX_NAME_BYTES = 256  # a sealed device name
+_HEX = re.compile(r"[0-9a-f]*")
 
 
 # -- accounts and devices -------------------------------------------------
 def create_account(rt: Runtime, body: Body) -> Body:
-    only_fields(body, {"auth_key", "kdf", "email"})
+    only_fields(body, {"auth_key", "kdf", "signing_key", "email"})
     auth_key = tokens.check_auth_key(body.get("auth_key"))
+    signing_key = None if body.get("signing_key") is None else \
+        sig.parse_key(body.get("signing_key"), "signing_key")
     email = check_email(body.get("email"))  # optional: the one thing given up for mail
     kdf = body.get("kdf", "")
     if not isinstance(kdf, str) or _utf8_len(kdf) > rt.settings.limits.max_kdf_bytes:
@@ -37,6 +47,8 @@ def create_account(rt: Runtime, body: Body) -> Body:
                          f"{rt.settings.limits.max_kdf_bytes} bytes of UTF-8")
     user_id, salt = new_id(), secrets.token_bytes(16)
     rt.accounts.create(user_id, salt, tokens.verifier(salt, auth_key), kdf, int(time.time()))
+    if signing_key is not None:
+        rt.devices.set_signing_key(user_id, signing_key)
     billing.on_signup(rt, user_id, email, int(time.time()))
     return {"user_id": user_id}
 
@@ -76,37 +88,128 @@ def _token(rt: Runtime, user_id: str, device_id: str) -> Body:
 
 
 def add_device(rt: Runtime, body: Body, source_ip: str = "an unknown address") -> Body:
-    user_id = _authenticate(rt, body, {"user_id", "auth_key"})
-    device_id, now = new_id(), int(time.time())
-    rt.accounts.add_device(user_id, device_id, now)
+    """Enrol a device: its Ed25519 key, vouched for by the account's signing
+    key (`device_sig` over core.signatures.device_message). An account from
+    before device keys registers its signing key here, once (`signing_key`,
+    proved by the auth key: trust on first use; docs/DESIGN.md)."""
+    user_id = _authenticate(rt, body, {"user_id", "auth_key", "device_id", "device_key",
+                                       "device_sig", "signing_key", "name"})
+    charge_account(rt, "devices", user_id)
+    device_id = check_id(body.get("device_id"), "device_id")
+    device_key = sig.parse_key(body.get("device_key"), "device_key")
+    vouch = sig.parse_sig(body.get("device_sig"), "device_sig")
+    name = _sealed_name(body.get("name"))
+    offered = None if body.get("signing_key") is None else \
+        sig.parse_key(body.get("signing_key"), "signing_key")
+    account_key = rt.devices.signing_key(user_id)
+    if account_key is not None and offered not in (None, account_key):
+        raise Unauthorized("signing_key is not this account's signing key")
+    key = account_key or offered
+    if key is None:
+        raise BadRequest("this account has no signing key yet: send signing_key")
+    if not sig.verify(key, sig.device_message(user_id, device_id, device_key), vouch):
+        raise Unauthorized("device_sig is not the account key's signature of this device")
+    if account_key is None and not rt.devices.set_signing_key(user_id, key):
+        raise Conflict("another signing key was registered for this account meanwhile")
+    if rt.devices.count(user_id) >= MAX_DEVICES:
+        raise Forbidden(f"an account may enrol at most {MAX_DEVICES} devices, revoked "
+                        "ones included")
+    now = int(time.time())
+    if not rt.devices.register(user_id, sig.Device(device_id, device_key, None, now, name)):
+        raise Conflict("this device_id is already enrolled (or was revoked): pick a new one")
     billing.on_device(rt, user_id, device_id, now, source_ip)
     return _token(rt, user_id, device_id)
 
 
+def _sealed_name(value: object) -> bytes:
+    """The device's name, sealed by the client: opaque hex, bounded."""
+    if value is None:
+        return b""
+    if not isinstance(value, str) or len(value) > 2 * MAX_NAME_BYTES \
+            or not _HEX.fullmatch(value) or len(value) % 2:
+        raise BadRequest(f"name must be the sealed device name as lowercase hex, at most "
+                         f"{MAX_NAME_BYTES} bytes")
+    return bytes.fromhex(value)
+
+
 def new_token(rt: Runtime, body: Body) -> Body:
     user_id = _authenticate(rt, body, {"user_id", "auth_key", "device_id"})
+    charge_account(rt, "tokens", user_id)
     device_id = check_id(body.get("device_id"), "device_id")
-    if not rt.accounts.has_device(user_id, device_id):
-        raise Unauthorized("unknown device for this account")
+    device = rt.devices.get(user_id, device_id)
+    if device is None or device.revoked_at is not None:
+        raise Unauthorized("unknown or revoked device for this account")
     return _token(rt, user_id, device_id)
 
 
+def list_devices(rt: Runtime, who: Claims) -> Body:
+    """Every device of the account, revoked ones too; names stay sealed."""
+    return {"devices": [
+        {"device_id": d.device_id, "created": d.created, "revoked_at": d.revoked_at,
+         "name": d.name.hex(), "can_write": d.can_write,
+         "current": d.device_id == who.device_id}
+        for d in sorted(rt.devices.list(who.user_id), key=lambda d: (d.created, d.device_id))]}
+
+
+def revoke_device(rt: Runtime, who: Claims, device_id: str,
+                  params: dict[str, str] | None) -> Body:
+    """Revoke a device: its writes stop at once (presign and commit check),
+    its reads when the authorizer's cached answer expires. The request must
+    carry the account key's signature (`signature`, core.signatures
+    .revoke_message), so a leaked token cannot lock the owner's devices out."""
+    device_id = check_id(device_id, "device id")
+    vouch = sig.parse_sig((params or {}).get("signature"), "query parameter signature")
+    key = rt.devices.signing_key(who.user_id)
+    if key is None or not sig.verify(key, sig.revoke_message(who.user_id, device_id), vouch):
+        raise Forbidden("signature is not the account key's signature revoking this device")
+    now = int(time.time())
+    if not rt.devices.revoke(who.user_id, device_id, now):
+        raise NotFound("no such device")
+    # Push stops at once too: its WebSocket connections and mobile
+    # registration are forgotten (a reconnect is refused by ws_connect).
+    for conn in rt.registry.targets(who.user_id, now).connections:
+        if conn.device_id == device_id:
+            rt.registry.remove_connection(conn.connection_id, who.user_id)
+    rt.registry.remove_mobile(who.user_id, device_id)
+    got = rt.devices.get(who.user_id, device_id)
+    return {"device_id": device_id, "revoked_at": got.revoked_at if got else None}
+
+
+def writer(rt: Runtime, who: Claims) -> None:
+    """A write (presign) is refused at once for a revoked device, whatever
+    the authorizer's cache says, and for one enrolled without a key."""
+    device = rt.devices.get(who.user_id, who.device_id)
+    if device is None or device.revoked_at is not None:
+        raise Unauthorized("this device was revoked")
+    if device.public_key is None:
+        raise Forbidden("this device has no registered key: enrol it again to upload")
+
+
 def caller(rt: Runtime, bearer: str | None) -> Claims:
-    """The authorizer's check: a signed, unexpired token for a user."""
+    """The authorizer's check: a signed, unexpired token of a device that
+    is not revoked. API Gateway caches this answer per token for the
+    authorizer's TTL: that is how long a revoked device can still read."""
     token = (bearer or "").removeprefix("Bearer ").strip()
-    return tokens.verify(rt.settings.token_secret, token, int(time.time()))
+    who = tokens.verify(rt.settings.token_secret, token, int(time.time()))
+    device = rt.devices.get(who.user_id, who.device_id)
+    if device is None or device.revoked_at is not None:
+        raise Unauthorized("this device was revoked")
+    return who
 
 
 # -- uploads ----------------------------------------------------------------
 def create_upload(rt: Runtime, who: Claims, body: Body) -> Body:
-    req = parse_upload(body, rt.settings.limits)
+    signature = _signature(body.get("signature"), "signature")
+    req = parse_upload({k: v for k, v in body.items() if k != "signature"},
+                       rt.settings.limits)
+    writer(rt, who)
     billing.check_writable(rt, who.user_id)
     upload_id, now = new_id(), int(time.time())
     rec = UploadRecord(upload_id=upload_id, user_id=who.user_id, device_id=who.device_id,
                        file_id=req.file_id, base_revision=req.base_revision,
                        manifest_size=req.manifest_size, chunk_ids=req.chunk_ids,
                        size=sum(req.chunk_sizes) + req.manifest_size, tombstone=False,
-                       status=PENDING, created=now)
+                       status=PENDING, created=now, signature=signature)
     known = rt.meta.known_chunks(who.user_id, req.chunk_ids)
     rt.meta.create_upload(rec, now + rt.settings.record_ttl_s)
     need: dict[str, str] = {}
@@ -126,18 +229,32 @@ def create_upload(rt: Runtime, who: Claims, body: Body) -> Body:
     }
 
 
+def _signature(value: object, what: str) -> bytes | None:
+    """A device signature if one is sent; without one the commit rejects the
+    upload ("unsigned"), like a batch entry the bundle carries none for."""
+    return None if value is None else sig.parse_sig(value, what)
+
+
 def delete_file(rt: Runtime, who: Claims, file_id: str, params: dict[str, str] | None) -> Body:
     """A delete is a tombstone upload through the same truth system: the API
-    writes an empty staging object, whose event the commit handler decides."""
+    writes an empty staging object, whose event the commit handler decides.
+    It must carry the device's signature of that tombstone (`signature`:
+    core.signatures.entry_message with the tombstone flag, size 0, no
+    chunks), checked at commit like any upload; a token alone deletes
+    nothing (issue 15). Clients send their deletes as signed tombstone
+    manifests in batches instead, which their history can verify."""
     file_id = check_id(file_id, "file id")
     if (params or {}).get("base_revision") is None:
         raise BadRequest("query parameter base_revision is required")
     base = query_int(params, "base_revision", 0, 1, 2**53)
+    signature = _signature((params or {}).get("signature"), "query parameter signature")
+    writer(rt, who)
     billing.check_writable(rt, who.user_id)
     upload_id, now = new_id(), int(time.time())
     rec = UploadRecord(upload_id=upload_id, user_id=who.user_id, device_id=who.device_id,
                        file_id=file_id, base_revision=base, manifest_size=0, chunk_ids=(),
-                       size=0, tombstone=True, status=PENDING, created=now)
+                       size=0, tombstone=True, status=PENDING, created=now,
+                       signature=signature)
     rt.meta.create_upload(rec, now + rt.settings.record_ttl_s)
     rt.blobs.put(staging_key(who.user_id, upload_id), b"")
     return {"upload_id": upload_id, "status": PENDING}
@@ -194,15 +311,20 @@ def create_batch(rt: Runtime, who: Claims, body: Body) -> Body:
     """Record the batch (the only thing its commit will trust) and presign
     one PUT for the bundle and one per chunk the server lacks."""
     req = parse_batch(body, rt.settings.limits)
+    packs = parse_packs(body.get("packs"), rt.settings.limits, req.chunk_sizes)
+    writer(rt, who)
     billing.check_writable(rt, who.user_id)
     batch_id, now = new_id(), int(time.time())
     rec = BatchRecord(batch_id, who.user_id, who.device_id, req.entries, PENDING, now)
-    known = rt.meta.known_chunks(who.user_id, req.chunk_sizes)
+    known = rt.meta.known_chunks(who.user_id, req.chunk_sizes) | packed_chunks(packs)
+    # The packs first: a commit that sees the record sees its packs too.
+    rt.packs.declare(batch_id, packs, now + rt.settings.record_ttl_s)
     rt.batches.create(rec, now + rt.settings.record_ttl_s)
     chunk_urls = {c: rt.blobs.presign_put(chunk_key(who.user_id, c), size, create_only=True)
                   for c, size in req.chunk_sizes.items() if c not in known}
-    rt.usage.count_requests(who.user_id, now, puts=1 + len(chunk_urls))
+    rt.usage.count_requests(who.user_id, now, puts=1 + len(chunk_urls) + len(packs))
     return {
+        **pack_urls(rt, who.user_id, packs),
         "batch_id": batch_id,
         "bundle_url": rt.blobs.presign_put(staging_key(who.user_id, batch_id),
                                            req.bundle_size),
@@ -246,6 +368,21 @@ def _woken_batch(payload: bytes, rec: BatchRecord) -> Body | None:
     return {"batch_id": rec.batch_id, "status": FINISHED, "entries": entries}
 
 
+def missing_chunks(rt: Runtime, who: Claims, body: Body) -> Body:
+    """POST /v1/chunks/missing {chunks: [ids]}: which of these chunks the
+    server has not stored, so a client packs only those (docs/DESIGN.md
+    "Packs"). Stateless; it tells a user only about their own chunks."""
+    only_fields(body, {"chunks"})
+    raw = body.get("chunks")
+    limit = rt.settings.limits.max_batch_chunks
+    if not isinstance(raw, list):
+        raise BadRequest("chunks must be a list of chunk ids")
+    if len(raw) > limit:
+        raise TooLarge(f"ask about at most {limit} chunks at once")
+    wanted = {check_chunk_id(c) for c in raw}
+    return {"missing": sorted(wanted - rt.meta.known_chunks(who.user_id, wanted))}
+
+
 # -- the change feed and files ---------------------------------------------
 def changes(rt: Runtime, who: Claims, params: dict[str, str] | None) -> Body:
     limits = rt.settings.limits
@@ -278,8 +415,7 @@ def _version_body(rt: Runtime, who: Claims, v: Version, urls: bool) -> Body:
             # GET manifest_url with `Range: bytes=offset-(offset+length-1)`.
             out["manifest_range"] = {"offset": v.manifest_offset,
                                      "length": v.manifest_length}
-        out["chunks"] = [{"id": c, "url": rt.blobs.presign_get(chunk_key(who.user_id, c))}
-                         for c in dict.fromkeys(v.chunk_ids)]
+        out.update(chunk_sources(rt, who.user_id, v.chunk_ids))
     return out
 
 
@@ -294,7 +430,8 @@ def get_file(rt: Runtime, who: Claims, file_id: str, params: dict[str, str] | No
         raise NotFound("no such file or revision")
     body = _version_body(rt, who, version, urls=True)
     if "manifest_url" in body:  # metered as issued: every URL, the bytes they serve
-        rt.usage.count_requests(who.user_id, time.time(), gets=1 + len(body["chunks"]),
+        urls = sum("url" in c for c in body["chunks"]) + len(body.get("packs", {}))
+        rt.usage.count_requests(who.user_id, time.time(), gets=1 + urls,
                                 egress=version.size)
     return body
 

@@ -4,18 +4,23 @@ result per entry out, one wake-up and one push.
   1 the server's own batch record (trust nothing written into S3)
   2 every file lock of the batch in one Redis round trip (all or nothing)
   3 the bundle's real size, then the chunks once for the whole batch
+    (packs included: pack_commit.py), and each entry's device signature
+    (signing.py: one read of the bundle)
   4 heads in bulk, each entry decided on its own (core.batch, core.decide)
   5 the bundle copied into place once, before any transaction
   6 the accepted entries in groups, ONE fenced transaction each (heads,
-    revisions, feed entries, feed counter, their results); then the
-    conflicts' and rejections' results
+    revisions, feed entries, feed counter, the group's results item); then
+    the conflicts' and rejections' results (never over an accepted entry)
   7 delete staging, release the locks, wake the long poll and push once
 
 A lost fence re-reads the record (results other runs wrote) and the heads,
 and decides the still open entries again; an entry whose head already
 carries this batch's id was committed by an earlier run. So a crash after
 any group, a lock that expired, or two handlers on one batch cost retries,
-never an entry committed twice (invariant 2 and 3, per file).
+never an entry committed twice (invariant 2 and 3, per file). The locks are
+taken all or nothing, or after a bounded wait those that are free (the
+fence decides the others), and renewed between groups while a big batch
+commits (adapters/redis_lock.py, BatchLease).
 `fault(step)` is commit.py's hook, at the same step names.
 """
 from __future__ import annotations
@@ -43,14 +48,18 @@ from .core.batch import (
     result_of,
 )
 from .core.errors import Unavailable
-from .core.ids import bundle_key, chunk_key
+from .core.ids import bundle_key
 from .core.notices import batch_result
 from .core.records import batch_topic, feed_topic
+from .core.signatures import overridden
 from .feed import feed_turn
+from .pack_commit import missing_chunks
+from .signing import batch_problems
 
 log = logging.getLogger("sealsync.batch")
 Fault = Callable[[str], None]
 Clock = Callable[[], float]
+KeepLocks = Callable[[], object]  # renews the batch's locks when due
 MAX_FENCE_RETRIES = 20
 
 
@@ -81,13 +90,13 @@ def commit_batch(rt: Runtime, key: str, rec: BatchRecord, fault: Fault = no_faul
         rt.blobs.delete(key)  # a duplicate event or a replayed PUT
         return BatchOutcome(rec.batch_id, FINISHED, "duplicate")
     lock_keys = [rt.locks.key(rec.user_id, e.file_id) for e in rec.entries]
-    with rt.locks.held_all(lock_keys):
+    with rt.locks.held_all(lock_keys) as lease:
         fault("locked")
         rec = rt.batches.get(rec.batch_id) or rec  # again, under the locks
         if rec.status == FINISHED:
             outcome = BatchOutcome(rec.batch_id, FINISHED, "finished by another handler")
         else:
-            outcome = _decide_and_write(rt, key, rec, fault, now)
+            outcome = _decide_and_write(rt, key, rec, fault, now, lease.renew_if_due)
         if outcome.status == FINISHED:
             rt.blobs.delete(key)
         fault("cleaned")
@@ -97,10 +106,12 @@ def commit_batch(rt: Runtime, key: str, rec: BatchRecord, fault: Fault = no_faul
 
 
 def _decide_and_write(rt: Runtime, key: str, rec: BatchRecord, fault: Fault,
-                      now: Clock) -> BatchOutcome:
+                      now: Clock, keep_locks: KeepLocks) -> BatchOutcome:
     size = rt.blobs.size(key)
     # A bundle of the wrong size rejects every entry: no chunk is worth a HEAD.
-    missing = _missing_chunks(rt, rec) if size == rec.bundle_size else {}
+    missing = missing_chunks(rt, rec) if size == rec.bundle_size else {}
+    # Signed by the presigning device for exactly these bytes? (one read of the bundle)
+    problems = batch_problems(rt, key, rec) if size == rec.bundle_size else {}
     fault("checked")
     if size is None:  # a forged or stale event must not decide a batch in flight
         return BatchOutcome(rec.batch_id, core.PENDING, "bundle is absent")
@@ -110,7 +121,7 @@ def _decide_and_write(rt: Runtime, key: str, rec: BatchRecord, fault: Fault,
     for _ in range(MAX_FENCE_RETRIES):
         open_files = [rec.entries[i].file_id for i in rec.open_entries()]
         heads = rt.batches.heads(rec.user_id, open_files)
-        decisions = decide_entries(rec, heads, size, missing)
+        decisions = overridden(decide_entries(rec, heads, size, missing), problems)
         fault("decided")
         if not copied and any(isinstance(d, core.Accept | core.Conflict)
                               for d in decisions.values()):
@@ -123,12 +134,12 @@ def _decide_and_write(rt: Runtime, key: str, rec: BatchRecord, fault: Fault,
             fault("copied")
         accepted = {i: d.revision for i, d in decisions.items() if isinstance(d, core.Accept)}
         try:
-            _commit_groups(rt, rec, accepted, dest, offsets, now, fault)
+            _commit_groups(rt, rec, accepted, dest, offsets, now, fault, keep_locks)
         except FenceLost:
             rec = rt.batches.get(rec.batch_id) or rec  # what other runs committed
             continue
         finals = {i: r for i, d in decisions.items() if (r := result_of(d)) is not None}
-        rt.batches.write_results(rec.batch_id, finals)
+        rt.batches.write_results(rec, finals)
         break
     else:
         raise BatchFenceLostTooOften(f"batch {rec.batch_id}: the fence was lost "
@@ -141,19 +152,9 @@ def _decide_and_write(rt: Runtime, key: str, rec: BatchRecord, fault: Fault,
     return BatchOutcome(rec.batch_id, FINISHED, "finished", replace(rec, status=FINISHED))
 
 
-def _missing_chunks(rt: Runtime, rec: BatchRecord) -> dict[int, int]:
-    """Per open entry, how many of its distinct chunks are not stored: one
-    index lookup and one HEAD per distinct chunk for the whole batch."""
-    wanted = {c for i in rec.open_entries() for c in rec.entries[i].chunk_ids}
-    unknown = sorted(wanted - rt.meta.known_chunks(rec.user_id, wanted))
-    absent_keys = set(rt.blobs.missing([chunk_key(rec.user_id, c) for c in unknown]))
-    absent = {c for c in unknown if chunk_key(rec.user_id, c) in absent_keys}
-    out = {i: len(set(rec.entries[i].chunk_ids) & absent) for i in rec.open_entries()}
-    return {i: n for i, n in out.items() if n}
-
-
 def _commit_groups(rt: Runtime, rec: BatchRecord, accepted: dict[int, int], dest: str,
-                   offsets: list[int], now: Clock, fault: Fault) -> None:
+                   offsets: list[int], now: Clock, fault: Fault,
+                   keep_locks: KeepLocks) -> None:
     """Commit the accepted entries group by group, holding the user's feed
     lock across the groups when Redis gives it (so the batch's seqs are one
     range and single uploads wait rather than lose the fence). Best effort,
@@ -162,12 +163,14 @@ def _commit_groups(rt: Runtime, rec: BatchRecord, accepted: dict[int, int], dest
         return
     user = rec.user_id
     groups = plan_groups(sorted(accepted), {i: entry_bytes(rec.entries[i]) for i in accepted})
+    expires = rec.created + rt.settings.record_ttl_s  # the group items go with the record
     with feed_turn(rt, user) as hint:
         last = rt.meta.feed_head(user) if hint is None else hint
         for group in groups:
+            keep_locks()  # a big batch may outlast the locks' TTL
             seqs = group_seqs(last, group)
             rt.batches.commit_group(rec, {i: accepted[i] for i in group}, seqs, last, dest,
-                                    offsets, int(now()))
+                                    offsets, int(now()), expires)
             last = seqs[group[-1]]
             fault("committed")
         # Once for the batch: a crash before this only costs a stale hint (one
@@ -198,8 +201,8 @@ def expire_batch(rt: Runtime, rec: BatchRecord, reason: str, now: float) -> bool
     """The sweeper's end for a batch whose bundle never arrived: every open
     entry rejected, woken and pushed like a commit's result. True if this
     call finished it."""
-    rt.batches.write_results(rec.batch_id, {i: EntryResult(core.REJECTED, reason=reason)
-                                            for i in rec.open_entries()})
+    rt.batches.write_results(rec, {i: EntryResult(core.REJECTED, reason=reason)
+                                   for i in rec.open_entries()})
     rec = rt.batches.get(rec.batch_id) or rec
     if rec.open_entries() or not rt.batches.finish(rec.batch_id, int(now)):
         return False

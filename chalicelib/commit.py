@@ -3,7 +3,8 @@
 
   1 look up the server's own upload record (trust nothing written into S3)
   2 take the Redis lock lock:{user}:{file}
-  3 check the manifest's real size and that every chunk exists
+  3 check the manifest's real size, that every chunk exists, and the
+    device's signature over the staged bytes (signing.py)
   4 decide (pure core), copy the manifest into place
   5 ONE fenced transaction: head + revision + feed entry + result, under the
     user's short feed lock when Redis gives it (efficiency only; the fence stays)
@@ -28,12 +29,15 @@ from .adapters.meta import AlreadyFinished, FenceLost
 from .batch_commit import commit_batch
 from .config import Runtime
 from .core import decide as core
+from .core.batch import BatchRecord
 from .core.errors import BadRequest
 from .core.ids import chunk_key, manifest_key, parse_staging_key
 from .core.notices import upload_result
 from .core.records import UploadRecord, feed_topic, upload_topic
+from .core.signatures import overridden
 from .feed import feed_turn
 from .push import notify_upload
+from .signing import upload_problem
 
 log = logging.getLogger("sealsync.commit")
 Fault = Callable[[str], None]
@@ -72,11 +76,11 @@ def commit_staging_object(rt: Runtime, key: str, fault: Fault = no_fault,
     except BadRequest as exc:
         log.warning("ignoring object outside staging: %s", exc.message)
         return Outcome(None, "ignored", exc.message)
-    rec = rt.meta.get_upload(upload_id)
-    if rec is None and (batch := rt.batches.get(upload_id)) is not None \
-            and batch.user_id == user_id:
-        done = commit_batch(rt, key, batch, fault, now)  # a batch's bundle
+    found = rt.batches.get_record(upload_id)  # one read, whichever it is
+    if isinstance(found, BatchRecord) and found.user_id == user_id:
+        done = commit_batch(rt, key, found, fault, now)  # a batch's bundle
         return Outcome(upload_id, done.status, done.detail)
+    rec = found if isinstance(found, UploadRecord) else None
     if rec is None or rec.user_id != user_id:
         # Unknown, or written under another user's prefix: never commit it.
         # The object is removed so it cannot linger (the sweeper would too).
@@ -108,6 +112,9 @@ def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
                       now: Callable[[], float]) -> Outcome:
     size = rt.blobs.size(key)
     missing = missing_chunks(rt, rec) if size is not None else 0
+    # Signed by the presigning device for exactly these bytes?
+    problem = upload_problem(rt, key, rec) if size == rec.manifest_size else None
+    problems = {} if problem is None else {0: problem}
     fault("checked")
     proposal = core.Proposal(status=rec.status, base_revision=rec.base_revision,
                              declared_size=rec.manifest_size, actual_size=size,
@@ -115,8 +122,9 @@ def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
     dest: str | None = None
     for _ in range(MAX_FENCE_RETRIES):
         head = rt.meta.get_head(rec.user_id, rec.file_id)
-        decision = core.decide(head.revision if head else 0,
-                               head.deleted if head else False, proposal)
+        decision = overridden({0: core.decide(head.revision if head else 0,
+                                              head.deleted if head else False, proposal)},
+                              problems)[0]
         fault("decided")
         try:
             if isinstance(decision, core.Skip):

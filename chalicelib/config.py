@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .core.metering import Prices
+from .core.ratelimit import Rates
 from .core.requests import Limits
 
 if TYPE_CHECKING:  # heavy imports stay out of the cold start path
@@ -23,11 +24,16 @@ if TYPE_CHECKING:  # heavy imports stay out of the cold start path
     from .adapters.billing_store import BillingStore
     from .adapters.blobs import Blobs
     from .adapters.connections import Registry
+    from .adapters.devices import Devices
     from .adapters.mailer import Mailer
     from .adapters.meta import Meta
     from .adapters.mobile import Mobile
+    from .adapters.packs import Packs
+    from .adapters.pairings import Pairings
     from .adapters.payments import Payments
+    from .adapters.rate_limits import Buckets
     from .adapters.redis_lock import Locks
+    from .adapters.tickets import Tickets
     from .adapters.usage import Usage
     from .adapters.wakeups import Waker
     from .push import Notifier, WsSender
@@ -67,6 +73,7 @@ class Settings:
     ws_endpoint: str | None = None  # management API override (the local stack)
     ws_url: str | None = None  # the public wss:// URL clients connect to
     push_apps: dict[str, str] = field(default_factory=dict)  # platform -> SNS app ARN
+    rates: Rates = field(default_factory=Rates)  # abuse limits on the public routes
     # the back office (docs/OPERATIONS.md, "Billing"): unset key = billing off
     stripe_key: str | None = None
     stripe_key_ref: str | None = None  # ssm:/... or secretsmanager:... (deployed stages)
@@ -126,6 +133,8 @@ class Settings:
             ws_endpoint=env.get("SEALSYNC_WS_ENDPOINT") or None,
             ws_url=env.get("SEALSYNC_WS_URL") or None,
             push_apps={p: env[v] for p, v in PUSH_APP_VARS.items() if env.get(v)},
+            rates=Rates().scaled(_positive(num("SEALSYNC_RATE_SCALE", 1.0),
+                                           "SEALSYNC_RATE_SCALE")),
             stripe_key=env.get("SEALSYNC_STRIPE_KEY") or None,
             stripe_api_base=env.get("SEALSYNC_STRIPE_API_BASE") or None,
             stripe_webhook_secret=env.get("SEALSYNC_STRIPE_WEBHOOK_SECRET", ""),
@@ -186,6 +195,12 @@ def _secret_ref(env: dict[str, str], name: str) -> str | None:
         raise ConfigError(f"{name} must be ssm:/parameter/name or secretsmanager:id, "
                           f"got {ref!r}")
     return ref
+
+
+def _positive(value: float, name: str) -> float:
+    if not value > 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+    return value
 
 
 def _check_secret(secret: bytes, source: str = "SEALSYNC_TOKEN_SECRET") -> None:
@@ -300,10 +315,22 @@ class Runtime:
         return Batches(self.dynamodb, self.settings.table)
 
     @cached_property
+    def packs(self) -> Packs:
+        from .adapters.packs import Packs
+
+        return Packs(self.dynamodb, self.settings.table)
+
+    @cached_property
     def accounts(self) -> Accounts:
         from .adapters.accounts import Accounts
 
         return Accounts(self.dynamodb, self.settings.table)
+
+    @cached_property
+    def devices(self) -> Devices:
+        from .adapters.devices import Devices
+
+        return Devices(self.dynamodb, self.settings.table)
 
     @cached_property
     def billing(self) -> BillingStore:
@@ -342,6 +369,24 @@ class Runtime:
         from .adapters.redis_lock import Locks
 
         return Locks(self.redis, self.settings.lock_ttl_ms, self.settings.lock_wait_s)
+
+    @cached_property
+    def rate_buckets(self) -> Buckets:
+        from .adapters.rate_limits import Buckets
+
+        return Buckets(self.redis, self.settings.token_secret)
+
+    @cached_property
+    def pairings(self) -> Pairings:
+        from .adapters.pairings import Pairings
+
+        return Pairings(self.redis)
+
+    @cached_property
+    def tickets(self) -> Tickets:
+        from .adapters.tickets import Tickets
+
+        return Tickets(self.redis)
 
     @cached_property
     def waker(self) -> Waker:

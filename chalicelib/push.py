@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .core import notices
-from .core.errors import BadRequest, SealsyncError, Unauthorized
+from .core.errors import BadRequest, Conflict, SealsyncError, Unauthorized
 from .core.tokens import verify
 
 if TYPE_CHECKING:
@@ -142,16 +142,33 @@ def notify_upload(rt: Runtime, rec: UploadRecord, result: notices.Message) -> No
 
 
 # -- the WebSocket handlers (what app.py's on_ws_* call) ------------------------
-def _bearer(event: Event) -> str:
-    """The token: `Authorization: Bearer` header, else `?token=` (browsers
-    cannot set headers on a WebSocket)."""
+def _caller(rt: Runtime, event: Event) -> tuple[str, str]:
+    """(user, device) from the `Authorization: Bearer` header, or from a
+    one-time `?ticket=` (POST /v1/push/tickets: browsers cannot set
+    headers). A bearer token in the query string is refused: access logs
+    keep query strings, and a token there would outlive its request."""
     headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
     auth = headers.get("authorization")
-    if isinstance(auth, str) and auth:
-        return auth.removeprefix("Bearer ").strip()
     query = event.get("queryStringParameters") or {}
-    token = query.get("token") if isinstance(query, dict) else None
-    return token if isinstance(token, str) else ""
+    query = query if isinstance(query, dict) else {}
+    if "token" in query:
+        raise Unauthorized("a token in the query string is refused: send the Authorization "
+                           "header, or connect with ?ticket= from POST /v1/push/tickets")
+    if isinstance(auth, str) and auth:
+        who = verify(rt.settings.token_secret, auth.removeprefix("Bearer ").strip(),
+                     int(time.time()))
+        return who.user_id, who.device_id
+    ticket = query.get("ticket")
+    found = rt.tickets.redeem(ticket) if isinstance(ticket, str) else None
+    if found is None:
+        raise Unauthorized("a bearer token or an unspent connect ticket is required")
+    return found
+
+
+def connect_ticket(rt: Runtime, user_id: str, device_id: str) -> dict[str, Any]:
+    """POST /v1/push/tickets: a single-use ticket to open one WebSocket."""
+    ticket = rt.tickets.issue(user_id, device_id)
+    return {"ticket": ticket, "expires_at": int(time.time()) + rt.tickets.ttl_s}
 
 
 def ws_connect(rt: Runtime, event: Event) -> dict[str, Any]:
@@ -162,12 +179,14 @@ def ws_connect(rt: Runtime, event: Event) -> dict[str, Any]:
     if not isinstance(connection_id, str) or not connection_id:
         return _reply(400, BadRequest("no connection id"))
     try:
-        who = verify(rt.settings.token_secret, _bearer(event), int(time.time()))
+        user_id, device_id = _caller(rt, event)
+        device = rt.devices.get(user_id, device_id)
+        if device is None or device.revoked_at is not None:
+            raise Unauthorized("this device was revoked")
     except Unauthorized as exc:
         return _reply(401, exc)
     endpoint = rt.ws_sender.endpoint(ctx, rt.settings.region)
-    rt.registry.add_connection(who.user_id, who.device_id, connection_id, endpoint,
-                               int(time.time()))
+    rt.registry.add_connection(user_id, device_id, connection_id, endpoint, int(time.time()))
     return {"statusCode": 200}
 
 
@@ -208,13 +227,16 @@ def _reply(status: int, exc: SealsyncError) -> dict[str, Any]:
 # -- mobile registration (POST/DELETE /v1/push/registrations) -------------------
 def register_mobile(rt: Runtime, user_id: str, device_id: str,
                     body: dict[str, Any]) -> dict[str, Any]:
-    from .adapters.mobile import NotConfigured
+    from .adapters.mobile import EndpointTaken, NotConfigured
 
     platform, token = notices.parse_registration(body)
     try:
         arn = rt.mobile.register(platform, token, f"{user_id}:{device_id}")
     except NotConfigured:
         raise BadRequest(f"this server has no {platform} push configured") from None
+    except EndpointTaken:
+        raise Conflict("this push token is registered to another device; remove that "
+                       "registration (DELETE /v1/push/registrations) from it first") from None
     rt.registry.put_mobile(user_id, device_id, platform, arn, int(time.time()))
     return {"device_id": device_id, "platform": platform, "enabled": True}
 

@@ -34,10 +34,13 @@ PRICES = ROOT / "deploy" / "prices.json"
 # Calls one commit makes, server side (the client's own PUTs come from the
 # bench: s3_puts_per_small_file). Kept equal to what the code does by
 # tests/deploy/test_call_counts.py.
-S3_CALLS = {"HeadObject": 3, "CopyObject": 1, "DeleteObject": 1}
-DYNAMODB_CALLS = {"GetItem": 5,  # 1 of them the billing standing (read-only accounts: 402)
+# GetObject: the handler reads the manifest once to check its device signature
+S3_CALLS = {"HeadObject": 3, "GetObject": 1, "CopyObject": 1, "DeleteObject": 1}
+DYNAMODB_CALLS = {"GetItem": 4,  # 1 of them the billing standing (read-only accounts: 402)
                   "PutItem": 1, "BatchGetItem": 2, "TransactWriteItems": 1,
-                  "Query": 1,  # push: the user's connections and mobile endpoints
+                  # routing the staging key (one read, batch or upload); push:
+                  # the user's connections and mobile endpoints
+                  "Query": 2,
                   "BatchWriteItem": 1,
                   "UpdateItem": 1}  # metering: the PUT URLs POST /v1/uploads issued
 # items <= 1 KiB written, <= 4 KiB read; the transaction's 2 usage counters add 4 WRU
@@ -58,39 +61,45 @@ AUTHORIZER_MS = 5.0  # assumption: one HMAC check, warm
 # Measured at several N by tests/deploy/test_call_counts.py: a fixed part per
 # batch, a part per transaction group of BATCH_GROUP entries, a part per page
 # of BATCH_HEADS_PAGE heads, and a part per entry.
-BATCH_GROUP = 32  # entries per TransactWriteItems (3 per file + 4 <= 100 actions)
+BATCH_GROUP = 31  # entries per TransactWriteItems (3 per file + 5 <= 100 actions)
 BATCH_HEADS_PAGE = 100  # heads per BatchGetItem
-BATCH_S3_CALLS = {"HeadObject": 2, "CopyObject": 1, "DeleteObject": 1}  # per batch
-BATCH_DYNAMODB_FIXED = {"GetItem": 6, "PutItem": 1, "UpdateItem": 2, "Query": 1}
+# per batch; GetObject: one read of the bundle checks every entry's device signature
+BATCH_S3_CALLS = {"HeadObject": 2, "GetObject": 1, "CopyObject": 1, "DeleteObject": 1}
+# Create: the entries item and the state (2 PutItem); finish (1 UpdateItem);
+# metering the PUT URLs issued (1 UpdateItem); 4 consistent Queries of
+# UP#{batch} (routing, under the locks, the end, GET /v1/batches/{id}) + the
+# push's Query of the user's devices; the billing standing (1 GetItem).
+BATCH_DYNAMODB_FIXED = {"GetItem": 1, "PutItem": 2, "UpdateItem": 2, "Query": 5}
 BATCH_DYNAMODB_PER_GROUP = {"TransactWriteItems": 1}
 BATCH_DYNAMODB_PER_PAGE = {"BatchGetItem": 1}
 # Capacity units as if every item were <= 1 KiB written / 4 KiB read (the
-# batch record is not: see BATCH_RECORD_* below, priced separately).
-# 5 GetItems + the push Query + the billing standing (0.5); create, finish,
-# metering the PUT URLs issued
-BATCH_UNITS_FIXED = {"rru": 6.5, "wru": 3.0}
-# feed counter + record + the 2 usage counters, transactional
-BATCH_UNITS_PER_GROUP = {"rru": 0.0, "wru": 8.0}
+# entries item and the Queries are not: see BATCH_RECORD_* below).
+BATCH_UNITS_FIXED = {"rru": 5.5, "wru": 4.0}  # 5 Queries, the standing; 2 puts, finish, metering
+# feed counter + the group's results item + the check of the batch's state
+# + the 2 usage counters, each transactional (x2)
+BATCH_UNITS_PER_GROUP = {"rru": 0.0, "wru": 10.0}
 BATCH_UNITS_PER_ENTRY = {"rru": 1.0, "wru": 6.0}  # its head read; head, revision, feed entry
 # 3 scripts (all locks, their release, the feed lock's release), SET NX +
 # GET + SET of the feed lock and hint, RPUSH + EXPIRE of the batch's topic;
 # per entry RPUSH + EXPIRE of the feed topic of its seq (one wake-up pipeline).
 BATCH_REDIS_FIXED = 8
 BATCH_REDIS_PER_ENTRY = 2
-# The batch record (UP#{batch}) is not small: the entries packed when it is
-# created, then one result attribute per entry, written group by group. Its
-# reads and writes cost by its size (DynamoDB's item size rules), measured
-# when it is created and when it is finished.
-BATCH_RECORD_BYTES_CREATED = (200, 52)  # (fixed, per entry): 260 B at N=1, 5.3 KiB at 100
-BATCH_RECORD_BYTES_FINISHED = (193, 67)  # 260 B at N=1, 6.7 KiB at 100, 66 KiB at 1,000
-# Consistent GetItems of it: v1's get_upload routing the key, the handler's
-# routing read and its read under the locks (created size), the handler's
-# final read and GET /v1/batches/{id} (finished size).
-BATCH_RECORD_READS_CREATED = 3
-BATCH_RECORD_READS_FINISHED = 2
-# Writes: PutItem (create), UpdateItem (finish), and one transactional
-# update per group (results so far), counted twice like every transactional write.
-BATCH_RECORD_WRITES_FIXED = 2
+# The batch's items (adapters/batches.py), by DynamoDB's size rules, measured
+# by tests/deploy/test_call_counts.py as (fixed, per entry) bytes: the
+# entries item (written once: 38 KiB at N = 1,000), one results item per
+# group (under 1 KiB: priced as small), the state (small while every entry is
+# accepted).
+BATCH_ENTRIES_BYTES = (66, 39)
+BATCH_GROUP_BYTES = (64, 18)
+BATCH_STATE_BYTES = 184
+# The Queries that read the batch's items before its groups commit (routing,
+# under the locks) and after (the end, GET /v1/batches/{id}).
+BATCH_RECORD_READS_BEFORE = 2
+BATCH_RECORD_READS_AFTER = 2
+# Writes to UP#{batch} items: the 2 puts and the finish, and per group its
+# results item (transactional: counted twice). The state's check is not a write.
+BATCH_RECORD_WRITES_FIXED = 3
+BATCH_RECORD_WRITES_PER_GROUP = 2
 BATCH_API_CALLS = 2  # POST /v1/batches, GET /v1/batches/{id}?wait=20
 BATCH_SQS_REQUESTS = 3  # one S3 event per batch: SendMessage, ReceiveMessage, DeleteMessage
 CLIENT_BATCH = 1000  # the desktop client's batch size (outbox.MAX_ENTRIES), as in the bench
@@ -129,24 +138,45 @@ def _kib(size: float, unit: int) -> int:
     return max(1, -(-int(size) // unit))
 
 
+def batch_record_bytes(n: int) -> dict[str, int]:
+    """The batch's items when it is finished: state, entries, all groups."""
+    (e0, ee), (g0, ge) = BATCH_ENTRIES_BYTES, BATCH_GROUP_BYTES
+    return {"state": BATCH_STATE_BYTES, "entries": e0 + ee * n,
+            "groups": batch_groups(n) * g0 + ge * n}
+
+
 def batch_record_units(n: int) -> dict[str, float]:
-    """What the record's size adds to batch_units (which counts every item
-    as one unit): each write priced at the record's size after it (the
-    results grow by group), each read at its size then, plus the pending
+    """What the batch items' sizes add to batch_units (which counts every
+    item as one unit): the entries item's one write at its size, the Queries
+    at the bytes they read (before the groups and after), plus the pending
     index (KEYS_ONLY: one put on create, one delete on finish)."""
-    c0, ce = BATCH_RECORD_BYTES_CREATED
-    f0, fe = BATCH_RECORD_BYTES_FINISHED
-    created, finished = c0 + ce * n, f0 + fe * n
-    groups = batch_groups(n)
-    wru = float(_kib(created, 1024) + _kib(finished, 1024))
-    for k in range(1, groups + 1):
-        size = created + (finished - created) * min(BATCH_GROUP * k, n) / n
-        wru += 2 * _kib(size, 1024)
-    rru = float(BATCH_RECORD_READS_CREATED * _kib(created, 4096)
-                + BATCH_RECORD_READS_FINISHED * _kib(finished, 4096))
-    small_w = BATCH_RECORD_WRITES_FIXED + 2 * groups
-    small_r = BATCH_RECORD_READS_CREATED + BATCH_RECORD_READS_FINISHED
-    return {"rru": rru - small_r, "wru": wru - small_w + INDEX_WRU_PER_RECORD}
+    size = batch_record_bytes(n)
+    before = size["state"] + size["entries"]
+    after = before + size["groups"]
+    wru = _kib(size["entries"], 1024) - 1 + INDEX_WRU_PER_RECORD
+    rru = (BATCH_RECORD_READS_BEFORE * (_kib(before, 4096) - 1)
+           + BATCH_RECORD_READS_AFTER * (_kib(after, 4096) - 1))
+    return {"rru": float(rru), "wru": float(wru)}
+
+
+def item_bytes(item: dict[str, Any]) -> int:
+    """An item's size by DynamoDB's rules (names + values; numbers about
+    1 byte per 2 digits + 1; maps and lists 3 bytes + 1 per element), from
+    its wire form ({"S": ...}, {"B": ...})."""
+    def value(v: dict[str, Any]) -> int:
+        (t, x), = v.items()
+        if t in ("S", "B"):
+            return len(x.encode() if t == "S" else x if isinstance(x, bytes) else x)
+        if t == "N":
+            return (len(x.lstrip("-").replace(".", "").strip("0")) + 1) // 2 + 1
+        if t in ("BOOL", "NULL"):
+            return 1
+        if t == "M":
+            return 3 + sum(len(k) + value(w) + 1 for k, w in x.items())
+        if t == "L":
+            return 3 + sum(value(w) + 1 for w in x)
+        return sum(len(w) for w in x)  # sets
+    return sum(len(k) + value(v) for k, v in item.items())
 
 
 def capacity_units(operation: str, params: dict[str, Any]) -> tuple[float, float]:
@@ -222,7 +252,7 @@ def lines(m: Measured, prices: dict[str, Any], mem_mb: int) -> list[dict[str, An
     # The long poll is billed while it waits: about the commit latency.
     gb_s = gb * (m.commit_handler_ms + API_HANDLER_MS + m.commit_latency_ms
                  + API_CALLS * AUTHORIZER_MS) / 1000
-    s3_gets = S3_CALLS["HeadObject"]
+    s3_gets = S3_CALLS["HeadObject"] + S3_CALLS["GetObject"]
     s3_puts = S3_CALLS["CopyObject"] + m.client_puts
     rows = [
         ("Lambda requests", invocations, "lambda_request"),
@@ -231,7 +261,7 @@ def lines(m: Measured, prices: dict[str, Any], mem_mb: int) -> list[dict[str, An
         ("DynamoDB write units", DYNAMODB_UNITS["wru"], "dynamodb_wru"),
         ("DynamoDB read units", DYNAMODB_UNITS["rru"], "dynamodb_rru"),
         ("S3 PUT/COPY (client + handler)", s3_puts, "s3_put"),
-        ("S3 HEAD", s3_gets, "s3_get"),
+        ("S3 HEAD/GET", s3_gets, "s3_get"),
         ("SQS requests", SQS_REQUESTS, "sqs_request"),
         ("Redis ECPUs", REDIS_COMMANDS + REDIS_POLL_COMMANDS, "redis_ecpu"),
     ]
@@ -248,7 +278,7 @@ BATCH_ASSUMPTIONS = (
     "every file is new and small (inline, no chunks): its chunk PUTs come from the "
     "bench ({chunks:g} per file)",
     "one authorizer invocation per API call (API Gateway caches it 60 s per token)",
-    "the batch record is priced at its size after each write (measured per entry)",
+    "the batch's entries item and its Queries are priced at their measured sizes",
 )
 
 
@@ -270,7 +300,7 @@ def batch_lines(m: Measured, prices: dict[str, Any], mem_mb: int,
         ("DynamoDB read units", units["rru"] + record["rru"], "dynamodb_rru"),
         ("S3 PUT/COPY (client + handler)",
          1 + m.chunk_puts * n + BATCH_S3_CALLS["CopyObject"], "s3_put"),
-        ("S3 HEAD", BATCH_S3_CALLS["HeadObject"], "s3_get"),
+        ("S3 HEAD/GET", BATCH_S3_CALLS["HeadObject"] + BATCH_S3_CALLS["GetObject"], "s3_get"),
         ("SQS requests", BATCH_SQS_REQUESTS, "sqs_request"),
         ("Redis ECPUs", batch_redis_commands(n) + REDIS_POLL_COMMANDS, "redis_ecpu"),
     ]

@@ -73,10 +73,11 @@ def policy(app: str, stage: str, env: dict[str, str], api_stage: str = "api") ->
         _statement("Logs", ["logs:CreateLogStream", "logs:PutLogEvents"],
                    [f"{ARN}:logs:{AT}:log-group:/aws/lambda/{app}-{stage}{f}:*"
                     for f in FUNCTIONS]),
-        # Presigned PUTs are signed with this role: chunks and staging only.
+        # Presigned PUTs are signed with this role: chunks, packs and staging only.
         # Manifests are written by the commit handler's server-side copy.
         _statement("ObjectsReadWrite", ["s3:GetObject", "s3:PutObject"],
-                   [f"{obj}/staging/*", f"{obj}/chunks/*", f"{obj}/manifests/*"]),
+                   [f"{obj}/staging/*", f"{obj}/chunks/*", f"{obj}/packs/*",
+                    f"{obj}/manifests/*"]),
         _statement("StagingDelete", ["s3:DeleteObject"], [f"{obj}/staging/*"]),
         # ListBucket makes HEAD of an absent chunk a 404 rather than a 403
         # (the commit handler must tell "missing" from "denied"), and lets the

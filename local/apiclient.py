@@ -4,6 +4,9 @@ the real client library lives in clients/.
 
 Blobs here are opaque bytes standing in for ciphertext, and a chunk id is
 SHA-256 of the blob, standing in for the client's per-user keyed hash.
+Each device does hold real Ed25519 keys (an account key and its own), since
+the server checks the device signature of every version it commits
+(chalicelib/core/signatures.py): `sign_entry` makes one.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +55,54 @@ class Device:
     device_id: str
     token: str
     auth_key: str
+    account_seed: bytes = field(default=b"", repr=False)  # the account's Ed25519 seed
+    device_seed: bytes = field(default=b"", repr=False)  # this device's Ed25519 seed
 
     @property
     def headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.token}"}
+
+
+def _sign(seed: bytes, message: bytes) -> str:
+    import nacl.signing
+
+    return bytes(nacl.signing.SigningKey(seed).sign(message).signature).hex()
+
+
+def public_key(seed: bytes) -> str:
+    import nacl.signing
+
+    return bytes(nacl.signing.SigningKey(seed).verify_key).hex()
+
+
+def enrolment(user_id: str, account_seed: bytes, device_seed: bytes,
+              device_id: str | None = None) -> dict[str, str]:
+    """The fields of POST /v1/devices that register a device's key, vouched
+    for by the account key (and the account key itself, set once)."""
+    from chalicelib.core.signatures import device_message
+
+    device_id = device_id or secrets.token_hex(16)
+    key = bytes.fromhex(public_key(device_seed))
+    return {"device_id": device_id, "device_key": key.hex(),
+            "device_sig": _sign(account_seed, device_message(user_id, device_id, key)),
+            "signing_key": public_key(account_seed)}
+
+
+def sign_entry(dev: Device, file_id: str, base: int, manifest: bytes,
+               chunk_ids: Sequence[str] = (), tombstone: bool = False) -> str:
+    """The device's signature of one version, as the commit checks it."""
+    from chalicelib.core.signatures import Signed, entry_message
+
+    signed = Signed(file_id, base, tombstone, len(manifest), tuple(chunk_ids))
+    return _sign(dev.device_seed, entry_message(dev.user_id, signed,
+                                                hashlib.sha256(manifest).digest()))
+
+
+def sign_revoke(dev: Device, device_id: str) -> str:
+    """The account key's signature revoking `device_id` (DELETE /v1/devices/{id})."""
+    from chalicelib.core.signatures import revoke_message
+
+    return _sign(dev.account_seed, revoke_message(dev.user_id, device_id))
 
 
 @dataclass(frozen=True)
@@ -107,22 +154,27 @@ class Client:
     # -- accounts -------------------------------------------------------------
     def signup(self, kdf: str = "argon2id$m=65536,t=3,p=1$test") -> Device:
         """A new account and its first device."""
-        auth_key = secrets.token_hex(32)
-        user = self.call("POST", "/v1/accounts", body={"auth_key": auth_key, "kdf": kdf},
-                         expect=201)
-        return self.add_device(user["user_id"], auth_key)
+        auth_key, account_seed = secrets.token_hex(32), secrets.token_bytes(32)
+        user = self.call("POST", "/v1/accounts", body={
+            "auth_key": auth_key, "kdf": kdf, "signing_key": public_key(account_seed)},
+            expect=201)
+        return self.add_device(user["user_id"], auth_key, account_seed)
 
-    def add_device(self, user_id: str, auth_key: str) -> Device:
-        b = self.call("POST", "/v1/devices", body={"user_id": user_id, "auth_key": auth_key},
-                      expect=201)
-        return Device(b["user_id"], b["device_id"], b["token"], auth_key)
+    def add_device(self, user_id: str, auth_key: str, account_seed: bytes) -> Device:
+        seed = secrets.token_bytes(32)
+        b = self.call("POST", "/v1/devices", body={
+            "user_id": user_id, "auth_key": auth_key,
+            **enrolment(user_id, account_seed, seed)}, expect=201)
+        return Device(b["user_id"], b["device_id"], b["token"], auth_key, account_seed, seed)
 
     # -- uploads --------------------------------------------------------------
-    def create_upload(self, dev: Device, file_id: str, base: int, manifest_size: int,
+    def create_upload(self, dev: Device, file_id: str, base: int, manifest: bytes,
                       chunks: Sequence[bytes] = ()) -> dict[str, Any]:
+        ids = [chunk_id(c) for c in chunks]
         return self.call("POST", "/v1/uploads", dev, {
-            "file_id": file_id, "base_revision": base, "manifest_size": manifest_size,
-            "chunks": [{"id": chunk_id(c), "size": len(c)} for c in chunks]}, expect=201)
+            "file_id": file_id, "base_revision": base, "manifest_size": len(manifest),
+            "chunks": [{"id": i, "size": len(c)} for i, c in zip(ids, chunks, strict=True)],
+            "signature": sign_entry(dev, file_id, base, manifest, ids)}, expect=201)
 
     def put_chunks(self, ticket: dict[str, Any], chunks: Sequence[bytes]) -> None:
         """PUT the chunks the server asked for, with the create-only header."""
@@ -136,7 +188,7 @@ class Client:
                chunks: Sequence[bytes] = ()) -> Staged:
         """Presign, PUT the chunks, then the manifest (whose arrival in
         staging triggers the commit)."""
-        ticket = self.create_upload(dev, file_id, base, len(manifest), chunks)
+        ticket = self.create_upload(dev, file_id, base, manifest, chunks)
         self.put_chunks(ticket, chunks)
         self.put_blob(ticket["manifest_url"], manifest)
         return Staged(ticket["upload_id"], file_id, base)
@@ -156,8 +208,9 @@ class Client:
                 return got, polls
 
     def delete(self, dev: Device, file_id: str, base: int) -> dict[str, Any]:
-        return self.call("DELETE", f"/v1/files/{file_id}?base_revision={base}", dev,
-                         expect=202)
+        signature = sign_entry(dev, file_id, base, b"", tombstone=True)
+        return self.call("DELETE", f"/v1/files/{file_id}?base_revision={base}"
+                         f"&signature={signature}", dev, expect=202)
 
     # -- reading --------------------------------------------------------------
     def changes(self, dev: Device, cursor: int = 0, wait: int = 0) -> dict[str, Any]:

@@ -12,8 +12,11 @@ from pathlib import Path
 REGION = "us-east-1"
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_STATE = REPO / ".sealsync-stack.json"
+DEFAULT_DATA = REPO / ".sealsync-data"
 NAMES = {"SEALSYNC_BUCKET": "sealsync-local", "SEALSYNC_TABLE": "sealsync-local",
-         "SEALSYNC_QUEUE": "sealsync-commits"}
+         "SEALSYNC_QUEUE": "sealsync-commits",
+         # Every local client signs up from 127.0.0.1: abuse limits x100 (docs/OPERATIONS.md).
+         "SEALSYNC_RATE_SCALE": "100"}
 # Credentials of a real AWS account must never reach the local stack.
 AWS_VARS_TO_DROP = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 
@@ -33,6 +36,8 @@ class Options:
     exit_with_parent: bool = False
     verbose: bool = False
     presign_endpoint: str | None = None
+    data_dir: Path | None = DEFAULT_DATA  # None: --ephemeral, everything in memory
+    snapshot_interval_s: float = 30.0
 
 
 def parse_args(argv: list[str] | None = None, description: str | None = None) -> Options:
@@ -63,6 +68,15 @@ def parse_args(argv: list[str] | None = None, description: str | None = None) ->
     p.add_argument("--presign-endpoint", default=None, metavar="URL",
                    help="point presigned S3 URLs at URL instead of moto (e.g. a byte-"
                         "counting proxy in front of it: benchmarks/proxy.py)")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA,
+                   help="keep S3 objects and DynamoDB items here across restarts "
+                        "(local/persist.py; default: %(default)s)")
+    p.add_argument("--ephemeral", action="store_true",
+                   help="keep nothing: everything in memory, gone when the stack stops "
+                        "(tests and benchmarks use this)")
+    p.add_argument("--snapshot-interval", type=float, default=30.0, metavar="SECONDS",
+                   help="how often the data is snapshotted while running (default: "
+                        "%(default)s; also on stop)")
     a = p.parse_args(argv)
     if not 0.0 <= a.duplicate_events <= 1.0:
         p.error("--duplicate-events must be between 0 and 1")
@@ -71,7 +85,9 @@ def parse_args(argv: list[str] | None = None, description: str | None = None) ->
                    fake_redis=a.fake_redis, pump_workers=max(1, a.pump_workers),
                    duplicate_events=a.duplicate_events, delay_events_s=a.delay_events,
                    sweep_interval_s=a.sweep_interval, exit_with_parent=a.exit_with_parent,
-                   verbose=a.verbose, presign_endpoint=a.presign_endpoint)
+                   verbose=a.verbose, presign_endpoint=a.presign_endpoint,
+                   data_dir=None if a.ephemeral else a.data_dir,
+                   snapshot_interval_s=max(1.0, a.snapshot_interval))
 
 
 def configure_env(opts: Options, aws_endpoint: str, redis_url: str) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
     python -m local.stack [--api-port 8000] [--moto-port 0] [--redis-port 0]
                           [--state-file .sealsync-stack.json]
+                          [--data-dir .sealsync-data | --ephemeral]
 
   moto server   S3, DynamoDB, SQS: the bucket, table and commit queue (+DLQ)
                 and the bucket's S3 -> SQS notification, as deployed
@@ -15,6 +16,10 @@
                 sent to the API's /v1/billing/webhook
   scheduler     local/scheduler.py: the jobs of chalicelib.jobs.SCHEDULES,
                 fired through the same handler EventBridge Scheduler invokes
+
+S3 objects and DynamoDB items are kept in the data directory across restarts
+(local/persist.py: restored on start, snapshotted at intervals and on stop);
+--ephemeral keeps everything in memory only, as tests do.
 
 The endpoints are printed and written as JSON to the state file, which
 clients, tests and benchmarks read; "ready" is printed last, once all is
@@ -35,6 +40,7 @@ from typing import Any
 
 from local.moto import MotoProcess
 from local.options import REGION, Options, configure_env, parse_args
+from local.persist import DataDir
 from local.pump import Pump
 from local.services import FakeRedisServer, RedisServer, redis_server_path
 
@@ -107,11 +113,16 @@ class Stack:
         self.ws: Any = None  # the WebSocket gateway (docs/PUSH.md)
         self.info: dict[str, Any] = {}
         self._wrote_state = False
+        self.data = DataDir(opts.data_dir) if opts.data_dir is not None else None
 
     # -- start ------------------------------------------------------------
     def start(self) -> dict[str, Any]:
         self._claim_state_file()
-        self.moto = MotoProcess(self.opts.moto_port or None).start()
+        if self.data is not None:
+            self.data.claim(os.getpid(), _pid_alive)
+            self.data.load()  # refuse a snapshot we cannot read before touching anything
+        self.moto = MotoProcess(self.opts.moto_port or None, self.opts.data_dir,
+                                self.opts.snapshot_interval_s).start()
         redis_kind = self._start_redis()
         assert self.redis is not None
         env = configure_env(self.opts, self.moto.url, self.redis.url)
@@ -132,6 +143,9 @@ class Stack:
             _presign_via(rt, self.opts.presign_endpoint)
         queue_url = create_all(rt, env["SEALSYNC_QUEUE"])
         assert queue_url is not None
+        if self.data is not None:
+            log.info("%s", self.data.restore(rt.s3, rt.dynamodb))
+            self.moto.arm()  # only now may it snapshot: never a half-restored state
 
         import app as app_module  # only now: it reads the env at import time
 
@@ -165,6 +179,7 @@ class Stack:
             "table": rt.settings.table,
             "queue_url": queue_url,
             "region": REGION,
+            "data_dir": str(self.data.path) if self.data is not None else None,
             "pid": os.getpid(),
             "started_at": int(time.time()),
             "stripe": self.stripe.url if self.stripe else None,
@@ -264,7 +279,8 @@ class Stack:
                  ("localstripe", self.stripe.stop if self.stripe else None),
                  ("pump", self._stop_pump),
                  ("redis", self.redis.stop if self.redis else None),
-                 ("moto", self.moto.stop if self.moto else None)]
+                 ("moto", self.moto.stop if self.moto else None),
+                 ("data dir", self._release_data)]
         for name, step in steps:
             if step is None:
                 continue
@@ -274,6 +290,10 @@ class Stack:
                 log.warning("stopping %s failed: %s: %s", name, type(exc).__name__, exc)
         self.sweeper = self.pump = self.redis = self.moto = self.api = self.ws = None
         self.scheduler = self.stripe = None
+
+    def _release_data(self) -> None:
+        if self.data is not None:
+            self.data.release(os.getpid())
 
     def _stop_pump(self) -> None:
         if self.pump is None:
@@ -333,6 +353,7 @@ def describe(info: dict[str, Any], state_file: Path) -> str:
         f"  bucket        {info['bucket']}",
         f"  table         {info['table']}",
         f"  commit queue  {info['queue_url']}",
+        f"  data          {info.get('data_dir') or 'in memory only (--ephemeral)'}",
         f"  state file    {state_file.resolve()}",
     ])
 

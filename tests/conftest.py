@@ -16,6 +16,18 @@ from tests.billing_support import localstripe  # noqa: F401 - a fixture (localst
 from tests.harness import Harness, settings
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_real_keychain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keys the CLI remembers during tests (remember.py) go to a directory
+    of this session, never to the keychain or ~/.local/share of whoever
+    runs them; subprocesses inherit this environment."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    patch.setenv("SEALSYNC_REMEMBER_DIR", str(tmp_path_factory.mktemp("remembered")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture
 def fast_rt() -> Iterator[Runtime]:
     with mock_aws():

@@ -21,6 +21,7 @@ TEST_ENV = {
     "SEALSYNC_TABLE": "sealsync-test",
     "SEALSYNC_REDIS_URL": "redis://127.0.0.1:1/0",
     "SEALSYNC_TOKEN_SECRET": "test-secret-" + "x" * 32,
+    "SEALSYNC_RATE_SCALE": "1000",  # tests sign up many accounts from one address
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
@@ -61,10 +62,11 @@ class PendingBatch:
     key: str
     entries: list[BatchItem]
     ticket: dict[str, Any]
+    signatures: bytes = b""  # the bundle's trailer: one device signature per entry
 
     @property
     def bundle(self) -> bytes:
-        return b"".join(e.manifest for e in self.entries)
+        return b"".join(e.manifest for e in self.entries) + self.signatures
 
 
 @dataclass
@@ -90,6 +92,12 @@ class BatchItem:
             out["tombstone"] = True
         return out
 
+    def signature(self, dev: Device) -> bytes:
+        """`dev`'s signature of this entry, as the bundle's trailer carries it."""
+        return bytes.fromhex(apiclient.sign_entry(dev, self.file_id, self.base, self.manifest,
+                                                  [chunk_id(c) for c in self.chunks],
+                                                  self.tombstone))
+
 
 chunk_id = apiclient.chunk_id  # plain SHA-256 stands in for the client's keyed hash
 
@@ -101,16 +109,20 @@ class Harness:
 
     # -- accounts ---------------------------------------------------------
     def signup(self) -> Device:
-        auth_key = secrets.token_hex(32)
-        r = self.post("/v1/accounts", {"auth_key": auth_key, "kdf": "test"})
+        auth_key, account_seed = secrets.token_hex(32), secrets.token_bytes(32)
+        r = self.post("/v1/accounts", {"auth_key": auth_key, "kdf": "test",
+                                       "signing_key": apiclient.public_key(account_seed)})
         assert r.status_code == 201, r.body
-        return self.add_device(r.json_body["user_id"], auth_key)
+        return self.add_device(r.json_body["user_id"], auth_key, account_seed)
 
-    def add_device(self, user_id: str, auth_key: str) -> Device:
-        r = self.post("/v1/devices", {"user_id": user_id, "auth_key": auth_key})
+    def add_device(self, user_id: str, auth_key: str, account_seed: bytes) -> Device:
+        """Enrol a device with its own key, vouched for by the account key."""
+        seed = secrets.token_bytes(32)
+        r = self.post("/v1/devices", {"user_id": user_id, "auth_key": auth_key,
+                                      **apiclient.enrolment(user_id, account_seed, seed)})
         assert r.status_code == 201, r.body
         b = r.json_body
-        return Device(b["user_id"], b["device_id"], b["token"], auth_key)
+        return Device(b["user_id"], b["device_id"], b["token"], auth_key, account_seed, seed)
 
     # -- HTTP ---------------------------------------------------------------
     def post(self, path: str, body: Any, dev: Device | None = None) -> Any:
@@ -124,13 +136,21 @@ class Harness:
     def delete(self, path: str, dev: Device) -> Any:
         return self.http.http.delete(path, headers=dev.headers)
 
+    def delete_file(self, dev: Device, file_id: str, base: int) -> Any:
+        """DELETE /v1/files/{id} with the device's signed tombstone."""
+        signature = apiclient.sign_entry(dev, file_id, base, b"", tombstone=True)
+        return self.delete(f"/v1/files/{file_id}?base_revision={base}&signature={signature}",
+                           dev)
+
     # -- uploads --------------------------------------------------------------
     def stage(self, dev: Device, file_id: str, base: int, manifest: bytes | None = None,
               chunks: tuple[bytes, ...] = (), upload_chunks: bool = True) -> Pending:
         """POST /v1/uploads, then PUT the chunks it asked for and the manifest."""
         manifest = manifest if manifest is not None else secrets.token_bytes(64)
         body = {"file_id": file_id, "base_revision": base, "manifest_size": len(manifest),
-                "chunks": [{"id": chunk_id(c), "size": len(c)} for c in chunks]}
+                "chunks": [{"id": chunk_id(c), "size": len(c)} for c in chunks],
+                "signature": apiclient.sign_entry(dev, file_id, base, manifest,
+                                                  [chunk_id(c) for c in chunks])}
         r = self.post("/v1/uploads", body, dev)
         assert r.status_code == 201, r.body
         upload_id = r.json_body["upload_id"]
@@ -155,7 +175,7 @@ class Harness:
                 if chunk_id(c) in ticket["chunk_urls"]:
                     s3.put_object(Bucket=bucket, Key=chunk_key(dev.user_id, chunk_id(c)), Body=c)
         batch = PendingBatch(ticket["batch_id"], staging_key(dev.user_id, ticket["batch_id"]),
-                             items, ticket)
+                             items, ticket, b"".join(i.signature(dev) for i in items))
         if put:
             s3.put_object(Bucket=bucket, Key=batch.key,
                           Body=batch.bundle if bundle is None else bundle)

@@ -25,5 +25,8 @@ def drive_push_routes(h: Harness, dev: Device, forged: Device, too_big: int) -> 
     assert h.post("/v1/push/registrations", {**good, "extra": 1}, dev).status_code == 400
     assert h.post("/v1/push/registrations", " " * too_big, dev).status_code == 413
     assert h.post("/v1/push/registrations", good, forged).status_code == 401
+    assert h.post("/v1/push/registrations", good, h.signup()).status_code == 409  # not theirs
+    assert h.post("/v1/push/tickets", {}, dev).status_code == 201
+    assert h.post("/v1/push/tickets", {}, forged).status_code == 401
     assert h.delete("/v1/push/registrations", dev).status_code == 200
     assert h.delete("/v1/push/registrations", forged).status_code == 401

@@ -3,7 +3,7 @@ client's derived auth secret and the client's public KDF parameters (a salt),
 never anything that could derive a content key.
 
   A#{user}  ACCOUNT      salt, verifier, kdf (opaque client string)
-  A#{user}  D#{device}   a registered device
+Devices and the account's public signing key: adapters/devices.py.
 """
 from __future__ import annotations
 
@@ -32,13 +32,3 @@ class Accounts:
         it = ddb_plain(got["Item"])
         return {"salt": bytes(it["salt"]), "verifier": bytes(it["verifier"]),
                 "kdf": it["kdf"]}
-
-    def add_device(self, user_id: str, device_id: str, now: int) -> None:
-        self.db.put_item(
-            TableName=self.table, ConditionExpression="attribute_not_exists(pk)",
-            Item=ddb_item(pk=f"A#{user_id}", sk=f"D#{device_id}", created=now))
-
-    def has_device(self, user_id: str, device_id: str) -> bool:
-        got = self.db.get_item(TableName=self.table,
-                               Key=ddb_item(pk=f"A#{user_id}", sk=f"D#{device_id}"))
-        return "Item" in got

@@ -28,19 +28,36 @@ class Blobs:
                 return None
             raise
 
-    def missing(self, keys: list[str]) -> list[str]:
-        """Those of `keys` that do not exist, checked in parallel."""
+    def sizes(self, keys: list[str]) -> list[int | None]:
+        """Each key's real size (None: absent), HEADed in parallel."""
         if not keys:
             return []
         with ThreadPoolExecutor(max_workers=min(16, len(keys))) as pool:
-            sizes = list(pool.map(self.size, keys))
-        return [key for key, size in zip(keys, sizes, strict=True) if size is None]
+            return list(pool.map(self.size, keys))
+
+    def missing(self, keys: list[str]) -> list[str]:
+        """Those of `keys` that do not exist, checked in parallel."""
+        return [key for key, size in zip(keys, self.sizes(keys), strict=True) if size is None]
 
     def copy(self, source: str, dest: str) -> None:
         """Server-side copy of a small object (a manifest): cost is bounded by
         the manifest limit, never by the file's size."""
         self.s3.copy_object(Bucket=self.bucket, Key=dest,
                             CopySource={"Bucket": self.bucket, "Key": source})
+
+    def stream(self, key: str, block: int = 1024 * 1024) -> Iterator[bytes]:
+        """The object's bytes, a block at a time (the commit hashes a bundle
+        without holding it); nothing if it is gone."""
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except ClientError as exc:
+            if _absent(exc):
+                return
+            raise
+        try:
+            yield from body.iter_chunks(block)
+        finally:
+            body.close()
 
     def put(self, key: str, body: bytes) -> None:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)

@@ -2,7 +2,8 @@
 fenced commit. One table, keyed `pk`/`sk`; a sparse GSI finds pending uploads.
 
 Item layout (all ids are opaque hex; nothing here is plaintext):
-  UP#{upload}      UP               upload record (TTL `expires_at`)
+  UP#{upload}      UP               upload record (TTL `expires_at`; `sig`: the
+                                    device's signature, core/signatures.py)
   F#{user}         {file}           head: revision, deleted, manifest key
   R#{user}#{file}  {rev:012d}       one committed revision
   S#{user}         SEQ              the user's last feed seq
@@ -76,7 +77,7 @@ class Meta:
                      device=rec.device_id, file=rec.file_id, base=rec.base_revision,
                      msize=rec.manifest_size, chunks=_pack(rec.chunk_ids),
                      size=rec.size, tomb=rec.tombstone, status=PENDING,
-                     created=rec.created, expires_at=expires_at,
+                     created=rec.created, expires_at=expires_at, sig=rec.signature,
                      gpk=f"P#{rec.upload_id[0]}", gsk=f"{rec.created:012d}")
         self.db.put_item(TableName=self.table, Item=item,
                          ConditionExpression="attribute_not_exists(pk)")
@@ -85,6 +86,11 @@ class Meta:
         it = self._get(f"UP#{upload_id}", "UP")
         if it is None or it.get("kind") == "batch":  # a batch: adapters/batches.py
             return None
+        return Meta._upload(upload_id, it)
+
+    @staticmethod
+    def _upload(upload_id: str, it: dict[str, Any]) -> UploadRecord:
+        """An upload record from its item (adapters/batches.py reads it too)."""
         opt = {k: it.get(k) for k in ("revision", "winner")}
         return UploadRecord(
             upload_id=upload_id, user_id=it["user"], device_id=it["device"],
@@ -94,7 +100,9 @@ class Meta:
             status=it["status"], created=int(it["created"]),
             revision=None if opt["revision"] is None else int(opt["revision"]),
             winner_revision=None if opt["winner"] is None else int(opt["winner"]),
-            reason=it.get("reason"), manifest_key=it.get("mkey"))
+            reason=it.get("reason"), manifest_key=it.get("mkey"),
+            signature=None if it.get("sig") is None else bytes(getattr(it["sig"], "value",
+                                                                       it["sig"])))
 
     def _finish_update(self, upload_id: str, status: str, now: int,
                        **fields: Any) -> dict[str, Any]:

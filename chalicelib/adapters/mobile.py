@@ -27,17 +27,28 @@ class EndpointDead(Exception):
     """Publishing to this endpoint failed for good: disable it."""
 
 
+class EndpointTaken(Exception):
+    """This push token's endpoint belongs to another (user, device)."""
+
+
 class Mobile:
     def __init__(self, sns: Any, apps: dict[str, str]) -> None:
         self.sns = sns
         self.apps = apps  # our platform name -> SNS platform application ARN
 
     def register(self, platform: str, token: str, user_data: str) -> str:
-        """Create (or reuse) the device's endpoint, enabled, with this token."""
+        """Create (or reuse) the device's endpoint, enabled, with this token.
+
+        An endpoint that already exists for the token is reused only if its
+        user data names this same user and device: otherwise anyone who
+        learned a phone's push token could take over its endpoint, and later
+        delete it (EndpointTaken)."""
         app_arn = self.apps.get(platform)
         if not app_arn:
             raise NotConfigured(platform)
         try:
+            # New, or the existing endpoint with identical attributes (the
+            # same user data: ours already).
             arn = str(self.sns.create_platform_endpoint(
                 PlatformApplicationArn=app_arn, Token=token,
                 CustomUserData=user_data)["EndpointArn"])
@@ -48,9 +59,11 @@ class Mobile:
             if "already exists" not in msg or "Endpoint " not in msg:
                 raise
             arn = msg.split("Endpoint ", 1)[1].split(" ", 1)[0]
+            attrs = self.sns.get_endpoint_attributes(EndpointArn=arn).get("Attributes", {})
+            if attrs.get("CustomUserData") != user_data:
+                raise EndpointTaken(arn) from None
         attrs = self.sns.get_endpoint_attributes(EndpointArn=arn).get("Attributes", {})
-        if attrs.get("Token") != token or str(attrs.get("Enabled")).lower() != "true" \
-                or attrs.get("CustomUserData", user_data) != user_data:
+        if attrs.get("Token") != token or str(attrs.get("Enabled")).lower() != "true":
             self.sns.set_endpoint_attributes(EndpointArn=arn, Attributes={
                 "Token": token, "Enabled": "true", "CustomUserData": user_data})
         return arn

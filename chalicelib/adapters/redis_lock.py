@@ -51,7 +51,34 @@ end
 return n
 """
 
+# After a bounded wait, a batch takes the locks that are free: a stream of
+# single uploads on some of its files can keep all-or-nothing from ever
+# succeeding. One round trip; returns the keys taken.
+_ACQUIRE_FREE = """
+local taken = {}
+for i = 1, #KEYS do
+    if redis.call('set', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) then
+        taken[#taken + 1] = KEYS[i]
+    end
+end
+return taken
+"""
+
+# A long batch keeps its locks: each still ours gets a fresh TTL.
+_EXTEND_ALL = """
+local n = 0
+for i = 1, #KEYS do
+    if redis.call('get', KEYS[i]) == ARGV[1] then
+        n = n + redis.call('pexpire', KEYS[i], ARGV[2])
+    end
+end
+return n
+"""
+
 SEQ_HINT_TTL_S = 3600
+# The share of the lock wait a batch spends on all-or-nothing before it takes
+# what is free (the fence decides the files it could not lock).
+ALL_OR_NOTHING_SHARE = 0.5
 
 
 class LockBusy(Unavailable):
@@ -142,6 +169,36 @@ class Locks:
                 _ACQUIRE_ALL, len(ordered), *ordered, token, self.ttl_ms)),
             f"{len(ordered)} file lock(s) of a batch are busy; retry later", max_delay_s)
 
+    def acquire_batch(self, keys: list[str]) -> tuple[str, list[str]]:
+        """A batch's locks: all or nothing for a share of the wait, then
+        whatever is free (so a stream of single uploads on some of its files
+        cannot starve it). Returns (token, the keys it holds); the files it
+        does not hold are decided by the fence alone."""
+        ordered = sorted(set(keys))
+        patient = Locks(self.client, self.ttl_ms, self.wait_s * ALL_OR_NOTHING_SHARE)
+        try:
+            return patient.acquire_all(ordered), ordered
+        except LockBusy:
+            pass
+        token = secrets.token_hex(16)
+        try:
+            taken = self.client.eval(_ACQUIRE_FREE, len(ordered), *ordered, token,
+                                     self.ttl_ms) if ordered else []
+            return token, sorted(k.decode() if isinstance(k, bytes) else str(k)
+                                 for k in taken)
+        except redis.RedisError as exc:
+            raise Unavailable(f"lock store unavailable: {type(exc).__name__}") from exc
+
+    def extend_all(self, keys: list[str], token: str) -> int:
+        """A fresh TTL for each of `keys` still held with `token`; how many
+        were. Never raises: a lock we cannot extend only costs a lost fence."""
+        ordered = sorted(set(keys))
+        try:
+            return int(self.client.eval(_EXTEND_ALL, len(ordered), *ordered, token,
+                                        self.ttl_ms)) if ordered else 0
+        except redis.RedisError:
+            return 0
+
     def release_all(self, keys: list[str], token: str) -> int:
         """Delete each of `keys` still held with `token`; how many were.
         Never raises: locks we cannot release simply expire."""
@@ -153,12 +210,15 @@ class Locks:
             return 0
 
     @contextmanager
-    def held_all(self, keys: list[str]) -> Iterator[str]:
-        token = self.acquire_all(keys)
+    def held_all(self, keys: list[str],
+                 clock: Callable[[], float] = time.monotonic) -> Iterator[BatchLease]:
+        """A batch's locks (acquire_batch) for the block; the lease renews
+        them while a big batch commits."""
+        token, held = self.acquire_batch(keys)
         try:
-            yield token
+            yield BatchLease(self, held, token, clock)
         finally:
-            self.release_all(keys, token)
+            self.release_all(held, token)
 
     @contextmanager
     def held(self, key: str) -> Iterator[str]:
@@ -168,3 +228,24 @@ class Locks:
         finally:
             self.release(key, token)
 
+
+
+class BatchLease:
+    """The locks a batch holds, renewed (one script) whenever a third of
+    their TTL has passed since the last renewal: a batch of 1,000 files may
+    commit for longer than the TTL. Renewal is efficiency only; a lock
+    that lapses anyway costs a lost fence, never a wrong commit."""
+
+    def __init__(self, locks: Locks, keys: list[str], token: str,
+                 clock: Callable[[], float]) -> None:
+        self.locks, self.keys, self.token = locks, keys, token  # the keys it holds
+        self.clock = clock
+        self.renewed_at = clock()
+
+    def renew_if_due(self) -> bool:
+        """True if this call renewed the locks."""
+        if self.clock() - self.renewed_at < self.locks.ttl_ms / 3000:
+            return False
+        self.locks.extend_all(self.keys, self.token)
+        self.renewed_at = self.clock()
+        return True

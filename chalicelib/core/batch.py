@@ -24,15 +24,16 @@ from .errors import BadRequest, SealsyncError, TooLarge
 from .ids import check_id
 from .records import Version
 from .requests import Limits, only_fields, parse_upload
+from .signatures import SIG_LEN
 
 FINISHED = "finished"  # the batch: every entry has its terminal result
 
 # DynamoDB TransactWriteItems: 100 actions and 4 MB per request. A group
 # writes per accepted entry its head, revision and feed entry, plus once the
-# feed counter and the batch record's results.
+# feed counter, the group's results item and a check of the batch's state.
 MAX_ACTIONS = 100
 ACTIONS_PER_ENTRY = 3
-ACTIONS_PER_GROUP = 4  # the feed counter, the results, two usage counters
+ACTIONS_PER_GROUP = 5  # feed counter, results item, state check, two usage counters
 MAX_GROUP_ENTRIES = (MAX_ACTIONS - ACTIONS_PER_GROUP) // ACTIONS_PER_ENTRY  # 32
 MAX_GROUP_BYTES = 3 * 1024 * 1024  # under the 4 MB, with room for names and overhead
 _ITEM_OVERHEAD = 512  # keys, names, numbers of one head or revision item
@@ -57,7 +58,7 @@ class BatchRequest:
 
     @property
     def bundle_size(self) -> int:
-        return sum(e.manifest_size for e in self.entries)
+        return bundle_size(self.entries)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class BatchRecord:
 
     @property
     def bundle_size(self) -> int:
-        return sum(e.manifest_size for e in self.entries)
+        return bundle_size(self.entries)
 
     def open_entries(self) -> list[int]:
         """Indexes of entries without a terminal result yet."""
@@ -95,8 +96,9 @@ class BatchRecord:
 
 # -- the request ----------------------------------------------------------------
 def parse_batch(body: dict[str, Any], limits: Limits) -> BatchRequest:
-    """Validate POST /v1/batches {entries: [...]}. Errors name the entry."""
-    only_fields(body, {"entries"})
+    """Validate POST /v1/batches {entries: [...]}. Errors name the entry.
+    `packs` is core.packs' to validate, against the entries parsed here."""
+    only_fields(body, {"entries", "packs"})
     raw = body.get("entries")
     if not isinstance(raw, list) or not raw:
         raise BadRequest("entries must be a non-empty list")
@@ -124,7 +126,7 @@ def parse_batch(body: dict[str, Any], limits: Limits) -> BatchRequest:
         entries.append(entry)
     request = BatchRequest(tuple(entries), sizes)
     if request.bundle_size > limits.max_bundle_bytes:
-        raise TooLarge(f"the manifests of a batch may total at most "
+        raise TooLarge(f"the manifests of a batch and their signatures may total at most "
                        f"{limits.max_bundle_bytes} bytes")
     return request
 
@@ -142,6 +144,12 @@ def _parse_entry(item: object, limits: Limits) -> tuple[Entry, list[tuple[str, i
     entry = Entry(single.file_id, single.base_revision, single.manifest_size, tombstone,
                   single.chunk_ids, sum(single.chunk_sizes) + single.manifest_size)
     return entry, list(zip(single.chunk_ids, single.chunk_sizes, strict=True))
+
+
+def bundle_size(entries: Sequence[Entry]) -> int:
+    """The manifests, then one device signature per entry (core/signatures.py):
+    the signatures ride with the bytes they sign, not in the batch record."""
+    return sum(e.manifest_size for e in entries) + SIG_LEN * len(entries)
 
 
 def bundle_offsets(sizes: Sequence[int]) -> list[int]:
@@ -209,7 +217,7 @@ def plan_groups(accepted: Sequence[int], weights: Mapping[int, int],
                 max_entries: int = MAX_GROUP_ENTRIES,
                 max_bytes: int = MAX_GROUP_BYTES) -> list[tuple[int, ...]]:
     """Cut the accepted entries, in order, into groups of at most
-    `max_entries` (3 actions each + 4 per group ≤ 100) and `max_bytes`."""
+    `max_entries` (3 actions each + 5 per group ≤ 100) and `max_bytes`."""
     groups: list[tuple[int, ...]] = []
     current: list[int] = []
     used = 0

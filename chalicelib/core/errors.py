@@ -19,6 +19,10 @@ class SealsyncError(Exception):
     def to_body(self) -> dict[str, str]:
         return {"error": self.code, "message": self.message}
 
+    def headers(self) -> dict[str, str | list[str]]:
+        """Extra response headers (Retry-After on a 429)."""
+        return {}
+
 
 class BadRequest(SealsyncError):
     """The request is malformed or out of bounds."""
@@ -47,6 +51,20 @@ class Conflict(SealsyncError):
 class TooLarge(SealsyncError):
     status = 413
     code = "too_large"
+
+
+class TooManyRequests(SealsyncError):
+    """An abuse limit (core/ratelimit.py): retry after `retry_after_s` seconds."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str | list[str]]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class Unavailable(SealsyncError):

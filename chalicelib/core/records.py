@@ -23,6 +23,7 @@ class UploadRecord:
     winner_revision: int | None = None
     reason: str | None = None
     manifest_key: str | None = None
+    signature: bytes | None = None  # the presigning device's (core/signatures.py)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,10 @@ class Limits:
     max_batch_body_bytes: int = 2 * 1024 * 1024
     max_batch_chunks: int = 8192  # chunk references in all entries together
     max_bundle_bytes: int = 64 * 1024 * 1024  # Σ manifest_size
+    # Packs (docs/DESIGN.md "Packs"): 256 packs of 8 MiB carry 2 GiB of chunks
+    max_batch_packs: int = 256
+    max_pack_bytes: int = 64 * 1024 * 1024  # FORMAT.md section 12's reader cap
+    max_pack_blobs: int = 4096
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,10 @@
 
 A token is `v1.<payload>.<mac>`, base64url, HMAC-SHA256 over the first two
 parts. Any failure raises the same `Unauthorized` so an attacker learns
-nothing from the error (the Fernet habit).
+nothing from the error (the Fernet habit). Parsing is strict: unpadded
+canonical base64url only (a lenient decoder would let one MAC be spelled
+several ways), a 32-byte MAC, and exactly the claims `issue` writes, with
+ids of 32 lowercase hex and an integer expiry.
 
 The server never stores the client's auth secret, only a salted SHA-256 of
 it. The secret is 256 bits derived by the client (Argon2id, its own purpose
@@ -23,6 +26,9 @@ from .errors import BadRequest, Unauthorized
 VERSION = "v1"
 MAX_TOKEN_LEN = 512
 _AUTH_KEY = re.compile(r"[0-9a-f]{64}")
+_B64URL = re.compile(r"[A-Za-z0-9_-]+")
+_ID = re.compile(r"[0-9a-f]{32}")
+MAC_LEN = 32
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,13 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict: only the unpadded canonical encoding of some bytes decodes."""
+    if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
+        raise ValueError("not unpadded base64url")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:  # nonzero padding bits: another spelling of `data`
+        raise ValueError("not the canonical encoding")
+    return data
 
 
 def _mac(key: bytes, signed: str) -> bytes:
@@ -62,15 +74,27 @@ def verify(key: bytes, token: str, now: int) -> Claims:
         raise fail
     try:
         mac = _unb64(parts[2])
-        if not hmac.compare_digest(mac, _mac(key, f"{parts[0]}.{parts[1]}")):
+        if len(mac) != MAC_LEN or not hmac.compare_digest(
+                mac, _mac(key, f"{parts[0]}.{parts[1]}")):
             raise fail
         body = json.loads(_unb64(parts[1]))
-        claims = Claims(str(body["u"]), str(body["d"]), int(body["e"]))
-    except (ValueError, KeyError, TypeError) as exc:
+        claims = _claims(body)
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise fail from exc
     if claims.expires_at <= now:
         raise fail
     return claims
+
+
+def _claims(body: object) -> Claims:
+    """Exactly what `issue` writes, or ValueError."""
+    if not isinstance(body, dict) or set(body) != {"u", "d", "e"}:
+        raise ValueError("unexpected claims")
+    user, device, expires = body["u"], body["d"], body["e"]
+    if not (isinstance(user, str) and _ID.fullmatch(user) and isinstance(device, str)
+            and _ID.fullmatch(device) and type(expires) is int):
+        raise ValueError("malformed claims")
+    return Claims(user, device, expires)
 
 
 def check_auth_key(value: object) -> bytes:

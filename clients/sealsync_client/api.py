@@ -12,15 +12,21 @@ freed its memory: the two never add up in the client's peak.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from .errors import SealsyncClientError
+from .errors import SealsyncClientError, UsageError
 
 if TYPE_CHECKING:
     import requests
+
+    from .bwlimit import Limiter
 
 TIMEOUT_S = 30.0
 Body = dict[str, Any]
@@ -43,12 +49,74 @@ class AuthError(ApiError):
     """The server refused this account or device (wrong passphrase, revoked device)."""
 
 
+class ServerForgot(ApiError):
+    """The server has lost or rolled back what this device synced with it.
+
+    Either it no longer knows the account at all, or its change feed ends
+    before entries this device has already verified. Neither means the files
+    were deleted: nothing is applied here, and `sealsync init --reseed DIR`
+    uploads the folder again to a new account."""
+
+    def __init__(self, what: str, status: int = 0) -> None:
+        super().__init__(f"{what}: the server lost or rolled back its data (this is not a "
+                         "remote delete: nothing was changed here)", status, "server_forgot")
+        self.folder: str | None = None  # set by whoever knows which folder it was
+
+    def advice(self) -> str:
+        """The message, and what to do about it."""
+        return (f"{self}. To upload this folder again to a new account, run: "
+                f"sealsync init --reseed {self.folder or 'DIR'}")
+
+
 class QuotaError(ApiError):
     """The upload is too large, or the account's quota is used up."""
 
 
 class NotFound(ApiError):
     """No such account, file, revision or upload."""
+
+
+class RateLimited(ApiError):
+    """The server's abuse limit: too many sign-ups, enrolments or logins."""
+
+    def __init__(self, message: str, status: int = 429, code: str = "",
+                 retry_after_s: int = 0) -> None:
+        super().__init__(message, status, code)
+        self.retry_after_s = retry_after_s
+
+
+LOCAL_HOSTS = frozenset({"localhost"})
+
+
+def check_server_url(url: str) -> str:
+    """The server's base URL, refused unless it is https:// or plain http://
+    to this machine (localhost, 127.0.0.0/8, ::1): auth_key and tokens
+    must never cross a network in clear."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        raise UsageError(f"not a server URL: {url!r}") from None
+    if parts.scheme == "https" and host:
+        return url
+    if parts.scheme == "http" and host:
+        try:
+            local = host in LOCAL_HOSTS or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            local = False
+        if local:
+            return url
+        raise UsageError(f"refusing plain http:// to {host}: the auth key and tokens would "
+                         "cross the network in clear; use https://")
+    raise UsageError(f"the server URL must start with https:// (got {url!r})")
+
+
+def say_on_stderr(message: str) -> None:
+    print(f"sealsync: {message}", file=sys.stderr, flush=True)
+
+
+MAX_WAIT_S = 60  # longer waits than this are reported instead of slept through
+RATE_RETRIES = 3
 
 
 class PaymentRequired(ApiError):
@@ -71,8 +139,10 @@ class Api:
     def __init__(self, base_url: str, login: Login | None = None, token: str | None = None,
                  on_token: Callable[[str, int], None] | None = None,
                  session: requests.Session | None = None,
-                 timeout_s: float = TIMEOUT_S) -> None:
-        self.base_url = base_url.rstrip("/")
+                 timeout_s: float = TIMEOUT_S,
+                 on_wait: Callable[[str], None] = say_on_stderr) -> None:
+        self.base_url = check_server_url(base_url).rstrip("/")
+        self.on_wait = on_wait  # told when a 429 makes us wait
         self.login = login
         self.token = token
         self.on_token = on_token  # persists a refreshed token (e.g. in state.db)
@@ -85,6 +155,7 @@ class Api:
                 session.mount(scheme, requests.adapters.HTTPAdapter(pool_maxsize=POOL_SIZE))
         self.http = session
         self.timeout_s = timeout_s
+        self.limiter: Limiter | None = None  # --bwlimit: every blob PUT and GET draws from it
 
     # -- plumbing ---------------------------------------------------------
     def _send(self, method: str, url: str, timeout_s: float, **kw: Any) -> requests.Response:
@@ -100,6 +171,20 @@ class Api:
 
     def call(self, method: str, path: str, body: Body | None = None, *, auth: bool = True,
              wait_s: int = 0) -> Body:
+        """One API call; waits out a short 429 (saying so) and retries."""
+        for attempt in range(RATE_RETRIES + 1):
+            try:
+                return self._call(method, path, body, auth, wait_s)
+            except RateLimited as exc:
+                if attempt == RATE_RETRIES or not 0 < exc.retry_after_s <= MAX_WAIT_S:
+                    raise
+                self.on_wait(f"the server asks this device to slow down; retrying in "
+                             f"{exc.retry_after_s} s")
+                time.sleep(exc.retry_after_s)
+        raise AssertionError("unreachable")
+
+    def _call(self, method: str, path: str, body: Body | None, auth: bool,
+              wait_s: int) -> Body:
         """One API call; refreshes the token once on a 401."""
         for attempt in (0, 1):
             headers = {"content-type": "application/json"}
@@ -118,9 +203,19 @@ class Api:
     def refresh_token(self) -> None:
         if self.login is None:
             raise AuthError("this device has no credentials: run `sealsync init` first")
-        b = self.call("POST", "/v1/tokens", {"user_id": self.login.user_id,
-                                             "device_id": self.login.device_id,
-                                             "auth_key": self.login.auth_key}, auth=False)
+        try:
+            b = self.call("POST", "/v1/tokens", {"user_id": self.login.user_id,
+                                                 "device_id": self.login.device_id,
+                                                 "auth_key": self.login.auth_key}, auth=False)
+        except AuthError:
+            # The server answers "unknown account or wrong auth_key" alike; the
+            # public KDF route tells a forgotten account from a refused device.
+            try:
+                self.account_kdf(self.login.user_id)
+            except NotFound:
+                raise ServerForgot(f"the server no longer knows account "
+                                   f"{self.login.user_id}", 404) from None
+            raise
         self.token = b["token"]
         if self.on_token is not None:
             self.on_token(b["token"], int(b["expires_at"]))
@@ -128,7 +223,11 @@ class Api:
     def put_blob(self, url: str, blob: bytes | memoryview,
                  headers: dict[str, str] | None = None) -> None:
         """PUT to a presigned URL; 412 (a create-only chunk that exists) is success."""
-        r = self._send("PUT", url, self.timeout_s, data=blob, headers=headers or {})
+        body: Any = blob
+        if self.limiter is not None and self.limiter.up is not None:
+            from .bwlimit import ThrottledBody
+            body = ThrottledBody(blob, self.limiter.up)
+        r = self._send("PUT", url, self.timeout_s, data=body, headers=headers or {})
         if r.status_code not in (200, 201, 204, 412):
             raise ApiError(f"storage refused an upload (HTTP {r.status_code})", r.status_code)
 
@@ -137,29 +236,57 @@ class Api:
         header a ranged URL was signed with."""
         headers = {} if byte_range is None else {
             "Range": f"bytes={byte_range[0]}-{byte_range[0] + byte_range[1] - 1}"}
-        r = self._send("GET", url, self.timeout_s, headers=headers)
-        if r.status_code not in (200, 206) or (byte_range and len(r.content) != byte_range[1]):
+        bucket = self.limiter.down if self.limiter is not None else None
+        r = self._send("GET", url, self.timeout_s, headers=headers, stream=bucket is not None)
+        if r.status_code not in (200, 206):
+            r.close()
             raise ApiError(f"storage refused a download (HTTP {r.status_code})", r.status_code)
-        return r.content
+        if bucket is None:
+            data = r.content
+        else:  # streamed in blocks, each paid for before it is read off the socket
+            import requests
+            blocks = []
+            try:
+                for block in r.iter_content(64 * 1024):
+                    bucket.take(len(block))
+                    blocks.append(block)
+            except requests.RequestException as exc:
+                raise ServerUnreachable("a download from storage broke off") from exc
+            data = b"".join(blocks)
+        if byte_range and len(data) != byte_range[1]:
+            raise ApiError(f"storage refused a download (HTTP {r.status_code})", r.status_code)
+        return data
 
     # -- accounts and devices ----------------------------------------------
-    def create_account(self, auth_key: str, kdf: str, email: str | None = None) -> str:
-        """A new account; `email` (optional) is where account mail goes."""
+    def create_account(self, auth_key: str, kdf: str, signing_key: str | None = None,
+                       email: str | None = None) -> str:
+        """A new account; `signing_key` is its public Ed25519 key (hex), which
+        vouches for its devices (else the first enrolment registers it);
+        `email` (optional) is where account mail goes."""
         body = {"auth_key": auth_key, "kdf": kdf, **({"email": email} if email else {})}
+        if signing_key is not None:
+            body["signing_key"] = signing_key
         return str(self.call("POST", "/v1/accounts", body, auth=False)["user_id"])
 
     def account_kdf(self, user_id: str) -> str:
         return str(self.call("GET", f"/v1/accounts/{user_id}/kdf", auth=False)["kdf"])
 
-    def add_device(self, user_id: str, auth_key: str) -> Body:
-        """Register a device; remembers its login and token."""
-        b = self.call("POST", "/v1/devices", {"user_id": user_id, "auth_key": auth_key},
-                      auth=False)
+    def add_device(self, user_id: str, auth_key: str, enrolment: dict[str, str]) -> Body:
+        """Register a device and its key (`devices.DeviceKey.enrolment`, plus
+        its sealed `name`); remembers its login and token."""
+        b = self.call("POST", "/v1/devices", {"user_id": user_id, "auth_key": auth_key,
+                                              **enrolment}, auth=False)
         self.login = Login(user_id, b["device_id"], auth_key)
         self.token = b["token"]
         if self.on_token is not None:
             self.on_token(b["token"], int(b["expires_at"]))
         return b
+
+    def devices(self) -> list[Body]:
+        return list(self.call("GET", "/v1/devices")["devices"])
+
+    def revoke_device(self, device_id: str, signature: str) -> Body:
+        return self.call("DELETE", f"/v1/devices/{device_id}?signature={signature}")
 
     # -- sync ---------------------------------------------------------------
     def create_upload(self, file_id: str, base: int, manifest_size: int,
@@ -180,8 +307,16 @@ class Api:
         raise ApiError(f"upload {upload_id} is still pending after {rounds * wait_s}s; "
                        "it will be retried on the next sync")
 
-    def create_batch(self, entries: list[Body]) -> Body:
-        return self.call("POST", "/v1/batches", {"entries": entries})
+    def create_batch(self, entries: list[Body], packs: list[Body] | None = None) -> Body:
+        body: Body = {"entries": entries}
+        if packs:
+            body["packs"] = packs
+        return self.call("POST", "/v1/batches", body)
+
+    def missing_chunks(self, chunk_ids: list[str]) -> list[str]:
+        """Those of `chunk_ids` the server has not stored (at most 8,192 ids)."""
+        return [str(c) for c in self.call("POST", "/v1/chunks/missing",
+                                          {"chunks": chunk_ids})["missing"]]
 
     def batch_status(self, batch_id: str, wait_s: int = 0) -> Body:
         return self.call("GET", f"/v1/batches/{batch_id}?wait={wait_s}", wait_s=wait_s)
@@ -195,12 +330,16 @@ class Api:
         raise ApiError(f"batch {batch_id} is still pending after {rounds * wait_s}s; "
                        "it will be retried on the next sync")
 
-    def delete_file(self, file_id: str, base: int) -> str:
-        return str(self.call("DELETE", f"/v1/files/{file_id}?base_revision={base}")["upload_id"])
 
     def changes(self, cursor: int, limit: int = 100, wait_s: int = 0) -> Body:
-        return self.call("GET", f"/v1/changes?cursor={cursor}&limit={limit}&wait={wait_s}",
-                         wait_s=wait_s)
+        try:
+            return self.call("GET", f"/v1/changes?cursor={cursor}&limit={limit}"
+                             f"&wait={wait_s}", wait_s=wait_s)
+        except ApiError as exc:
+            if exc.status == 409:  # the only 409 of this route: our cursor is past its feed
+                raise ServerForgot(f"the server's change feed is behind this device, which "
+                                   f"has verified its first {cursor} entries", 409) from None
+            raise
 
     def get_file(self, file_id: str, revision: int | None = None) -> Body:
         query = "" if revision is None else f"?revision={revision}"
@@ -235,6 +374,12 @@ def _json_or_raise(r: requests.Response) -> Body:
         raise QuotaError(f"too large or over quota: {text}", status, code)
     if status == 404:
         raise NotFound(text, status, code)
+    if status == 429:
+        wait = r.headers.get("Retry-After", "")
+        seconds = int(wait) if wait.isdigit() and len(wait) < 10 else 0
+        raise RateLimited(f"the server is limiting requests from this device or address; "
+                          f"try again in {seconds or 'a few'} s ({text})", status, code,
+                          seconds)
     if status == 402:
         raise PaymentRequired(f"{text} (nothing was uploaded; your files stay as they are "
                               "and sync resumes once the invoice is paid)", status, code)

@@ -1,14 +1,22 @@
 """`sealsync`: the desktop command line.
 
     sealsync init --server URL DIR [--join USER_ID] [--device NAME]
+    sealsync key show DIR        the recovery kit (Secret Key); key migrate DIR (cli_key.py)
     sealsync sync DIR            one pass: pull, then push
     sealsync watch DIR           sync whenever something changes (file events + push)
     sealsync status DIR          what would be uploaded, and where the folder stands
     sealsync history DIR PATH    a file's revisions
     sealsync restore DIR PATH --revision N
+    sealsync devices DIR         the account's devices (cli_devices.py)
+    sealsync devices revoke DIR ID
+    sealsync exclude|include DIR PATH, sealsync conflicts DIR  (cli_sync_extras.py)
+    sealsync forget DIR          drop the remembered key (cli_ops.py)
+    sealsync service install|status|uninstall DIR   run `watch` as a user service
     sealsync usage DIR           what the account used this month, and its cost
 
-The passphrase comes from $SEALSYNC_PASSPHRASE or a prompt. `--json` prints
+The passphrase comes from $SEALSYNC_PASSPHRASE or a prompt, once: the
+unlocked key is then remembered in the OS keychain (remember.py). On --join
+the Secret Key comes from $SEALSYNC_SECRET_KEY or a prompt. `--json` prints
 one JSON document for scripts. Exit codes: 0 ok, 1 sync finished with
 per-file errors, 2 usage or passphrase error, 3 server unreachable, 4 other,
 5 the account is read-only until its invoice is paid (nothing was lost),
@@ -28,17 +36,40 @@ from typing import Any
 
 import click
 
-from .api import Api, ApiError, NotFound, PaymentRequired, ServerUnreachable
+from .api import Api, ApiError, PaymentRequired, ServerForgot, ServerUnreachable
+from .bwlimit import Limits
+from .cli_devices import devices_group
+from .cli_ops import (
+    bwlimit_option,
+    forget,
+    keep,
+    no_remember_option,
+    open_remembered,
+    reseed_and_sync,
+    slot,
+)
+from .cli_service import recorded, service
 from .engine import Report
-from .errors import IntegrityError, KdfError, KeyfileError, SealsyncClientError, WrongPassphrase
-from .folder import Cost, Folder, init_folder, open_folder, watch_files
+from .errors import (
+    IntegrityError,
+    KdfError,
+    KeyfileError,
+    SealsyncClientError,
+    UsageError,
+    WrongPassphrase,
+)
+from .folder import Cost, Folder, init_folder, watch_files
+from .kit import recovery_kit
 from .names import shown
+from .progress import pass_display
 from .push import PushApi, PushChannel
+from .restore import restore_revision
 from .state import Entry, NotInitialised, fingerprint
 from .transfer import Bar, NoBar, Progress
 
 PASSPHRASE_ENV = "SEALSYNC_PASSPHRASE"
 DEBUG_ENV = "SEALSYNC_DEBUG"
+SECRET_KEY_ENV = "SEALSYNC_SECRET_KEY"
 
 
 def _passphrase(confirm: bool = False) -> str:
@@ -57,7 +88,7 @@ def _errors() -> Iterator[None]:
     """Every expected failure becomes one clear line and an exit code."""
     try:
         yield
-    except (WrongPassphrase, NotInitialised, KeyfileError, KdfError) as exc:
+    except (WrongPassphrase, NotInitialised, KeyfileError, KdfError, UsageError) as exc:
         _fail(str(exc), 2)
     except ServerUnreachable as exc:
         _fail(str(exc), 3)
@@ -65,6 +96,8 @@ def _errors() -> Iterator[None]:
         _fail(str(exc), 5)
     except IntegrityError as exc:
         _fail(f"integrity check failed: {exc}", 4)
+    except ServerForgot as exc:
+        _fail(exc.advice(), 4)
     except (ApiError, SealsyncClientError) as exc:
         _fail(str(exc), 4)
     except KeyboardInterrupt:
@@ -82,10 +115,14 @@ def _fail(message: str, code: int) -> None:
 
 
 @contextmanager
-def _opened(folder_dir: str) -> Iterator[Folder]:
-    folder = open_folder(Path(folder_dir), _passphrase())
+def _opened(folder_dir: str, remember: bool = True,
+            limits: Limits | None = None) -> Iterator[Folder]:
+    folder = open_remembered(Path(folder_dir), _passphrase, remember, limits)
     try:
         yield folder
+    except ServerForgot as exc:
+        exc.folder = folder_dir  # its advice names the folder
+        raise
     finally:
         folder.close()
 
@@ -97,29 +134,59 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--server", required=True, help="the Sealsync API, e.g. http://127.0.0.1:8000")
+@click.option("--server", help="the Sealsync API, e.g. http://127.0.0.1:8000")
 @click.option("--join", "join", metavar="USER_ID", help="add this device to an existing account")
+@click.option("--pair", "pair", metavar="CODE",
+              help="join by the code `sealsync key pair` shows on an enrolled device")
 @click.option("--device", "device", help="this device's name (default: the host name)")
 @click.option("--email", help="optional: where account mail goes (docs/ACCOUNT.md)")
 @click.option("--kdf-ops", type=int, default=Cost.ops, hidden=True)
 @click.option("--kdf-mem-mib", type=int, default=Cost.mem // 2**20, hidden=True)
+@click.option("--reseed", is_flag=True, help="DIR is a synced folder the server lost: "
+              "upload it again to a new account (or to --join one another device reseeded)")
+@no_remember_option
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.argument("folder_dir", metavar="DIR", type=click.Path(file_okay=False))
-def init(server: str, join: str | None, device: str | None, email: str | None, kdf_ops: int,
-         kdf_mem_mib: int, as_json: bool, folder_dir: str) -> None:
-    """Make DIR a synced folder: a new account, or --join an existing one."""
+def init(server: str | None, join: str | None, pair: str | None, device: str | None,
+         email: str | None, kdf_ops: int, kdf_mem_mib: int, reseed: bool,
+         no_remember: bool, as_json: bool, folder_dir: str) -> None:
+    """Make DIR a synced folder: a new account, or --join / --pair an existing one."""
+    if server is None and not reseed:
+        raise click.UsageError("--server is required (except with --reseed)")
+    if pair is not None and (reseed or join is not None):
+        raise click.UsageError("--pair replaces --join, and cannot be used with --reseed")
     with _errors():
-        folder = init_folder(Path(folder_dir), server, _passphrase(confirm=join is None),
-                             device_name=device, join_user_id=join,
-                             cost=Cost(kdf_ops, kdf_mem_mib * 2**20), email=email)
+        cost = Cost(kdf_ops, kdf_mem_mib * 2**20)
+        secret: str | None = None
+        if pair is not None:  # the account and Secret Key come from an enrolled device
+            assert server is not None
+            join, paired = paired_account(server, pair)
+            secret = paired.text()
+        passphrase = _passphrase(confirm=join is None)
+        if join is not None and secret is None:
+            secret = os.environ.get(SECRET_KEY_ENV) or str(
+                click.prompt("Secret Key (SK2-..., from the recovery kit)", hide_input=True))
+        if reseed:
+            folder = reseed_and_sync(Path(folder_dir), server, join, device, cost, as_json,
+                                     passphrase, secret)
+        else:
+            assert server is not None
+            folder = init_folder(Path(folder_dir), server, passphrase, device_name=device,
+                                 join_user_id=join, cost=cost, secret_key=secret,
+                                 email=email)
         cfg = folder.config
+        if not no_remember and folder.unlocked is not None:
+            keep(slot(folder.root), folder.unlocked)
         folder.close()
-        hint = "" if join else (f"\nOn another device: sealsync init --server {cfg.server} "
-                                f"--join {cfg.user_id} DIR")
-        _emit(as_json, {"user_id": cfg.user_id, "device_id": cfg.device_id,
-                        "device_name": cfg.device_name, "server": cfg.server},
-              f"{folder.root} is now synced as device {cfg.device_name!r} of account "
-              f"{cfg.user_id}.{hint}")
+        data = {"user_id": cfg.user_id, "device_id": cfg.device_id,
+                "device_name": cfg.device_name, "server": cfg.server}
+        if join is None and folder.secret_key is not None:
+            data["secret_key"] = folder.secret_key.text()  # shown once; `key show` again
+        text = (f"{folder.root} is now synced as device {cfg.device_name!r} of account "
+                f"{cfg.user_id}.")
+        if join is None and folder.secret_key is not None and not as_json:
+            text += "\n\n" + recovery_kit(cfg.server, cfg.user_id, folder.secret_key).rstrip()
+        _emit(as_json, data, text)
 
 
 def _printer(as_json: bool) -> Callable[[str, str], None]:
@@ -132,7 +199,7 @@ def _printer(as_json: bool) -> Callable[[str, str], None]:
 BAR_MIN_BYTES = 4 * 1024 * 1024
 _LABELS = {"downloaded": "downloaded", "uploaded": "uploaded", "renamed": "renamed",
            "deleted_here": "deleted here", "deleted_remote": "deleted on the server",
-           "conflicts": "conflict copies",
+           "conflicts": "conflict copies", "held": "not placed (ignored or excluded here)",
            "skipped": "skipped (not synced; see sealsync status)"}
 
 
@@ -157,12 +224,22 @@ def _summary(report: Report) -> str:
 
 
 @main.command()
+@no_remember_option
+@bwlimit_option
+@click.option("--dry-run", is_flag=True, help="show what a pass would do; change nothing")
 @click.option("--json", "as_json", is_flag=True)
 @click.argument("folder_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
-def sync(as_json: bool, folder_dir: str) -> None:
+def sync(no_remember: bool, bwlimit: Limits | None, dry_run: bool, as_json: bool,
+         folder_dir: str) -> None:
     """One sync pass over DIR: pull remote changes, then push local ones."""
-    with _errors(), _opened(folder_dir) as folder:
-        report = folder.engine(_printer(as_json), _progress(as_json)).sync()
+    with _errors(), _opened(folder_dir, not no_remember, bwlimit) as folder:
+        if dry_run:
+            cli_sync_extras.dry_run(folder, as_json)
+            return
+        with recorded(folder.state) as done, pass_display(as_json, sys.stderr) as (meter, bars):
+            engine = folder.engine(_printer(as_json), bars)
+            engine.meter = meter
+            report = done(engine.sync())
         _emit(as_json, report.as_dict(), _summary(report))
         if report.errors:
             sys.exit(1)
@@ -172,16 +249,19 @@ def sync(as_json: bool, folder_dir: str) -> None:
 @click.option("--interval", type=int, default=300, show_default=True,
               help="seconds between safety rescans (file events and push start a pass at once)")
 @click.option("--no-push", is_flag=True, help="do not use the WebSocket: long-poll only")
+@no_remember_option
+@bwlimit_option
 @click.option("--json", "as_json", is_flag=True, help="one JSON line per pass that did work")
 @click.argument("folder_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
-def watch(interval: int, no_push: bool, as_json: bool, folder_dir: str) -> None:
+def watch(interval: int, no_push: bool, no_remember: bool, bwlimit: Limits | None,
+          as_json: bool, folder_dir: str) -> None:
     """Keep DIR in sync until Ctrl-C.
 
     Local edits are seen through file system events; remote changes arrive
     by WebSocket push (or, without one, by long-polling the change feed).
     Every pass pulls from the folder's cursor, so nothing is missed while
     disconnected. A full rescan also runs every --interval seconds."""
-    with _errors(), _opened(folder_dir) as folder:
+    with _errors(), _opened(folder_dir, not no_remember, bwlimit) as folder:
         engine = folder.engine(_printer(as_json), _progress(as_json))
         wake = threading.Event()
         channel = _push_channel(folder, wake, no_push, as_json)
@@ -191,7 +271,8 @@ def watch(interval: int, no_push: bool, as_json: bool, folder_dir: str) -> None:
             while True:
                 wake.clear()
                 try:
-                    report = engine.sync()
+                    with recorded(folder.state) as done:  # for `sealsync service status`
+                        report = done(engine.sync())
                     if report.changed or report.errors:
                         click.echo(json.dumps(report.as_dict()) if as_json
                                    else _summary(report), nl=True)
@@ -228,11 +309,13 @@ def _push_channel(folder: Folder, wake: threading.Event, no_push: bool,
 
 
 @main.command()
+@no_remember_option
+@click.option("--ignored", is_flag=True, help="also list what is ignored or held here")
 @click.option("--json", "as_json", is_flag=True)
 @click.argument("folder_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
-def status(as_json: bool, folder_dir: str) -> None:
+def status(no_remember: bool, ignored: bool, as_json: bool, folder_dir: str) -> None:
     """What changed locally since the last sync (nothing is sent)."""
-    with _errors(), _opened(folder_dir) as folder:
+    with _errors(), _opened(folder_dir, not no_remember) as folder:
         engine = folder.engine()
         entries = folder.state.entries()
         found = engine.scan()
@@ -246,6 +329,10 @@ def status(as_json: bool, folder_dir: str) -> None:
                 "skipped": [{"path": shown(p), "reason": why} for p, why in found.skipped],
                 "unplaced": [{"path": shown(p), "revision": rev, "reason": why}
                              for _, rev, p, why in folder.state.unplaced()]}
+        data["refused"] = [
+            {"seq": seq, "file_id": fid, "revision": rev, "reason": why,
+             "path": shown(e.path) if (e := folder.state.by_file_id(fid)) else None}
+            for seq, fid, rev, why in folder.state.refused()]
         seq, chain = engine.history.fingerprint()
         # Equal on two devices at the same seq iff the server showed both the
         # same history: compare out of band to catch a fork or a freeze.
@@ -256,9 +343,14 @@ def status(as_json: bool, folder_dir: str) -> None:
             lines += [f"  {key:<9} {p}" for p in data[key]]
         if len(lines) == 1:
             lines.append("  nothing to upload")
+        withheld, more = cli_sync_extras.withheld_status(engine, found, ignored)
+        data.update(withheld)
+        lines += more
         lines += [f"  skipped   {s['path']}  ({s['reason']})" for s in data["skipped"]]
         lines += [f"  not here  {u['path']}  (revision {u['revision']} cannot be written "
                   f"here: {u['reason']}; retried on every sync)" for u in data["unplaced"]]
+        lines += [f"  refused   change {r['seq']}: {r['path'] or 'file ' + r['file_id']} "
+                  f"revision {r['revision']} ({r['reason']}; skipped)" for r in data["refused"]]
         lines.append(f"  history   verified to change {seq}, fingerprint {chain[:16]} "
                      f"(the same on every device at change {seq})")
         _emit(as_json, data, "\n".join(lines))
@@ -325,21 +417,21 @@ def restore(revision: int, as_json: bool, folder_dir: str, path: str) -> None:
         if dest.exists() and _edited(dest, entry):
             raise NotInitialised(f"{shown(path)} has local edits that are not synced yet: "
                                  "run `sealsync sync` first")
-        try:
-            version = engine.transfer.version(entry.file_id, revision)
-        except NotFound:
-            raise NotInitialised(f"{shown(path)} has no revision {revision}") from None
-        if version.manifest is None or version.manifest.tombstone:
-            raise NotInitialised(f"revision {revision} of {shown(path)} is a delete")
-        tmp = engine.tmp / f"restore-{entry.file_id}"  # our temporary files stay in .sealsync/
-        engine.transfer.download(version, tmp)
-        os.replace(tmp, dest)
+        restore_revision(engine, entry.file_id, revision, dest, shown(path))
         report = engine.sync()
         _emit(as_json, {"restored": shown(path), "revision": revision, **report.as_dict()},
               f"restored {shown(path)} from revision {revision}; {_summary(report)}")
 
 
-# Account commands live in their own module (docs/ACCOUNT.md).
+main.add_command(devices_group(_errors, _opened, _emit))
+from . import cli_sync_extras  # noqa: E402  (it builds on the helpers above)
+from .cli_key import key, paired_account  # noqa: E402  (it uses the helpers above)
+
+for _command in cli_sync_extras.COMMANDS:
+    main.add_command(_command)
+main.add_command(forget)
+main.add_command(service)
+main.add_command(key)
 from .cli_account import usage  # noqa: E402 - needs the helpers above
 
 main.add_command(usage)

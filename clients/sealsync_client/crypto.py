@@ -41,6 +41,8 @@ KIND_CHUNK: Final = b"C"
 KIND_MANIFEST: Final = b"M"
 KIND_KEYFILE: Final = b"K"
 KIND_PACK_INDEX: Final = b"P"  # a pack's index (pack.py), under the content key
+KIND_DEVICE: Final = b"D"  # a device's key file and sealed name (devices.py)
+KIND_PAIRING: Final = b"R"  # the box a pairing relays (pairing.py), under the SPAKE2 key
 
 KEY_LEN: Final = 32
 SALT_LEN: Final = 24  # random per object: 192 bits, so salts never collide in practice
@@ -188,10 +190,11 @@ def seal_in_place(key: bytes, kind: bytes, buf: bytearray, n: int, context: byte
 
 
 def seal_into(key: bytes, kind: bytes, buf: bytearray, n: int, context: bytes,
-              out: bytearray, *, rand: Random = os.urandom) -> memoryview:
+              out: bytearray | memoryview, *, rand: Random = os.urandom) -> memoryview:
     """`seal_in_place` that writes the envelope into `out` (at least
     sealed_len(n) bytes) and returns the view of it that holds the envelope:
-    an uploader that reuses `buf` and `out` allocates nothing per chunk."""
+    an uploader that reuses `buf` and `out` allocates nothing per chunk
+    (`out` may be a slice of a pack being filled)."""
     header, aead_key = _begin(key, kind, b"", rand)
     body = _pad_in_place(buf, n)
     end = len(header) + len(body) + TAG_LEN

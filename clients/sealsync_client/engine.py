@@ -20,8 +20,11 @@ so only the manifest travels. Paths exist only inside encrypted manifests.
 
 Tamper evidence (invariant 8): every version, deletes included, is signed
 into the account's history (history.py). A pull verifies every feed entry
-in order before applying anything; an integrity or history failure ends the
-pass with nothing of that version applied and the cursor where it was.
+in order before applying anything. An entry that cannot be verified on its
+own (unsigned, not signed by the account, sealed for another place) is
+refused and skipped loudly: recorded, listed by `sealsync status`, and the
+rest goes on. A history failure (entries dropped or reordered, a rollback,
+a fork) ends the pass with nothing applied and the cursor where it was.
 """
 from __future__ import annotations
 
@@ -29,24 +32,28 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import outbox
 from .api import Api, AuthError, NotFound, PaymentRequired, ServerUnreachable
-from .errors import FeedError, IntegrityError
+from .devices import DeviceKey
+from .errors import FeedError, HistoryError, IntegrityError, SealsyncClientError
 from .history import History
 from .keys import Keyring
 from .manifest import Manifest
 from .names import conflict_name as conflict_name  # tests import it from here
 from .names import shown, stored_name
+from .outbox import Upload as _Upload
 from .placing import Event, Placer, is_file
+from .progress import NO_METER, Meter, size_of
 from .report import Report as Report  # callers import it from here
 from .report import reason
 from .scan import Scan, scan
-from .state import Entry, Fingerprint, State, fingerprint, hash_file, meta_dir
+from .selective import Withheld
+from .state import Entry, State, fingerprint, hash_file, meta_dir
 from .transfer import Prepared, Progress, Transfer, Version
 from .wire import new_file_id
 
@@ -60,17 +67,9 @@ if TYPE_CHECKING:
 FATAL = (ServerUnreachable, AuthError, IntegrityError, PaymentRequired)
 
 
-@dataclass(frozen=True)
-class _Upload:
-    """A planned upload: `rel` as revision base + 1 of `file_id`, named
-    `stored` in its manifest."""
-
-    rel: str
-    stored: str
-    fp: Fingerprint
-    file_id: str
-    base: int
-    renamed_from: str | None = None
+class RefusedHead(SealsyncClientError):
+    """The file's head is a version this device refused: that file waits
+    (one file's error; the rest of the pass goes on)."""
 
 
 class Engine:
@@ -79,17 +78,20 @@ class Engine:
     def __init__(self, root: Path, api: Api, ring: Keyring, user_id: str, device: str,
                  state: State, on_event: Event | None = None,
                  progress: Progress | None = None, *, signing_key: nacl.signing.SigningKey,
-                 device_id: str) -> None:
+                 device_id: str, device_key: DeviceKey | None = None) -> None:
         self.root = root.resolve()
         self.state = state
         self.device = device
         self.history = History(state, ring, user_id, device_id, signing_key)
         self.transfer = Transfer(api, ring, user_id, device, progress=progress,
-                                 sign=self.history.sign)
+                                 sign=self.history.sign, sent_packs=state,
+                                 device_key=device_key)
         self.on_event = on_event or (lambda kind, path: None)
         self.tmp = meta_dir(self.root) / "tmp"
         self.tmp.mkdir(exist_ok=True)
         self.place = Placer(self.root, state, device, self.transfer, self.on_event, self.tmp)
+        self.withheld = Withheld(self.root, state, self.place)  # ignored and excluded paths
+        self.meter: Meter = NO_METER  # the whole pass's progress (progress.py)
 
     # -- the pass -------------------------------------------------------------
     def sync(self) -> Report:
@@ -99,7 +101,7 @@ class Engine:
         return report
 
     def scan(self) -> Scan:
-        return scan(self.root)
+        return scan(self.root, self.withheld.rules())
 
     # -- pull -------------------------------------------------------------------
     def pull(self, report: Report) -> None:
@@ -108,7 +110,9 @@ class Engine:
         it moves only past what was verified and applied (or, for a version
         that could not be placed here, recorded to retry)."""
         self.place.clean_tmp()
+        self.withheld.rules()
         self._retry_unplaced(report)
+        self.withheld.release(self._head, self._apply, report)
         pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="sealsync-pull")
         try:
             self._pull_pages(pool, report)
@@ -129,20 +133,44 @@ class Engine:
                 if not c["deleted"] and (entry is None or entry.revision >= revision) \
                         and self.history.verify_own(seq, file_id, revision):
                     continue  # our own upload (or delete) coming back: nothing to fetch
-                version = None if c["deleted"] else \
-                    fetched[seq].result() if seq in fetched else \
-                    self.transfer.version(file_id, revision)
-                self.history.verify_entry(seq, file_id, revision,
-                                          None if version is None else version.manifest)
-                assert version is not None  # an unsigned delete was refused
-                latest[file_id] = version  # verified: revisions only go up
+                try:
+                    latest[file_id] = self._verified(seq, file_id, revision, c["deleted"],
+                                                     fetched)
+                except HistoryError:
+                    raise  # the feed's order, a rollback or a fork: the server lies
+                except IntegrityError as exc:  # this entry alone is bad: skip it loudly
+                    self._refuse(seq, file_id, revision, str(exc), report)
             # Deletes first: a file that became a directory elsewhere (or the
             # reverse) then replays without tripping over itself.
+            self.meter.found(len(latest), sum(map(size_of, latest.values())))
             for version in sorted(latest.values(), key=lambda v: not _is_delete(v)):
                 self._apply(version, report)
+                self.meter.done(1, size_of(version))
             self.state.cursor = seq
             if not page["has_more"]:
                 return
+
+    def _verified(self, seq: int, file_id: str, revision: int, deleted: bool,
+                  fetched: dict[int, Future[Version]]) -> Version:
+        """Entry `seq`'s version, verified into the history (history.py)."""
+        if deleted:  # the server's own tombstone: no device signs those
+            raise IntegrityError("a delete that no device signed")
+        version = fetched[seq].result() if seq in fetched else \
+            self.transfer.version(file_id, revision)
+        self.history.verify_entry(seq, file_id, revision, version.manifest)
+        return version
+
+    def _refuse(self, seq: int, file_id: str, revision: int, why: str,
+                report: Report) -> None:
+        """Record a feed entry that cannot be verified and go on without it
+        (issue 15): one bad entry never stalls the folder. `sealsync status`
+        lists it; a later valid revision of the file is applied as usual."""
+        self.history.refuse(seq, file_id, revision, why)
+        entry = self.state.by_file_id(file_id)
+        name = shown(entry.path) if entry else f"file {file_id}"
+        report.errors.append(f"{name}: change {seq} (revision {revision}) refused and "
+                             f"skipped: {why}; see `sealsync status`")
+        self.on_event("refused", name)
 
     def _prefetch(self, pool: ThreadPoolExecutor,
                   changes: list[dict[str, Any]]) -> dict[int, Future[Version]]:
@@ -179,10 +207,14 @@ class Engine:
                                     "renamed elsewhere, moved or deleted here")
 
     def _retry_unplaced(self, report: Report) -> None:
-        for file_id, revision, _, _ in self.state.unplaced():
+        for file_id, revision, path, _ in self.state.unplaced():
             entry = self.state.by_file_id(file_id)
-            head = None if entry is not None and entry.revision >= revision \
-                else self._head(file_id)
+            try:
+                head = None if entry is not None and entry.revision >= revision \
+                    else self._head(file_id)
+            except RefusedHead as exc:
+                report.errors.append(f"{shown(path)}: {exc}")
+                continue
             if head is None:
                 self.state.placed(file_id)
             else:
@@ -193,6 +225,8 @@ class Engine:
         entry = self.state.by_file_id(version.file_id)
         if entry is not None and entry.revision >= version.revision:
             return True  # our own upload coming back, or already applied
+        if self.withheld.intercept(version, entry, report):
+            return True  # ignored or excluded here: held, not placed (selective.py)
         if _is_delete(version):
             if entry is not None:
                 self.place.remote_delete(entry, report)
@@ -242,12 +276,14 @@ class Engine:
         work: list[tuple[_Upload | Entry, Callable[[], Prepared]]] = [
             (u, partial(self._prepare, u)) for u in plan]
         work += [(e, partial(self._prepare_delete, e)) for e in vanished.values()]
+        self.meter.found(len(work), sum(u.fp.size for u in plan))
         fatal: BaseException | None = None
         try:
             for answered in outbox.send(self.transfer, work, self.parallel):
                 # Settle every answer, even after a failure: an accepted
                 # upload left unrecorded would come back as a conflict.
                 for item, result in answered:
+                    self.meter.done(1, item.fp.size if isinstance(item, _Upload) else 0)
                     if isinstance(item, _Upload):
                         step = partial(self._settle, item, result)
                     else:
@@ -324,6 +360,11 @@ class Engine:
         holds exactly our bytes, e.g. our own earlier upload whose answer we
         never recorded, there is nothing to keep twice.)"""
         rel, file_id = u.rel, u.file_id
+        top = self.state.refused_top(file_id)
+        if top > u.base and self.transfer.api.get_file(file_id)["revision"] == top:
+            # The head is a version this device refused: ours supersedes it.
+            self._upload(rel, file_id, top, report)
+            return
         head = self._head(file_id)
         if head is None or _is_delete(head):
             # The winner is a delete: our edit lives on under its own name.
@@ -391,6 +432,10 @@ class Engine:
             head = self.transfer.version(file_id)
         except NotFound:
             return None
+        if self.state.refused_top(file_id) >= head.revision:
+            raise RefusedHead(f"its head on the server, revision {head.revision}, was "
+                              "refused here (see `sealsync status`): it waits for a valid "
+                              "revision")
         if head.manifest is None:
             raise FeedError(f"the server reports a delete of file {file_id} that no "
                             f"device signed")

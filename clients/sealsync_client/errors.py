@@ -35,6 +35,10 @@ class KeyfileError(SealsyncClientError):
     """The key file cannot be used as it is (missing, unsafe permissions, unknown format)."""
 
 
+class UsageError(SealsyncClientError):
+    """The command or its settings cannot work as given (e.g. an insecure server URL)."""
+
+
 class KdfError(SealsyncClientError):
     """The account's `kdf` string is malformed or asks for unsafe parameters.
 

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 ZERO: Final = bytes(HASH_LEN)
 _PERSON_VERSION: Final = b"sealsync:ver:v1"
 _PERSON_FEED: Final = b"sealsync:feed:v1"
+_PERSON_REFUSED: Final = b"sealsync:rfs:v1"
 
 
 def version_hash(ring: Keyring, place: ManifestPlace, manifest: Manifest) -> bytes:
@@ -75,6 +76,15 @@ def chain(prev: bytes, seq: int, vhash: bytes) -> bytes:
     return h.digest()
 
 
+def refusal_marker(file_id: str, revision: int) -> bytes:
+    """What stands for a refused version: in the feed chain at its seq, and
+    as `prev` of the version that supersedes it (which no device can check
+    against the refused one, so every device accepts it on its signature)."""
+    h = hashlib.blake2b(digest_size=HASH_LEN, person=_PERSON_REFUSED)
+    h.update(bytes.fromhex(file_id) + revision.to_bytes(8, "big"))
+    return h.digest()
+
+
 def sign_linked(key: nacl.signing.SigningKey, ring: Keyring, place: ManifestPlace,
                 manifest: Manifest, link: Link) -> Manifest:
     """`manifest` with `link` and its signature: the signing step alone, for
@@ -102,6 +112,11 @@ class History:
             prev = ZERO
             if place.base_revision:
                 base = self.state.verified(place.file_id, place.base_revision)
+                refused = self.state.refused_top(place.file_id) == place.base_revision
+                if base is None and refused:  # supersede a refused revision (engine.py)
+                    base = Verified(place.file_id, place.base_revision,
+                                    refusal_marker(place.file_id, place.base_revision), "", 0,
+                                    None)
                 if base is None:
                     raise IntegrityError(f"revision {place.base_revision} of file "
                                          f"{place.file_id} was never verified here: sync first")
@@ -155,6 +170,22 @@ class History:
             v = self._check(file_id, revision, manifest, seq)
             self.state.append_feed(v, chain(head, seq, v.hash))
 
+    def refuse(self, seq: int, file_id: str, revision: int, reason: str) -> None:
+        """Skip the next feed entry, which cannot be verified (unsigned, signed
+        by no key of the account, or sealed for another place), recording it
+        and why. The chain takes a refusal marker at its seq: every device
+        refusing the same entry keeps the same chain, and a device shown
+        a valid version there instead differs (a fork, caught as such).
+        Raises FeedError, and records nothing, if `seq` is not the next
+        entry: a dropped or rewritten entry is the feed's fault, never skipped."""
+        with self._lock:
+            last, head = self.state.feed_head()
+            if seq != last + 1:
+                raise FeedError(f"the change feed jumped from entry {last} to {seq}: entries "
+                                f"were dropped or reordered")
+            self.state.refuse(seq, file_id, revision, reason,
+                              chain(head, seq, refusal_marker(file_id, revision)))
+
     def verify_own(self, seq: int, file_id: str, revision: int) -> bool:
         """Verify the next feed entry without fetching it, if it is our own
         accepted upload coming back: we know exactly what we signed, so the
@@ -181,6 +212,23 @@ class History:
         with self._lock:
             self._check(file_id, revision, manifest, None)
 
+    def verify_recorded(self, file_id: str, revision: int, manifest: Manifest) -> None:
+        """Check an old version fetched for a restore: signed by the account
+        and exactly the one this device verified at (file, revision).
+
+        The envelope alone is not enough: a kept conflict loser is a valid,
+        signed envelope for the same (file, revision), and a server could
+        hand it back to have it committed as a new head."""
+        with self._lock:
+            known = self.state.verified(file_id, revision)
+            if known is None:
+                raise IntegrityError(f"revision {revision} of file {file_id} was never "
+                                     f"verified on this device: sync first")
+            if self._hash(file_id, revision, manifest) != known.hash:
+                raise IntegrityError(f"the server served another version than the revision "
+                                     f"{revision} this device verified (a conflict's loser?); "
+                                     f"nothing was restored")
+
     def fingerprint(self) -> tuple[int, str]:
         """(last verified seq, chain hash): equal on two devices at the same seq
         iff they were shown the same history (compare them out of band)."""
@@ -199,6 +247,8 @@ class History:
         assert link is not None
         where = f"file {file_id} revision {revision}"
         top = self.state.top_revision(file_id, in_feed=seq is not None)
+        if seq is not None:  # a refused revision counts: the next one may follow it
+            top = max(top, self.state.refused_top(file_id))
         if seq is not None and revision <= top or seq is None and revision < top:
             raise RollbackError(f"{where}: this device already verified revision {top}; "
                                 f"the server went back (a rollback or a replay)")

@@ -28,33 +28,39 @@ _CONTEXT: Final = b"sealsync device key file"
 
 @dataclass(frozen=True, repr=False)
 class DeviceKeys:
-    """What a device keeps: the master key, and the account it belongs to."""
+    """What a device keeps: the master key, the account it belongs to and,
+    for a two-secret (kdf v2) account, the Secret Key (`sealsync key show`)."""
 
     master: bytes
     user_id: str | None = None
     kdf: str | None = None  # the account's kdf string, for re-deriving on a new device
     folder_keys: dict[str, bytes] = field(default_factory=dict)  # keyring id hex -> key
+    secret_key: bytes | None = None
 
     def __repr__(self) -> str:
         return f"DeviceKeys(user_id={self.user_id!r}, <secret>)"
 
     def to_json(self) -> bytes:
-        return json.dumps({"v": 1, "master": self.master.hex(), "user_id": self.user_id,
-                           "kdf": self.kdf,
-                           "folder_keys": {k: v.hex() for k, v in self.folder_keys.items()}},
-                          sort_keys=True, separators=(",", ":")).encode()
+        """Payload v1 without a Secret Key (byte-identical to older files), v2 with one."""
+        obj: dict[str, object] = {
+            "v": 1, "master": self.master.hex(), "user_id": self.user_id, "kdf": self.kdf,
+            "folder_keys": {k: v.hex() for k, v in self.folder_keys.items()}}
+        if self.secret_key is not None:
+            obj.update(v=2, secret_key=self.secret_key.hex())
+        return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> DeviceKeys:
         try:
             obj = json.loads(data)
-            if obj["v"] != 1:
+            if obj["v"] not in (1, 2):
                 raise KeyfileError("this key file was written by a newer Sealsync")
             master = bytes.fromhex(obj["master"])
             folders = {str(k): bytes.fromhex(v) for k, v in obj["folder_keys"].items()}
-            if len(master) != crypto.KEY_LEN:
-                raise ValueError("bad master key length")
-            return cls(master, obj["user_id"], obj["kdf"], folders)
+            secret = bytes.fromhex(obj["secret_key"]) if obj["v"] == 2 else None
+            if len(master) != crypto.KEY_LEN or (secret is not None and len(secret) != 16):
+                raise ValueError("bad key length")
+            return cls(master, obj["user_id"], obj["kdf"], folders, secret)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise KeyfileError("the key file's contents are malformed") from exc
 

@@ -1,7 +1,8 @@
-"""The key hierarchy: passphrase -> Argon2id -> master key -> purpose subkeys.
+"""The key hierarchy: passphrase + Secret Key -> master key -> purpose subkeys.
 
-    passphrase --Argon2id(kdf string)--> master
-      master --"sealsync:auth:v1"--------> auth_key    (sent to the server)
+    passphrase --Argon2id(kdf string)--> stretched
+    stretched --"sealsync:master:v2", Secret Key--> master   (two-secret, kdf v2)
+      master --"sealsync:auth:v2"--------> auth_key    (sent to the server)
       master --"sealsync:signing:v1"-----> Ed25519 seed (signs the history: history.py)
       master --"sealsync:folder-root:v1"-> root folder key   (keyring id 0)
         folder key --"sealsync:content:v1"--> content key  (chunk envelopes)
@@ -10,7 +11,13 @@
                    --"sealsync:manifest:v1"-> manifest key (names and metadata)
 
 Every arrow is one-way (BLAKE2b), so the auth key the server holds derives
-nothing else. A *keyring* is one folder key and its subkeys: today every
+nothing else. The 128-bit Secret Key (secret_key.py) is made on the first
+device and never leaves the user's devices, so nothing the server holds,
+not even a live auth_key, can be attacked by guessing passphrases
+(docs/SECURITY.md). Accounts made before it (kdf v1) derive the master
+from the passphrase alone; `sealsync key migrate` moves them.
+
+A *keyring* is one folder key and its subkeys: today every
 file uses the root keyring; password-protected and shared folders will get
 random folder keys with their own ids, wrapped and stored (docs/FORMAT.md).
 """
@@ -28,7 +35,9 @@ from .errors import KdfError
 if TYPE_CHECKING:
     import nacl.signing
 
-AUTH: Final = b"sealsync:auth:v1"
+AUTH: Final = b"sealsync:auth:v1"  # kdf v1 accounts (passphrase only)
+AUTH_V2: Final = b"sealsync:auth:v2"
+MASTER_V2: Final = b"sealsync:master:v2"
 SIGNING: Final = b"sealsync:signing:v1"
 FOLDER_ROOT: Final = b"sealsync:folder-root:v1"
 CONTENT: Final = b"sealsync:content:v1"
@@ -39,9 +48,11 @@ MANIFEST: Final = b"sealsync:manifest:v1"
 KEYRING_ID_LEN: Final = 16
 ROOT_KEYRING_ID: Final = bytes(KEYRING_ID_LEN)
 SALT_LEN: Final = 16
+SECRET_KEY_LEN: Final = 16
 
-KDF_PREFIX: Final = "sealsync-kdf-v1:argon2id"
-_KDF = re.compile(rf"{KDF_PREFIX}:ops=([1-9][0-9]{{0,2}}):mem=([1-9][0-9]{{3,12}})"
+KDF_PREFIX: Final = "sealsync-kdf-v1:argon2id"  # passphrase alone (before the Secret Key)
+KDF_PREFIX_V2: Final = "sealsync-kdf-v2:argon2id"  # passphrase + Secret Key
+_KDF = re.compile(r"sealsync-kdf-v([12]):argon2id:ops=([1-9][0-9]{0,2}):mem=([1-9][0-9]{3,12})"
                   rf":salt=([0-9a-f]{{{2 * SALT_LEN}}})")
 
 
@@ -63,28 +74,33 @@ DEFAULT_MEM: Final = 256 * 1024 * 1024
 
 @dataclass(frozen=True)
 class KdfParams:
-    """Argon2id parameters and salt: the public `kdf` string the server keeps."""
+    """Argon2id parameters and salt: the public `kdf` string the server keeps.
+
+    `version` 2 means the master key also needs the Secret Key; 1 is an
+    account made before it, whose master is the passphrase alone."""
 
     ops: int
     mem: int
     salt: bytes
+    version: int = 2
 
     @classmethod
     def new(cls, ops: int = DEFAULT_OPS, mem: int = DEFAULT_MEM,
-            rand: crypto.Random = os.urandom) -> KdfParams:
+            rand: crypto.Random = os.urandom, version: int = 2) -> KdfParams:
         """Fresh parameters with a random salt, for a new account."""
-        return cls(ops, mem, rand(SALT_LEN))
+        return cls(ops, mem, rand(SALT_LEN), version)
 
     def encode(self) -> str:
-        return f"{KDF_PREFIX}:ops={self.ops}:mem={self.mem}:salt={self.salt.hex()}"
+        prefix = KDF_PREFIX_V2 if self.version == 2 else KDF_PREFIX
+        return f"{prefix}:ops={self.ops}:mem={self.mem}:salt={self.salt.hex()}"
 
     @classmethod
     def parse(cls, text: object, limits: KdfLimits = SAFE_LIMITS) -> KdfParams:
         """Parse a `kdf` string, refusing weak or absurd parameters."""
         match = _KDF.fullmatch(text) if isinstance(text, str) else None
         if match is None:
-            raise KdfError("not a Sealsync v1 kdf string (sealsync-kdf-v1:argon2id:...)")
-        params = cls(int(match[1]), int(match[2]), bytes.fromhex(match[3]))
+            raise KdfError("not a Sealsync kdf string (sealsync-kdf-v2:argon2id:...)")
+        params = cls(int(match[2]), int(match[3]), bytes.fromhex(match[4]), int(match[1]))
         params.check(limits)
         return params
 
@@ -151,19 +167,30 @@ class AccountKeys:
     """The master key and what derives from it."""
 
     master: bytes
+    version: int = 2  # the kdf version: 2 = passphrase + Secret Key
 
     def __post_init__(self) -> None:
         if len(self.master) != crypto.KEY_LEN:
             raise ValueError("the master key is 32 bytes")
 
     @classmethod
-    def from_passphrase(cls, passphrase: str, params: KdfParams) -> AccountKeys:
-        return cls(params.stretch(passphrase))
+    def from_passphrase(cls, passphrase: str, params: KdfParams,
+                        secret_key: bytes | None = None) -> AccountKeys:
+        """The account's keys. A v2 account needs its 16-byte Secret Key:
+        the master is BLAKE2b keyed by the stretched passphrase over the
+        Secret Key, so either secret alone gives nothing."""
+        stretched = params.stretch(passphrase)
+        if params.version == 1:
+            return cls(stretched, 1)
+        if secret_key is None or len(secret_key) != SECRET_KEY_LEN:
+            raise KdfError("this account needs its Secret Key (16 bytes) as well as the "
+                           "passphrase")
+        return cls(crypto.derive(stretched, MASTER_V2, secret_key), 2)
 
     def auth_key(self) -> str:
         """The server-auth secret (64 lowercase hex), for POST /v1/accounts
         and device login. One-way from the master: it unlocks nothing."""
-        return crypto.derive(self.master, AUTH).hex()
+        return crypto.derive(self.master, AUTH_V2 if self.version == 2 else AUTH).hex()
 
     def signing_key(self) -> nacl.signing.SigningKey:
         """The account's Ed25519 key: it signs every manifest's history link (history.py)."""

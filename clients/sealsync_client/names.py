@@ -88,23 +88,48 @@ class Profile:
     name_max: int = NAME_MAX
     unicode_only: bool = False  # names must be valid Unicode (macOS, Windows)
     windows: bool = False  # Win32 forbids <>:"\|?* and control characters
+    folds_case: bool = False  # "A" and "a" name one file (APFS/HFS+ default, NTFS)
 
 
 POSIX = Profile()
-MACOS = Profile(unicode_only=True)
-WINDOWS = Profile(unicode_only=True, windows=True)
+MACOS = Profile(unicode_only=True, folds_case=True)
+WINDOWS = Profile(unicode_only=True, windows=True, folds_case=True)
+
+# Code points HFS+ ignores in names (git's list, CVE-2014-9390): ".seal\u200csync"
+# is ".sealsync" there.
+_HFS_IGNORED = re.compile("[\u200c-\u200f\u202a-\u202e\u206a-\u206f\ufeff]")
+# The 8.3 short name NTFS may give ".sealsync" ("SEALSY~1"), which also opens it.
+_SHORT_META = re.compile(r"sealsy~[0-9]+", re.I)
+
+
+def _is_meta_alias(part: str, profile: Profile) -> bool:
+    """Would this first component open our own `.sealsync/` on this file system?"""
+    if not profile.folds_case:
+        return False  # check_stored already refused the one exact spelling
+    key = unicodedata.normalize("NFC", _HFS_IGNORED.sub("", part)).casefold()
+    if profile.windows:
+        key = key.rstrip(". ")  # Win32 drops trailing dots and spaces
+    return key == META_DIR or profile.windows and _SHORT_META.fullmatch(key) is not None
 
 # Full-width look-alikes, as rclone and Cygwin map them: visible, and unlike
 # "_" they do not make two different names collide.
 _WIN_MAP = {c: chr(0xFF00 + ord(c) - 0x20) for c in '<>:"\\|?*'}
 _WIN_MAP.update({chr(c): chr(0x2400 + c) for c in range(0x20)})  # control pictures
-_WIN_RESERVED = re.compile(r"^(CON|PRN|AUX|NUL|COM[0-9¹²³]|LPT[0-9¹²³])(\..*)?$", re.I)
+# Win32 reads a name as a device if the part before its first dot, trailing
+# spaces dropped, is one of these: "con.txt" and "CON .x" are the console.
+_WIN_RESERVED = re.compile(r"(CON|PRN|AUX|NUL|COM[0-9¹²³]|LPT[0-9¹²³]) *", re.I)
 
 
 def local_name(stored: str, profile: Profile = POSIX) -> str:
     """Where a stored path goes on this file system. The identity for every
-    name the file system can hold; any other name is changed visibly."""
-    return "/".join(_local_part(p, profile) for p in stored.split("/"))
+    name the file system can hold; any other name is changed visibly. A
+    top-level name this file system would take for `.sealsync` (another
+    case, an ignorable code point, a short name) gets a `~`: it is the
+    user's file, never the client's own directory."""
+    parts = [_local_part(p, profile) for p in stored.split("/")]
+    if _is_meta_alias(parts[0], profile):
+        parts[0] += "~"
+    return "/".join(parts)
 
 
 def _local_part(part: str, profile: Profile) -> str:
@@ -113,7 +138,11 @@ def _local_part(part: str, profile: Profile) -> str:
         part = re.sub("[\udc80-\udcff]", lambda m: f"%{ord(m.group()) - 0xDC00:02X}", part)
     if profile.windows:
         part = "".join(_WIN_MAP.get(c, c) for c in part)
-        if _WIN_RESERVED.match(part) or part[-1] in ". ":
+        base = part.split(".", 1)[0]
+        if _WIN_RESERVED.fullmatch(base):  # "con.txt" -> "con~.txt": no longer a device
+            base = base.rstrip(" ")
+            part = base + "~" + part[len(base):]
+        if part[-1] in ". ":
             part += "~"
     if len(to_bytes(part)) > profile.name_max:
         part = shorten(part, profile.name_max, whole=original)

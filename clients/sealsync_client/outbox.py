@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .api import AuthError, PaymentRequired, ServerUnreachable
 from .errors import IntegrityError
+from .state import Fingerprint
 from .transfer import Prepared, Transfer
 
 K = TypeVar("K")
@@ -31,6 +33,19 @@ MAX_CHUNK_REFS = 8192
 MAX_BUNDLE_BYTES = 32 * 1024 * 1024
 # end the pass (engine.FATAL)
 _FATAL = (ServerUnreachable, AuthError, IntegrityError, PaymentRequired)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A planned upload: `rel` as revision base + 1 of `file_id`, named
+    `stored` in its manifest."""
+
+    rel: str
+    stored: str
+    fp: Fingerprint
+    file_id: str
+    base: int
+    renamed_from: str | None = None
 
 
 def send(transfer: Transfer, work: Sequence[tuple[K, Callable[[], Prepared]]],

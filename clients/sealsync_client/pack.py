@@ -196,27 +196,81 @@ class PackWriter:
         """Lay out and seal the pack under a fresh random 128-bit pack id."""
         if not self._blobs:
             raise ValueError("an empty pack cannot be finished")
-        pid = rand(PACK_ID_LEN)
-        if len(pid) != PACK_ID_LEN:
-            raise ValueError("the random source returned a short pack id")
-        order = sorted(self._blobs)  # chunk-id order: nothing of file or insertion order
-        refs, offset = [], HEADER_LEN
-        for cid in order:
-            refs.append(BlobRef(cid.hex(), offset, len(self._blobs[cid])))
-            offset += len(self._blobs[cid])
-        index_len = _index_len(len(order))
-        size = pack_len(offset + index_len + TRAILER_LEN)
-        plaintext = _INDEX_HEAD.pack(size, len(order)) + b"".join(
-            _ENTRY.pack(bytes.fromhex(r.chunk_id), r.offset, r.length) for r in refs)
-        trailer = _trailer(index_len)
-        index = crypto.seal(self._ring.content, crypto.KIND_PACK_INDEX, plaintext,
-                            _index_context(self._ring, self._uid, pid, trailer), rand=rand)
-        assert len(index) == index_len
-        gap = bytes(size - offset - index_len - TRAILER_LEN)
-        data = b"".join([MAGIC, bytes([VERSION]), *(self._blobs[c] for c in order),
-                         gap, index, trailer])
+        pid = new_pack_id(rand)
+        lay = layout((cid.hex(), len(env)) for cid, env in self._blobs.items())
+        tail = seal_tail(self._ring, self._uid, pid, lay, rand)
+        gap = bytes(lay.size - lay.blob_end - len(tail))
+        data = b"".join([MAGIC, bytes([VERSION]),
+                         *(self._blobs[bytes.fromhex(r.chunk_id)] for r in lay.blobs),
+                         gap, tail])
         self._blobs.clear()
-        return SealedPack(pid.hex(), data, refs)
+        return SealedPack(pid, data, list(lay.blobs))
+
+
+class Layout(NamedTuple):
+    """Where each blob of a pack goes, and the pack's size: a function of
+    the blobs' ids and lengths alone, so a writer can declare a pack (and
+    be sent its URL) before sealing any of it."""
+
+    size: int
+    blobs: tuple[BlobRef, ...]  # chunk-id order
+
+    @property
+    def blob_end(self) -> int:
+        return self.blobs[-1].end if self.blobs else HEADER_LEN
+
+
+def layout(blobs: Iterable[tuple[str, int]]) -> Layout:
+    """The canonical layout of blobs given as (chunk id, envelope length):
+    sorted by id, back to back from the header; duplicates kept once."""
+    refs, offset = [], HEADER_LEN
+    for cid, length in sorted(dict(blobs).items()):
+        if not _is_blob_length(length):
+            raise ValueError("only chunk envelopes go into a pack")
+        refs.append(BlobRef(cid, offset, length))
+        offset += length
+    if not refs:
+        raise ValueError("an empty pack has no layout")
+    return Layout(pack_len(offset + _index_len(len(refs)) + TRAILER_LEN), tuple(refs))
+
+
+def pack_size(count: int, blob_bytes: int) -> int:
+    """The size of a pack of `count` blobs of `blob_bytes` in all (a
+    planner's running total: add blobs while it stays under the target)."""
+    return _pack_size(count, blob_bytes)
+
+
+def new_pack_id(rand: crypto.Random = os.urandom) -> str:
+    pid = rand(PACK_ID_LEN)
+    if len(pid) != PACK_ID_LEN:
+        raise ValueError("the random source returned a short pack id")
+    return pid.hex()
+
+
+def seal_tail(ring: Keyring, user_id: str | bytes, pack_id: str, lay: Layout,
+              rand: crypto.Random = os.urandom) -> bytes:
+    """The pack's last bytes, index envelope then trailer: write them at
+    `lay.size - len(tail)`, the blobs at their offsets, the header at 0 and
+    zeros between (`write_frame`)."""
+    uid = user_id if isinstance(user_id, bytes) else user_id_bytes(user_id)
+    plaintext = _INDEX_HEAD.pack(lay.size, len(lay.blobs)) + b"".join(
+        _ENTRY.pack(bytes.fromhex(r.chunk_id), r.offset, r.length) for r in lay.blobs)
+    index_len = _index_len(len(lay.blobs))
+    trailer = _trailer(index_len)
+    index = crypto.seal(ring.content, crypto.KIND_PACK_INDEX, plaintext,
+                        _index_context(ring, uid, _pack_id_bytes(pack_id), trailer), rand=rand)
+    assert len(index) == index_len
+    return index + trailer
+
+
+def write_frame(buf: bytearray | memoryview, lay: Layout, tail: bytes) -> None:
+    """Header, gap and tail of a pack into `buf` (at least `lay.size` bytes,
+    reused from pack to pack); the blobs go in at their offsets."""
+    view = memoryview(buf)
+    view[:HEADER_LEN] = MAGIC + bytes([VERSION])
+    gap_end = lay.size - len(tail)
+    view[lay.blob_end:gap_end] = bytes(gap_end - lay.blob_end)
+    view[gap_end:lay.size] = tail
 
 
 def tail_needed(tail: bytes | bytearray | memoryview) -> int:

@@ -64,7 +64,7 @@ def seal_chunk(ring: Keyring, user_id: str, data: bytes | bytearray | memoryview
 
 
 def seal_span(ring: Keyring, user_id: str, fd: int, span: Span, buf: bytearray,
-              out: bytearray, *, rand: crypto.Random = os.urandom) -> memoryview:
+              out: bytearray | memoryview, *, rand: crypto.Random = os.urandom) -> memoryview:
     """Read one chunk back from an open file into `buf` and seal it into `out`.
 
     `buf` must hold padded_len(span.size) bytes and `out` sealed_len of it;

@@ -9,7 +9,7 @@ with odd files"):
   file (or a link) where a directory must go is renamed as a conflict
   copy; a directory where the file must go stays, and the file is placed
   beside it under a conflict name that is then uploaded as its new name.
-* A parent that is a symbolic link is never written through: it could
+* A parent that is a symbolic link is never written, read or deleted through: it could
   lead out of the folder.
 * A remote delete removes the local file only if it is unchanged since the
   last sync.
@@ -71,9 +71,15 @@ class Placer:
     def taken(self, rel: str) -> bool:
         return os.path.lexists(self.root / rel)
 
+    def through_link(self, rel: str) -> bool:
+        """Does `rel` lead through a symbolic link (a directory swapped for
+        one)? Then it may point out of the folder: never read, write or
+        delete there."""
+        return any((self.root / p).is_symlink() for p in parents(rel))
+
     def remote_delete(self, entry: Entry, report: Report) -> None:
         path = self.root / entry.path
-        if is_file(path) and self.unchanged(entry):
+        if not self.through_link(entry.path) and is_file(path) and self.unchanged(entry):
             path.unlink()
             self.prune(path.parent)
             report.deleted_here.append(shown(entry.path))
@@ -114,7 +120,9 @@ class Placer:
         digest = hash_file(tmp)
         copy = None
         ours = False  # is what sits at `rel` our copy of this file, safe to replace?
-        if entry is not None:
+        if entry is not None and self.through_link(entry.path):
+            self.state.forget(entry.file_id)  # what was ours there is out of reach now
+        elif entry is not None:
             old = self.root / entry.path
             if is_file(old) and not self.unchanged(entry):
                 if entry.path == rel and hash_file(old) == digest:

@@ -126,7 +126,11 @@ class PushChannel:
                 self._stop.wait(backoff(attempt, self.rng))
                 attempt += 1
         attempt = 0
-        if not self.ws_url:
+        if self.ws_url and not _safe_ws_url(self.ws_url):
+            self._set_state("long-poll", f"refusing {self.ws_url}: the token would cross the "
+                                         "network in clear (not wss://)")
+            self.ws_url = None
+        elif not self.ws_url:
             self._set_state("long-poll", "the server offers no WebSocket")
         while not self._stop.is_set():
             if not self.ws_url:
@@ -270,3 +274,15 @@ def push_info(api: Api) -> Body:
         if exc.status in (403, 404):
             return {"websocket_url": None, "mobile_platforms": []}
         raise
+
+
+def _safe_ws_url(url: str) -> bool:
+    """wss://, or ws:// to this machine (the same rule as the API's URL)."""
+    from .api import check_server_url
+    from .errors import UsageError
+
+    try:
+        check_server_url(url.replace("wss://", "https://", 1).replace("ws://", "http://", 1))
+    except UsageError:
+        return False
+    return url.startswith(("wss://", "ws://"))

@@ -19,6 +19,7 @@ class Report:
     conflicts: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # "PATH: reason", one per file
     skipped: list[str] = field(default_factory=list)  # not synced: links, FIFOs, ...
+    held: list[str] = field(default_factory=list)  # remote, not placed: ignored or excluded here
 
     @property
     def changed(self) -> bool:

@@ -2,6 +2,7 @@
 
     config.json   server URL, user id, device id and display name (no secrets)
     keys          the device key file (0600, sealed by the passphrase)
+    device.key    this device's Ed25519 key (0600, sealed under the master key)
     state.db      SQLite: path -> file id, last synced revision and the local
                   fingerprint at that moment; the change-feed cursor; the token;
                   the signed history this device has verified (history.py)
@@ -19,8 +20,10 @@ import json
 import os
 import stat
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import SealsyncClientError
 from .names import META_DIR, from_bytes, stored_name, to_bytes
@@ -52,6 +55,13 @@ CREATE TABLE IF NOT EXISTS unplaced (
     reason TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Packs this device PUT that no finished batch has fully committed yet
+-- (packing.py): the next batch declares them again instead of re-sending.
+CREATE TABLE IF NOT EXISTS sent_packs (
+    pack_id TEXT PRIMARY KEY,
+    declaration TEXT NOT NULL,  -- the batch request's `packs` item, JSON
+    sent_at INTEGER NOT NULL
+);
 -- Every version this device has verified (history.py). seq is its change-feed
 -- position, NULL until the feed has shown it (our own accepted uploads, and
 -- heads fetched to settle a conflict, are known before the feed lists them).
@@ -67,6 +77,14 @@ CREATE TABLE IF NOT EXISTS history_versions (
 CREATE UNIQUE INDEX IF NOT EXISTS history_by_device ON history_versions (device_id, counter);
 -- The hash chain over the change feed, one row per verified seq.
 CREATE TABLE IF NOT EXISTS history_feed (seq INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+-- Feed entries this device refused and skipped (history.py `refuse`): listed
+-- by `sealsync status`; the chain takes a refusal marker at their seq.
+CREATE TABLE IF NOT EXISTS history_refused (
+    seq INTEGER PRIMARY KEY,
+    file_id TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
 -- What this device signed: sealed, then accepted or lost (a conflict).
 CREATE TABLE IF NOT EXISTS history_sealed (
     counter INTEGER PRIMARY KEY,
@@ -139,6 +157,11 @@ def meta_dir(root: Path) -> Path:
     d = root / META_DIR
     d.mkdir(mode=0o700, parents=True, exist_ok=True)
     return d
+
+
+def device_key_path(root: Path) -> Path:
+    """This device's Ed25519 key, sealed under the master key (devices.py)."""
+    return meta_dir(root) / "device.key"
 
 
 def keyfile_path(root: Path) -> Path:
@@ -291,6 +314,23 @@ class State:
     def placed(self, file_id: str) -> None:
         self.db.execute("DELETE FROM unplaced WHERE file_id = ?", (file_id,))
 
+    # -- packs sent, not yet committed (packing.SentPacks) ---------------------
+    SENT_PACKS_KEPT = 64  # about 512 MiB of uploaded packs; older ones are re-sent
+
+    def sent_packs(self) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT declaration FROM sent_packs ORDER BY sent_at, pack_id")
+        return [json.loads(row[0]) for row in rows]
+
+    def add_sent_pack(self, declaration: dict[str, Any]) -> None:
+        self.db.execute("INSERT OR REPLACE INTO sent_packs VALUES (?, ?, ?)",
+                        (declaration["pack_id"], json.dumps(declaration), time.time_ns()))
+        self.db.execute("DELETE FROM sent_packs WHERE pack_id NOT IN (SELECT pack_id FROM "
+                        "sent_packs ORDER BY sent_at DESC LIMIT ?)", (self.SENT_PACKS_KEPT,))
+
+    def drop_sent_packs(self, pack_ids: Iterable[str]) -> None:
+        self.db.executemany("DELETE FROM sent_packs WHERE pack_id = ?",
+                            [(p,) for p in pack_ids])
+
     # -- meta ---------------------------------------------------------------
     def get(self, key: str, default: str | None = None) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -362,6 +402,29 @@ class State:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    def refuse(self, seq: int, file_id: str, revision: int, reason: str,
+               chain: bytes) -> None:
+        """Record a refused feed entry and the chain hash after it, at once."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("INSERT INTO history_refused VALUES (?, ?, ?, ?)",
+                            (seq, file_id, revision, reason))
+            self.db.execute("INSERT INTO history_feed VALUES (?, ?)", (seq, chain))
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def refused(self) -> list[tuple[int, str, int, str]]:
+        """(seq, file id, revision, reason) of every refused feed entry."""
+        return [(int(r[0]), r[1], int(r[2]), r[3]) for r in self.db.execute(
+            "SELECT seq, file_id, revision, reason FROM history_refused ORDER BY seq")]
+
+    def refused_top(self, file_id: str) -> int:
+        row = self.db.execute("SELECT MAX(revision) FROM history_refused WHERE file_id = ?",
+                              (file_id,)).fetchone()
+        return int(row[0] or 0)
 
     def next_counter(self) -> int:
         """This device's next signing counter; persisted before it is used."""

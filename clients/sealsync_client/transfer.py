@@ -20,9 +20,8 @@ import os
 import queue
 import stat
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any, Protocol
 from .api import Api, ApiError, QuotaError
 from .chunking import TOP_TIER, Chunker, tier_for
 from .crypto import padded_len, sealed_len
+from .devices import DeviceKey
 from .errors import IntegrityError
 from .keys import Keyring
 from .manifest import (
@@ -44,8 +44,19 @@ from .manifest import (
 )
 from .names import UnsafePath as UnsafePath  # callers import them from here
 from .names import check_stored, shown
+from .packing import (
+    PlannedPack,
+    RangedFetch,
+    SentPacks,
+    Source,
+    plan_packs,
+    reusable,
+    send_packs,
+    settle_sent,
+)
 from .pipeline import FileChanged as FileChanged  # engine imports it from here
 from .pipeline import Span, chunk_spans, decrypt_file, seal_span
+from .resume import SentChunks
 
 Body = dict[str, Any]
 
@@ -75,16 +86,25 @@ class Buffers:
             self._free.put(None)  # allocated on first use
 
     @contextmanager
-    def take(self, chunk_size: int) -> Iterator[tuple[bytearray, bytearray]]:
-        """A pair that fits a chunk of `chunk_size` bytes; waits while all are in use."""
+    def take(self, chunk_size: int, envelope: bool = True) -> Iterator[tuple[bytearray, bytearray]]:
+        """A pair that fits a chunk of `chunk_size` bytes; waits while all are in use.
+        Without `envelope` only the plaintext buffer need fit (a pack's
+        blobs are sealed straight into the pack)."""
         pair = self._free.get()
         try:
-            if pair is None or len(pair[0]) < padded_len(chunk_size):
+            if pair is None or len(pair[0]) < padded_len(chunk_size) \
+                    or (envelope and len(pair[1]) < sealed_len(chunk_size)):
                 pair = None  # drop the small one before allocating
-                pair = bytearray(padded_len(chunk_size)), bytearray(sealed_len(chunk_size))
+                pair = bytearray(padded_len(chunk_size)), \
+                    bytearray(sealed_len(chunk_size) if envelope else 0)
             yield pair
         finally:
             self._free.put(pair)
+
+    @contextmanager
+    def plain(self, chunk_size: int) -> Iterator[bytearray]:
+        with self.take(chunk_size, envelope=False) as (buf, _):
+            yield buf
 
 
 @dataclass(frozen=True)
@@ -119,13 +139,20 @@ class Version:
 class Transfer:
     def __init__(self, api: Api, ring: Keyring, user_id: str, device: str,
                  workers: int = 8, progress: Progress | None = None, *,
-                 sign: Callable[[ManifestPlace, Manifest], Manifest]) -> None:
+                 sign: Callable[[ManifestPlace, Manifest], Manifest],
+                 sent_packs: SentPacks | None = None,
+                 device_key: DeviceKey | None = None) -> None:
         self.api, self.ring, self.user_id, self.device = api, ring, user_id, device
+        self.sent_packs = sent_packs  # packs PUT, not yet committed: re-declared, not re-sent
         self.sign = sign  # links a version into the signed history (history.py)
+        # signs each batch entry for the server (devices.py); without it the
+        # server rejects every entry as unsigned
+        self.device_key = device_key
         self.workers = workers
         self.progress = progress
         self.chunkers = [Chunker(ring.chunker, tier) for tier in range(TOP_TIER + 1)]
         self.buffers = Buffers(workers)
+        self.sent: SentChunks | None = None  # chunks a killed pass already PUT (resume.py)
         # One hashing pass at a time: a Chunker is not thread-safe, and this
         # bounds the chunkers' read buffers when several files upload at once.
         self._lock = threading.Lock()
@@ -181,14 +208,28 @@ class Transfer:
         server accepted it anyway (its chunks were stored already)."""
         # A signed tombstone is a version like any other to the server (as in
         # v1): "tombstone" there means the server's own, unsigned delete.
+        # sorted: the server learns which chunks, never their order
+        chunks = [sorted((s.id, sealed_len(s.size)) for s in it.spans) for it in items]
         entries = [{"file_id": it.file_id, "base_revision": it.base,
                     "manifest_size": len(it.envelope),
-                    # sorted: the server learns which chunks, never their order
-                    "chunks": [{"id": cid, "size": size} for cid, size in
-                               sorted((s.id, sealed_len(s.size)) for s in it.spans)]}
-                   for it in items]
-        ticket = self.api.create_batch(entries)
+                    "chunks": [{"id": cid, "size": size} for cid, size in refs]}
+                   for it, refs in zip(items, chunks, strict=True)]
+        sources = [Source(it.file_id, it.path, sp) for it in items if it.path is not None
+                   for sp in it.spans]
+        wanted = sorted({src.span.id for src in sources})
+        missing = set(self.api.missing_chunks(wanted)) if wanted else set()
+        # packs an interrupted earlier upload PUT: declared again, not re-sent
+        reused = reusable(self.sent_packs.sent_packs() if self.sent_packs else [], missing)
+        plans = plan_packs(sources, missing - {b["chunk"] for d in reused for b in d["blobs"]})
+        ticket = self.api.create_batch(entries, [p.declaration() for p in plans] + reused)
+        pack_urls: dict[str, str] = ticket.get("pack_urls") or {}
+        if set(pack_urls) != {p.pack_id for p in plans} | {d["pack_id"] for d in reused}:
+            raise ApiError("the server answered for other packs than the batch declared")
+        # Chunks the server asks for one by one: none, unless it lost track
+        # of one between the lookup and the batch (v1 chunk objects).
         need: dict[str, str] = ticket.get("chunk_urls") or {}
+        if self.sent is not None:  # S3 has them, uncommitted: the commit checks they exist
+            need = {c: url for c, url in need.items() if c not in self.sent}
         headers: dict[str, str] = ticket.get("chunk_headers") or {}
         todo: list[tuple[Prepared, list[Span]]] = []
         sent: set[str] = set()
@@ -199,7 +240,7 @@ class Transfer:
                 todo.append((it, list({s.id: s for s in spans}.values())))
         if sent != set(need):
             raise ApiError("the server asked for chunks this batch does not have")
-        failed: dict[str, Exception] = {}
+        failed = self._put_packs(plans, pack_urls, headers)
         with ThreadPoolExecutor(BATCH_FILES_IN_FLIGHT) as pool:
             futures = {it.file_id: pool.submit(self._put_file_chunks, it, spans, need, headers)
                        for it, spans in todo}
@@ -210,12 +251,37 @@ class Transfer:
                     failed[file_id] = exc  # its entry is rejected unless already stored
         if len(failed) == len(items):  # nothing left to commit: let the batch expire
             return [failed[it.file_id] for it in items]
-        self.api.put_blob(ticket["bundle_url"], b"".join(it.envelope for it in items))
+        self.api.put_blob(ticket["bundle_url"], self._bundle(items, chunks))
         verdicts = self.api.wait_batch(ticket["batch_id"])["entries"]
+        if self.sent is not None:  # decided: known to the server now, or to be sent again
+            self.sent.settled(s.id for it in items for s in it.spans)
         if [v.get("file_id") for v in verdicts] != [it.file_id for it in items]:
             raise IntegrityError("the server answered for other entries than the batch had")
+        if self.sent_packs is not None:
+            settle_sent(self.sent_packs, [p.pack_id for p in plans],
+                        [d["pack_id"] for d in reused],
+                        [v["status"] for v in verdicts])
         return [failed[it.file_id] if it.file_id in failed and v["status"] == "rejected"
                 else v for it, v in zip(items, verdicts, strict=True)]
+
+    def _bundle(self, items: Sequence[Prepared], chunks: list[list[tuple[str, int]]]) -> bytes:
+        """The manifests in entry order, then this device's signature of each
+        entry (FORMAT.md section 13): what the server checks before commit."""
+        sigs = [b""] * len(items) if self.device_key is None else [
+            self.device_key.sign_entry(it.file_id, it.base, False, it.envelope,
+                                       [cid for cid, _ in refs])
+            for it, refs in zip(items, chunks, strict=True)]
+        return b"".join(it.envelope for it in items) + b"".join(sigs)
+
+    def _put_packs(self, plans: list[PlannedPack], urls: dict[str, str],
+                   headers: dict[str, str]) -> dict[str, Exception]:
+        """packing.send_packs with this Transfer's buffers, pool size and bar;
+        each pack PUT is remembered (when a store is given) as it lands."""
+        with self._bar(f"up   {len(plans)} pack(s)",
+                       sum(p.layout.size for p in plans)) as bar:
+            return send_packs(self.ring, self.user_id, self.api.put_blob, plans, urls, headers,
+                              self.buffers.plain, self.workers, bar.update,
+                              self.sent_packs.add_sent_pack if self.sent_packs else None)
 
     def _put_file_chunks(self, it: Prepared, todo: list[Span], need: dict[str, str],
                          headers: dict[str, str]) -> None:
@@ -249,6 +315,8 @@ class Transfer:
             with self.buffers.take(largest) as (buf, out):
                 envelope = seal_span(self.ring, self.user_id, fd, span, buf, out)
                 self.api.put_blob(need[span.id], envelope, headers)
+            if self.sent is not None:
+                self.sent.add(span.id)
             if on_bytes is not None:
                 with tick:
                     on_bytes(sealed_len(span.size))
@@ -265,9 +333,6 @@ class Transfer:
                         f.cancel()  # after a failure, start nothing more
         finally:
             os.close(fd)
-
-    def delete(self, file_id: str, base: int) -> Body:
-        return self.api.wait_upload(self.api.delete_file(file_id, base))
 
     # -- download -------------------------------------------------------------
     def version(self, file_id: str, revision: int | None = None) -> Version:
@@ -293,40 +358,30 @@ class Transfer:
         """
         assert v.manifest is not None
         refs = v.manifest.chunks
-        urls = {c["id"]: c["url"] for c in v.body.get("chunks") or []}
-        ids: Iterator[str] = iter(())  # set once the resumed prefix is known
-        inflight: deque[tuple[str, Future[bytes]]] = deque()
+        fetch: RangedFetch | None = None
         total = sum(sealed_len(r.size) for r in refs)
         with ThreadPoolExecutor(self.workers) as pool, \
                 self._bar(f"down {shown(v.manifest.path)}", total) as bar:
             def resumed(done: int, _bytes: int) -> None:
-                nonlocal ids
-                ids = iter([r.id for r in refs[done:]])
+                nonlocal fetch
+                # v1 chunks one GET each, pack blobs in coalesced ranges
+                # (packing.py), fetched ahead within a byte budget.
+                fetch = RangedFetch(self.api.get_blob, v.body, [r.id for r in refs[done:]],
+                                    pool, self.workers * 2, bar.update)
                 if done:
                     bar.update(sum(sealed_len(r.size) for r in refs[:done]))
 
-            def fetch(chunk_id: str) -> bytes:
-                while len(inflight) < self.workers * 2:
-                    nxt = next(ids, None)
-                    if nxt is None:
-                        break
-                    if nxt not in urls:
-                        raise IntegrityError()  # the server withheld a chunk
-                    inflight.append((nxt, pool.submit(self.api.get_blob, urls[nxt])))
-                want, future = inflight.popleft()
-                if want != chunk_id:
-                    raise IntegrityError()
-                envelope = future.result()
-                bar.update(len(envelope))
-                return envelope
+            def fetch_one(chunk_id: str) -> bytes:
+                assert fetch is not None  # decrypt_file reports the resume first
+                return fetch(chunk_id)
 
             os.makedirs(dest.parent, exist_ok=True)
             try:
-                decrypt_file(v.manifest, self.ring, self.user_id, fetch, dest,
+                decrypt_file(v.manifest, self.ring, self.user_id, fetch_one, dest,
                              on_resume=resumed)
             finally:
-                for _, future in inflight:
-                    future.cancel()  # after a failure, start no more GETs
+                if fetch is not None:
+                    fetch.cancel()  # after a failure, start no more GETs
 
 
 def _range(value: Any) -> tuple[int, int] | None:

@@ -57,7 +57,7 @@ def test_kdf_string_round_trip_and_size() -> None:
     None, 7, "", "argon2id", "sealsync-kdf-v1:argon2id:ops=3:mem=268435456:salt=00",
     "sealsync-kdf-v1:argon2id:ops=3:mem=268435456:salt=" + "AB" * 16,
     "sealsync-kdf-v1:argon2id:ops=3:mem=268435456:salt=" + "ab" * 16 + "\n",
-    "sealsync-kdf-v2:argon2id:ops=3:mem=268435456:salt=" + "ab" * 16,
+    "sealsync-kdf-v3:argon2id:ops=3:mem=268435456:salt=" + "ab" * 16,
     "sealsync-kdf-v1:scrypt:ops=3:mem=268435456:salt=" + "ab" * 16,
 ])
 def test_malformed_kdf_strings_are_refused(text: object) -> None:

@@ -7,6 +7,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
 from sealsync_client.manifest import Manifest
 from sealsync_client.names import from_bytes
 from sealsync_client.scan import scan
@@ -105,3 +106,17 @@ def test_the_scan_lists_what_it_does_not_sync(tmp_path: Path) -> None:
     assert set(found.files) == {".sealsync-notes", "sub/.sealsync/x"}
     assert [(p, r.split(":")[0]) for p, r in found.skipped] == [
         ("empty", "empty directory"), ("link", "symbolic link"), ("pipe", "FIFO")]
+
+
+def test_sent_packs_are_remembered_dropped_and_capped(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".sealsync").mkdir(exist_ok=True)
+    state = State(tmp_path)
+    monkeypatch.setattr(State, "SENT_PACKS_KEPT", 3)
+    decls = [{"pack_id": f"{i:032x}", "size": 65536,
+              "blobs": [{"chunk": f"{i:064x}", "offset": 5, "length": 100}]} for i in range(5)]
+    for d in decls:
+        state.add_sent_pack(d)
+    assert state.sent_packs() == decls[2:]  # the oldest beyond the cap are forgotten
+    state.drop_sent_packs([decls[3]["pack_id"], "no such pack"])
+    assert State(tmp_path).sent_packs() == [decls[2], decls[4]]  # and it persists

@@ -48,6 +48,13 @@ class FakeServer:
         self.manifests: list[bytes] = []
         self.puts: list[str] = []
         self.before_puts: Any = None  # called once the ticket is out (a racing editor)
+        self.packs: dict[str, bytes] = {}
+        self.declared: dict[str, dict[str, Any]] = {}
+        self.asked: list[list[str]] = []
+
+    def missing_chunks(self, chunk_ids: list[str]) -> list[str]:
+        self.asked.append(chunk_ids)
+        return [c for c in chunk_ids if c not in self.chunks]
 
     def create_upload(self, file_id: str, base: int, manifest_size: int,
                       chunks: list[tuple[str, int]]) -> dict[str, Any]:
@@ -62,6 +69,13 @@ class FakeServer:
         self.puts.append(url)
         if url == "manifest":
             self.manifests.append(bytes(blob))
+        elif url.startswith("pack:"):  # a pack: its blobs are the chunks now stored
+            assert headers == {"If-None-Match": "*"}
+            pid = url.removeprefix("pack:")
+            self.packs[pid] = bytes(blob)
+            assert len(blob) == self.declared[pid]["size"]
+            for b in self.declared[pid]["blobs"]:
+                self.chunks[b["chunk"]] = bytes(blob[b["offset"]:b["offset"] + b["length"]])
         else:
             assert headers == {"If-None-Match": "*"}
             self.chunks[url.removeprefix("chunk:")] = bytes(blob)
@@ -69,12 +83,17 @@ class FakeServer:
     def wait_upload(self, upload_id: str) -> dict[str, Any]:
         return {"status": "accepted", "revision": 1}
 
-    def create_batch(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    def create_batch(self, entries: list[dict[str, Any]],
+                     packs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         self.entries = entries
-        chunks = [(c["id"], c["size"]) for e in entries for c in e["chunks"]]
+        packed = {b["chunk"] for p in packs or [] for b in p["blobs"]}
+        self.declared.update({p["pack_id"]: p for p in packs or []})
+        chunks = [(c["id"], c["size"]) for e in entries for c in e["chunks"]
+                  if c["id"] not in packed]
         ticket = self.create_upload("", 0, 0, chunks)
         return {"batch_id": "b", "bundle_url": ticket["manifest_url"],
-                "chunk_urls": ticket["chunk_urls"], "chunk_headers": ticket["chunk_headers"]}
+                "chunk_urls": ticket["chunk_urls"], "chunk_headers": ticket["chunk_headers"],
+                "pack_urls": {p["pack_id"]: f"pack:{p['pack_id']}" for p in packs or []}}
 
     def wait_batch(self, batch_id: str) -> dict[str, Any]:
         return {"batch_id": batch_id, "status": "finished",
@@ -144,7 +163,9 @@ def test_a_small_overwrite_reads_seals_and_sends_only_the_chunks_around_it(
 
     new = [r for r in second.chunks if r.id not in {c.id for c in first.chunks}]
     assert 1 <= len(new) <= 4
-    assert sorted(server.puts[:-1]) == sorted(f"chunk:{r.id}" for r in new)
+    [pack_url] = server.puts[:-1]  # the new chunks, in one pack
+    packed = server.declared[pack_url.removeprefix("pack:")]["blobs"]
+    assert sorted(b["chunk"] for b in packed) == sorted({r.id for r in new})
     starts: dict[str, int] = {}
     at = 0
     for r in second.chunks:

@@ -29,6 +29,7 @@ from sealsync_client.chunking import Chunker
 from sealsync_client.history import ZERO, chain, verify_signed
 from sealsync_client.manifest import Link, signed_message
 from sealsync_client.pack import PackWriter, blob_at, open_pack_index
+from sealsync_client.secret_key import SecretKey
 
 from . import vectors_gen
 from .vectors_gen import TEST_LIMITS
@@ -228,3 +229,31 @@ def test_invalid_pack_tails_raise_the_one_integrity_error(v: dict[str, Any]) -> 
         crypto.open_sealed(ring.content, crypto.KIND_PACK_INDEX, tail[:-9],
                            ring.keyring_id + bytes.fromhex(v["user_id"])
                            + bytes.fromhex(v["pack_id"]) + tail[-9:])
+
+
+def test_two_secret_account_hierarchy_from_the_spec_alone() -> None:
+    """FORMAT.md section 2, recomputed with hashlib and PyNaCl only: the master is
+    BLAKE2b keyed by the stretched passphrase over the Secret Key."""
+    import hashlib
+
+    import nacl.pwhash
+
+    a = VECTORS["account_two_secret"]
+    params = KdfParams.parse(a["kdf"], TEST_LIMITS)
+    assert params.version == 2
+    stretched = nacl.pwhash.argon2id.kdf(32, "correct horse battery staple \u00e9t\u00e9".encode(),
+                                         params.salt, opslimit=1, memlimit=8192)
+    assert stretched.hex() == a["stretched"]
+
+    def derive(key: bytes, purpose: bytes, context: bytes = b"") -> bytes:
+        return hashlib.blake2b(bytes([len(purpose)]) + purpose + context, digest_size=32,
+                               key=key, person=b"sealsync:kdf:v1").digest()
+
+    master = derive(stretched, b"sealsync:master:v2", bytes.fromhex(a["secret_key"]))
+    assert master.hex() == a["master"]
+    assert derive(master, b"sealsync:auth:v2").hex() == a["auth_key"]
+    assert derive(master, b"sealsync:folder-root:v1").hex() == a["root_folder_key"]
+    keys = AccountKeys.from_passphrase(a["passphrase"], params, bytes.fromhex(a["secret_key"]))
+    assert keys.auth_key() == a["auth_key"]
+    assert keys.signing_key().verify_key.encode().hex() == a["signing_public_key"]
+    assert SecretKey.parse(a["secret_key_text"]).raw.hex() == a["secret_key"]

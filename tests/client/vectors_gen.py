@@ -35,6 +35,7 @@ from sealsync_client.history import ZERO, chain, version_hash
 from sealsync_client.keys import ROOT_KEYRING_ID
 from sealsync_client.manifest import Link, signed_message
 from sealsync_client.pack import MAGIC, VERSION, PackWriter, pack_len
+from sealsync_client.secret_key import SecretKey
 
 PATH = Path(__file__).parent / "vectors" / "format_v2.json"
 DEVICE = "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
@@ -109,10 +110,23 @@ def unpadded_chunk_envelope(key: bytes, context: bytes, body: bytes, rand: Fixed
     return header + AESGCM(aead_key).encrypt(bytes(12), body, header + context)
 
 
+def two_secret_account(passphrase: str) -> dict[str, Any]:
+    """A kdf v2 account: passphrase + Secret Key (FORMAT.md section 2)."""
+    rand = FixedRandom("sealsync two-secret account")
+    params = KdfParams.new(ops=1, mem=8192, rand=rand)
+    secret = SecretKey.new(rand)
+    keys = AccountKeys.from_passphrase(passphrase, params, secret.raw)
+    return {"passphrase": passphrase, "kdf": params.encode(), "secret_key": secret.raw.hex(),
+            "secret_key_text": secret.text(), "stretched": params.stretch(passphrase).hex(),
+            "master": keys.master.hex(), "auth_key": keys.auth_key(),
+            "signing_public_key": keys.signing_key().verify_key.encode().hex(),
+            "root_folder_key": keys.root_folder_key().hex()}
+
+
 def build() -> dict[str, Any]:
     rand = FixedRandom("sealsync format v1 vectors")
     passphrase = "correct horse battery staple \u00e9t\u00e9"  # NFC-normalised before Argon2id
-    params = KdfParams.new(ops=1, mem=8192, rand=rand)
+    params = KdfParams.new(ops=1, mem=8192, rand=rand, version=1)  # the pre-Secret-Key account
     keys = AccountKeys.from_passphrase(passphrase, params)
     root = keys.root_keyring()
     folder_key = pseudo("folder key", 32)
@@ -183,7 +197,8 @@ def build() -> dict[str, Any]:
 
     return {
         "format": "sealsync-v2", "spec": "docs/FORMAT.md",
-        "account": account, "folder_keyring": folder_vector,
+        "account": account, "account_two_secret": two_secret_account(passphrase),
+        "folder_keyring": folder_vector,
         "padded_len": [[n, crypto.padded_len(n)] for n in
                   (0, 1, 15, 16, 100, 4095, 4096, 65536, 262144, 1000000, 1048576, 4194304)],
         "chunks": chunks, "manifests": manifests, "chunking": chunking, "keyfile": keyfile,

@@ -28,7 +28,8 @@ def devices(stack: StackProcess, tmp_path: Path) -> Iterator[tuple[Folder, Folde
     a = init_folder(tmp_path / "laptop", stack.state["api"], PASSPHRASE,
                     device_name="laptop", cost=FAST)
     b = init_folder(tmp_path / "desktop", stack.state["api"], PASSPHRASE,
-                    device_name="desktop", join_user_id=a.config.user_id, cost=FAST)
+                    device_name="desktop", join_user_id=a.config.user_id, cost=FAST,
+                    secret_key=a.secret_key)
     try:
         yield a, b
     finally:

@@ -18,10 +18,13 @@ pytestmark = pytest.mark.e2e
 FAST = ["--kdf-ops", "2", "--kdf-mem-mib", "64"]
 
 
-def sealsync(*args: str, passphrase: str = "cli passphrase",
-             check: int | None = 0) -> subprocess.CompletedProcess[str]:
+def sealsync(*args: str, passphrase: str = "cli passphrase", check: int | None = 0,
+             secret_key: str = "") -> subprocess.CompletedProcess[str]:
+    # No remembered key here: these runs check the passphrase itself
+    # (test_cli_ops.py checks the remembered key).
     env = {**os.environ, "PYTHONPATH": str(REPO / "clients"),
-           "SEALSYNC_PASSPHRASE": passphrase}
+           "SEALSYNC_PASSPHRASE": passphrase, "SEALSYNC_SECRET_KEY": secret_key,
+           "SEALSYNC_NO_REMEMBER": "1"}
     done = subprocess.run([sys.executable, "-m", "sealsync_client", *args], env=env,
                           capture_output=True, text=True, timeout=120)
     if check is not None:
@@ -29,8 +32,8 @@ def sealsync(*args: str, passphrase: str = "cli passphrase",
     return done
 
 
-def as_json(*args: str) -> Any:
-    return json.loads(sealsync(*args, "--json").stdout)
+def as_json(*args: str, secret_key: str = "") -> Any:
+    return json.loads(sealsync(*args, "--json", secret_key=secret_key).stdout)
 
 
 def test_cli_two_devices_history_restore_and_errors(stack: StackProcess,
@@ -39,7 +42,7 @@ def test_cli_two_devices_history_restore_and_errors(stack: StackProcess,
     one, two = tmp_path / "one", tmp_path / "two"
     account = as_json("init", "--server", api, "--device", "one", *FAST, str(one))
     joined = as_json("init", "--server", api, "--join", account["user_id"], "--device", "two",
-                     *FAST, str(two))
+                     *FAST, str(two), secret_key=account["secret_key"])
     assert joined["user_id"] == account["user_id"]
     assert joined["device_id"] != account["device_id"]
     assert (one / ".sealsync" / "keys").stat().st_mode & 0o777 == 0o600
@@ -83,8 +86,9 @@ def test_cli_two_devices_history_restore_and_errors(stack: StackProcess,
                     check=3)
     assert "cannot reach the Sealsync server at http://127.0.0.1:9" in down.stderr
     wrong = sealsync("init", "--server", api, "--join", account["user_id"], *FAST,
-                     str(tmp_path / "y"), passphrase="guess", check=2)
-    assert "wrong passphrase for account" in wrong.stderr
+                     str(tmp_path / "y"), passphrase="guess", check=2,
+                     secret_key=account["secret_key"])
+    assert "wrong passphrase or Secret Key for account" in wrong.stderr
     assert not (tmp_path / "y" / ".sealsync").exists()  # nothing half-made is left
     missing = sealsync("sync", str(tmp_path), check=2)
     assert "is not a Sealsync folder" in missing.stderr
@@ -97,7 +101,8 @@ def test_watch_picks_up_a_remote_change_at_once_and_stops_cleanly(
     api = stack.state["api"]
     one, two = tmp_path / "one", tmp_path / "two"
     account = as_json("init", "--server", api, "--device", "one", *FAST, str(one))
-    as_json("init", "--server", api, "--join", account["user_id"], *FAST, str(two))
+    as_json("init", "--server", api, "--join", account["user_id"], *FAST, str(two),
+            secret_key=account["secret_key"])
     env = {**os.environ, "PYTHONPATH": str(REPO / "clients"),
            "SEALSYNC_PASSPHRASE": "cli passphrase"}
     watcher = subprocess.Popen([sys.executable, "-m", "sealsync_client", "watch", "--interval",
@@ -126,3 +131,35 @@ def test_watch_picks_up_a_remote_change_at_once_and_stops_cleanly(
     assert watcher.returncode == 0, err
     assert "stopped" in err and "Traceback" not in err
     assert "1 downloaded" in out
+
+
+def test_key_show_and_pairing_by_code(stack: StackProcess, tmp_path: Path) -> None:
+    """`key show` prints the kit; `key pair` on one device and `init --pair`
+    on another join the account without typing the Secret Key."""
+    api = stack.state["api"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    account = as_json("init", "--server", api, "--device", "one", *FAST, str(one))
+    kit = sealsync("key", "show", str(one)).stdout
+    assert account["secret_key"] in kit and account["user_id"] in kit and "\u2588" in kit
+    env = {**os.environ, "PYTHONPATH": str(REPO / "clients"),
+           "SEALSYNC_PASSPHRASE": "cli passphrase"}
+    offer = subprocess.Popen([sys.executable, "-m", "sealsync_client", "key", "pair", str(one)],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert offer.stderr is not None
+        line = ""
+        while "--pair" not in line:
+            line = offer.stderr.readline()
+            assert line, "key pair ended without showing a code"
+        code = line.split("--pair ", 1)[1].split()[0]
+        joined = as_json("init", "--server", api, "--pair", code, "--device", "two", *FAST,
+                         str(two))
+        assert joined["user_id"] == account["user_id"]
+        assert offer.wait(30) == 0
+    finally:
+        offer.kill()
+        offer.wait()
+    assert as_json("key", "show", str(two))["secret_key"] == account["secret_key"]
+    reused = sealsync("init", "--server", api, "--pair", code, *FAST, str(tmp_path / "x"),
+                      check=4)
+    assert "make a new one" in reused.stderr and "Traceback" not in reused.stderr

@@ -29,10 +29,12 @@ JAN = 1704067200  # 2024-01-01 00:00:00 UTC
 PASSPHRASE = "odd files passphrase"
 
 
-def run(*args: str | Path, check: int | None = 0) -> subprocess.CompletedProcess[str]:
+def run(*args: str | Path, check: int | None = 0,
+        secret_key: str = "") -> subprocess.CompletedProcess[str]:
     """`sealsync ARGS`. Output is decoded as UTF-8 with U+FFFD for bad bytes,
     so a raw non-UTF-8 name never passes for its backslashreplace form."""
-    env = {**os.environ, "PYTHONPATH": str(REPO / "clients"), "SEALSYNC_PASSPHRASE": PASSPHRASE}
+    env = {**os.environ, "PYTHONPATH": str(REPO / "clients"), "SEALSYNC_PASSPHRASE": PASSPHRASE,
+           "SEALSYNC_SECRET_KEY": secret_key}
     done = subprocess.run([sys.executable, "-m", "sealsync_client", *map(str, args)], env=env,
                           capture_output=True, encoding="utf-8", errors="replace",
                           timeout=300)
@@ -57,8 +59,12 @@ def sync_lenient(folder: Path) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def join(api: str, user_id: str, folder: Path, device: str) -> Path:
-    run("init", "--server", api, "--join", user_id, "--device", device, *FAST, folder)
+def join(api: str, user_id: str, folder: Path, device: str, enrolled: Path) -> Path:
+    """A new device of the account, with the Secret Key that `key show` on
+    the enrolled device prints."""
+    secret = js("key", "show", enrolled)["secret_key"]
+    run("init", "--server", api, "--join", user_id, "--device", device, *FAST, folder,
+        secret_key=secret)
     return folder
 
 
@@ -68,7 +74,7 @@ def pair(stack: StackProcess, tmp_path: Path) -> tuple[Path, Path]:
     api = stack.state["api"]
     a, b = tmp_path / "A", tmp_path / "B"
     user = js("init", "--server", api, "--device", "alpha", *FAST, a)["user_id"]
-    join(api, user, b, "bravo")
+    join(api, user, b, "bravo", a)
     return a, b
 
 
@@ -148,7 +154,7 @@ def test_a_backslash_in_a_name_syncs_and_does_not_wedge(stack: StackProcess, tmp
     assert sorted(os.listdir(b)) == [".sealsync", name]
     assert (b / name).read_bytes() == b"slash\n"
     user = json.loads((a / ".sealsync" / "config.json").read_text())["user_id"]
-    c = join(stack.state["api"], user, tmp_path / "C", "charlie")
+    c = join(stack.state["api"], user, tmp_path / "C", "charlie", a)
     sync(c)
     assert tree(c) == {os.fsencode(name): b"slash\n"}
     write(a / "later.txt", b"later\n")  # B is not wedged on the odd name

@@ -144,7 +144,7 @@ def test_no_push_payload_carries_a_plaintext_marker(stack: StackProcess,
                          device_name=f"dev-{marker}", cost=FAST)
     phone = init_folder(tmp_path / "phone", stack.state["api"], PASSPHRASE,
                         device_name=f"phone-{marker}", join_user_id=laptop.config.user_id,
-                        cost=FAST)
+                        cost=FAST, secret_key=laptop.secret_key)
     ws_url = push_info(laptop.api)["websocket_url"]
     heard: list[str] = []
     stop = threading.Event()

@@ -82,6 +82,17 @@ def attacked(victim: Folder, expect: str) -> None:
     assert snapshot(victim) == before
 
 
+def skipped(victim: Folder, expect: str) -> None:
+    """Run the CLI on the victim: the bad entry is refused and skipped
+    loudly (issue 15), nothing of it is applied, and the pass goes on."""
+    files, entries, cursor = snapshot(victim)
+    code, output = sync_cli(victim)
+    assert code == 1, output
+    assert "refused and skipped" in output and expect in output, output
+    assert (tree(victim), victim.state.entries()) == (files, entries)
+    assert victim.state.cursor > cursor and victim.state.refused()
+
+
 def file_id(folder: Folder, rel: str) -> str:
     entry = folder.state.by_path(rel)
     assert entry is not None
@@ -118,7 +129,7 @@ def test_manifests_swapped_between_files(
         body = dict(REAL["get_file"](api, q))  # q's manifest and chunks, as p's
         return {**body, "file_id": p, "revision": revision or body["revision"]}
     Hostile(monkeypatch, b).bend("get_file", evil)
-    attacked(b, "data failed integrity verification")
+    skipped(b, "data failed integrity verification")
 
 
 def test_chunk_list_truncated(synced: tuple[Folder, Folder],
@@ -232,13 +243,23 @@ def test_change_feed_entries_reordered_or_dropped(
     attacked(b, "the change feed jumped from entry")
 
 
-def test_a_delete_no_device_signed(synced: tuple[Folder, Folder]) -> None:
-    """The server's own DELETE makes an unsigned tombstone: clients refuse it
-    (they delete by uploading a signed one) and keep the file."""
+def test_a_delete_no_device_signed(synced: tuple[Folder, Folder],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bare delete in the feed (a server tombstone: the server itself now
+    refuses to commit one without a device signature, so here the server
+    lies): refused and skipped, and the file is kept."""
     a, b = synced
-    entry = a.state.by_path("note.txt")
+    entry = b.state.by_path("note.txt")
     assert entry is not None
-    assert a.api.wait_upload(a.api.delete_file(entry.file_id, entry.revision))["status"] \
-        == "accepted"
-    attacked(b, "that no device signed")
+
+    def evil(api: Api, cursor: int, limit: int = 100, wait_s: int = 0) -> Body:
+        page = REAL["changes"](api, cursor, limit, wait_s)
+        if page["changes"] or cursor > b_head:
+            return page
+        forged = {"seq": cursor + 1, "file_id": entry.file_id,
+                  "revision": entry.revision + 1, "deleted": True}
+        return {"changes": [forged], "cursor": cursor + 1, "has_more": False}
+    b_head = b.state.cursor
+    Hostile(monkeypatch, b).bend("changes", evil)
+    skipped(b, "a delete that no device signed")
     assert (b.root / "note.txt").exists()

@@ -89,7 +89,8 @@ def test_no_name_content_or_key_reaches_the_server(stack: StackProcess, tmp_path
     a = init_folder(tmp_path / "a", stack.state["api"], passphrase, device_name=device_marker,
                     cost=FAST, email=address)
     b = init_folder(tmp_path / "b", stack.state["api"], passphrase, device_name="other",
-                    join_user_id=a.config.user_id, cost=FAST)
+                    join_user_id=a.config.user_id, cost=FAST,
+                    secret_key=a.secret_key)
     try:
         small = f"secret {body_marker} inline\n".encode()
         big = b"".join(os.urandom(100_000) + body_marker.encode() for _ in range(30))
@@ -105,6 +106,8 @@ def test_no_name_content_or_key_reaches_the_server(stack: StackProcess, tmp_path
 
         secrets_hex = [a.keys.master.hex(), a.keys.root_folder_key().hex(),
                        a.keys.root_keyring().content.hex(), a.keys.auth_key()]
+        assert a.secret_key is not None  # the second secret never reaches the server either
+        secrets_hex += [a.secret_key.raw.hex(), a.secret_key.text()]
         markers = [name_marker, body_marker, dir_marker, device_marker, passphrase,
                    *secrets_hex]
         found = server_side_bytes(stack)
@@ -118,6 +121,8 @@ def test_no_name_content_or_key_reaches_the_server(stack: StackProcess, tmp_path
         # Positive control: the same scan does find what the server may know.
         user = a.config.user_id.encode()
         assert any(user in blob for blob in found["s3"])
+        # the big file went up in a pack: the scan read packs too
+        assert any(blob.startswith(b"packs/" + user + b"/") for blob in found["s3"])
         assert any(user in blob for blob in found["dynamodb"])
         # ... and the mail the account got: welcome, and a notice per device
         assert sum(b"A new device was added" in blob for blob in found["mail"]) >= 2

@@ -38,7 +38,7 @@ from tests.client_model.kills import Killed, KillSwitch
 # SEALSYNC_CLIENT_SKIP=samesize,nonutf8,... leaves out name groups or
 # operations (to look past a known bug). The default runs everything.
 SKIP = {s.strip() for s in os.environ.get("SEALSYNC_CLIENT_SKIP", "").split(",") if s.strip()}
-OPERATIONS = {"samesize", "swap", "dirrename", "typechange", "concurrent", "kill"}
+OPERATIONS = {"samesize", "swap", "dirrename", "typechange", "concurrent", "kill", "exclude"}
 
 # -- names -----------------------------------------------------------------------
 LONG = "l" * 246 + ".txt"  # 250 bytes: a conflict copy of it must be shortened
@@ -53,6 +53,11 @@ NAME_GROUPS: dict[str, list[str]] = {
     "nfc": [NFC, NFD],
     "reserved": ["CON", "aux.txt", "x:y", "d/nul"],
     "sealsync": [".sealsync-notes"],
+    # Ignored by the default rules on every device: never leave the device
+    # that wrote them (ignore.py).
+    "ignored": ["x.swp", "d/.DS_Store"],
+    # Under the subtree dev1 keeps on the server only (EXCLUDED).
+    "excluded": ["d2/k.txt"],
 }
 if SKIP - OPERATIONS - set(NAME_GROUPS):
     raise ValueError(f"SEALSYNC_CLIENT_SKIP: unknown {sorted(SKIP - OPERATIONS - set(NAME_GROUPS))}"
@@ -61,6 +66,22 @@ FILE_NAMES = [n for group, names in NAME_GROUPS.items() if group not in SKIP for
 DIR_NAMES = ["d", "d2", "d/e", "moved"] + (["x:y"] if "reserved" not in SKIP else []) \
     + (["caf\u00e9"] if "nfc" not in SKIP else [])
 SIZES = [30, 3000, 200_000]  # inline, inline, chunked (1-3 chunks)
+# dev1 excludes this subtree from the start (`sealsync exclude`): it holds
+# only what dev1 itself put there, and the other devices all of it.
+EXCLUDED = "d2"
+EXCLUDING = 1 if "exclude" not in SKIP else -1
+
+
+def ignored_name(rel: str) -> bool:
+    """The pool's names that the default ignore rules leave out (written
+    here again, not taken from ignore.py: the check does not trust the
+    code it checks); a conflict copy keeps the extension, and what is in
+    a directory of such a name is left out with it (file_to_dir)."""
+    return any(part.endswith(".swp") or part == ".DS_Store" for part in rel.split("/"))
+
+
+def in_excluded(rel: str) -> bool:
+    return rel == EXCLUDED or rel.startswith(EXCLUDED + "/")
 
 # -- report errors a documented rule allows ------------------------------------------
 ALLOWED_ERRORS = [
@@ -167,7 +188,10 @@ class World:
         self.devices.append(Device(0, first.root, first))
         for i in range(1, self.n_devices):
             f = init_folder(self.base / f"dev{i}", self.server, PASSPHRASE,
-                            device_name=f"dev{i}", join_user_id=first.config.user_id, cost=FAST)
+                            device_name=f"dev{i}", join_user_id=first.config.user_id, cost=FAST,
+                            secret_key=first.secret_key)
+            if i == EXCLUDING:
+                f.engine().withheld.set_excluded([EXCLUDED])
             self.devices.append(Device(i, f.root, f))
 
     def close(self) -> None:
@@ -301,8 +325,12 @@ class World:
 
     # -- syncing -----------------------------------------------------------------------
     def seen(self, dev: Device) -> dict[bytes, str]:
+        """What a pass starting now is responsible for: not the files it must
+        leave out (ignored names, dev1's excluded subtree), which only the
+        user changes, and which stay where they are."""
         return {digest(data): f"{dev.name}:{show(rel)} {short(data)}"
-                for rel, data in scan(dev.root)[0].items()}
+                for rel, data in scan(dev.root)[0].items()
+                if not ignored_name(rel) and not (dev.index == EXCLUDING and in_excluded(rel))}
 
     def track(self, seen: dict[bytes, str]) -> None:
         for k, where in seen.items():
@@ -320,6 +348,9 @@ class World:
         bad = [e for e in report.errors if not any(p.search(e) for p in ALLOWED_ERRORS)]
         if bad:
             fail(f"check 3: {dev.name}'s pass reported errors no rule allows: {bad}")
+        if dev.index == EXCLUDING and any(in_excluded(p) for p in report.downloaded):
+            fail(f"check 1b: {dev.name} downloaded into its excluded {EXCLUDED}: "
+                 f"{report.downloaded}")
 
     def sync(self, dev: Device) -> Report:
         self.track(self.seen(dev))
@@ -397,8 +428,13 @@ class World:
             left = os.listdir(tmp) if tmp.exists() else []
             if left:
                 fail(f"check 4: {d.name}'s .sealsync/tmp is not empty: {left}")
-        # 1. every device holds the same tree
+        # 1. every device holds the same tree, but for ignored files, which
+        # stay where they were written, and the subtree dev1 excludes
+        trees = [{p: data for p, data in t.items() if not ignored_name(p)} for t in trees]
+        self.check_excluded(trees)
         for d, t in zip(self.devices[1:], trees[1:], strict=True):
+            if d.index == EXCLUDING:
+                continue
             if t != trees[0]:
                 only0 = sorted(set(trees[0]) - set(t))
                 only = sorted(set(t) - set(trees[0]))
@@ -406,8 +442,8 @@ class World:
                 fail(f"check 1: dev0 and {d.name} differ after settling: only on "
                                 f"dev0 {only0}, only on {d.name} {only}, different content "
                                 f"{differ}")
-        # 2. no content lost
-        here = {digest(data) for t in trees for data in t.values()}
+        # 2. no content lost (in any folder, ignored and excluded files too)
+        here = {digest(data) for d in self.devices for data in scan(d.root)[0].values()}
         missing = {k: v for k, v in self.written.items() if k not in here}
         if missing:
             stored = {digest(data) for data in every_stored_version(self.devices[0].folder,
@@ -416,6 +452,22 @@ class World:
             if lost:
                 fail(f"check 2: content lost (in no folder, not on the server): "
                                 f"{lost}")
+
+
+    def check_excluded(self, trees: list[dict[str, bytes]]) -> None:
+        """1b. Outside the excluded subtree, the excluding device holds what
+        the others hold (check_errors sees that nothing is downloaded into it)."""
+        if EXCLUDING not in range(len(self.devices)):
+            return
+        mine = trees[EXCLUDING]
+        other = trees[0]
+        outside = {p: v for p, v in mine.items() if not in_excluded(p)}
+        theirs = {p: v for p, v in other.items() if not in_excluded(p)}
+        if outside != theirs:
+            fail(f"check 1b: dev{EXCLUDING} (excluding {EXCLUDED}) and dev0 differ outside "
+                 f"it: only on dev0 {sorted(set(theirs) - set(outside))}, only on "
+                 f"dev{EXCLUDING} {sorted(set(outside) - set(theirs))}, different content "
+                 f"{sorted(p for p in set(outside) & set(theirs) if outside[p] != theirs[p])}")
 
 
 def every_stored_version(folder: Folder, scratch: Path) -> list[bytes]:

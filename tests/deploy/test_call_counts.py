@@ -23,16 +23,14 @@ class Calls:
         self.aws: Counter[tuple[str, str]] = Counter()
         self.rru = self.wru = 0.0
         self.redis: Counter[str] = Counter()
-        # calls and transaction actions on a batch record (pk UP#...)
+        # calls and transaction actions on a batch's items (pk UP#...)
         self.record_reads = self.record_writes = 0
-        self.record_created = 0  # bytes of the record PutItem wrote
 
     def clear(self) -> None:
         self.aws.clear()
         self.rru = self.wru = 0.0
         self.redis.clear()
         self.record_reads = self.record_writes = 0
-        self.record_created = 0  # bytes of the record PutItem wrote
 
     def on_call(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         """botocore's before-call: fires for requests sent, not for presigning."""
@@ -48,13 +46,14 @@ class Calls:
         def is_record(key: dict[str, Any] | None) -> bool:
             return bool(key) and str(key.get("pk", {}).get("S", "")).startswith("UP#")
 
-        if operation == "GetItem" and is_record(body.get("Key")):
+        read = {"GetItem": body.get("Key"),
+                "Query": {"pk": body.get("ExpressionAttributeValues", {}).get(":pk", {})}}
+        written = {"UpdateItem": body.get("Key"), "DeleteItem": body.get("Key"),
+                   "PutItem": body.get("Item")}
+        if operation in read and is_record(read[operation]):
             self.record_reads += 1
-        elif operation in ("UpdateItem", "DeleteItem") and is_record(body.get("Key")):
+        elif operation in written and is_record(written[operation]):
             self.record_writes += 1
-        elif operation == "PutItem" and is_record(body.get("Item")):
-            self.record_writes += 1
-            self.record_created = item_bytes(body["Item"])
         elif operation == "TransactWriteItems":
             for action in body["TransactItems"]:
                 (op, spec), = action.items()
@@ -119,25 +118,6 @@ def test_the_waiting_poll_adds_blpop_and_its_relay(fast: Harness, calls: Calls) 
     assert sum(calls.redis.values()) == cost.REDIS_POLL_COMMANDS, calls.redis
 
 
-def item_bytes(item: dict[str, Any]) -> int:
-    """An item's size by DynamoDB's rules (names + values; numbers about
-    1 byte per 2 digits + 1; maps and lists 3 bytes + 1 per element)."""
-    def value(v: dict[str, Any]) -> int:
-        (t, x), = v.items()
-        if t in ("S", "B"):
-            return len(x.encode() if t == "S" else x if isinstance(x, bytes) else x)
-        if t == "N":
-            return (len(x.lstrip("-").replace(".", "").strip("0")) + 1) // 2 + 1
-        if t in ("BOOL", "NULL"):
-            return 1
-        if t == "M":
-            return 3 + sum(len(k) + value(w) + 1 for k, w in x.items())
-        if t == "L":
-            return 3 + sum(value(w) + 1 for w in x)
-        return sum(len(w) for w in x)  # sets
-    return sum(len(k) + value(v) for k, v in item.items())
-
-
 @pytest.mark.parametrize("n", [1, 33, 100])
 def test_a_batch_of_small_files_makes_the_calls_the_cost_model_prices(
         fast: Harness, calls: Calls, n: int) -> None:
@@ -166,12 +146,19 @@ def test_a_batch_of_small_files_makes_the_calls_the_cost_model_prices(
     assert calls.of("dynamodb") == cost.batch_dynamodb_calls(n)
     assert {"rru": calls.rru, "wru": calls.wru} == cost.batch_units(n)
     assert sum(calls.redis.values()) == cost.batch_redis_commands(n), calls.redis
-    assert calls.record_reads == (cost.BATCH_RECORD_READS_CREATED
-                                  + cost.BATCH_RECORD_READS_FINISHED)
-    assert calls.record_writes == cost.BATCH_RECORD_WRITES_FIXED + 2 * cost.batch_groups(n)
-    record = fast.rt.dynamodb.get_item(
-        TableName=fast.rt.settings.table, Key={"pk": {"S": f"UP#{batch.batch_id}"},
-                                               "sk": {"S": "UP"}})["Item"]
-    (c0, ce), (f0, fe) = cost.BATCH_RECORD_BYTES_CREATED, cost.BATCH_RECORD_BYTES_FINISHED
-    assert calls.record_created == pytest.approx(c0 + ce * n, rel=0.02)
-    assert item_bytes(record) == pytest.approx(f0 + fe * n, rel=0.02)
+    assert calls.record_reads == (cost.BATCH_RECORD_READS_BEFORE
+                                  + cost.BATCH_RECORD_READS_AFTER)
+    assert calls.record_writes == (cost.BATCH_RECORD_WRITES_FIXED
+                                   + cost.BATCH_RECORD_WRITES_PER_GROUP * cost.batch_groups(n))
+    items = fast.rt.dynamodb.query(
+        TableName=fast.rt.settings.table, KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"UP#{batch.batch_id}"}})["Items"]
+    size = Counter[str]()
+    for it in items:
+        kind = {"UP": "state", "E": "entries"}.get(it["sk"]["S"], "groups")
+        size[kind] += cost.item_bytes(it)
+    model = cost.batch_record_bytes(n)
+    assert size["state"] == model["state"]
+    assert size["entries"] == pytest.approx(model["entries"], rel=0.02)
+    assert size["groups"] == pytest.approx(model["groups"], rel=0.02)
+    assert all(cost.item_bytes(it) <= 1024 for it in items if it["sk"]["S"].startswith("G#"))

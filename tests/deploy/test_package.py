@@ -265,7 +265,7 @@ def test_policy_files_are_generated_from_config_and_name_only_our_resources() ->
         s3 = {r for st in json.loads(text)["Statement"] for r in st["Resource"]
               if ":s3:::" in r}
         assert {r.split(n.bucket, 1)[1] for r in s3} == {
-            "", "/staging/*", "/chunks/*", "/manifests/*"}
+            "", "/staging/*", "/chunks/*", "/packs/*", "/manifests/*"}
 
 
 def test_the_websocket_statement_binds_to_the_generated_api() -> None:

@@ -84,7 +84,7 @@ def test_a_whole_session_needs_nothing_the_policy_does_not_grant(fast: Harness) 
     for path in (f"/v1/files/{file_id}", f"/v1/files/{file_id}/revisions",
                  "/v1/changes?cursor=0", f"/v1/accounts/{dev.user_id}/kdf"):
         assert fast.get(path, dev).status_code == 200, path
-    assert fast.delete(f"/v1/files/{file_id}?base_revision=1", dev).status_code == 202
+    assert fast.delete_file(dev, file_id, 1).status_code == 202
     fast.stage(dev, new_id(), 0, upload_chunks=False)  # left for the sweeper
     report = sweep(rt, now=time.time() + 10 * rt.settings.sweep_after_s)
     assert report.errors == 0 and report.finished

@@ -37,7 +37,7 @@ class StackProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "local.stack", "--api-port", "0", "--moto-port", "0",
              "--redis-port", "0", "--state-file", str(self.state_file), "--exit-with-parent",
-             *extra],
+             *(extra if "--data-dir" in extra else ("--ephemeral", *extra))],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=self._stderr,
             text=True, start_new_session=True)
         self._reader = threading.Thread(target=self._read_stdout, daemon=True)

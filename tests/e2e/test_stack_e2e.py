@@ -34,14 +34,14 @@ def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
 def test_protocol_end_to_end(stack: StackProcess) -> None:
     api = Client(stack.state["api"])
     a = api.signup()
-    b = api.add_device(a.user_id, a.auth_key)  # a second device of the same user
+    b = api.add_device(a.user_id, a.auth_key, a.account_seed)  # a second device of the same user
     assert (b.user_id, b.device_id != a.device_id) == (a.user_id, True)
 
     # -- upload: presign, PUT chunks + manifest to moto, commit by event ------
     file_id = new_file_id()
     chunks = [secrets.token_bytes(4096), secrets.token_bytes(1000)]
     manifest = secrets.token_bytes(300)
-    ticket = api.create_upload(a, file_id, 0, len(manifest), chunks)
+    ticket = api.create_upload(a, file_id, 0, manifest, chunks)
     assert set(ticket["chunk_urls"]) == {chunk_id(c) for c in chunks}
     api.put_chunks(ticket, chunks)
     # A stored chunk is create-only: a second PUT of the same URL is refused.

@@ -40,4 +40,6 @@ def test_walkthrough_runs_as_written(stack: StackProcess, tmp_path: Path) -> Non
     assert '{"status":"conflict","revision":null,"winner_revision":2}' in out
     assert '{"status":"accepted","revision":3}' in out
     assert '{"revision":3,"deleted":true}' in out
+    assert '{"status":"rejected","reason":"bad signature: not signed by the uploading ' \
+        'device for these bytes"}' in out
     assert out.rstrip().splitlines()[-2:] == ["401", "401"]

@@ -28,6 +28,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from local.apiclient import enrolment, public_key
 from tests.e2e.conftest import StackProcess, running_stack
 from tests.property.conftest import FUZZ_EXAMPLES
 
@@ -43,11 +44,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
 
 
 def _valid_token(api: str) -> str:
-    auth_key = secrets.token_hex(32)
-    r = requests.post(f"{api}/v1/accounts", json={"auth_key": auth_key, "kdf": "x"}, timeout=30)
+    auth_key, account_seed = secrets.token_hex(32), secrets.token_bytes(32)
+    r = requests.post(f"{api}/v1/accounts", json={
+        "auth_key": auth_key, "kdf": "x", "signing_key": public_key(account_seed)}, timeout=30)
     user_id = r.json()["user_id"]
-    r = requests.post(f"{api}/v1/devices", json={"user_id": user_id, "auth_key": auth_key},
-                      timeout=30)
+    r = requests.post(f"{api}/v1/devices", json={
+        "user_id": user_id, "auth_key": auth_key,
+        **enrolment(user_id, account_seed, secrets.token_bytes(32))}, timeout=30)
     return str(r.json()["token"])
 
 

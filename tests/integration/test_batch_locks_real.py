@@ -10,6 +10,9 @@ import redis
 from local.services import RedisServer
 from tests.unit.test_batch_locks import (  # noqa: F401 - collected here too
     test_a_batch_lock_excludes_single_file_locks_and_vice_versa,
+    test_a_lease_renews_the_locks_it_holds_and_only_those,
+    test_a_stream_of_single_locks_cannot_starve_a_batch,
+    test_all_free_locks_are_taken_all_or_nothing,
     test_all_keys_are_taken_with_one_token_and_released,
     test_batch_locks_expire,
     test_one_held_key_means_none_is_taken,

@@ -5,6 +5,7 @@ winner, each entry committed once, one feed entry per accepted version."""
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -157,3 +158,46 @@ def test_a_batch_lock_expiring_mid_batch_the_fence_alone_decides(
     feed = h.changes(dev, cursor)["changes"]
     assert [c["file_id"] for c in feed] == [files[3], files[0], files[1], files[2], files[4]]
     assert_one_feed_entry_per_accepted_version(h, dev, cursor)
+
+
+def test_a_batch_longer_than_its_lock_ttl_keeps_its_locks(
+        h: Harness, rt: Runtime, make_rt: RuntimeFactory) -> None:
+    """Three groups, each stalled 250 ms, under 600 ms locks: the lease
+    renews them before each group, so a single upload of one of its files
+    never gets the lock while the batch commits (without renewal the locks
+    lapse after the second group)."""
+    dev = h.signup()
+    n = 2 * MAX_GROUP_ENTRIES + 1
+    batch = h.stage_batch(dev, [BatchItem(new_id(), 0) for _ in range(n)])
+    slow = twin(make_rt, rt, SEALSYNC_LOCK_TTL_MS="600")
+    rec = slow.batches.get(batch.batch_id)
+    assert rec is not None
+    keys = [slow.locks.key(dev.user_id, e.file_id) for e in rec.entries]
+    held: list[int] = []
+
+    def stall() -> None:
+        time.sleep(0.25)
+        held.append(int(rt.redis.exists(*keys)))
+
+    outcome, _ = deliver(slow, batch.key, Steps({"committed": stall}, every=True))
+    assert outcome.status == FINISHED and held == [n] * 3
+    assert [e["status"] for e in verdicts(h, dev, batch)] == [ACCEPTED] * n
+    assert rt.redis.exists(*keys) == 0  # released at the end
+
+
+def test_a_file_locked_by_others_all_along_does_not_stall_the_batch(
+        h: Harness, rt: Runtime, make_rt: RuntimeFactory) -> None:
+    """One file of the batch is locked by someone else for longer than the
+    batch may wait (a stream of single uploads, or a stuck holder): after a
+    bounded wait the batch takes the other locks and commits; the busy
+    file is decided by the fence (here: accepted, nothing else moved it)."""
+    dev = h.signup()
+    files = existing(h, dev, 3)
+    batch = h.stage_batch(dev, [BatchItem(f, 1) for f in files])
+    impatient = twin(make_rt, rt, SEALSYNC_LOCK_WAIT_S="0.3")
+    busy = rt.locks.key(dev.user_id, files[1])
+    rt.redis.set(busy, "someone else", px=30_000)
+    outcome, failures = deliver(impatient, batch.key, attempts=1)
+    assert outcome.status == FINISHED and failures == []
+    assert [e["status"] for e in verdicts(h, dev, batch)] == [ACCEPTED] * 3
+    assert rt.redis.get(busy) == b"someone else"  # never taken, never released

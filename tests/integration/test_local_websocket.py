@@ -26,7 +26,7 @@ class Recorder:
 
     def connect(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         self._keep(event)
-        ok = (event.get("queryStringParameters") or {}).get("token") == "good"
+        ok = (event.get("queryStringParameters") or {}).get("ticket") == "good"
         return {"statusCode": 200} if ok else {"statusCode": 401, "body": "no"}
 
     def message(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -66,7 +66,7 @@ def sender(gw: LocalWebsocketGateway) -> WsSender:
 def test_events_sends_and_gone(gateway: tuple[LocalWebsocketGateway, Recorder]) -> None:
     gw, rec = gateway
     out = sender(gw)
-    with connect(gw.url + "/?token=good") as ws:
+    with connect(gw.url + "/?ticket=good") as ws:
         ws.send(json.dumps({"action": "ping"}))
         first = rec.events[0]
         cid = first["requestContext"]["connectionId"]
@@ -89,7 +89,7 @@ def test_a_refused_connect_never_opens(gateway: tuple[LocalWebsocketGateway, Rec
                                        ) -> None:
     gw, rec = gateway
     with pytest.raises(InvalidStatus) as err:
-        connect(gw.url + "/?token=bad")
+        connect(gw.url + "/?ticket=bad")
     assert err.value.response.status_code == 401
     assert rec.routes() == ["$connect"]  # no $disconnect for what never opened
 
@@ -100,7 +100,7 @@ def test_delete_connection_closes_the_socket(
     client = boto3.client("apigatewaymanagementapi", endpoint_url=gw.management_url,
                           region_name="us-east-1", aws_access_key_id="testing",
                           aws_secret_access_key="testing")
-    with connect(gw.url + "/?token=good") as ws:
+    with connect(gw.url + "/?ticket=good") as ws:
         cid = rec.events[0]["requestContext"]["connectionId"]
         assert "ConnectedAt" in client.get_connection(ConnectionId=cid)
         client.delete_connection(ConnectionId=cid)

@@ -247,7 +247,7 @@ def plan_round(h: Harness, dev: Device, files: list[str], model: Model,
         if action == "idle":
             continue
         if action == "delete":
-            r = h.delete(f"/v1/files/{f}?base_revision={rev}", dev)
+            r = h.delete_file(dev, f, rev)
             assert r.status_code == 202, r.body
             up = Pending(r.json_body["upload_id"],
                          staging_key(dev.user_id, r.json_body["upload_id"]), f, rev)

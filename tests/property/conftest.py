@@ -43,3 +43,4 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"{Stats.crashes} injected crashes, "
             f"{Stats.interferences} lock expiries/Redis restarts/nested handlers mid-commit")
         terminalreporter.write_line(f"  steps by rule: {dict(sorted(Stats.by_rule.items()))}")
+        terminalreporter.write_line(f"  batches by pack: {dict(sorted(Stats.packs.items()))}")

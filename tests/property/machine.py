@@ -58,6 +58,7 @@ class Stats:
     deliveries = 0
     crashes = 0
     interferences = 0
+    packs: dict[str, int] = {}  # batches by what became of their pack
 
     idle = 0  # rule calls that found nothing to do (an empty queue): not steps
 
@@ -78,7 +79,7 @@ class CommitMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.world = World(self.moto, self.redis)
-        self.model = Model(self.world.user_id)
+        self.model = Model(self.world.user_id, packs=self.world.packs)
         self.files = [new_id() for _ in range(FILES)]
         self.view: dict[tuple[int, str], tuple[int, str | None]] = {}
         self.queue: list[str] = []  # held S3 events: staging keys
@@ -121,12 +122,15 @@ class CommitMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def device_uploads_batch(self, data: Any) -> None:
         """Several files in one batch (one bundle, one event), each entry
-        with its own base; now and then a bundle whose size is a lie."""
+        with its own base; now and then a bundle whose size is a lie. The
+        new chunks go one by one or in a pack, which now and then never
+        arrives or is not the size declared: its entries must be rejected."""
         Stats.step("device_uploads_batch")
         device = data.draw(st.integers(0, 1), label="device")
         order = data.draw(st.permutations(range(FILES)), label="files")
         count = data.draw(st.integers(1, FILES), label="entries")
         badsize = data.draw(st.sampled_from((False, False, False, True)), label="badsize")
+        pack = data.draw(st.sampled_from(("none", "ok", "ok", "never", "lie")), label="pack")
         w = self.world
         entries = []
         for n in order[:count]:
@@ -139,13 +143,53 @@ class CommitMachine(RuleBasedStateMachine):
             chunks = source.chunks if kind == "rename" and source else w.new_chunks(1)
             entries.append((file_id, base, "badbundle" if badsize else kind, w.next_path(),
                             chunks))
-        ups, urls = w.create_batch(device, entries)
+        decls = []
+        if pack != "none":  # the new chunks (a "missing" entry's last one never goes)
+            fresh = [c for _, _, kind, _, chunks in entries if kind != "rename"
+                     for c in (chunks[:-1] if kind == "missing" else chunks)]
+            decls = [w.make_pack(fresh)] if fresh else []
+            if decls and pack in ("never", "lie"):
+                lost = {b["chunk"] for b in decls[0]["blobs"]}
+                entries = [(f, base, "packlost" if kind in ("write", "rename") and
+                            any(c.id in lost for c in chunks) else kind, path, chunks)
+                           for f, base, kind, path, chunks in entries]
+        Stats.packs[pack if decls else "none"] = Stats.packs.get(pack if decls else "none", 0) + 1
+        ups, urls = w.create_batch(device, entries, decls)
         for up in ups:
             self.model.add(up)
             sent = tuple(c for c in up.chunks if c.id in urls)
             w.put_chunks(sent[:-1] if up.kind == "missing" else sent)
+        for decl in decls:
+            if pack != "never":
+                w.put_pack(decl["pack_id"], lie=pack == "lie")
         body = ups[0].bundle + b"\0" if badsize else None
         self.queue.append(w.put_bundle(ups, body))
+
+    @rule(data=st.data(), batch=st.booleans(), revoked=st.booleans())
+    def untrusted_writer_uploads(self, data: Any, batch: bool, revoked: bool) -> None:
+        """A leaked token without the device key, or a device revoked after
+        it presigned: whatever it sends ends rejected, and no head moves."""
+        w = self.world
+        if not Stats.step("untrusted_writer_uploads", not revoked or len(w.devices) < 12):
+            return
+        device = w.enrol() if revoked else data.draw(st.integers(0, 1), label="device")
+        signer = None if revoked else w.thief(device)
+        kind = "revoked" if revoked else "forged"
+        file_id = self.files[data.draw(st.integers(0, FILES - 1), label="file")]
+        base, _ = self._base(data, device % 2, file_id)
+        chunks = w.new_chunks(1)
+        if batch:
+            ups, _ = w.create_batch(device, [(file_id, base, kind, w.next_path(), chunks)],
+                                    signer=signer)
+        else:
+            up, _ = w.create_upload(device, file_id, base, kind, w.next_path(), chunks, signer)
+            ups = [up]
+        for up in ups:
+            self.model.add(up)
+        w.put_chunks(chunks)
+        if revoked:
+            w.revoke(device)
+        self.queue.append(w.put_bundle(ups) if batch else w.put_manifest(ups[0]))
 
     @rule(data=st.data(), device=st.integers(0, 1), file=st.integers(0, FILES - 1))
     def device_deletes(self, data: Any, device: int, file: int) -> None:
@@ -327,7 +371,7 @@ class CommitMachine(RuleBasedStateMachine):
             assert manifest.path == up.path
             for ref, c in zip(manifest.chunks, up.chunks, strict=True):
                 assert (ref.id, ref.size) == (c.id, c.size)
-                envelope = w.body(f"chunks/{w.user_id}/{ref.id}")
+                envelope = w.envelope(ref.id)
                 assert open_chunk(w.ring, w.user_id, ref.id, ref.size, envelope)
 
     def teardown(self) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.adapters.batches import GROUP_SK, unpack_group_results
 from tests.property.world import Snapshot, Upload, etag_of
 
 TERMINAL = ("accepted", "conflict", "rejected")
@@ -36,6 +37,13 @@ ALLOWED_REJECTS = {
     "late": ("ahead of the head", "expired before its manifest arrived"),
     # an entry of a batch whose bundle is not the size its entries declare
     "badbundle": ("but the entries declare",),
+    # an entry of a batch whose new chunks are in a pack that never arrived
+    # or whose size is a lie
+    "packlost": ("never uploaded",),
+    # a leaked token's upload (signed with a key that is not the device's),
+    # and one presigned by a device revoked before its bytes arrived
+    "forged": ("bad signature",),
+    "revoked": ("was revoked",),
 }
 VALID = ("write", "rename", "delete", "late")
 
@@ -48,14 +56,23 @@ class Model:
     final: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     chain: dict[tuple[str, int], str] = field(default_factory=dict)  # (file, rev) -> upload
     heads: dict[str, int] = field(default_factory=dict)
+    packs: dict[str, bytes] = field(default_factory=dict)  # the world's, by pack id
 
     def add(self, up: Upload) -> None:
         self.uploads[up.upload_id] = up
 
     def records(self, snap: Snapshot) -> dict[str, dict[str, Any]]:
         """Each upload's record as the v1 record's fields; a batch entry's
-        from its result `r{i}` in the batch record (pending without one)."""
+        from its group's results item if accepted, else its result `r{i}` in
+        the batch's state (pending without either)."""
         raw = {it["pk"][3:]: it for it in snap.items if it["sk"] == "UP"}
+        accepted: dict[str, dict[int, Any]] = {}  # batch -> its groups' results
+        for it in snap.items:
+            if it["pk"].startswith("UP#") and it["sk"].startswith(GROUP_SK):
+                got = unpack_group_results(bytes(getattr(it["res"], "value", it["res"])))
+                accepted.setdefault(it["pk"][3:], {}).update(
+                    {i: {"s": r.status, "rev": r.revision, "seq": r.seq}
+                     for i, r in got.items()})
         out: dict[str, dict[str, Any]] = {}
         for uid, up in self.uploads.items():
             if up.batch is None:
@@ -65,9 +82,14 @@ class Model:
             rec = raw.get(up.batch)
             if rec is None:
                 continue
+            others = {i: rec[f"r{i}"] for i in range(int(rec["n"])) if f"r{i}" in rec}
+            mine = accepted.get(up.batch, {})
+            assert not set(others) & set(mine), (  # never both: one terminal result
+                f"batch {up.batch}: entries {set(others) & set(mine)} accepted and not")
+            results = {**others, **mine}
             if rec["status"] == "finished":  # only once every entry has its result
-                assert all(f"r{i}" in rec for i in range(int(rec["n"]))), rec["pk"]
-            r = rec.get(f"r{up.index}")
+                assert len(results) == int(rec["n"]), rec["pk"]
+            r = results.get(up.index)
             if r is None:
                 out[uid] = {"status": "pending"}
                 continue
@@ -163,9 +185,19 @@ class Model:
         assert mkey, f"{up.upload_id} has no manifest key"
         assert snap.etags.get(str(mkey)) == etag_of(up.bundle or up.manifest), (
             f"manifest of {up.upload_id} missing or not the bytes uploaded")
+        index = {it["sk"]: it for it in snap.items if it["pk"] == f"L#{self.user_id}"}
         for c in up.chunks:
-            key = f"chunks/{self.user_id}/{c.id}"
-            assert snap.etags.get(key) == etag_of(c.envelope), f"chunk {key} lost"
+            loc = index.get(c.id, {})
+            if "pack" not in loc:
+                key = f"chunks/{self.user_id}/{c.id}"
+                assert snap.etags.get(key) == etag_of(c.envelope), f"chunk {key} lost"
+                continue
+            # in a pack: the pack is stored, byte for byte, and the range
+            # the index records holds exactly this chunk's envelope
+            data, at = self.packs.get(loc["pack"], b""), int(loc["off"])
+            key = f"packs/{self.user_id}/{loc['pack']}"
+            assert data and snap.etags.get(key) == etag_of(data), f"pack {key} lost"
+            assert data[at:at + int(loc["len"])] == c.envelope, f"chunk {c.id} misplaced"
 
     def all_ended(self, snap: Snapshot) -> None:
         """Invariant 4, after draining every event and sweeping."""

@@ -9,6 +9,7 @@ performs actions (API calls, S3 PUTs, handler deliveries) and reads state.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import secrets
@@ -23,6 +24,7 @@ from chalice.test import Client
 from sealsync_client.history import ZERO, sign_linked
 from sealsync_client.keys import AccountKeys
 from sealsync_client.manifest import ChunkRef, Link, Manifest, ManifestPlace, seal_manifest
+from sealsync_client.pack import PackWriter
 from sealsync_client.pipeline import seal_chunk
 
 from chalicelib.commit import FenceLostTooOften, commit_keys
@@ -30,6 +32,7 @@ from chalicelib.config import Runtime, set_runtime
 from chalicelib.core.errors import Unavailable
 from chalicelib.core.ids import staging_key
 from chalicelib.sweeper import SweepReport, sweep
+from local.apiclient import sign_entry, sign_revoke
 from local.moto import MotoServer
 from local.resources import create_all
 from local.services import RedisServer
@@ -144,7 +147,8 @@ class World:
 
         self.h = Harness(self.rt, Client(app))
         first = self.h.signup()
-        self.devices: list[Device] = [first, self.h.add_device(first.user_id, first.auth_key)]
+        self.devices: list[Device] = [
+            first, self.h.add_device(first.user_id, first.auth_key, first.account_seed)]
         self.user_id = first.user_id
         self.keys = AccountKeys(secrets.token_bytes(32))
         self.ring = self.keys.root_keyring()
@@ -153,6 +157,7 @@ class World:
         self.logs = LogCapture()
         logging.getLogger().addHandler(self.logs)
         self._n = 0
+        self.packs: dict[str, bytes] = {}  # every pack made, by id (the model reads it)
 
     def close(self) -> None:
         logging.getLogger().removeHandler(self.logs)
@@ -189,11 +194,31 @@ class World:
         return self.markers.name(self._n)
 
     # -- the API -----------------------------------------------------------------
+    def thief(self, device: int) -> Device:
+        """A leaked token of `device`: everything but its device key."""
+        return dataclasses.replace(self.devices[device], device_seed=secrets.token_bytes(32))
+
+    def enrol(self) -> int:
+        """A new device of the account; its index."""
+        first = self.devices[0]
+        self.devices.append(self.h.add_device(first.user_id, first.auth_key,
+                                              first.account_seed))
+        return len(self.devices) - 1
+
+    def revoke(self, device: int) -> None:
+        dev = self.devices[device]
+        r = self.h.delete(f"/v1/devices/{dev.device_id}?signature="
+                          f"{sign_revoke(self.devices[0], dev.device_id)}", self.devices[0])
+        assert r.status_code == 200, r.body
+
     def create_upload(self, device: int, file_id: str, base: int, kind: str, path: str,
-                      chunks: tuple[Chunk, ...]) -> tuple[Upload, dict[str, str]]:
+                      chunks: tuple[Chunk, ...], signer: Device | None = None,
+                      ) -> tuple[Upload, dict[str, str]]:
         manifest = self.seal(file_id, base, path, chunks, device)
         body = {"file_id": file_id, "base_revision": base, "manifest_size": len(manifest),
-                "chunks": [{"id": c.id, "size": len(c.envelope)} for c in chunks]}
+                "chunks": [{"id": c.id, "size": len(c.envelope)} for c in chunks],
+                "signature": sign_entry(signer or self.devices[device], file_id, base,
+                                        manifest, [c.id for c in chunks])}
         r = self.h.post("/v1/uploads", body, self.devices[device])
         assert r.status_code == 201, r.body
         up = Upload(r.json_body["upload_id"], file_id, device, base, kind, manifest, chunks,
@@ -202,17 +227,25 @@ class World:
 
     def create_batch(self, device: int, entries: list[tuple[str, int, str, str,
                                                            tuple[Chunk, ...]]],
-                     ) -> tuple[list[Upload], dict[str, str]]:
-        """POST /v1/batches for (file, base, kind, path, chunks) entries."""
+                     packs: list[dict[str, Any]] | None = None,
+                     signer: Device | None = None) -> tuple[list[Upload], dict[str, str]]:
+        """POST /v1/batches for (file, base, kind, path, chunks) entries,
+        declaring `packs` (from `make_pack`) if given."""
         manifests = [self.seal(f, base, path, chunks, device)
                      for f, base, _, path, chunks in entries]
         body = {"entries": [{"file_id": f, "base_revision": base, "manifest_size": len(m),
                              "chunks": [{"id": c.id, "size": len(c.envelope)} for c in chunks]}
                             for (f, base, _, _, chunks), m in zip(entries, manifests,
                                                                    strict=True)]}
+        if packs:
+            body["packs"] = packs
         r = self.h.post("/v1/batches", body, self.devices[device])
         assert r.status_code == 201, r.body
-        batch_id, bundle = r.json_body["batch_id"], b"".join(manifests)
+        trailer = b"".join(bytes.fromhex(sign_entry(signer or self.devices[device], f, base, m,
+                                                    [c.id for c in chunks]))
+                           for (f, base, _, _, chunks), m in zip(entries, manifests,
+                                                                  strict=True))
+        batch_id, bundle = r.json_body["batch_id"], b"".join(manifests) + trailer
         ups, at = [], 0
         for i, ((f, base, kind, path, chunks), m) in enumerate(zip(entries, manifests,
                                                                    strict=True)):
@@ -220,6 +253,37 @@ class World:
                               batch=batch_id, index=i, offset=at, bundle=bundle))
             at += len(m)
         return ups, dict(r.json_body["chunk_urls"])
+
+    def make_pack(self, chunks: list[Chunk]) -> dict[str, Any]:
+        """A real pack (the client's format) of these chunks' envelopes; its
+        declaration, as the client sends it. The bytes are kept in `packs`."""
+        writer = PackWriter(self.ring, self.user_id)
+        for c in chunks:
+            assert writer.add(c.id, c.envelope)
+        sealed = writer.finish()
+        self.packs[sealed.pack_id] = sealed.data
+        return {"pack_id": sealed.pack_id, "size": len(sealed.data),
+                "blobs": [{"chunk": b.chunk_id, "offset": b.offset, "length": b.length}
+                          for b in sealed.blobs]}
+
+    def put_pack(self, pack_id: str, lie: bool = False) -> None:
+        """PUT a pack create-only; with `lie`, one byte more than declared."""
+        self.rt.s3.put_object(Bucket=self.rt.settings.bucket, IfNoneMatch="*",
+                              Key=f"packs/{self.user_id}/{pack_id}",
+                              Body=self.packs[pack_id] + (b"\0" if lie else b""))
+
+    def envelope(self, chunk_id: str) -> bytes:
+        """A stored chunk as a reader finds it: where the chunk index says
+        (a range of a pack), else its v1 object."""
+        got = self.rt.dynamodb.get_item(
+            TableName=self.rt.settings.table, ConsistentRead=True,
+            Key={"pk": {"S": f"L#{self.user_id}"}, "sk": {"S": chunk_id}}).get("Item", {})
+        if "pack" not in got:
+            return self.body(f"chunks/{self.user_id}/{chunk_id}")
+        at, n = int(got["off"]["N"]), int(got["len"]["N"])
+        return self.rt.s3.get_object(  # type: ignore[no-any-return]
+            Bucket=self.rt.settings.bucket, Key=f"packs/{self.user_id}/{got['pack']['S']}",
+            Range=f"bytes={at}-{at + n - 1}")["Body"].read()
 
     def put_bundle(self, ups: list[Upload], body: bytes | None = None) -> str:
         key = staging_key(self.user_id, str(ups[0].batch))
@@ -247,13 +311,13 @@ class World:
         return key
 
     def delete_file(self, device: int, file_id: str, base: int) -> Upload:
-        r = self.h.delete(f"/v1/files/{file_id}?base_revision={base}", self.devices[device])
+        r = self.h.delete_file(self.devices[device], file_id, base)
         assert r.status_code == 202, r.body
         return Upload(r.json_body["upload_id"], file_id, device, base, "delete", b"",
                       staged=True)
 
     def refuse_delete(self, device: int, file_id: str) -> None:
-        r = self.h.delete(f"/v1/files/{file_id}?base_revision=0", self.devices[device])
+        r = self.h.delete_file(self.devices[device], file_id, 0)
         assert r.status_code == 400, r.body
 
     def head_revision(self, device: int, file_id: str) -> tuple[int, str | None]:

@@ -89,7 +89,7 @@ def test_an_upload_on_another_users_file_id_stays_in_the_callers_namespace(
     assert stable(h.head(b, world.b_file)) == world.snapshot["b_head"]
     assert h.changes(b)["changes"] == world.snapshot["b_feed"]
     # A deleting "B's" file deletes only A's copy.
-    r = h.delete(f"/v1/files/{world.b_file}?base_revision=1", a)
+    r = h.delete_file(a, world.b_file, 1)
     assert h.commit(f"staging/{a.user_id}/{r.json_body['upload_id']}").status == "accepted"
     assert stable(h.head(b, world.b_file)) == world.snapshot["b_head"]
     # Nothing A did wrote under B's prefixes.

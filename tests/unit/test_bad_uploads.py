@@ -65,15 +65,15 @@ def test_base_revision_ahead_of_head_is_rejected(world: World) -> None:
 def test_deleting_a_file_that_does_not_exist_is_rejected(world: World) -> None:
     h, a = world.h, world.a
     missing = new_id()
-    r = h.delete(f"/v1/files/{missing}?base_revision=1", a)
+    r = h.delete_file(a, missing, 1)
     assert r.status_code == 202
     assert h.commit(f"staging/{a.user_id}/{r.json_body['upload_id']}").status == "rejected"
     assert "ahead of the head (0)" in _reason(world, r.json_body["upload_id"])
     assert h.head(a, missing) is None
     # and deleting twice: the second is rejected, the tombstone stays
-    r = h.delete(f"/v1/files/{world.a_file}?base_revision=1", a)
+    r = h.delete_file(a, world.a_file, 1)
     assert h.commit(f"staging/{a.user_id}/{r.json_body['upload_id']}").status == "accepted"
-    r = h.delete(f"/v1/files/{world.a_file}?base_revision=2", a)
+    r = h.delete_file(a, world.a_file, 2)
     assert h.commit(f"staging/{a.user_id}/{r.json_body['upload_id']}").status == "rejected"
     assert _reason(world, r.json_body["upload_id"]) == (
         "the file does not exist or is already deleted")

@@ -32,6 +32,7 @@ from chalicelib.core.batch import (
 from chalicelib.core.errors import BadRequest, TooLarge
 from chalicelib.core.records import Version
 from chalicelib.core.requests import Limits
+from chalicelib.core.signatures import SIG_LEN
 
 LIMITS = Limits()
 
@@ -57,7 +58,7 @@ def test_a_good_batch_parses_in_order() -> None:
     assert [e.file_id for e in req.entries] == [body["entries"][0]["file_id"],
                                                 tomb["file_id"]]
     assert req.entries[0].size == 7 + 5 and req.entries[1].tombstone
-    assert req.bundle_size == 17
+    assert req.bundle_size == 17 + 2 * SIG_LEN  # manifests, then a signature each
     assert req.chunk_sizes == {body["entries"][0]["chunks"][0]["id"]: 5}
 
 
@@ -105,9 +106,9 @@ def test_chunk_references_are_bounded_in_all() -> None:
 
 
 def test_the_bundle_is_bounded() -> None:
-    small = Limits(max_bundle_bytes=25)
+    small = Limits(max_bundle_bytes=25 + 2 * SIG_LEN)
     assert parse_batch({"entries": [entry(), entry(manifest_size=15)]}, small)
-    with pytest.raises(TooLarge, match="25 bytes"):
+    with pytest.raises(TooLarge, match=f"{25 + 2 * SIG_LEN} bytes"):
         parse_batch({"entries": [entry(), entry(manifest_size=16)]}, small)
 
 
@@ -156,7 +157,8 @@ def test_each_entry_is_decided_on_its_own() -> None:
 def test_a_bundle_of_the_wrong_size_rejects_every_entry() -> None:
     rec = record([e(size=4), e(size=6)])
     got = decide_entries(rec, {}, 11, {})
-    assert got == {i: core.Reject("bundle is 11 bytes but the entries declare 10")
+    assert got == {i: core.Reject(f"bundle is 11 bytes but the entries declare "
+                                  f"{10 + 2 * SIG_LEN}")
                    for i in (0, 1)}
 
 
@@ -180,7 +182,7 @@ def test_groups_fill_the_transaction_limit() -> None:
     assert group_actions(range(MAX_GROUP_ENTRIES)) <= MAX_ACTIONS
     assert group_actions(range(MAX_GROUP_ENTRIES + 1)) > MAX_ACTIONS
     groups = plan_groups(list(range(1000)), {})
-    assert len(groups) == 32  # 1,000 small files: 32 transactions, not 1,000
+    assert len(groups) == 33  # 1,000 small files: 33 transactions (31 each), not 1,000
     assert plan_groups([], {}) == []
 
 

@@ -100,15 +100,70 @@ def test_overlapping_batches_and_singles_never_hold_a_key_together(
         locks = Locks(client, 10_000, 10)
         start.wait()
         for _ in range(5):
-            with locks.held_all(sets[i]):
+            with locks.held_all(sets[i]) as lease:
                 with guard:
-                    bad.extend(k for k in sets[i] if k in holders)
-                    holders.update(dict.fromkeys(sets[i], i))
+                    bad.extend(k for k in lease.keys if k in holders)
+                    holders.update(dict.fromkeys(lease.keys, i))
                 time.sleep(0.002)
                 with guard:
-                    for k in sets[i]:
+                    for k in lease.keys:
                         del holders[k]
 
     with ThreadPoolExecutor(len(sets)) as pool:
         list(pool.map(contend, range(len(sets))))
     assert bad == [] and client.exists(*ks) == 0
+
+
+def test_a_stream_of_single_locks_cannot_starve_a_batch(client: redis.Redis) -> None:
+    """Single uploads keep one of the batch's files locked nearly all the
+    time, so all or nothing never succeeds: after its share of the wait the
+    batch takes every other lock (the fence decides the busy file)."""
+    ks = keys(4)
+    stop = threading.Event()
+    singles = Locks(client, 10_000, 5)
+
+    def stream() -> None:
+        while not stop.is_set():
+            with singles.held(ks[2]):
+                time.sleep(0.02)
+
+    worker = threading.Thread(target=stream)
+    worker.start()
+    try:
+        time.sleep(0.01)
+        batch = Locks(client, 10_000, 0.4)
+        with pytest.raises(LockBusy):  # all or nothing alone starves
+            batch.acquire_all(ks)
+        with batch.held_all(ks) as lease:
+            assert ks[2] not in lease.keys and set(lease.keys) == set(ks) - {ks[2]}
+            assert {client.get(k) for k in lease.keys} == {lease.token.encode()}
+        assert client.exists(*lease.keys) == 0  # released, the single's lock untouched
+    finally:
+        stop.set()
+        worker.join()
+
+
+def test_all_free_locks_are_taken_all_or_nothing(client: redis.Redis) -> None:
+    ks = keys(5)
+    with Locks(client, 10_000, 1).held_all(ks) as lease:
+        assert lease.keys == sorted(ks)
+
+
+def test_a_lease_renews_the_locks_it_holds_and_only_those(client: redis.Redis) -> None:
+    """A batch committing for longer than the TTL keeps its locks: renewed
+    once a third of the TTL has passed; a key someone else took meanwhile is
+    left alone."""
+    ks = keys(3)
+    now = [100.0]
+    locks = Locks(client, 300, 0)
+    with locks.held_all(ks, clock=lambda: now[0]) as lease:
+        assert not lease.renew_if_due()  # just taken
+        time.sleep(0.2)
+        now[0] += 0.2
+        client.delete(ks[0])
+        other = Locks(client, 10_000, 0).acquire(ks[0])
+        assert lease.renew_if_due()
+        assert all(200 < client.pttl(k) <= 300 for k in ks[1:])
+        time.sleep(0.2)  # past the first TTL: still held
+        assert {client.get(k) for k in ks[1:]} == {lease.token.encode()}
+        assert client.get(ks[0]) == other.encode() and client.pttl(ks[0]) > 9_000

@@ -10,6 +10,7 @@ import pytest
 
 from chalicelib.core.batch import FINISHED, MAX_GROUP_ENTRIES
 from chalicelib.core.ids import bundle_key, chunk_key, new_id, staging_key
+from chalicelib.core.signatures import SIG_LEN
 from chalicelib.sweeper import sweep
 from tests.harness import BatchItem, Device, Harness, PendingBatch
 from tests.integration.support import table_items
@@ -171,10 +172,11 @@ def test_a_later_head_does_not_turn_a_committed_entry_into_a_conflict(fast: Harn
 def test_a_bundle_of_the_wrong_size_rejects_every_entry(world: World) -> None:
     h, a = world.h, world.a
     items = [BatchItem(world.a_file, 1), BatchItem(new_id(), 0)]
-    for bundle in (b"", b"x" * 47, b"x" * 49):
+    declared = 48 + 2 * SIG_LEN  # the manifests, then a signature per entry
+    for bundle in (b"", b"x" * (declared - 1), b"x" * (declared + 1)):
         batch = h.stage_batch(a, items, bundle=bundle)
         assert h.commit(batch.key).status == FINISHED
-        reason = f"bundle is {len(bundle)} bytes but the entries declare 48"
+        reason = f"bundle is {len(bundle)} bytes but the entries declare {declared}"
         assert verdicts(h, a, batch) == [("rejected", reason)] * 2
         assert h.rt.blobs.size(bundle_key(a.user_id, batch.batch_id)) is None
     world.assert_heads_unchanged()

@@ -8,6 +8,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,18 @@ from openapi_spec_validator import validate as validate_openapi
 
 from app import app
 from chalicelib import api
+from chalicelib.adapters.pairings import ID_ALPHABET as PAIRING_ALPHABET
+from chalicelib.adapters.pairings import ID_LEN as PAIRING_ID_LEN
 from chalicelib.core import tokens
 from chalicelib.core.ids import CHUNK_HEX, ID_HEX, new_id
+from chalicelib.core.ratelimit import Rates, Rule
 from chalicelib.core.requests import Limits
+from chalicelib.core.signatures import Device as Device_
+from local import apiclient
 from local.stripe import LocalStripe
 from tests.billing_support import drive_billing_routes, enable_billing
 from tests.harness import BatchItem, Device, Harness, chunk_id
+from tests.pairing_support import drive_pairing_routes
 from tests.push_support import drive_push_routes
 
 DOC: dict[str, Any] = json.loads(Path(api.__file__).with_name("openapi.json").read_text())
@@ -138,8 +145,10 @@ def test_public_routes_and_path_parameters_match_the_app() -> None:
         params = [resolve(p) for p in op.get("parameters", [])]
         assert sorted(p["name"] for p in params if p["in"] == "path") == sorted(entry.view_args)
         for p in params:
-            if p["in"] == "path":
-                assert p["required"] and p["schema"]["pattern"] == f"^[0-9a-f]{{{ID_HEX}}}$"
+            if p["in"] == "path":  # ids are 32 hex; a pairing id is typed by a person
+                want = (f"^[{PAIRING_ALPHABET}]{{{PAIRING_ID_LEN}}}$"
+                        if p["name"] == "pairing_id" else f"^[0-9a-f]{{{ID_HEX}}}$")
+                assert p["required"] and p["schema"]["pattern"] == want
         for status in op["responses"]:
             assert re.fullmatch(r"[1-5]\d\d", status), (path, method, status)
         assert "415" in op["responses"] and "500" in op["responses"]
@@ -213,8 +222,45 @@ def _upload_body(file_id: str, base: int, size: int = 8, chunks: int = 0) -> dic
             "chunks": [{"id": secrets.token_hex(32), "size": 1} for _ in range(chunks)]}
 
 
+def _drive_device_routes(h: Harness, dev: Device, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Enrolment's refusals, the device list, revocation, and the 403 a
+    device enrolled before device keys gets for any write."""
+    base = {"user_id": dev.user_id, "auth_key": dev.auth_key}
+    taken = apiclient.enrolment(dev.user_id, dev.account_seed, secrets.token_bytes(32),
+                                dev.device_id)
+    assert h.post("/v1/devices", {**base, **taken}).status_code == 409
+    wrong = apiclient.enrolment(dev.user_id, secrets.token_bytes(32), secrets.token_bytes(32))
+    assert h.post("/v1/devices", {**base, **wrong}).status_code == 401
+    monkeypatch.setattr(api, "MAX_DEVICES", 2)
+    more = apiclient.enrolment(dev.user_id, dev.account_seed, secrets.token_bytes(32))
+    assert h.post("/v1/devices", {**base, **more}).status_code == 403
+    monkeypatch.undo()
+    assert h.get("/v1/devices", dev).status_code == 200
+    assert h.get("/v1/devices", forge(dev)).status_code == 401
+    spare = h.add_device(dev.user_id, dev.auth_key, dev.account_seed)
+    path = f"/v1/devices/{spare.device_id}"
+    assert h.delete(path, dev).status_code == 400
+    assert h.delete(f"{path}?signature={'ab' * 64}", dev).status_code == 403
+    assert h.delete(f"{path}?signature={apiclient.sign_revoke(dev, spare.device_id)}",
+                    forge(dev)).status_code == 401
+    gone = new_id()
+    assert h.delete(f"/v1/devices/{gone}?signature={apiclient.sign_revoke(dev, gone)}",
+                    dev).status_code == 404
+    assert h.delete(f"{path}?signature={apiclient.sign_revoke(dev, spare.device_id)}",
+                    dev).status_code == 200
+    old = new_id()  # enrolled before device keys: it may read, never write
+    h.rt.devices.register(dev.user_id, Device_(old, None, None, int(time.time())))
+    legacy = Device(dev.user_id, old, tokens.issue(h.rt.settings.token_secret, dev.user_id,
+                                                   old, int(time.time()), 3600), dev.auth_key)
+    assert h.post("/v1/uploads", _upload_body(new_id(), 0), legacy).status_code == 403
+    assert h.post("/v1/batches", {"entries": [BatchItem(new_id(), 0).body()]},
+                  legacy).status_code == 403
+    assert h.delete(f"/v1/files/{new_id()}?base_revision=1", legacy).status_code == 403
+
+
 def test_every_documented_status_is_real_and_valid(
-        checked: tuple[Harness, CheckedHTTP], localstripe: LocalStripe) -> None:
+        checked: tuple[Harness, CheckedHTTP], monkeypatch: pytest.MonkeyPatch,
+        localstripe: LocalStripe) -> None:
     """Drive every route to every status it documents (but 500); each response
     is validated by CheckedHTTP, and a status the document lacks fails."""
     h, http = checked
@@ -226,7 +272,8 @@ def test_every_documented_status_is_real_and_valid(
     http.get(f"/v1/accounts/{dev.user_id}/kdf")
     http.get("/v1/accounts/NOT-AN-ID/kdf")
     http.get(f"/v1/accounts/{new_id()}/kdf")
-    for path, extra in (("/v1/devices", {}), ("/v1/tokens", {"device_id": dev.device_id})):
+    enrol = apiclient.enrolment(dev.user_id, dev.account_seed, secrets.token_bytes(32))
+    for path, extra in (("/v1/devices", enrol), ("/v1/tokens", {"device_id": dev.device_id})):
         good = {"user_id": dev.user_id, "auth_key": dev.auth_key, **extra}
         assert h.post(path, good).status_code == 201
         assert h.post(path, {**good, "user_id": 7}).status_code == 400
@@ -234,6 +281,18 @@ def test_every_documented_status_is_real_and_valid(
         assert h.post(path, " " * (LIMITS.max_body_bytes + 1)).status_code == 413
     assert h.post("/v1/tokens", {"user_id": dev.user_id, "auth_key": dev.auth_key,
                                  "device_id": new_id()}).status_code == 401
+    _drive_device_routes(h, dev, monkeypatch)
+    saved, one = h.rt.settings, 1 / 10**6  # one request per bucket, then 429
+    h.rt.settings = replace(saved, rates=Rates(
+        signup_ip=Rule("t-signup", 1, one), devices_ip=Rule("t-devices", 1, one),
+        tokens_ip=Rule("t-tokens", 1, one)))
+    for path, body in (("/v1/accounts", {"auth_key": secrets.token_hex(32), "kdf": "k"}),
+                       ("/v1/devices", {"user_id": dev.user_id, "auth_key": dev.auth_key}),
+                       ("/v1/tokens", {"user_id": dev.user_id, "auth_key": dev.auth_key,
+                                       "device_id": dev.device_id})):
+        h.post(path, body)
+        assert h.post(path, body).status_code == 429
+    h.rt.settings = saved
 
     # uploads: accepted, pending, conflict, rejected
     file_id = new_id()
@@ -283,8 +342,29 @@ def test_every_documented_status_is_real_and_valid(
     with pytest.raises(AssertionError):  # another user's batch does not exist for them
         h.batch(h.signup(), batch.batch_id)
 
+    # packs: a batch that declares one, its answer, a version read from it
+    from tests.unit.test_pack_pipeline import make_pack
+    blob = secrets.token_bytes(100)
+    pid, data, decl = make_pack([blob])
+    item = BatchItem(new_id(), 0, chunks=(blob,))
+    packed = h.post("/v1/batches", {"entries": [item.body()], "packs": [decl]}, dev)
+    assert packed.status_code == 201 and pid in packed.json_body["pack_urls"]
+    packed_id = packed.json_body["batch_id"]
+    h.rt.blobs.put(f"packs/{dev.user_id}/{pid}", data)
+    h.rt.blobs.put(f"staging/{dev.user_id}/{packed_id}", item.manifest + item.signature(dev))
+    assert h.commit(f"staging/{dev.user_id}/{packed_id}").status == "finished"
+    packed_file = h.batch(dev, packed_id)["entries"][0]
+    assert packed_file["status"] == "accepted"
+    assert "packs" in h.head(dev, packed_file["file_id"])  # type: ignore[operator]
+    assert h.post("/v1/chunks/missing", {"chunks": [chunk_id(blob)]}, dev
+                  ).json_body == {"missing": []}
+    assert h.post("/v1/chunks/missing", {"chunks": [7]}, dev).status_code == 400
+    assert h.post("/v1/chunks/missing", {"chunks": ["a" * 64] * 8193}, dev
+                  ).status_code == 413
+    assert h.post("/v1/chunks/missing", {"chunks": []}, forged).status_code == 401
+
     # the feed
-    assert h.changes(dev)["cursor"] == 2
+    assert h.changes(dev)["cursor"] == 3
     assert h.get("/v1/changes?limit=0", dev).status_code == 400
     assert h.get("/v1/changes?cursor=99", dev).status_code == 409
     assert h.get("/v1/changes", forged).status_code == 401
@@ -299,7 +379,7 @@ def test_every_documented_status_is_real_and_valid(
     assert h.get(f"/v1/files/{file_id}", forged).status_code == 401
     assert h.delete(f"/v1/files/{file_id}", dev).status_code == 400
     assert h.delete(f"/v1/files/{file_id}?base_revision=1", forged).status_code == 401
-    r = h.delete(f"/v1/files/{file_id}?base_revision=1", dev)
+    r = h.delete_file(dev, file_id, 1)
     assert r.status_code == 202
     assert h.commit(f"staging/{dev.user_id}/{r.json_body['upload_id']}").status == "accepted"
     gone = h.head(dev, file_id)
@@ -314,7 +394,7 @@ def test_every_documented_status_is_real_and_valid(
     assert h.get(f"/v1/files/{file_id}/revisions", forged).status_code == 401
 
     # the account's usage (docs/ACCOUNT.md)
-    assert h.get("/v1/account/usage", dev).json_body["versions"] == 3
+    assert h.get("/v1/account/usage", dev).json_body["versions"] == 4  # with the packed one
     assert h.get("/v1/account/usage?from=abc", dev).status_code == 400
     assert h.get("/v1/account/usage", forged).status_code == 401
 
@@ -323,6 +403,7 @@ def test_every_documented_status_is_real_and_valid(
 
     # push (docs/PUSH.md)
     drive_push_routes(h, dev, forged, LIMITS.max_body_bytes + 1)
+    drive_pairing_routes(h, dev, forged, LIMITS.max_body_bytes + 1)
 
     # any route, sent something other than JSON
     plain = {**dev.headers, "content-type": "text/plain"}
@@ -358,7 +439,8 @@ def test_a_dependency_failure_is_the_documented_500(
 
 @pytest.mark.parametrize(("path", "method", "name"), [
     (path, method, resolve(p)["name"]) for path, method, op in operations()
-    for p in op.get("parameters", []) if resolve(p)["in"] == "query"])
+    for p in op.get("parameters", []) if resolve(p)["in"] == "query"
+    and "minimum" in resolve(p)["schema"]])
 def test_query_bounds_are_the_servers(checked: tuple[Harness, CheckedHTTP], path: str,
                                       method: str, name: str) -> None:
     """The documented minimum and maximum pass validation; one beyond is a 400
@@ -420,12 +502,27 @@ def test_what_the_request_schema_refuses_the_server_refuses(
 def test_what_the_harness_sends_the_request_schema_accepts() -> None:
     ok = {
         "CreateAccount": {"auth_key": "ab" * 32, "kdf": "test"},
-        "AddDevice": {"user_id": "a" * 32, "auth_key": "ab" * 32},
+        "AddDevice": {"user_id": "a" * 32, "auth_key": "ab" * 32, "name": "00ff",
+                      **apiclient.enrolment("a" * 32, b"k" * 32, b"d" * 32)},
         "NewToken": {"user_id": "a" * 32, "auth_key": "ab" * 32, "device_id": "b" * 32},
         "CreateUpload": {"file_id": "a" * 32, "base_revision": 0, "manifest_size": 8,
-                         "chunks": [{"id": "c" * 64, "size": 5}]},
+                         "chunks": [{"id": "c" * 64, "size": 5}], "signature": "ab" * 64},
         "CreateBatch": {"entries": [BatchItem("a" * 32, 0, chunks=(b"x",)).body(),
                                     BatchItem("b" * 32, 2, tombstone=True).body()]},
     }
     for name, body in ok.items():
         assert validator({"$ref": f"#/components/schemas/{name}"}).is_valid(body), name
+
+
+def test_push_and_pairing_routes_answer_as_documented(
+        checked: tuple[Harness, CheckedHTTP]) -> None:
+    """The push and pairing routes alone, each answer validated against the
+    document (the full walk above covers them too, after everything else)."""
+    h, http = checked
+    dev = h.signup()
+    drive_push_routes(h, dev, forge(dev), LIMITS.max_body_bytes + 1)
+    drive_pairing_routes(h, dev, forge(dev), LIMITS.max_body_bytes + 1)
+    wanted = {(p, m, s) for p, m, op in operations() for s in op["responses"]
+              if (p.startswith("/v1/pairings") or p == "/v1/push/tickets")
+              and s not in ("415", "500")}
+    assert wanted - http.seen == set()

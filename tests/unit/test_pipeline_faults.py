@@ -37,14 +37,20 @@ def test_crash_then_retry_commits_exactly_once(fast: Harness, step: str) -> None
     assert fast.rt.blobs.size(up.key) is None  # staging cleaned up in the end
 
 
-def test_replayed_put_after_copy_does_not_replace_the_manifest(fast: Harness) -> None:
+@pytest.mark.parametrize("replayed", [b"original bytes!", b"replayed bytes!"])
+def test_replayed_put_after_copy_does_not_replace_the_manifest(fast: Harness,
+                                                               replayed: bytes) -> None:
+    """The same PUT again commits the first copy; other bytes of the same
+    length are not what the device signed, so nothing is committed."""
     dev = fast.signup()
     file_id = secrets.token_hex(16)
     up = fast.stage(dev, file_id, 0, b"original bytes!", ())
     with pytest.raises(Crash):
         fast.commit(up.key, crash_at("copied"))
     s3, bucket = fast.rt.s3, fast.rt.settings.bucket
-    s3.put_object(Bucket=bucket, Key=up.key, Body=b"replayed bytes!")  # same length
-    assert fast.commit(up.key).status == "accepted"
+    s3.put_object(Bucket=bucket, Key=up.key, Body=replayed)  # same length
+    same = replayed == b"original bytes!"
+    assert fast.commit(up.key).status == ("accepted" if same else "rejected")
     key = f"manifests/{dev.user_id}/{file_id}/{up.upload_id}"
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"original bytes!"
+    assert (fast.head(dev, file_id) is not None) == same

@@ -52,6 +52,18 @@ def connect(dev: Device, header: bool = True) -> str:
     return conn
 
 
+def connect_with_ticket(fast: Harness, dev: Device) -> str:
+    """As a browser does: a one-time ticket from POST /v1/push/tickets in the query."""
+    got = fast.post("/v1/push/tickets", {}, dev)
+    assert got.status_code == 201, got.body
+    conn = secrets.token_urlsafe(10)
+    event = ws_event("$connect", conn)
+    event["queryStringParameters"] = {"ticket": got.json_body["ticket"]}
+    r = app_module.ws_connect(event, None)
+    assert r["statusCode"] == 200, r
+    return conn
+
+
 def sent_to(conn: str) -> list[dict[str, Any]]:
     """What moto's management API received for a connection, as messages."""
     data = apigatewaymanagementapi_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].connections[
@@ -77,7 +89,7 @@ def sns_apps(fast: Harness) -> Iterator[dict[str, str]]:
 # -- WebSocket handlers ----------------------------------------------------------
 def test_connect_with_a_valid_token_registers_and_disconnect_forgets(fast: Harness) -> None:
     dev = fast.signup()
-    by_header, by_query = connect(dev), connect(dev, header=False)
+    by_header, by_query = connect(dev), connect_with_ticket(fast, dev)
     reg = fast.rt.registry
     assert reg.connection_owner(by_header) == (dev.user_id, dev.device_id)
     assert reg.connection_owner(by_query) == (dev.user_id, dev.device_id)
@@ -128,7 +140,7 @@ def test_an_upload_the_sweeper_expires_is_pushed_to_its_device(fast: Harness) ->
     """No commit ever runs for a manifest that never came: the sweeper's
     rejection reaches a device that waits for pushes all the same."""
     dev = fast.signup()
-    other = fast.add_device(dev.user_id, dev.auth_key)
+    other = fast.add_device(dev.user_id, dev.auth_key, dev.account_seed)
     mine, theirs = connect(dev), connect(other)
     file_id = new_id()
     upload_id = fast.post("/v1/uploads", {"file_id": file_id, "base_revision": 0,
@@ -147,7 +159,7 @@ def test_an_upload_the_sweeper_expires_is_pushed_to_its_device(fast: Harness) ->
 def test_commit_sends_the_result_to_the_uploader_and_the_cursor_to_others(
         fast: Harness) -> None:
     dev = fast.signup()
-    other = fast.add_device(dev.user_id, dev.auth_key)
+    other = fast.add_device(dev.user_id, dev.auth_key, dev.account_seed)
     stranger = fast.signup()
     mine, theirs, foreign = connect(dev), connect(other), connect(stranger)
     file_id = new_id()
@@ -241,7 +253,7 @@ def sns_endpoint_messages(arn: str) -> list[str]:
 def test_mobile_registration_and_data_only_publish(fast: Harness,
                                                    sns_apps: dict[str, str]) -> None:
     phone = fast.signup()
-    tablet = fast.add_device(phone.user_id, phone.auth_key)
+    tablet = fast.add_device(phone.user_id, phone.auth_key, phone.account_seed)
     r = fast.post("/v1/push/registrations", {"platform": "apns", "token": "a1" * 32}, phone)
     assert r.status_code == 201 and r.json_body == {
         "device_id": phone.device_id, "platform": "apns", "enabled": True}
@@ -276,7 +288,7 @@ def test_a_failing_endpoint_is_disabled_and_the_commit_stands(
     """SNS disables an endpoint when APNs/FCM reports its token dead; a publish
     then fails (EndpointDisabled), as it does for a deleted one (NotFound)."""
     dev = fast.signup()
-    other = fast.add_device(dev.user_id, dev.auth_key)
+    other = fast.add_device(dev.user_id, dev.auth_key, dev.account_seed)
     fast.post("/v1/push/registrations", {"platform": "fcm", "token": "dead-token-1"}, other)
     arn = fast.rt.registry.get_mobile(dev.user_id, other.device_id).endpoint_arn
     sns = boto3.client("sns", region_name="us-east-1")
@@ -328,3 +340,33 @@ def test_messages_hold_only_ids_states_and_numbers() -> None:
     accepted = notices.upload_result(new_id(), new_id(), "accepted", 0, revision=1, cursor=9)
     assert notices.change_notice(accepted) == {"type": "changes", "cursor": 9}
     assert notices.change_notice(result) is None
+
+
+# -- issue 15: no bearer token in the WebSocket query string -------------------------
+def test_a_token_in_the_query_string_is_refused(fast: Harness) -> None:
+    """Access logs keep query strings: a long-lived token must never travel there."""
+    dev = fast.signup()
+    conn = secrets.token_urlsafe(10)
+    r = app_module.ws_connect(ws_event("$connect", conn, token=dev.token, header=False), None)
+    assert r["statusCode"] == 401 and "query string is refused" in r["body"]
+    assert fast.rt.registry.connection_owner(conn) is None
+
+
+def test_a_connect_ticket_works_once_and_expires(fast: Harness) -> None:
+    dev = fast.signup()
+    ticket = fast.post("/v1/push/tickets", {}, dev).json_body["ticket"]
+
+    def attempt(t: str) -> int:
+        event = ws_event("$connect", secrets.token_urlsafe(10))
+        event["queryStringParameters"] = {"ticket": t}
+        return int(app_module.ws_connect(event, None)["statusCode"])
+
+    assert attempt(ticket) == 200
+    assert attempt(ticket) == 401  # spent
+    assert attempt("x" * 43) == 401 and attempt("") == 401 and attempt("y" * 5000) == 401
+    late = fast.post("/v1/push/tickets", {}, dev).json_body["ticket"]
+    for key in fast.rt.redis.scan_iter("wst:*"):
+        fast.rt.redis.delete(key)  # what the 60 s expiry does
+    assert attempt(late) == 401
+    assert not [k for k in fast.rt.redis.scan_iter("*") if ticket.encode() in k]  # hashed
+    assert fast.post("/v1/push/tickets", {}, None).status_code == 401

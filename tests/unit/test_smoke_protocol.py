@@ -19,7 +19,7 @@ def test_upload_commit_read_delete(fast: Harness) -> None:
     assert head and head["revision"] == 1 and head["chunks"][0]["id"] == chunk_id(chunk)
     feed = fast.changes(dev)
     assert [(c["file_id"], c["revision"]) for c in feed["changes"]] == [(file_id, 1)]
-    r = fast.delete(f"/v1/files/{file_id}?base_revision=1", dev)
+    r = fast.delete_file(dev, file_id, 1)
     assert r.status_code == 202
     key = f"staging/{dev.user_id}/{r.json_body['upload_id']}"
     assert fast.commit(key).status == "accepted"

@@ -47,7 +47,7 @@ def test_a_lost_delete_is_finished(fast: Harness) -> None:
     dev = fast.signup()
     up = fast.stage(dev, new_id(), 0)
     fast.commit(up.key)
-    r = fast.delete(f"/v1/files/{up.file_id}?base_revision=1", dev)
+    r = fast.delete_file(dev, up.file_id, 1)
     assert r.status_code == 202
     report = sweep(fast.rt, now=later())
     assert report.finished == [r.json_body["upload_id"]]

@@ -61,7 +61,7 @@ def test_deletes_keep_history_and_gets_count_egress(fast: Harness) -> None:
     dev, f = fast.signup(), new_id()
     fast.commit(fast.stage(dev, f, 0, manifest=b"m" * 10, chunks=(b"x" * 90,)).key)
     assert fast.head(dev, f) is not None  # one GET: manifest + one chunk, 100 bytes
-    r = fast.delete(f"/v1/files/{f}?base_revision=1", dev)
+    r = fast.delete_file(dev, f, 1)
     fast.commit(f"staging/{dev.user_id}/{r.json_body['upload_id']}")
     fast.head(dev, f)  # a deleted head issues no URL
     got = usage(fast, dev)

@@ -1,0 +1,41 @@
+"""The batch pipeline's chunk check, packs included (docs/DESIGN.md "Packs").
+
+Called once per handler run, under the batch's locks, before any decision:
+
+  1 the chunk index answers for chunks an earlier version stored
+  2 each declared pack holding a chunk the index lacks is HEADed once; a
+    pack absent or of another size than declared counts its chunks missing
+  3 the arrived packs' chunks get their location NOW (adapters/packs.py),
+    before any head can reference them, so a crash after a commit never
+    leaves a committed chunk the reader cannot find (invariant 5); the
+    chunk index proper is written after the commit, as for v1 chunks
+  4 the remaining chunks (sent as v1 chunk objects) are HEADed as before
+
+Only the entries that need a missing chunk are rejected (core.decide); the
+others commit. The pure part is core.packs.arrived.
+"""
+from __future__ import annotations
+
+from .config import Runtime
+from .core.batch import BatchRecord
+from .core.ids import chunk_key
+from .core.packs import arrived, pack_key
+
+
+def missing_chunks(rt: Runtime, rec: BatchRecord) -> dict[int, int]:
+    """Per open entry with any, how many of its distinct chunks are not stored."""
+    user = rec.user_id
+    wanted = {c for i in rec.open_entries() for c in rec.entries[i].chunk_ids}
+    unknown = wanted - rt.meta.known_chunks(user, wanted)
+    if not unknown:  # small files ride inline: no pack is even looked up
+        return {}
+    decls = tuple(d for d in rt.packs.declared(rec.batch_id)
+                  if any(b.chunk_id in unknown for b in d.blobs))
+    sizes = rt.blobs.sizes([pack_key(user, d.pack_id) for d in decls])
+    found, lost = arrived(decls, {d.pack_id: s for d, s in zip(decls, sizes, strict=True)})
+    rt.packs.remember(user, {c: loc for c, loc in found.items() if c in unknown})
+    rest = sorted(unknown - found.keys() - lost)
+    absent_keys = set(rt.blobs.missing([chunk_key(user, c) for c in rest]))
+    absent = {c for c in rest if chunk_key(user, c) in absent_keys} | (lost & unknown)
+    out = {i: len(set(rec.entries[i].chunk_ids) & absent) for i in rec.open_entries()}
+    return {i: n for i, n in out.items() if n}
