@@ -54,7 +54,7 @@ def test_a_read_only_account_keeps_files_and_says_why(stack: StackProcess,
     account = as_json("init", "--server", stack.state["api"], "--email", "x@example.com",
                       *FAST, str(one))
     as_json("init", "--server", stack.state["api"], "--join", account["user_id"], *FAST,
-            str(two))
+            str(two), secret_key=account["secret_key"])
     (one / "kept.txt").write_text("before\n")
     as_json("sync", str(one))
     _set_status(stack, account["user_id"], "read_only")
