@@ -102,13 +102,16 @@ class Billed:
         return str(pm.id)
 
     def signup(self, email: str | None) -> Device:
-        auth_key = secrets.token_hex(32)
-        body: dict[str, Any] = {"auth_key": auth_key, "kdf": "test"}
+        from local.apiclient import public_key
+
+        auth_key, account_seed = secrets.token_hex(32), secrets.token_bytes(32)
+        body: dict[str, Any] = {"auth_key": auth_key, "kdf": "test",
+                                "signing_key": public_key(account_seed)}
         if email is not None:
             body["email"] = email
         r = self.h.post("/v1/accounts", body)
         assert r.status_code == 201, r.body
-        return self.h.add_device(r.json_body["user_id"], auth_key)
+        return self.h.add_device(r.json_body["user_id"], auth_key, account_seed)
 
     def deliver(self, body: bytes, signature: str) -> Any:
         return self.h.http.http.post("/v1/billing/webhook", body=body, headers={

@@ -49,7 +49,7 @@ def test_paid_month_end_to_end(billed: Billed) -> None:
     dev = b.signup("alice@example.com")
     assert mails("alice@example.com") == ["Welcome to Sealsync",  # and its first device
                                           "A new device was added to your Sealsync account"]
-    b.h.add_device(dev.user_id, dev.auth_key)  # from the test client's address
+    b.h.add_device(dev.user_id, dev.auth_key, dev.account_seed)  # from the test client
     device_mail = [m for m in outbox() if m["subject"].startswith("A new device")]
     assert len(device_mail) == 2 and "UTC from the address" in device_mail[-1]["body"]
 

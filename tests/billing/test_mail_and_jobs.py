@@ -24,7 +24,7 @@ def test_a_bounce_or_complaint_stops_further_mail(billed: Billed) -> None:
     got = mail_notices(sns({"notificationType": "Bounce", "bounce": {
         "bouncedRecipients": [{"emailAddress": "Bouncy@Example.com"}]}}), None)
     assert got == {"suppressed": 1}
-    b.h.add_device(dev.user_id, dev.auth_key)  # would mail a device notice
+    b.h.add_device(dev.user_id, dev.auth_key, dev.account_seed)  # would mail a notice
     assert len(outbox()) == before
     b.signup("angry@example.com")
     assert mail_notices(sns({"eventType": "Complaint", "complaint": {

@@ -59,8 +59,9 @@ def test_sam_with_websockets_lints_and_scopes_manage_connections(
     res = package.load(with_websockets["sam"])["Resources"]
     assert res["WebsocketAPI"]["Type"] == "AWS::ApiGatewayV2::Api"
     roles = [r for r in res.values() if r["Type"] == "AWS::IAM::Role"
-             and "lambda.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])]
-    assert len(roles) >= 7  # the functions' roles (not the scheduler's, which only invokes)
+             and "scheduler.amazonaws.com" not in json.dumps(r["Properties"]
+                                                             ["AssumeRolePolicyDocument"])]
+    assert len(roles) >= 7  # the functions' roles (the scheduler's may only invoke `jobs`)
     for role in roles:
         doc = role["Properties"]["Policies"][0]["PolicyDocument"]
         assert iam_check.problems(doc) == []

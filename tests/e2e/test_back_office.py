@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from chalicelib.core import metering
-from local.apiclient import Client, Device, new_file_id
+from local.apiclient import Client, Device, new_file_id, public_key
 from local.stripe import TEST_KEY
 from tests.e2e.conftest import REPO, StackProcess, running_stack
 
@@ -60,10 +60,11 @@ def test_invoice_run_on_the_local_stack(priced_stack: StackProcess) -> None:
     stack = priced_stack
     api = Client(stack.state["api"])
     address = f"user-{secrets.token_hex(4)}@example.com"
-    auth_key = secrets.token_hex(32)
-    user = api.call("POST", "/v1/accounts", body={"auth_key": auth_key, "kdf": "k",
-                                                   "email": address}, expect=201)
-    dev: Device = api.add_device(user["user_id"], auth_key)
+    auth_key, account_seed = secrets.token_hex(32), secrets.token_bytes(32)
+    user = api.call("POST", "/v1/accounts", body={
+        "auth_key": auth_key, "kdf": "k", "email": address,
+        "signing_key": public_key(account_seed)}, expect=201)
+    dev: Device = api.add_device(user["user_id"], auth_key, account_seed)
     api.upload(dev, new_file_id(), 0, b"sealed manifest" * 10, [b"chunk" * 3000])
     pm = stripe.StripeClient(TEST_KEY, base_addresses={"api": stack.state["stripe"]}) \
         .v1.payment_methods.create(params={"type": "card", "card": {

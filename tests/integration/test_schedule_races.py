@@ -59,9 +59,12 @@ def test_racing_invoice_runs_and_grace_jobs_have_one_effect(
                           stripe_webhook_secret="whsec_x", prices=TEST_PRICES)
     rt.__dict__["payments"] = Payments(TEST_KEY, localstripe.url, "whsec_x")
     address = f"race-{secrets.token_hex(4)}@example.com"
-    auth_key = secrets.token_hex(32)
-    user = h.post("/v1/accounts", {"auth_key": auth_key, "email": address}).json_body
-    dev = h.add_device(user["user_id"], auth_key)
+    from local.apiclient import public_key
+
+    auth_key, account_seed = secrets.token_hex(32), secrets.token_bytes(32)
+    user = h.post("/v1/accounts", {"auth_key": auth_key, "email": address,
+                                   "signing_key": public_key(account_seed)}).json_body
+    dev = h.add_device(user["user_id"], auth_key, account_seed)
     h.commit(h.stage(dev, "c" * 32, 0, manifest=b"m" * 64, chunks=(b"z" * 4000,)).key)
     client = stripe.StripeClient(TEST_KEY, base_addresses={"api": localstripe.url})
     pm = client.v1.payment_methods.create(params={"type": "card", "card": {
