@@ -126,6 +126,7 @@ class Client:
     def __init__(self, api: str, session: requests.Session | None = None,
                  timeout_s: float = TIMEOUT_S) -> None:
         self.api = api.rstrip("/")
+        self.account_seeds: dict[str, bytes] = {}  # user -> the account key's seed
         self.http = session or requests.Session()
         self.timeout_s = timeout_s
 
@@ -166,9 +167,16 @@ class Client:
         user = self.call("POST", "/v1/accounts", body={
             "auth_key": auth_key, "kdf": kdf, "signing_key": public_key(account_seed)},
             expect=201)
+        self.account_seeds[user["user_id"]] = account_seed
         return self.add_device(user["user_id"], auth_key, account_seed)
 
-    def add_device(self, user_id: str, auth_key: str, account_seed: bytes) -> Device:
+    def add_device(self, user_id: str, auth_key: str,
+                   account_seed: bytes | None = None) -> Device:
+        """Enrol a device, vouched for by the account key (the one `signup`
+        made for `user_id` unless given)."""
+        # an account made without a signing key registers one now (trust on first use)
+        account_seed = account_seed or self.account_seeds.setdefault(
+            user_id, secrets.token_bytes(32))
         seed = secrets.token_bytes(32)
         b = self.call("POST", "/v1/devices", body={
             "user_id": user_id, "auth_key": auth_key,

@@ -106,6 +106,7 @@ class Harness:
     def __init__(self, rt: Runtime, client: Client) -> None:
         self.rt = rt
         self.http = client
+        self.account_seeds: dict[str, bytes] = {}  # user -> the account key's seed
 
     # -- accounts ---------------------------------------------------------
     def signup(self) -> Device:
@@ -113,10 +114,16 @@ class Harness:
         r = self.post("/v1/accounts", {"auth_key": auth_key, "kdf": "test",
                                        "signing_key": apiclient.public_key(account_seed)})
         assert r.status_code == 201, r.body
+        self.account_seeds[r.json_body["user_id"]] = account_seed
         return self.add_device(r.json_body["user_id"], auth_key, account_seed)
 
-    def add_device(self, user_id: str, auth_key: str, account_seed: bytes) -> Device:
-        """Enrol a device with its own key, vouched for by the account key."""
+    def add_device(self, user_id: str, auth_key: str,
+                   account_seed: bytes | None = None) -> Device:
+        """Enrol a device with its own key, vouched for by the account key
+        (the one `signup` made for `user_id` unless given)."""
+        # an account made without a signing key registers one now (trust on first use)
+        account_seed = account_seed or self.account_seeds.setdefault(
+            user_id, secrets.token_bytes(32))
         seed = secrets.token_bytes(32)
         r = self.post("/v1/devices", {"user_id": user_id, "auth_key": auth_key,
                                       **apiclient.enrolment(user_id, account_seed, seed)})
