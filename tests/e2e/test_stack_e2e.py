@@ -139,7 +139,7 @@ def test_event_quirks_are_harmless(stack: StackProcess) -> None:
     dev = api.signup()
     file_id = new_file_id()
     manifest = secrets.token_bytes(64 * 1024)
-    ticket = api.create_upload(dev, file_id, 0, len(manifest))
+    ticket = api.create_upload(dev, file_id, 0, manifest)
     key = f"staging/{dev.user_id}/{ticket['upload_id']}"
     mpu = s3.create_multipart_upload(Bucket=state["bucket"], Key=key)
     etag = s3.upload_part(Bucket=state["bucket"], Key=key, UploadId=mpu["UploadId"],
@@ -228,7 +228,7 @@ def test_sweeper_runs_and_sigint_stops_everything(tmp_path: Path) -> None:
         state = sp.wait_ready()
         api = Client(state["api"])
         dev = api.signup()
-        abandoned = api.create_upload(dev, new_file_id(), 0, 10)["upload_id"]
+        abandoned = api.create_upload(dev, new_file_id(), 0, bytes(10))["upload_id"]
         result = api.status(dev, abandoned, WAIT)  # woken by the sweeper's verdict
         assert result["status"] == "rejected" and "expired" in result["reason"], result
 

@@ -350,14 +350,14 @@ def test_duplicate_that_read_the_record_early_sees_the_final_state(
     up = h.stage(dev, f, 0, original)
     rt2 = twin(make_rt, rt)
     second_read = threading.Event()
-    real_get = rt2.meta.get_upload
+    real_get = rt2.batches.get_record  # the routing read (one, batch or upload)
 
-    def get_upload(upload_id: str) -> object:
+    def get_record(upload_id: str) -> object:
         rec = real_get(upload_id)
         second_read.set()
         return rec
 
-    rt2.meta.get_upload = get_upload  # type: ignore[assignment, method-assign]
+    rt2.batches.get_record = get_record  # type: ignore[assignment, method-assign]
 
     def replay_put() -> None:
         rt.s3.put_object(Bucket=rt.settings.bucket, Key=up.key,
