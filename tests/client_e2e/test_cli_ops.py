@@ -111,7 +111,8 @@ def test_bwlimit_on_sync_and_its_errors(stack: StackProcess, tmp_path: Path) -> 
     one, two = tmp_path / "one", tmp_path / "two"
     made = cli("init", "--server", stack.state["api"], "--json", *FAST, str(one))
     user_id = _json(made.stdout)["user_id"]
-    cli("init", "--server", stack.state["api"], "--join", user_id, *FAST, str(two))
+    cli("init", "--server", stack.state["api"], "--join", user_id, *FAST, str(two),
+        SEALSYNC_SECRET_KEY=_json(made.stdout)["secret_key"])
     data = os.urandom(3 * 1024 * 1024)
     (one / "big.bin").write_bytes(data)
     t0 = time.monotonic()
