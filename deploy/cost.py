@@ -283,7 +283,7 @@ def lines(m: Measured, prices: dict[str, Any], mem_mb: int) -> list[dict[str, An
 
 
 BATCH_ASSUMPTIONS = (
-    "batch handler time = single commit handler time x transaction groups (ceil(N/48)): "
+    "batch handler time = single commit handler time x transaction groups (ceil(N/47)): "
     "no measured figure yet",
     "the batch's long poll is billed for (commit latency - commit handler time) "
     "+ the batch handler time",
