@@ -41,7 +41,7 @@ test-fast: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 test: $(STAMP) test-tools lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not long"
 
 # The randomized tests at length (docs/TESTING.md): the commit state machine
 # runs >= 10,000 steps (SEALSYNC_LONG_STEPS), the client state machine >= 2,000
@@ -49,6 +49,7 @@ test: $(STAMP) test-tools lint typecheck
 test-long: $(STAMP) test-tools
 	SEALSYNC_HYPOTHESIS_PROFILE=long $(BIN)/pytest -q --timeout 5400 tests/property tests/fuzz \
 	  tests/client_model
+	$(BIN)/pytest -q -m long
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

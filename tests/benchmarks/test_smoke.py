@@ -26,6 +26,7 @@ def bench(*args: str, timeout_s: int = 300) -> subprocess.CompletedProcess[str]:
     return done
 
 
+@pytest.mark.long  # a minute: `make bench` itself runs every step (make test-long)
 def test_the_whole_run_fills_every_key(tmp_path: Path) -> None:
     if os.geteuid() != 0 and not (shutil.which("rclone") and shutil.which("restic")):
         pytest.skip("rclone and restic are missing and cannot be installed (not root)")
@@ -39,11 +40,12 @@ def test_the_whole_run_fills_every_key(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("args", [
-    ["benchmarks.push_latency", "--start", "--json", "--uploads", "3", "--warmup", "1"],
+    pytest.param(["benchmarks.push_latency", "--start", "--json", "--uploads", "3",
+                  "--warmup", "1"], marks=pytest.mark.long),
     ["benchmarks.small_rate", "--files", "5", "--batches", "2"],
     ["benchmarks.moto_txn", "--items", "50", "-n", "2"],
     ["benchmarks.chunk_resync", "--keys", "2", "--window-mib", "2"],
-    ["benchmarks.resume", "--size-mib", "32", "--json"],
+    pytest.param(["benchmarks.resume", "--size-mib", "32", "--json"], marks=pytest.mark.long),
 ], ids=lambda a: a[0].split(".")[1])
 def test_each_script_runs_on_its_own(args: list[str]) -> None:
     out = bench(*args).stdout

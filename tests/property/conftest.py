@@ -24,7 +24,7 @@ if os.environ.get("SEALSYNC_NO_SHRINK"):  # faster failure reports while iterati
 settings.register_profile("sealsync-ci", max_examples=8, stateful_step_count=30, **_common)
 settings.register_profile("sealsync-long", max_examples=40, stateful_step_count=60, **_common)
 # the schemathesis fuzzing: examples per API operation
-FUZZ_EXAMPLES = {"ci": 25, "long": 400}[PROFILE]
+FUZZ_EXAMPLES = {"ci": 15, "long": 400}[PROFILE]
 # steps the stateful test must reach before it stops
 TARGET_STEPS = {"ci": 0, "long": LONG_STEPS}[PROFILE]
 
