@@ -126,6 +126,19 @@ def bucket_objects(s3: Any, bucket: str) -> dict[str, int]:
     return objects
 
 
+def s3_and_folder(stack: BenchStack, work: Path) -> tuple[Any, Path]:
+    """The stack's S3 client, and a new synced folder on it (cheap Argon2id)."""
+    info = stack.state
+    s3 = boto3.client("s3", endpoint_url=info["aws_endpoint"],
+                      region_name=info.get("region") or "us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    folder = init_folder(work / "folder", info["api"], PASSPHRASE, device_name="bench",
+                         cost=FAST)
+    root = folder.root
+    folder.close()
+    return s3, root
+
+
 def prefix(key: str) -> str:
     return key.split("/", 1)[0] if "/" in key else "(root)"
 
@@ -135,14 +148,8 @@ def run(size_mib: int, seed: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="sealsync-1gib-") as tmp:
         work = Path(tmp)
         with BenchStack(work) as stack:
+            s3, root = s3_and_folder(stack, work)
             info = stack.state
-            s3 = boto3.client("s3", endpoint_url=info["aws_endpoint"],
-                              region_name=info.get("region") or "us-east-1",
-                              aws_access_key_id="testing", aws_secret_access_key="testing")
-            folder = init_folder(work / "folder", info["api"], PASSPHRASE,
-                                 device_name="bench", cost=FAST)
-            root = folder.root
-            folder.close()
             path = root / "big.bin"
             t = time.perf_counter()
             write_big(path, size, seed)

@@ -35,16 +35,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "clients")]
 
-import boto3  # noqa: E402
-from sealsync_client.folder import Cost, init_folder  # noqa: E402
 
-from benchmarks.client_1gib import bucket_objects  # noqa: E402
+from benchmarks.client_1gib import PASSPHRASE, bucket_objects, s3_and_folder  # noqa: E402
 from benchmarks.peers import write_big  # noqa: E402
 from benchmarks.stack import BenchStack  # noqa: E402
 
 MIB = 1 << 20
-PASSPHRASE = "correct horse battery staple"
-FAST = Cost(ops=2, mem=64 * MIB)
 TARGET_PCT = 5.0
 
 
@@ -59,14 +55,8 @@ def run(size_mib: int, at: float, seed: int, src: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="sealsync-resume-") as tmp:
         work = Path(tmp)
         with BenchStack(work) as stack:
+            s3, root = s3_and_folder(stack, work)
             info = stack.state
-            s3 = boto3.client("s3", endpoint_url=info["aws_endpoint"],
-                              region_name=info.get("region") or "us-east-1",
-                              aws_access_key_id="testing", aws_secret_access_key="testing")
-            folder = init_folder(work / "folder", info["api"], PASSPHRASE,
-                                 device_name="bench", cost=FAST)
-            root = folder.root
-            folder.close()
             write_big(root / "big.bin", size, seed)
             env = client_env(src, work)
             argv = [sys.executable, "-m", "sealsync_client", "sync", str(root), "--json"]
