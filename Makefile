@@ -41,7 +41,7 @@ test-fast: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 test: $(STAMP) test-tools lint typecheck
-	$(BIN)/pytest -q -m "not long"
+	$(BIN)/pytest -q -n 2 -m "not long"
 
 # The randomized tests at length (docs/TESTING.md): the commit state machine
 # runs >= 10,000 steps (SEALSYNC_LONG_STEPS), the client state machine >= 2,000
