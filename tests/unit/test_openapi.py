@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -21,15 +20,14 @@ from app import app
 from chalicelib import api
 from chalicelib.adapters.pairings import ID_ALPHABET as PAIRING_ALPHABET
 from chalicelib.adapters.pairings import ID_LEN as PAIRING_ID_LEN
-from chalicelib.core import tokens
 from chalicelib.core.ids import CHUNK_HEX, ID_HEX, new_id
 from chalicelib.core.ratelimit import Rates, Rule
 from chalicelib.core.requests import Limits
-from chalicelib.core.signatures import Device as Device_
 from local import apiclient
 from local.stripe import LocalStripe
 from tests.billing_support import drive_billing_routes, enable_billing
-from tests.harness import BatchItem, Device, Harness, chunk_id
+from tests.device_support import drive_device_routes, forge, upload_body
+from tests.harness import BatchItem, Harness, chunk_id
 from tests.pairing_support import drive_pairing_routes
 from tests.push_support import drive_push_routes
 
@@ -210,54 +208,6 @@ def test_served_without_auth(checked: tuple[Harness, CheckedHTTP]) -> None:
     assert r.status_code == 200 and json.loads(r.body) == DOC
 
 
-def forge(dev: Device) -> Device:
-    """The same claims, signed with a key that is not the server's."""
-    token = tokens.issue(b"not the server key" * 2, dev.user_id, dev.device_id,
-                         int(time.time()), 3600)
-    return Device(dev.user_id, dev.device_id, token, dev.auth_key)
-
-
-def _upload_body(file_id: str, base: int, size: int = 8, chunks: int = 0) -> dict[str, Any]:
-    return {"file_id": file_id, "base_revision": base, "manifest_size": size,
-            "chunks": [{"id": secrets.token_hex(32), "size": 1} for _ in range(chunks)]}
-
-
-def _drive_device_routes(h: Harness, dev: Device, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Enrolment's refusals, the device list, revocation, and the 403 a
-    device enrolled before device keys gets for any write."""
-    base = {"user_id": dev.user_id, "auth_key": dev.auth_key}
-    taken = apiclient.enrolment(dev.user_id, dev.account_seed, secrets.token_bytes(32),
-                                dev.device_id)
-    assert h.post("/v1/devices", {**base, **taken}).status_code == 409
-    wrong = apiclient.enrolment(dev.user_id, secrets.token_bytes(32), secrets.token_bytes(32))
-    assert h.post("/v1/devices", {**base, **wrong}).status_code == 401
-    monkeypatch.setattr(api, "MAX_DEVICES", 2)
-    more = apiclient.enrolment(dev.user_id, dev.account_seed, secrets.token_bytes(32))
-    assert h.post("/v1/devices", {**base, **more}).status_code == 403
-    monkeypatch.undo()
-    assert h.get("/v1/devices", dev).status_code == 200
-    assert h.get("/v1/devices", forge(dev)).status_code == 401
-    spare = h.add_device(dev.user_id, dev.auth_key, dev.account_seed)
-    path = f"/v1/devices/{spare.device_id}"
-    assert h.delete(path, dev).status_code == 400
-    assert h.delete(f"{path}?signature={'ab' * 64}", dev).status_code == 403
-    assert h.delete(f"{path}?signature={apiclient.sign_revoke(dev, spare.device_id)}",
-                    forge(dev)).status_code == 401
-    gone = new_id()
-    assert h.delete(f"/v1/devices/{gone}?signature={apiclient.sign_revoke(dev, gone)}",
-                    dev).status_code == 404
-    assert h.delete(f"{path}?signature={apiclient.sign_revoke(dev, spare.device_id)}",
-                    dev).status_code == 200
-    old = new_id()  # enrolled before device keys: it may read, never write
-    h.rt.devices.register(dev.user_id, Device_(old, None, None, int(time.time())))
-    legacy = Device(dev.user_id, old, tokens.issue(h.rt.settings.token_secret, dev.user_id,
-                                                   old, int(time.time()), 3600), dev.auth_key)
-    assert h.post("/v1/uploads", _upload_body(new_id(), 0), legacy).status_code == 403
-    assert h.post("/v1/batches", {"entries": [BatchItem(new_id(), 0).body()]},
-                  legacy).status_code == 403
-    assert h.delete(f"/v1/files/{new_id()}?base_revision=1", legacy).status_code == 403
-
-
 def test_every_documented_status_is_real_and_valid(
         checked: tuple[Harness, CheckedHTTP], monkeypatch: pytest.MonkeyPatch,
         localstripe: LocalStripe) -> None:
@@ -281,7 +231,7 @@ def test_every_documented_status_is_real_and_valid(
         assert h.post(path, " " * (LIMITS.max_body_bytes + 1)).status_code == 413
     assert h.post("/v1/tokens", {"user_id": dev.user_id, "auth_key": dev.auth_key,
                                  "device_id": new_id()}).status_code == 401
-    _drive_device_routes(h, dev, monkeypatch)
+    drive_device_routes(h, dev, monkeypatch)
     saved, one = h.rt.settings, 1 / 10**6  # one request per bucket, then 429
     h.rt.settings = replace(saved, rates=Rates(
         signup_ip=Rule("t-signup", 1, one), devices_ip=Rule("t-devices", 1, one),
@@ -307,14 +257,14 @@ def test_every_documented_status_is_real_and_valid(
     assert "never uploaded" in h.status(dev, broken.upload_id)["reason"]
     pending = h.stage(dev, new_id(), 0)
     assert h.status(dev, pending.upload_id)["status"] == "pending"
-    assert h.post("/v1/uploads", {**_upload_body(file_id, 1), "name": "x"}, dev
+    assert h.post("/v1/uploads", {**upload_body(file_id, 1), "name": "x"}, dev
                   ).status_code == 400
-    assert h.post("/v1/uploads", _upload_body(file_id, 1, chunks=LIMITS.max_chunks + 1), dev
+    assert h.post("/v1/uploads", upload_body(file_id, 1, chunks=LIMITS.max_chunks + 1), dev
                   ).status_code == 413
     assert http.post("/v1/uploads", headers={"content-type": "application/json"},
-                     body=json.dumps(_upload_body(file_id, 1))).status_code == 401
+                     body=json.dumps(upload_body(file_id, 1))).status_code == 401
     forged = forge(dev)
-    assert h.post("/v1/uploads", _upload_body(file_id, 1), forged).status_code == 401
+    assert h.post("/v1/uploads", upload_body(file_id, 1), forged).status_code == 401
     assert h.get(f"/v1/uploads/{first.upload_id}?wait=abc", dev).status_code == 400
     assert h.get(f"/v1/uploads/{new_id()}", dev).status_code == 404
     assert h.get(f"/v1/uploads/{first.upload_id}", forged).status_code == 401
@@ -327,14 +277,14 @@ def test_every_documented_status_is_real_and_valid(
     assert h.commit(batch.key).status == "finished"
     verdicts = h.batch(dev, batch.batch_id)["entries"]
     assert [v["status"] for v in verdicts] == ["conflict", "accepted", "rejected"]
-    assert h.post("/v1/batches", {"entries": [_upload_body(file_id, 1)] * 2}, dev
+    assert h.post("/v1/batches", {"entries": [upload_body(file_id, 1)] * 2}, dev
                   ).status_code == 400
-    assert h.post("/v1/batches", {"entries": [_upload_body(new_id(), 0)
+    assert h.post("/v1/batches", {"entries": [upload_body(new_id(), 0)
                                               for _ in range(LIMITS.max_batch_entries + 1)]},
                   dev).status_code == 413
     assert h.post("/v1/batches", "x" * (LIMITS.max_batch_body_bytes + 1), dev
                   ).status_code == 413
-    assert h.post("/v1/batches", {"entries": [_upload_body(file_id, 1)]}, forged
+    assert h.post("/v1/batches", {"entries": [upload_body(file_id, 1)]}, forged
                   ).status_code == 401
     assert h.get(f"/v1/batches/{batch.batch_id}?wait=-1", dev).status_code == 400
     assert h.get(f"/v1/batches/{new_id()}", dev).status_code == 404
@@ -474,16 +424,16 @@ def test_query_bounds_are_the_servers(checked: tuple[Harness, CheckedHTTP], path
     ("/v1/tokens", "NewToken", {"user_id": "<user>", "auth_key": "<auth>"}),
     ("/v1/tokens", "NewToken", {"user_id": "<user>", "auth_key": "<auth>",
                                 "device_id": "<user>", "remember": True}),
-    ("/v1/uploads", "CreateUpload", {**_upload_body("a" * 32, 0), "base_revision": True}),
-    ("/v1/uploads", "CreateUpload", {**_upload_body("a" * 32, 0), "manifest_size": 0}),
-    ("/v1/uploads", "CreateUpload", {**_upload_body("a" * 32, 0), "manifest_size": 1.5}),
-    ("/v1/uploads", "CreateUpload", {**_upload_body("a" * 32, 0), "file_id": "../" * 11}),
-    ("/v1/uploads", "CreateUpload", {**_upload_body("a" * 32, 0),
+    ("/v1/uploads", "CreateUpload", {**upload_body("a" * 32, 0), "base_revision": True}),
+    ("/v1/uploads", "CreateUpload", {**upload_body("a" * 32, 0), "manifest_size": 0}),
+    ("/v1/uploads", "CreateUpload", {**upload_body("a" * 32, 0), "manifest_size": 1.5}),
+    ("/v1/uploads", "CreateUpload", {**upload_body("a" * 32, 0), "file_id": "../" * 11}),
+    ("/v1/uploads", "CreateUpload", {**upload_body("a" * 32, 0),
                                      "chunks": [{"id": "c" * 64, "size": 0}]}),
     ("/v1/batches", "CreateBatch", {"entries": []}),
-    ("/v1/batches", "CreateBatch", {"entries": [{**_upload_body("a" * 32, 0),
+    ("/v1/batches", "CreateBatch", {"entries": [{**upload_body("a" * 32, 0),
                                                  "tombstone": 1}]}),
-    ("/v1/batches", "CreateBatch", {"entries": [_upload_body("a" * 32, 0)], "x": 1}),
+    ("/v1/batches", "CreateBatch", {"entries": [upload_body("a" * 32, 0)], "x": 1}),
 ])
 def test_what_the_request_schema_refuses_the_server_refuses(
         checked: tuple[Harness, CheckedHTTP], path: str, schema: str,
