@@ -144,10 +144,15 @@ def usage(total_bytes: int, versions_total: int, buckets: Sequence[Bucket],
     inside = [b for b in buckets if period.start <= b.hour < period.end]
     days: dict[int, dict[str, int]] = {}
     for day in range(period.start, until, 24 * HOUR):
-        days[day] = {"day": day, "byte_seconds": 0, "puts": 0, "gets": 0, "egress": 0}
+        days[day] = {"day": day, "byte_seconds": 0, "stored_bytes": 0, "puts": 0, "gets": 0,
+                     "egress": 0}
     for day in days:
         stop = min(day + 24 * HOUR, until)
         days[day]["byte_seconds"] = byte_seconds(total_bytes, buckets, day, stop)
+        # the level at the day's end (now, for today): what the chart draws, so
+        # a file stored a moment ago shows at once, where its average is still 0
+        days[day]["stored_bytes"] = total_bytes if stop == until else total_bytes - sum(
+            b.bytes_delta for b in buckets if b.hour >= stop)
     for b in inside:
         d = days.get(period.start + (b.hour - period.start) // (24 * HOUR) * 24 * HOUR)
         if d is not None:

@@ -1,5 +1,5 @@
 """`sealsync usage DIR`: what the account used this month, with a small
-text chart of the bytes stored per day (docs/ACCOUNT.md).
+text chart of the bytes stored at the end of each day (docs/ACCOUNT.md).
 
 Registered on `sealsync` by cli.py; rendering is a pure function of the
 server's answer (GET /v1/account/usage) so it is tested without a server.
@@ -54,11 +54,11 @@ def render_usage(u: dict[str, Any]) -> str:
     ]
     days = u.get("daily") or []
     if days:
-        averages = [(d["day"], d["byte_seconds"] / 86400) for d in days]
-        top = max(a for _, a in averages)
-        lines.append("  stored per day (average):")
-        for day, avg in averages:
-            lines.append(f"  {_day(day)} {bar(avg, top):<{BAR_WIDTH}} {human(avg)}")
+        levels = [(d["day"], d["stored_bytes"]) for d in days]
+        top = max(level for _, level in levels)
+        lines.append("  stored per day (at the day's end):")
+        for day, level in levels:
+            lines.append(f"  {_day(day)} {bar(level, top):<{BAR_WIDTH}} {human(level)}")
     return "\n".join(lines)
 
 

@@ -13,8 +13,8 @@ def answer(**over: object) -> dict[str, object]:
         "versions_total": 7, "byte_hours": 3.6e9, "gb_months": 0.0046, "versions": 7,
         "put_requests": 9, "get_requests": 4, "egress_bytes": 1_500_000,
         "quota_bytes": 50 * 1024**3, "estimated_cents": 1,
-        "daily": [{"day": T0 + i * DAY, "byte_seconds": b * DAY, "puts": 0, "gets": 0,
-                   "egress": 0} for i, b in enumerate((0, 1_000_000, 2_000_000))]}
+        "daily": [{"day": T0 + i * DAY, "byte_seconds": b * DAY, "stored_bytes": b, "puts": 0,
+                   "gets": 0, "egress": 0} for i, b in enumerate((0, 1_000_000, 2_000_000))]}
     body.update(over)
     return body
 

@@ -26,6 +26,7 @@ def test_a_new_user_sees_usage_with_a_chart(stack: StackProcess, tmp_path: Path)
     assert got["versions_total"] == got["versions"] == 2
     assert got["stored_bytes"] > 6000 + 102400
     assert got["put_requests"] >= 1 and got["byte_hours"] >= 0
+    assert got["daily"][-1]["stored_bytes"] == got["stored_bytes"]  # today's level
 
     text = sealsync("usage", str(folder)).stdout
     assert "stored now" in text and "stored per day" in text

@@ -51,6 +51,14 @@ def test_usage_sums_the_period_and_a_day_series() -> None:
     assert u.byte_hours * m.HOUR == integral(events, T0, period.end) // 1
     assert [d["byte_seconds"] for d in u.daily] == [
         integral(events, T0, T0 + 86400), integral(events, T0 + 86400, T0 + 2 * 86400)]
+    assert [d["stored_bytes"] for d in u.daily] == [1000, 1500]
+
+
+def test_a_version_stored_this_second_shows_in_todays_level() -> None:
+    """Its byte-seconds are still 0, but the chart (the day's level) shows it:
+    CI once drew an empty chart for a file synced within the same second."""
+    u = m.usage(700, 1, buckets_of([(T0 + 5, 700)]), m.month_of(T0), now=T0 + 5)
+    assert u.daily[0]["byte_seconds"] == 0 and u.daily[0]["stored_bytes"] == 700
 
 
 def test_a_running_period_counts_until_now() -> None:
