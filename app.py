@@ -17,7 +17,7 @@ from typing import Any
 
 from chalice.app import AuthResponse, Chalice, Rate, Request, Response
 
-from chalicelib import api, limits
+from chalicelib import api, limits, single
 from chalicelib.config import runtime
 from chalicelib.core.errors import SealsyncError, Unauthorized
 from chalicelib.core.requests import parse_json
@@ -146,12 +146,12 @@ def new_token() -> dict[str, Any]:
 
 @endpoint("/v1/uploads", "POST", status=201)
 def create_upload() -> dict[str, Any]:
-    return api.create_upload(runtime(), _claims(), _body())
+    return single.create_upload(runtime(), _claims(), _body())
 
 
 @endpoint("/v1/uploads/{upload_id}")
 def upload_status(upload_id: str) -> dict[str, Any]:
-    return api.upload_status(runtime(), _claims(), upload_id, _query())
+    return single.upload_status(runtime(), _claims(), upload_id, _query())
 
 
 @endpoint("/v1/batches", "POST", status=201)
@@ -181,7 +181,7 @@ def get_file(file_id: str) -> dict[str, Any]:
 
 @endpoint("/v1/files/{file_id}", "DELETE", status=202)
 def delete_file(file_id: str) -> dict[str, Any]:
-    return api.delete_file(runtime(), _claims(), file_id, _query())
+    return single.delete_file(runtime(), _claims(), file_id, _query())
 
 
 @endpoint("/v1/files/{file_id}/revisions")

@@ -9,21 +9,20 @@ import json
 import re
 import secrets
 import time
-from dataclasses import replace
 from typing import Any
 
 from . import billing
 from .config import Runtime
 from .core import signatures as sig
 from .core import tokens
-from .core.batch import FINISHED, BatchRecord, batch_body, parse_batch
+from .core.batch import FINISHED, BatchRecord, BatchRequest, batch_body, parse_batch
 from .core.billing import check_email
 from .core.decide import PENDING, TERMINAL
 from .core.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge, Unauthorized
 from .core.ids import check_chunk_id, check_id, chunk_key, new_id, staging_key
-from .core.packs import packed_chunks, parse_packs
-from .core.records import UploadRecord, Version, batch_topic, feed_topic, upload_topic
-from .core.requests import only_fields, parse_upload, query_int
+from .core.packs import PackDecl, packed_chunks, parse_packs
+from .core.records import Version, batch_topic, feed_topic
+from .core.requests import only_fields, query_int
 from .core.tokens import Claims
 from .limits import charge_account
 from .pack_reads import chunk_sources, pack_urls
@@ -197,129 +196,38 @@ def caller(rt: Runtime, bearer: str | None) -> Claims:
     return who
 
 
-# -- uploads ----------------------------------------------------------------
-def create_upload(rt: Runtime, who: Claims, body: Body) -> Body:
-    signature = _signature(body.get("signature"), "signature")
-    req = parse_upload({k: v for k, v in body.items() if k != "signature"},
-                       rt.settings.limits)
-    writer(rt, who)
-    billing.check_writable(rt, who.user_id)
-    upload_id, now = new_id(), int(time.time())
-    rec = UploadRecord(upload_id=upload_id, user_id=who.user_id, device_id=who.device_id,
-                       file_id=req.file_id, base_revision=req.base_revision,
-                       manifest_size=req.manifest_size, chunk_ids=req.chunk_ids,
-                       size=sum(req.chunk_sizes) + req.manifest_size, tombstone=False,
-                       status=PENDING, created=now, signature=signature)
-    known = rt.meta.known_chunks(who.user_id, req.chunk_ids)
-    rt.meta.create_upload(rec, now + rt.settings.record_ttl_s)
-    need: dict[str, str] = {}
-    for chunk_id, size in zip(req.chunk_ids, req.chunk_sizes, strict=True):
-        if chunk_id not in known and chunk_id not in need:
-            need[chunk_id] = rt.blobs.presign_put(chunk_key(who.user_id, chunk_id), size,
-                                                  create_only=True)
-    rt.usage.count_requests(who.user_id, now, puts=1 + len(need))
-    return {
-        "upload_id": upload_id,
-        "manifest_url": rt.blobs.presign_put(staging_key(who.user_id, upload_id),
-                                             req.manifest_size),
-        "chunk_urls": need,
-        # Send these with every chunk PUT; 412 means the chunk already exists.
-        "chunk_headers": {"If-None-Match": "*"},
-        "expires_at": now + rt.settings.upload_ttl_s,
-    }
-
-
-def _signature(value: object, what: str) -> bytes | None:
-    """A device signature if one is sent; without one the commit rejects the
-    upload ("unsigned"), like a batch entry the bundle carries none for."""
-    return None if value is None else sig.parse_sig(value, what)
-
-
-def delete_file(rt: Runtime, who: Claims, file_id: str, params: dict[str, str] | None) -> Body:
-    """A delete is a tombstone upload through the same truth system: the API
-    writes an empty staging object, whose event the commit handler decides.
-    It must carry the device's signature of that tombstone (`signature`:
-    core.signatures.entry_message with the tombstone flag, size 0, no
-    chunks), checked at commit like any upload; a token alone deletes
-    nothing (issue 15). Clients send their deletes as signed tombstone
-    manifests in batches instead, which their history can verify."""
-    file_id = check_id(file_id, "file id")
-    if (params or {}).get("base_revision") is None:
-        raise BadRequest("query parameter base_revision is required")
-    base = query_int(params, "base_revision", 0, 1, 2**53)
-    signature = _signature((params or {}).get("signature"), "query parameter signature")
-    writer(rt, who)
-    billing.check_writable(rt, who.user_id)
-    upload_id, now = new_id(), int(time.time())
-    rec = UploadRecord(upload_id=upload_id, user_id=who.user_id, device_id=who.device_id,
-                       file_id=file_id, base_revision=base, manifest_size=0, chunk_ids=(),
-                       size=0, tombstone=True, status=PENDING, created=now,
-                       signature=signature)
-    rt.meta.create_upload(rec, now + rt.settings.record_ttl_s)
-    rt.blobs.put(staging_key(who.user_id, upload_id), b"")
-    return {"upload_id": upload_id, "status": PENDING}
-
-
-def _upload_body(rec: UploadRecord) -> Body:
-    out: Body = {"upload_id": rec.upload_id, "file_id": rec.file_id, "status": rec.status,
-                 "base_revision": rec.base_revision}
-    if rec.revision is not None:
-        out["revision"] = rec.revision
-    if rec.winner_revision is not None:
-        out["winner_revision"] = rec.winner_revision
-    if rec.reason:
-        out["reason"] = rec.reason
-    return out
-
-
-def upload_status(rt: Runtime, who: Claims, upload_id: str,
-                  params: dict[str, str] | None) -> Body:
-    """The upload's state; with wait=N, answer the moment it is decided."""
-    upload_id = check_id(upload_id, "upload id")
-    wait = query_int(params, "wait", 0, 0, rt.settings.limits.max_wait_s)
-    rec = rt.meta.get_upload(upload_id)
-    if rec is None or rec.user_id != who.user_id:
-        raise NotFound("no such upload")
-    if rec.status == PENDING and wait:
-        woken = rt.waker.wait(upload_topic(upload_id), wait)
-        if woken is not None:
-            return _woken_body(woken, rec) or _upload_body(
-                rt.meta.get_upload(upload_id) or rec)
-    return _upload_body(rec)
-
-
-def _woken_body(payload: bytes, rec: UploadRecord) -> Body | None:
-    """The answer carried by the wake-up (the result the commit wrote), if it
-    is one for this upload; None means: read the record."""
-    try:
-        got = json.loads(payload)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(got, dict) or got.get("upload_id") != rec.upload_id \
-            or got.get("status") not in TERMINAL:
-        return None
-    def known(key: str, kind: type) -> Any:
-        return got[key] if isinstance(got.get(key), kind) else None
-
-    return _upload_body(replace(rec, status=got["status"], revision=known("revision", int),
-                                winner_revision=known("winner_revision", int),
-                                reason=known("reason", str)))
-
-
 # -- batches (docs/DESIGN.md, "Batches") -------------------------------------------
 def create_batch(rt: Runtime, who: Claims, body: Body) -> Body:
-    """Record the batch (the only thing its commit will trust) and presign
-    one PUT for the bundle and one per chunk the server lacks."""
+    """POST /v1/batches: validate, then open the batch."""
     req = parse_batch(body, rt.settings.limits)
     packs = parse_packs(body.get("packs"), rt.settings.limits, req.chunk_sizes)
+    return open_batch(rt, who, req, packs)
+
+
+def record_batch(rt: Runtime, who: Claims, req: BatchRequest,
+                 packs: tuple[PackDecl, ...] = (),
+                 detached: tuple[bytes | None, ...] | None = None) -> BatchRecord:
+    """Check the device may write, then record the batch (the only thing
+    its commit will trust), its packs first: a commit that sees the record
+    sees its packs too. Every upload, v1's included, starts here."""
     writer(rt, who)
     billing.check_writable(rt, who.user_id)
-    batch_id, now = new_id(), int(time.time())
-    rec = BatchRecord(batch_id, who.user_id, who.device_id, req.entries, PENDING, now)
-    known = rt.meta.known_chunks(who.user_id, req.chunk_sizes) | packed_chunks(packs)
-    # The packs first: a commit that sees the record sees its packs too.
-    rt.packs.declare(batch_id, packs, now + rt.settings.record_ttl_s)
+    now = int(time.time())
+    rec = BatchRecord(new_id(), who.user_id, who.device_id, req.entries, PENDING, now,
+                      detached=detached)
+    rt.packs.declare(rec.batch_id, packs, now + rt.settings.record_ttl_s)
     rt.batches.create(rec, now + rt.settings.record_ttl_s)
+    return rec
+
+
+def open_batch(rt: Runtime, who: Claims, req: BatchRequest,
+               packs: tuple[PackDecl, ...] = (),
+               detached: tuple[bytes | None, ...] | None = None) -> Body:
+    """Record the batch and presign one PUT for the bundle and one per
+    chunk the server lacks (and one per pack)."""
+    rec = record_batch(rt, who, req, packs, detached)
+    batch_id, now = rec.batch_id, rec.created
+    known = rt.meta.known_chunks(who.user_id, req.chunk_sizes) | packed_chunks(packs)
     chunk_urls = {c: rt.blobs.presign_put(chunk_key(who.user_id, c), size, create_only=True)
                   for c, size in req.chunk_sizes.items() if c not in known}
     rt.usage.count_requests(who.user_id, now, puts=1 + len(chunk_urls) + len(packs))
@@ -343,10 +251,16 @@ def batch_status(rt: Runtime, who: Claims, batch_id: str,
     rec = rt.batches.get(batch_id)
     if rec is None or rec.user_id != who.user_id:
         raise NotFound("no such batch")
+    return batch_body_waiting(rt, rec, wait)
+
+
+def batch_body_waiting(rt: Runtime, rec: BatchRecord, wait: int) -> Body:
+    """The batch's body, waiting up to `wait` s for it to finish when it is
+    pending (GET /v1/batches/{id}, and the v1 wrapper's GET /v1/uploads/{id})."""
     if rec.status == PENDING and wait:
-        woken = rt.waker.wait(batch_topic(batch_id), wait)
+        woken = rt.waker.wait(batch_topic(rec.batch_id), wait)
         if woken is not None:
-            return _woken_batch(woken, rec) or batch_body(rt.batches.get(batch_id) or rec)
+            return _woken_batch(woken, rec) or batch_body(rt.batches.get(rec.batch_id) or rec)
     return batch_body(rec)
 
 

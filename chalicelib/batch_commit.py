@@ -22,7 +22,10 @@ never an entry committed twice (invariant 2 and 3, per file). The locks are
 taken all or nothing, or after a bounded wait those that are free (the
 fence decides the others), and renewed between groups while a big batch
 commits (adapters/redis_lock.py, BatchLease).
-`fault(step)` is commit.py's hook, at the same step names.
+`fault(step)` lets tests pause or crash at each step boundary: locked,
+checked, decided, copied, committed (after each group), cleaned.
+A v1 upload or delete is a batch of one (chalicelib/single.py) and runs
+here like any other.
 """
 from __future__ import annotations
 
@@ -47,10 +50,11 @@ from .core.batch import (
     group_seqs,
     plan_groups,
     result_of,
+    upload_body,
 )
 from .core.errors import Unavailable
 from .core.ids import bundle_key
-from .core.notices import batch_result
+from .core.notices import batch_result, upload_result
 from .core.records import batch_topic, feed_topic
 from .core.signatures import overridden
 from .feed import feed_turn
@@ -76,11 +80,21 @@ class BatchFenceLostTooOften(Unavailable):
 class BatchOutcome:
     """What one event did; `status` is the batch's state after it."""
 
-    batch_id: str
+    batch_id: str | None
     status: str
     detail: str = ""
     # The record as this run finished it (it alone wakes and pushes).
     finished: BatchRecord | None = field(default=None, compare=False)
+    # The record as this run last read it (its verdicts so far).
+    record: BatchRecord | None = field(default=None, compare=False)
+
+    @property
+    def single(self) -> EntryResult:
+        """The verdict of a batch of one (a v1 upload or delete); pending
+        while it has none, or `ignored` with the detail for no batch at all."""
+        if self.record is None or len(self.record.entries) != 1:
+            return EntryResult(self.status, reason=self.detail)
+        return self.record.results.get(0) or EntryResult(core.PENDING)
 
 
 def commit_batch(rt: Runtime, key: str, rec: BatchRecord, fault: Fault = no_fault,
@@ -89,13 +103,14 @@ def commit_batch(rt: Runtime, key: str, rec: BatchRecord, fault: Fault = no_faul
     record belongs to the key's user). Raises only retryable errors."""
     if rec.status == FINISHED:
         rt.blobs.delete(key)  # a duplicate event or a replayed PUT
-        return BatchOutcome(rec.batch_id, FINISHED, "duplicate")
+        return BatchOutcome(rec.batch_id, FINISHED, "duplicate", record=rec)
     lock_keys = [rt.locks.key(rec.user_id, e.file_id) for e in rec.entries]
     with rt.locks.held_all(lock_keys) as lease:
         fault("locked")
         rec = rt.batches.get(rec.batch_id) or rec  # again, under the locks
         if rec.status == FINISHED:
-            outcome = BatchOutcome(rec.batch_id, FINISHED, "finished by another handler")
+            outcome = BatchOutcome(rec.batch_id, FINISHED, "finished by another handler",
+                                   record=rec)
         else:
             outcome = _decide_and_write(rt, key, rec, fault, now, lease.renew_if_due)
         if outcome.status == FINISHED:
@@ -115,7 +130,7 @@ def _decide_and_write(rt: Runtime, key: str, rec: BatchRecord, fault: Fault,
     problems = batch_problems(rt, key, rec) if size == rec.bundle_size else {}
     fault("checked")
     if size is None:  # a forged or stale event must not decide a batch in flight
-        return BatchOutcome(rec.batch_id, core.PENDING, "bundle is absent")
+        return BatchOutcome(rec.batch_id, core.PENDING, "bundle is absent", record=rec)
     dest = bundle_key(rec.user_id, rec.batch_id)
     offsets = bundle_offsets([e.manifest_size for e in rec.entries])
     copied = False
@@ -147,10 +162,11 @@ def _decide_and_write(rt: Runtime, key: str, rec: BatchRecord, fault: Fault,
                                      f"{MAX_FENCE_RETRIES} times")
     rec = rt.batches.get(rec.batch_id) or rec
     if rec.open_entries():  # only if another run is still at work on them
-        return BatchOutcome(rec.batch_id, core.PENDING, "entries still open")
+        return BatchOutcome(rec.batch_id, core.PENDING, "entries still open", record=rec)
+    done = replace(rec, status=FINISHED)
     if not rt.batches.finish(rec.batch_id, int(now())):
-        return BatchOutcome(rec.batch_id, FINISHED, "finished by another handler")
-    return BatchOutcome(rec.batch_id, FINISHED, "finished", replace(rec, status=FINISHED))
+        return BatchOutcome(rec.batch_id, FINISHED, "finished by another handler", record=done)
+    return BatchOutcome(rec.batch_id, FINISHED, "finished", done, done)
 
 
 def _commit_groups(rt: Runtime, rec: BatchRecord, accepted: dict[int, int], dest: str,
@@ -158,8 +174,8 @@ def _commit_groups(rt: Runtime, rec: BatchRecord, accepted: dict[int, int], dest
                    keep_locks: KeepLocks) -> None:
     """Commit the accepted entries group by group, holding the user's feed
     lock across the groups when Redis gives it (so the batch's seqs are one
-    range and single uploads wait rather than lose the fence). Best effort,
-    like commit.py's feed turn: the fence alone decides."""
+    range and other batches wait rather than lose the fence). Best effort:
+    the fence alone decides."""
     if not accepted:
         return
     user = rec.user_id
@@ -182,7 +198,8 @@ def _commit_groups(rt: Runtime, rec: BatchRecord, accepted: dict[int, int], dest
 
 def notify_batch(rt: Runtime, rec: BatchRecord, now: Clock) -> None:
     """ONE wake-up round trip (the batch's long polls, with every verdict,
-    and the feed's readers) and ONE push to the user's devices."""
+    and the feed's readers) and ONE push to the user's devices: a v1
+    upload's in the v1 shape (`type` "upload"), which v1 clients wait for."""
     body = batch_body(rec)
     payloads = {batch_topic(rec.batch_id): json.dumps(body).encode()}
     # A feed reader waits at the head it last read: before the batch, or
@@ -191,9 +208,11 @@ def notify_batch(rt: Runtime, rec: BatchRecord, now: Clock) -> None:
         if r.seq is not None:
             payloads[feed_topic(rec.user_id, r.seq - 1)] = b"1"
     rt.waker.wake_each(payloads)
+    cursor, ms = feed_cursor(rec), int(now() * 1000)
+    message = batch_result(body, cursor, ms) if rec.detached is None else \
+        upload_result(upload_body(rec.batch_id, rec.entries[0], body["entries"][0]), cursor, ms)
     try:
-        rt.notifier.upload_finished(rec.user_id, rec.device_id,
-                                    batch_result(body, feed_cursor(rec), int(now() * 1000)))
+        rt.notifier.upload_finished(rec.user_id, rec.device_id, message)
     except Exception as exc:  # noqa: BLE001 - the commit stands whatever happens here
         log.warning("push failed, the batch stands: %s", type(exc).__name__)
 

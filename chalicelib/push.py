@@ -1,7 +1,9 @@
 """Push: the WebSocket handlers, and the notices a commit sends after its
 durable write.
 
-  uploading device   {"type": "upload", upload_id, status, revision, cursor...}
+  uploading device   {"type": "batch", batch_id, status, counts, entries, cursor...}
+                     (a v1 upload's batch of one, in the v1 shape: {"type":
+                     "upload", upload_id, status, revision, cursor...})
   its other devices  {"type": "changes", "cursor": N}
 
 Over every live WebSocket connection of the user (API Gateway's management
@@ -25,7 +27,6 @@ from .core.tokens import verify
 
 if TYPE_CHECKING:
     from .config import Runtime
-    from .core.records import UploadRecord
 
 log = logging.getLogger("sealsync.push")
 Event = dict[str, Any]
@@ -131,14 +132,6 @@ class Notifier:
         except Exception as exc:  # noqa: BLE001
             log.warning("mobile push failed: %s", type(exc).__name__)
         return False
-
-
-def notify_upload(rt: Runtime, rec: UploadRecord, result: notices.Message) -> None:
-    """Called by the commit after its durable write (and after the lock)."""
-    try:
-        rt.notifier.upload_finished(rec.user_id, rec.device_id, result)
-    except Exception as exc:  # noqa: BLE001 - the commit stands whatever happens here
-        log.warning("push failed, the commit stands: %s", type(exc).__name__)
 
 
 # -- the WebSocket handlers (what app.py's on_ws_* call) ------------------------

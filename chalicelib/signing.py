@@ -1,15 +1,13 @@
 """The commit's signature check: the one place that reads what it needs
 (the device's key, the staged bytes) for `core.signatures` to decide.
 
-Called once per batch run (and once per single upload), before any
-decision is written: an entry it finds a problem with is rejected with
-that reason, the others go on.
+Called once per batch run, before any decision is written: an entry it
+finds a problem with is rejected with that reason, the others go on.
 """
 from __future__ import annotations
 
 from .config import Runtime
 from .core.batch import BatchRecord
-from .core.records import UploadRecord
 from .core.signatures import (
     SIG_LEN,
     Signed,
@@ -31,19 +29,12 @@ def batch_problems(rt: Runtime, key: str, rec: BatchRecord) -> dict[int, str]:
     device = rt.devices.get(user_id, rec.device_id)
     if device is None or not device.can_write:  # no need to read a byte
         return entry_problems(user_id, device, entries, [], [], only)
-    digests, tail = read_bundle(rt.blobs.stream(key), [e.manifest_size for e in entries],
-                                SIG_LEN * len(entries))
+    sizes = [e.manifest_size for e in entries]
+    if rec.detached is not None:  # a v1 upload's: sent with the request, not staged
+        if not any(rec.detached[i] for i in only):  # unsigned: no need to read a byte
+            return entry_problems(user_id, device, entries, rec.detached, [], only)
+        digests, _ = read_bundle(rt.blobs.stream(key), sizes)
+        return entry_problems(user_id, device, entries, rec.detached, digests, only)
+    digests, tail = read_bundle(rt.blobs.stream(key), sizes, SIG_LEN * len(entries))
     return entry_problems(user_id, device, entries, trailer_signatures(tail, len(entries)),
                           digests, only)
-
-
-def upload_problem(rt: Runtime, key: str, rec: UploadRecord) -> str | None:
-    """Why a single upload must be rejected, if it must."""
-    entry = Signed(rec.file_id, rec.base_revision, rec.tombstone, rec.manifest_size,
-                   rec.chunk_ids)
-    device = rt.devices.get(rec.user_id, rec.device_id)
-    digests: list[bytes] = []
-    if device is not None and device.can_write and rec.signature is not None:
-        digests, _ = read_bundle(rt.blobs.stream(key), [rec.manifest_size])
-    return entry_problems(rec.user_id, device, [entry], [rec.signature], digests,
-                          [0]).get(0)

@@ -1,9 +1,10 @@
 """The sweeper: every upload ends (invariant 4).
 
-Pending uploads older than the cutoff are finished through the normal
-pipeline when their manifest arrived (a lost event), or rejected when it
-never did (woken and pushed like a commit's result). Staging objects with
-no pending upload behind them are deleted.
+Pending batches (v1 uploads and deletes are batches of one) older than the
+cutoff are finished through the normal pipeline when their bundle arrived
+(a lost event), or every open entry rejected when it never did (woken and
+pushed like a commit's result). Staging objects with no pending batch of
+their user behind them are deleted.
 """
 from __future__ import annotations
 
@@ -11,15 +12,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from .adapters.meta import AlreadyFinished
 from .batch_commit import commit_batch, expire_batch
-from .commit import commit_staging_object, wake_waiters
 from .config import Runtime
-from .core.decide import PENDING, REJECTED
+from .core.batch import BatchRecord
+from .core.decide import PENDING
 from .core.errors import BadRequest
 from .core.ids import STAGING, parse_staging_key, staging_key
-from .core.notices import upload_result
-from .push import notify_upload
 
 log = logging.getLogger("sealsync.sweeper")
 
@@ -36,44 +34,20 @@ def sweep(rt: Runtime, now: float | None = None) -> SweepReport:
     now = time.time() if now is None else now
     cutoff = int(now - rt.settings.sweep_after_s)
     report = SweepReport()
-    for upload_id in rt.meta.pending_before(cutoff):
-        rec = rt.meta.get_upload(upload_id)
-        if rec is None:
-            _sweep_batch(rt, upload_id, now, report)
-            continue
-        if rec.status != PENDING:
-            continue
-        key = staging_key(rec.user_id, upload_id)
-        try:
-            if rt.blobs.size(key) is not None:
-                commit_staging_object(rt, key)
-                report.finished.append(upload_id)
-            else:
-                reason = "upload expired before its manifest arrived"
-                rt.meta.finish(upload_id, REJECTED, int(now), reason=reason)
-                result = upload_result(upload_id, rec.file_id, REJECTED, rec.base_revision,
-                                       reason=reason, committed_ms=int(now * 1000))
-                wake_waiters(rt, rec, result)
-                # A device that waits for pushes hears of it too, as of a commit.
-                notify_upload(rt, rec, result)
-                report.expired.append(upload_id)
-        except AlreadyFinished:
-            continue
-        except Exception as exc:  # noqa: BLE001 - one bad upload must not stop the sweep
-            log.warning("sweep of %s failed: %s", upload_id, type(exc).__name__)
-            report.errors += 1
+    for batch_id in rt.meta.pending_before(cutoff):
+        _sweep_batch(rt, batch_id, now, report)
     for key in rt.blobs.list_older(STAGING, cutoff):
-        try:
-            _, upload_id = parse_staging_key(key)
-            rec = rt.meta.get_upload(upload_id)
-        except BadRequest:
-            rec = None
-        if rec is None and _pending_batch(rt, key):
-            continue
-        if rec is None or rec.status != PENDING:
+        if not _pending_batch(rt, key):
             rt.blobs.delete(key)
             report.orphans_deleted.append(key)
     return report
+
+
+def expiry_reason(rec: BatchRecord) -> str:
+    """What an entry whose bundle never came is told (a v1 upload, in v1 words)."""
+    if rec.detached is not None:
+        return "upload expired before its manifest arrived"
+    return "batch expired before its bundle arrived"
 
 
 def _sweep_batch(rt: Runtime, batch_id: str, now: float, report: SweepReport) -> None:
@@ -87,7 +61,7 @@ def _sweep_batch(rt: Runtime, batch_id: str, now: float, report: SweepReport) ->
         if rt.blobs.size(key) is not None:
             commit_batch(rt, key, batch)
             report.finished.append(batch_id)
-        elif expire_batch(rt, batch, "batch expired before its bundle arrived", now):
+        elif expire_batch(rt, batch, expiry_reason(batch), now):
             report.expired.append(batch_id)
     except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the sweep
         log.warning("sweep of batch %s failed: %s", batch_id, type(exc).__name__)

@@ -11,7 +11,8 @@ from typing import Any
 
 from chalice.test import Client
 
-from chalicelib.commit import Fault, Outcome, commit_staging_object, no_fault
+from chalicelib.batch_commit import BatchOutcome, Fault, no_fault
+from chalicelib.commit import commit_staging_object
 from chalicelib.config import Runtime, Settings
 from chalicelib.core.ids import chunk_key, staging_key
 from local import apiclient
@@ -46,7 +47,8 @@ class Device(apiclient.Device):
 
 @dataclass
 class Pending:
-    """An upload whose manifest is in staging but not yet committed."""
+    """A v1 upload (a batch of one) whose manifest is in staging but not
+    yet committed."""
 
     upload_id: str
     key: str
@@ -209,7 +211,8 @@ class Harness:
             return data[at:at + head["manifest_range"]["length"]]
         return data
 
-    def commit(self, key: str, fault: Fault = no_fault) -> Outcome:
+    def commit(self, key: str, fault: Fault = no_fault) -> BatchOutcome:
+        """Deliver the staging key's event; a v1 upload's verdict is `.single`."""
         return commit_staging_object(self.rt, key, fault)
 
     def status(self, dev: Device, upload_id: str, wait: int = 0) -> dict[str, Any]:

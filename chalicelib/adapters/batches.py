@@ -5,6 +5,8 @@ fenced commit of one group of accepted entries.
                     and one result attribute `r{i}` per conflict or rejection
                     (written once); TTL `expires_at`; in the sweeper's
                     pending index until finished. Small whatever the batch.
+                    `dsig`: a v1 upload's detached signatures, 64 bytes an
+                    entry, all zeros for none (core.batch.BatchRecord.detached)
   UP#{batch}  E     its entries packed (core.batch.pack_entries), written
                     once before the state and never changed
   UP#{batch}  G#{i} the accepted results of one committed group (first entry
@@ -38,7 +40,8 @@ from ..core.batch import (
     unpack_entries,
 )
 from ..core.decide import ACCEPTED, PENDING
-from ..core.records import UploadRecord, Version
+from ..core.records import Version
+from ..core.signatures import SIG_LEN
 from .meta import FenceLost, Meta, _pack, ddb_item, ddb_plain
 from .usage import commit_actions
 
@@ -48,6 +51,7 @@ RESULTS_PER_UPDATE = 40  # an expression may be at most 4 KB
 MAX_REASON = 200
 STATE_SK, ENTRIES_SK, GROUP_SK = "UP", "E", "G#"
 _GROUP_RESULT = struct.Struct(">HQQ")  # entry index, revision, feed seq
+_NO_SIG = bytes(SIG_LEN)  # a detached entry sent unsigned (no key verifies it)
 
 
 def _result_item(r: EntryResult) -> dict[str, Any]:
@@ -66,6 +70,14 @@ def _result(raw: Mapping[str, Any]) -> EntryResult:
 
 def _binary(value: Any) -> bytes:
     return bytes(getattr(value, "value", value) or b"")
+
+
+def _detached(raw: Any) -> tuple[bytes | None, ...] | None:
+    if raw is None:
+        return None
+    data = _binary(raw)
+    sigs = (data[i:i + SIG_LEN] for i in range(0, len(data), SIG_LEN))
+    return tuple(None if s == _NO_SIG else s for s in sigs)
 
 
 def pack_group_results(results: Mapping[int, EntryResult]) -> bytes:
@@ -91,6 +103,8 @@ class Batches:
         """The entries, then the state: whoever finds the state finds the
         entries. Two plain puts (a transaction would bill them twice)."""
         ents, chunks = pack_entries(rec.entries)
+        dsig = None if rec.detached is None else \
+            b"".join(s or _NO_SIG for s in rec.detached)
         new = "attribute_not_exists(pk)"
         self.db.put_item(TableName=self.table, ConditionExpression=new,
                          Item=ddb_item(pk=f"UP#{rec.batch_id}", sk=ENTRIES_SK, ents=ents,
@@ -98,20 +112,17 @@ class Batches:
         self.db.put_item(TableName=self.table, ConditionExpression=new, Item=ddb_item(
             pk=f"UP#{rec.batch_id}", sk=STATE_SK, kind="batch", user=rec.user_id,
             device=rec.device_id, n=len(rec.entries), status=PENDING, created=rec.created,
-            expires_at=expires_at, gpk=f"P#{rec.batch_id[0]}", gsk=f"{rec.created:012d}"))
+            expires_at=expires_at, gpk=f"P#{rec.batch_id[0]}", gsk=f"{rec.created:012d}",
+            dsig=dsig))
 
     def get(self, batch_id: str) -> BatchRecord | None:
-        found = self.get_record(batch_id)
-        return found if isinstance(found, BatchRecord) else None
-
-    def get_record(self, upload_id: str) -> BatchRecord | UploadRecord | None:
-        """The batch or single upload staged under this id, in ONE consistent
-        Query (the state, the entries and every group's results together)."""
+        """The batch staged under this id, in ONE consistent Query (the
+        state, the entries and every group's results together)."""
         items: dict[str, dict[str, Any]] = {}
         request: dict[str, Any] = {
             "TableName": self.table, "ConsistentRead": True,
             "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": ddb_item(**{":pk": f"UP#{upload_id}"})}
+            "ExpressionAttributeValues": ddb_item(**{":pk": f"UP#{batch_id}"})}
         while True:
             got = self.db.query(**request)
             for raw in got.get("Items", []):
@@ -121,11 +132,7 @@ class Batches:
                 break
             request["ExclusiveStartKey"] = got["LastEvaluatedKey"]
         state = items.get(STATE_SK)
-        if state is None:
-            return None
-        if state.get("kind") != "batch":
-            return Meta._upload(upload_id, state)
-        if ENTRIES_SK not in items:
+        if state is None or state.get("kind") != "batch" or ENTRIES_SK not in items:
             return None
         entries = unpack_entries(_binary(items[ENTRIES_SK]["ents"]),
                                  _binary(items[ENTRIES_SK].get("chunks")))
@@ -134,10 +141,10 @@ class Batches:
         for sk, it in items.items():
             if sk.startswith(GROUP_SK):  # an accepted result is final, whatever else
                 results.update(unpack_group_results(_binary(it["res"])))
-        return BatchRecord(batch_id=upload_id, user_id=state["user"],
+        return BatchRecord(batch_id=batch_id, user_id=state["user"],
                            device_id=state["device"], entries=entries,
                            status=state["status"], created=int(state["created"]),
-                           results=results)
+                           results=results, detached=_detached(state.get("dsig")))
 
     def write_results(self, rec: BatchRecord, results: Mapping[int, EntryResult]) -> None:
         """Conflicts and rejections, each written once, and never for an

@@ -1,16 +1,14 @@
-"""DynamoDB: upload records, file heads, revisions, the change feed, and the
-fenced commit. One table, keyed `pk`/`sk`; a sparse GSI finds pending uploads.
+"""DynamoDB: file heads, revisions, the change feed and the chunk index.
+One table, keyed `pk`/`sk`; a sparse GSI finds pending batches.
 
 Item layout (all ids are opaque hex; nothing here is plaintext):
-  UP#{upload}      UP               upload record (TTL `expires_at`; `sig`: the
-                                    device's signature, core/signatures.py)
   F#{user}         {file}           head: revision, deleted, manifest key
   R#{user}#{file}  {rev:012d}       one committed revision
   S#{user}         SEQ              the user's last feed seq
   S#{user}         {seq:016d}       feed entry: file, revision
   C#{user}         {chunk}          a chunk known to exist (size)
-Batch records (also `UP#{batch}`), the heads they read and the groups they
-commit are in adapters/batches.py.
+Batch records (`UP#{batch}`, a v1 upload's too: it is a batch of one), the
+heads they read and the fenced groups they commit are in adapters/batches.py.
 """
 from __future__ import annotations
 
@@ -18,12 +16,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
 
 from ..core.batch import unpack_changes
-from ..core.decide import PENDING, TERMINAL
-from ..core.records import Change, UploadRecord, Version
-from .usage import commit_actions
+from ..core.records import Change, Version
 
 PENDING_INDEX = "pending"
 PENDING_SHARDS = "0123456789abcdef"
@@ -34,10 +29,6 @@ _de = TypeDeserializer()
 
 class FenceLost(Exception):
     """The head or the feed moved since we read it: read again, decide again."""
-
-
-class AlreadyFinished(Exception):
-    """Another handler already gave this upload its terminal state."""
 
 
 def _pack(ids: Iterable[str]) -> bytes:
@@ -57,11 +48,6 @@ def ddb_plain(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _de.deserialize(v) for k, v in item.items()}
 
 
-def _failed_items(exc: ClientError) -> list[bool]:
-    reasons = exc.response.get("CancellationReasons") or []
-    return [r.get("Code") == "ConditionalCheckFailed" for r in reasons]
-
-
 class Meta:
     def __init__(self, client: Any, table: str) -> None:
         self.db = client
@@ -72,65 +58,9 @@ class Meta:
                                ConsistentRead=True)
         return ddb_plain(got["Item"]) if "Item" in got else None
 
-    # -- uploads ---------------------------------------------------------
-    def create_upload(self, rec: UploadRecord, expires_at: int) -> None:
-        item = ddb_item(pk=f"UP#{rec.upload_id}", sk="UP", user=rec.user_id,
-                     device=rec.device_id, file=rec.file_id, base=rec.base_revision,
-                     msize=rec.manifest_size, chunks=_pack(rec.chunk_ids),
-                     size=rec.size, tomb=rec.tombstone, status=PENDING,
-                     created=rec.created, expires_at=expires_at, sig=rec.signature,
-                     gpk=f"P#{rec.upload_id[0]}", gsk=f"{rec.created:012d}")
-        self.db.put_item(TableName=self.table, Item=item,
-                         ConditionExpression="attribute_not_exists(pk)")
-
-    def get_upload(self, upload_id: str) -> UploadRecord | None:
-        it = self._get(f"UP#{upload_id}", "UP")
-        if it is None or it.get("kind") == "batch":  # a batch: adapters/batches.py
-            return None
-        return Meta._upload(upload_id, it)
-
-    @staticmethod
-    def _upload(upload_id: str, it: dict[str, Any]) -> UploadRecord:
-        """An upload record from its item (adapters/batches.py reads it too)."""
-        opt = {k: it.get(k) for k in ("revision", "winner")}
-        return UploadRecord(
-            upload_id=upload_id, user_id=it["user"], device_id=it["device"],
-            file_id=it["file"], base_revision=int(it["base"]),
-            manifest_size=int(it["msize"]), chunk_ids=_unpack(it.get("chunks")),
-            size=int(it["size"]), tombstone=bool(it.get("tomb")),
-            status=it["status"], created=int(it["created"]),
-            revision=None if opt["revision"] is None else int(opt["revision"]),
-            winner_revision=None if opt["winner"] is None else int(opt["winner"]),
-            reason=it.get("reason"), manifest_key=it.get("mkey"),
-            signature=None if it.get("sig") is None else bytes(getattr(it["sig"], "value",
-                                                                       it["sig"])))
-
-    def _finish_update(self, upload_id: str, status: str, now: int,
-                       **fields: Any) -> dict[str, Any]:
-        assert status in TERMINAL
-        values = {k: v for k, v in {"status": status, "finished": now, **fields}.items()
-                  if v is not None}
-        sets = ", ".join(f"#{k} = :{k}" for k in values)
-        return {
-            "TableName": self.table, "Key": ddb_item(pk=f"UP#{upload_id}", sk="UP"),
-            "UpdateExpression": f"SET {sets} REMOVE gpk, gsk",
-            "ConditionExpression": "#status = :pending",
-            "ExpressionAttributeNames": {f"#{k}": k for k in values},
-            "ExpressionAttributeValues": {**ddb_item(**{f":{k}": v for k, v in values.items()}),
-                                          ":pending": _ser.serialize(PENDING)},
-        }
-
-    def finish(self, upload_id: str, status: str, now: int, **fields: Any) -> None:
-        """Give a pending upload its terminal state (conflict or rejected)."""
-        try:
-            self.db.update_item(**self._finish_update(upload_id, status, now, **fields))
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise AlreadyFinished(upload_id) from exc
-            raise
-
+    # -- the sweeper's index ----------------------------------------------
     def pending_before(self, created_before: int) -> Iterator[str]:
-        """Upload ids still pending that were created before the cutoff."""
+        """Batch ids still pending that were created before the cutoff."""
         for shard in PENDING_SHARDS:
             pages = self.db.get_paginator("query").paginate(
                 TableName=self.table, IndexName=PENDING_INDEX,
@@ -174,52 +104,6 @@ class Meta:
     def feed_head(self, user_id: str) -> int:
         it = self._get(f"S#{user_id}", "SEQ")
         return 0 if it is None else int(it["seq"])
-
-    def commit_accept(self, rec: UploadRecord, revision: int, manifest_key: str | None,
-                      now: int, last: int | None = None) -> int:
-        """Write head, revision, feed entry and upload result in ONE
-        transaction, fenced on the head revision and the feed counter.
-        `last` is the feed head if the caller knows it (read here if not).
-        Returns the new feed seq. Raises FenceLost or AlreadyFinished."""
-        user, file_id = rec.user_id, rec.file_id
-        last = self.feed_head(user) if last is None else last
-        seq = last + 1
-        version = {"rev": revision, "deleted": rec.tombstone, "mkey": manifest_key,
-                       "size": rec.size, "chunks": _pack(rec.chunk_ids), "upload": rec.upload_id,
-                       "device": rec.device_id, "committed": now}
-        head_cond = ({"ConditionExpression": "attribute_not_exists(pk)"}
-                     if rec.base_revision == 0 else
-                     {"ConditionExpression": "rev = :base",
-                      "ExpressionAttributeValues": ddb_item(**{":base": rec.base_revision})})
-        seq_cond = ({"ConditionExpression": "attribute_not_exists(pk)"} if last == 0 else
-                    {"ConditionExpression": "seq = :last",
-                     "ExpressionAttributeValues": ddb_item(**{":last": last})})
-        new = {"ConditionExpression": "attribute_not_exists(pk)"}
-        items = [
-            {"Put": {"TableName": self.table, "Item": ddb_item(pk=f"F#{user}", sk=file_id,
-                                                            **version), **head_cond}},
-            {"Put": {"TableName": self.table,
-                     "Item": ddb_item(pk=f"S#{user}", sk="SEQ", seq=seq), **seq_cond}},
-            {"Put": {"TableName": self.table, **new,
-                     "Item": ddb_item(pk=f"S#{user}", sk=f"{seq:016d}", file=file_id,
-                                   rev=revision, deleted=rec.tombstone)}},
-            {"Put": {"TableName": self.table, **new,
-                     "Item": ddb_item(pk=f"R#{user}#{file_id}", sk=f"{revision:012d}",
-                                   **version)}},
-            {"Update": self._finish_update(rec.upload_id, "accepted", now, revision=revision,
-                                           mkey=manifest_key, seq=seq)},
-            *commit_actions(self.table, user, now, [rec.size]),  # metering, exactly once
-        ]
-        try:
-            self.db.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "TransactionCanceledException":
-                raise
-            failed = _failed_items(exc)
-            if len(failed) > 4 and failed[4]:
-                raise AlreadyFinished(rec.upload_id) from exc
-            raise FenceLost(f"{user}/{file_id}") from exc
-        return seq
 
     # -- the change feed --------------------------------------------------
     def changes(self, user_id: str, after: int, limit: int) -> list[Change]:

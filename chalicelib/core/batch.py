@@ -23,7 +23,7 @@ from . import decide as core
 from .errors import BadRequest, SealsyncError, TooLarge
 from .ids import check_id
 from .records import Version
-from .requests import Limits, only_fields, parse_upload
+from .requests import Limits, UploadRequest, only_fields, parse_upload
 from .signatures import SIG_LEN
 
 FINISHED = "finished"  # the batch: every entry has its terminal result
@@ -85,10 +85,14 @@ class BatchRecord:
     status: str
     created: int
     results: dict[int, EntryResult] = field(default_factory=dict)
+    # The v1 wrapper's batch of one (docs/DESIGN.md "One protocol"): its
+    # signatures came with the request, so the staged bundle is the
+    # manifests alone. None: they are the bundle's trailer.
+    detached: tuple[bytes | None, ...] | None = None
 
     @property
     def bundle_size(self) -> int:
-        return bundle_size(self.entries)
+        return bundle_size(self.entries, trailer=self.detached is None)
 
     def open_entries(self) -> list[int]:
         """Indexes of entries without a terminal result yet."""
@@ -142,15 +146,28 @@ def _parse_entry(item: object, limits: Limits) -> tuple[Entry, list[tuple[str, i
     single = parse_upload({k: v for k, v in item.items() if k != "tombstone"}, limits)
     if tombstone and single.chunk_ids:
         raise BadRequest("a tombstone references no chunks")
-    entry = Entry(single.file_id, single.base_revision, single.manifest_size, tombstone,
-                  single.chunk_ids, sum(single.chunk_sizes) + single.manifest_size)
-    return entry, list(zip(single.chunk_ids, single.chunk_sizes, strict=True))
+    return entry_of(single, tombstone), list(zip(single.chunk_ids, single.chunk_sizes,
+                                                 strict=True))
 
 
-def bundle_size(entries: Sequence[Entry]) -> int:
+def entry_of(single: UploadRequest, tombstone: bool = False) -> Entry:
+    return Entry(single.file_id, single.base_revision, single.manifest_size, tombstone,
+                 single.chunk_ids, sum(single.chunk_sizes) + single.manifest_size)
+
+
+def batch_of_one(single: UploadRequest, tombstone: bool = False) -> BatchRequest:
+    """A v1 upload (POST /v1/uploads) or delete as the batch it is."""
+    sizes: dict[str, int] = {}
+    for chunk_id, size in zip(single.chunk_ids, single.chunk_sizes, strict=True):
+        sizes.setdefault(chunk_id, size)
+    return BatchRequest((entry_of(single, tombstone),), sizes)
+
+
+def bundle_size(entries: Sequence[Entry], trailer: bool = True) -> int:
     """The manifests, then one device signature per entry (core/signatures.py):
-    the signatures ride with the bytes they sign, not in the batch record."""
-    return sum(e.manifest_size for e in entries) + SIG_LEN * len(entries)
+    the signatures ride with the bytes they sign, not in the batch record.
+    A v1 upload's batch of one has no trailer (`detached`)."""
+    return sum(e.manifest_size for e in entries) + (SIG_LEN * len(entries) if trailer else 0)
 
 
 def bundle_offsets(sizes: Sequence[int]) -> list[int]:
@@ -301,6 +318,13 @@ def batch_body(rec: BatchRecord) -> dict[str, Any]:
     """GET /v1/batches/{id}: the batch and every entry's verdict, in entry order."""
     return {"batch_id": rec.batch_id, "status": rec.status,
             "entries": [entry_body(e, rec.results.get(i)) for i, e in enumerate(rec.entries)]}
+
+
+def upload_body(batch_id: str, e: Entry, verdict: dict[str, Any]) -> dict[str, Any]:
+    """GET /v1/uploads/{id}: a batch of one's entry, in the v1 shape
+    (`verdict` is its entry_body, from the record or a wake-up)."""
+    return {"upload_id": batch_id, **verdict, "file_id": e.file_id,
+            "base_revision": e.base_revision}
 
 
 def feed_cursor(rec: BatchRecord) -> int | None:

@@ -21,17 +21,12 @@ _TOKEN = re.compile(r"[A-Za-z0-9_:.\-]{8,4096}")
 Message = dict[str, Any]
 
 
-def upload_result(upload_id: str, file_id: str, status: str, base_revision: int, *,
-                  revision: int | None = None, winner_revision: int | None = None,
-                  reason: str | None = None, cursor: int | None = None,
+def upload_result(body: Message, cursor: int | None = None,
                   committed_ms: int | None = None) -> Message:
-    """The upload's terminal state, shaped like GET /v1/uploads/{id}, for the
-    device that uploaded it."""
-    out: Message = {"type": "upload", "upload_id": upload_id, "file_id": file_id,
-                    "status": status, "base_revision": base_revision}
-    for key, value in (("revision", revision), ("winner_revision", winner_revision),
-                       ("reason", reason), ("cursor", cursor),
-                       ("committed_ms", committed_ms)):
+    """A v1 upload's terminal state (its batch of one), shaped like GET
+    /v1/uploads/{id} (`body`), for the device that uploaded it."""
+    out: Message = {"type": "upload", **body}
+    for key, value in (("cursor", cursor), ("committed_ms", committed_ms)):
         if value is not None:
             out[key] = value
     return out

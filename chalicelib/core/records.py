@@ -7,26 +7,6 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class UploadRecord:
-    upload_id: str
-    user_id: str
-    device_id: str
-    file_id: str
-    base_revision: int
-    manifest_size: int
-    chunk_ids: tuple[str, ...]
-    size: int
-    tombstone: bool
-    status: str
-    created: int
-    revision: int | None = None
-    winner_revision: int | None = None
-    reason: str | None = None
-    manifest_key: str | None = None
-    signature: bytes | None = None  # the presigning device's (core/signatures.py)
-
-
-@dataclass(frozen=True)
 class Version:
     """A file's head, or one of its revisions."""
 
@@ -51,10 +31,6 @@ class Change:
     file_id: str
     revision: int
     deleted: bool
-
-
-def upload_topic(upload_id: str) -> str:
-    return f"wake:up:{upload_id}"
 
 
 def batch_topic(batch_id: str) -> str:

@@ -14,10 +14,11 @@ from click.testing import CliRunner
 from sealsync_client.cli import main
 from sealsync_client.folder import Folder
 
+from chalicelib.adapters.batches import Batches
 from chalicelib.adapters.meta import Meta
+from chalicelib.core.batch import BatchRecord, Entry
 from chalicelib.core.decide import PENDING
-from chalicelib.core.ids import new_id
-from chalicelib.core.records import UploadRecord
+from chalicelib.core.ids import bundle_key, new_id
 from tests.client_e2e.conftest import PASSPHRASE, settle, tree
 from tests.e2e.conftest import StackProcess
 
@@ -73,11 +74,14 @@ def garbage_in_the_feed(stack: StackProcess, folder: Folder, file_id: str,
     s = stack.state
     db = boto3.client("dynamodb", endpoint_url=s["aws_endpoint"], region_name=s["region"],
                       aws_access_key_id="testing", aws_secret_access_key="testing")
-    rec = UploadRecord(new_id(), folder.config.user_id, folder.config.device_id, file_id,
-                       revision - 1, 0, (), 0, True, PENDING, int(time.time()))
-    meta = Meta(db, s["table"])
-    meta.create_upload(rec, int(time.time()) + 3600)
-    meta.commit_accept(rec, revision, None, int(time.time()))
+    now, user = int(time.time()), folder.config.user_id
+    rec = BatchRecord(new_id(), user, folder.config.device_id,
+                      (Entry(file_id, revision - 1, 0, True, (), 0),), PENDING, now)
+    batches = Batches(db, s["table"])
+    batches.create(rec, now + 3600)
+    last = Meta(db, s["table"]).feed_head(user)
+    batches.commit_group(rec, {0: revision}, {0: last + 1}, last,
+                         bundle_key(user, rec.batch_id), [0], now)
 
 
 def refused(folder: Folder) -> list[dict[str, Any]]:

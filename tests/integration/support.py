@@ -7,18 +7,20 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.commit import Fault, FenceLostTooOften, Outcome, commit_staging_object, no_fault
+from chalicelib.batch_commit import BatchOutcome, Fault, no_fault
+from chalicelib.commit import commit_staging_object
 from chalicelib.config import Runtime
 from chalicelib.core.errors import Unavailable
 
 # What the pipeline may raise: the event is then redelivered. Anything else
 # escaping commit_staging_object is a bug, and fails the test that saw it.
-RETRYABLE = (Unavailable, FenceLostTooOften)
+# (a fence lost too often, BatchFenceLostTooOften, is an Unavailable)
+RETRYABLE = (Unavailable,)
 TIMEOUT_S = 30.0  # bounds every wait on an Event: a hang fails, never blocks
 
 
 def deliver(rt: Runtime, key: str, fault: Fault = no_fault,
-            attempts: int = 40) -> tuple[Outcome, list[Exception]]:
+            attempts: int = 40) -> tuple[BatchOutcome, list[Exception]]:
     """Commit `key`, retrying like SQS; return the outcome and the failures."""
     failures: list[Exception] = []
     for _ in range(attempts):

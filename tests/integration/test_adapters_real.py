@@ -11,14 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
-from chalicelib.adapters.meta import AlreadyFinished, FenceLost, Meta
+from chalicelib.adapters.meta import FenceLost
 from chalicelib.adapters.redis_lock import LockBusy, Locks
 from chalicelib.adapters.wakeups import Waker
 from chalicelib.config import Runtime
+from chalicelib.core.batch import BatchRecord, Entry, EntryResult
 from chalicelib.core.decide import ACCEPTED, CONFLICT, PENDING, REJECTED
 from chalicelib.core.errors import Unavailable
 from chalicelib.core.ids import new_id
-from chalicelib.core.records import UploadRecord
 from local.services import RedisServer, free_port
 from tests.integration.support import table_items
 
@@ -202,109 +202,119 @@ def test_waker_with_redis_down_neither_raises_nor_blocks() -> None:
     assert time.monotonic() - t0 < 3.0
 
 
-# -- Meta: the fenced commit on moto over HTTP -------------------------------------
-def record(user: str, file_id: str, base: int, tombstone: bool = False) -> UploadRecord:
-    return UploadRecord(upload_id=new_id(), user_id=user, device_id=new_id(),
-                        file_id=file_id, base_revision=base, manifest_size=10,
-                        chunk_ids=(secrets.token_hex(32),), size=100, tombstone=tombstone,
-                        status=PENDING, created=1_000)
+# -- Batches: the fenced commit on moto over HTTP -------------------------------
+# A v1 upload is a batch of one: these prove, on the real protocol, what the
+# single-upload commit's tests proved (one head, revision, feed entry and
+# result per transaction; a stale base or feed counter writes nothing; a
+# terminal result is written once; one winner with no lock at all).
+def one(user: str, file_id: str, base: int, tombstone: bool = False) -> BatchRecord:
+    entry = Entry(file_id, base, 10, tombstone, (secrets.token_hex(32),), 100)
+    return BatchRecord(new_id(), user, new_id(), (entry,), PENDING, 1_000, detached=(None,))
 
 
-def created(meta: Meta, rec: UploadRecord) -> UploadRecord:
-    meta.create_upload(rec, expires_at=10**10)
+def created(rt: Runtime, rec: BatchRecord) -> BatchRecord:
+    rt.batches.create(rec, expires_at=10**10)
     return rec
 
 
-def test_commit_accept_writes_head_revision_feed_and_result(meta_rt: Runtime) -> None:
+def commit(rt: Runtime, rec: BatchRecord, revision: int, last: int) -> None:
+    """The one group of a batch of one, as batch_commit.py writes it."""
+    rt.batches.commit_group(rec, {0: revision}, {0: last + 1}, last,
+                            f"manifests/{rec.batch_id}", [0], 2_000)
+
+
+def test_a_group_writes_head_revision_feed_and_result(meta_rt: Runtime) -> None:
     meta, user, f = meta_rt.meta, new_id(), new_id()
-    rec = created(meta, record(user, f, 0))
-    assert meta.commit_accept(rec, 1, "manifests/x", 2_000) == 1
+    rec = created(meta_rt, one(user, f, 0))
+    commit(meta_rt, rec, 1, 0)
     head = meta.get_head(user, f)
-    assert head and (head.revision, head.upload_id, head.manifest_key) == (1, rec.upload_id,
-                                                                         "manifests/x")
-    assert head.chunk_ids == rec.chunk_ids
+    assert head and (head.revision, head.upload_id, head.manifest_key) == (
+        1, rec.batch_id, f"manifests/{rec.batch_id}")
+    assert head.chunk_ids == rec.entries[0].chunk_ids
     assert meta.get_revision(user, f, 1) == head
     assert [(c.seq, c.file_id, c.revision) for c in meta.changes(user, 0, 10)] == [(1, f, 1)]
-    done = meta.get_upload(rec.upload_id)
-    assert done and (done.status, done.revision) == (ACCEPTED, 1)
+    done = meta_rt.batches.get(rec.batch_id)
+    assert done and done.results == {0: EntryResult(ACCEPTED, revision=1, seq=1)}
+    assert list(meta.pending_before(10**9)) == [rec.batch_id]  # until finished
+    assert meta_rt.batches.finish(rec.batch_id, 2_001)
     assert list(meta.pending_before(10**9)) == []  # left the pending index
 
 
 def test_commit_with_a_stale_base_raises_fence_lost_and_writes_nothing(
         meta_rt: Runtime) -> None:
-    meta, user, f = meta_rt.meta, new_id(), new_id()
-    first, racer = created(meta, record(user, f, 0)), created(meta, record(user, f, 0))
-    meta.commit_accept(first, 1, "manifests/first", 2_000)
+    user, f = new_id(), new_id()
+    first, racer = created(meta_rt, one(user, f, 0)), created(meta_rt, one(user, f, 0))
+    commit(meta_rt, first, 1, 0)
     before = table_items(meta_rt)
     with pytest.raises(FenceLost):
-        meta.commit_accept(racer, 1, "manifests/racer", 2_001)  # head is 1, not 0
-    ahead = created(meta, record(user, f, 5))
+        commit(meta_rt, racer, 1, 1)  # head is 1, not 0
+    ahead = created(meta_rt, one(user, f, 5))
     before_ahead = table_items(meta_rt)
     with pytest.raises(FenceLost):
-        meta.commit_accept(ahead, 6, "manifests/ahead", 2_002)  # head is 1, not 5
+        commit(meta_rt, ahead, 6, 1)  # head is 1, not 5
     assert table_items(meta_rt) == before_ahead
-    assert [it for it in before_ahead if it["pk"]["S"] != f"UP#{ahead.upload_id}"] == before
-    racer_now = meta.get_upload(racer.upload_id)
-    assert racer_now and racer_now.status == PENDING
+    assert [it for it in before_ahead if it["pk"]["S"] != f"UP#{ahead.batch_id}"] == before
+    racer_now = meta_rt.batches.get(racer.batch_id)
+    assert racer_now and racer_now.status == PENDING and racer_now.results == {}
 
 
-def test_commit_with_a_stale_feed_counter_raises_fence_lost(
-        meta_rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_commit_with_a_stale_feed_counter_raises_fence_lost(meta_rt: Runtime) -> None:
     """Two files of one user share the feed counter: a commit that read the
     counter before another file's commit must not reuse its seq."""
-    meta, user = meta_rt.meta, new_id()
-    a, b = created(meta, record(user, new_id(), 0)), created(meta, record(user, new_id(), 0))
-    meta.commit_accept(a, 1, "manifests/a", 2_000)
+    user = new_id()
+    a, b = created(meta_rt, one(user, new_id(), 0)), created(meta_rt, one(user, new_id(), 0))
+    commit(meta_rt, a, 1, 0)
     before = table_items(meta_rt)
-    monkeypatch.setattr(meta, "feed_head", lambda user_id: 0)  # read before a's commit
     with pytest.raises(FenceLost):
-        meta.commit_accept(b, 1, "manifests/b", 2_001)
+        commit(meta_rt, b, 1, 0)  # read the feed head before a's commit
     assert table_items(meta_rt) == before
-    monkeypatch.undo()
-    assert meta.commit_accept(b, 1, "manifests/b", 2_001) == 2
+    commit(meta_rt, b, 1, 1)
+    assert meta_rt.meta.feed_head(user) == 2
 
 
-def test_a_terminal_upload_cannot_be_finished_again(meta_rt: Runtime) -> None:
-    meta, user, f = meta_rt.meta, new_id(), new_id()
-    winner, loser = created(meta, record(user, f, 0)), created(meta, record(user, f, 0))
-    meta.commit_accept(winner, 1, "manifests/w", 2_000)
-    meta.finish(loser.upload_id, CONFLICT, 2_001, winner=1, mkey="manifests/l")
+def test_a_terminal_result_is_written_once(meta_rt: Runtime) -> None:
+    user, f = new_id(), new_id()
+    winner, loser = created(meta_rt, one(user, f, 0)), created(meta_rt, one(user, f, 0))
+    commit(meta_rt, winner, 1, 0)
+    meta_rt.batches.write_results(loser, {0: EntryResult(CONFLICT, winner_revision=1)})
     before = table_items(meta_rt)
-    with pytest.raises(AlreadyFinished):
-        meta.finish(loser.upload_id, REJECTED, 2_002, reason="late")
-    with pytest.raises(AlreadyFinished):
-        meta.finish(winner.upload_id, CONFLICT, 2_002, winner=7)
-    # a commit of an already finished upload from the right base: the result
-    # item's condition cancels the whole transaction
-    again = UploadRecord(**{**loser.__dict__, "base_revision": 1})
-    with pytest.raises(AlreadyFinished):
-        meta.commit_accept(again, 2, "manifests/l", 2_003)
+    # a second result (another handler's) leaves the first as it is
+    meta_rt.batches.write_results(loser, {0: EntryResult(REJECTED, reason="late")})
+    # a rejection of the accepted entry is refused by its revision's check
+    meta_rt.batches.write_results(winner, {0: EntryResult(REJECTED, reason="late")})
+    # a commit of the finished entry from the right base: the state check
+    # (no result for it yet) cancels the whole transaction
+    again = BatchRecord(**{**loser.__dict__, "entries": (
+        Entry(**{**loser.entries[0].__dict__, "base_revision": 1}),)})
+    with pytest.raises(FenceLost):
+        commit(meta_rt, again, 2, 1)
     assert table_items(meta_rt) == before
-    got = meta.get_upload(loser.upload_id)
-    assert got and (got.status, got.winner_revision, got.manifest_key) == (
-        CONFLICT, 1, "manifests/l")
+    got = meta_rt.batches.get(loser.batch_id)
+    assert got and got.results == {0: EntryResult(CONFLICT, winner_revision=1)}
+    assert meta_rt.batches.finish(loser.batch_id, 2_002)
+    assert not meta_rt.batches.finish(loser.batch_id, 2_003)  # twice is harmless
 
 
 def test_fence_holds_under_concurrent_commits(meta_rt: Runtime) -> None:
-    """No lock at all: eight commits of one file from the same base race
-    straight into the store; exactly one transaction lands."""
-    meta, user, f, n = meta_rt.meta, new_id(), new_id(), 8
-    recs = [created(meta, record(user, f, 0)) for _ in range(n)]
+    """No lock at all: eight batches of one for one file, from the same base,
+    race straight into the store; exactly one transaction lands."""
+    user, f, n = new_id(), new_id(), 8
+    recs = [created(meta_rt, one(user, f, 0)) for _ in range(n)]
     start = threading.Barrier(n)
 
-    def commit(rec: UploadRecord) -> str:
+    def race(rec: BatchRecord) -> str:
         start.wait()
         try:
-            meta.commit_accept(rec, 1, f"manifests/{rec.upload_id}", 2_000)
-            return rec.upload_id
+            commit(meta_rt, rec, 1, 0)
+            return rec.batch_id
         except FenceLost:
             return ""
 
     with ThreadPoolExecutor(n) as pool:
-        won = [u for u in pool.map(commit, recs) if u]
+        won = [u for u in pool.map(race, recs) if u]
     assert len(won) == 1
-    head = meta.get_head(user, f)
+    head = meta_rt.meta.get_head(user, f)
     assert head and head.upload_id == won[0] and head.revision == 1
-    assert len(meta.changes(user, 0, 100)) == 1
-    statuses = sorted((meta.get_upload(r.upload_id) or r).status for r in recs)
-    assert statuses == [ACCEPTED] + [PENDING] * (n - 1)
+    assert len(meta_rt.meta.changes(user, 0, 100)) == 1
+    results = [(meta_rt.batches.get(r.batch_id) or r).results for r in recs]
+    assert sorted(len(r) for r in results) == [0] * (n - 1) + [1]

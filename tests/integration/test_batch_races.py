@@ -29,7 +29,7 @@ def twin(make_rt: RuntimeFactory, rt: Runtime, **overrides: str) -> Runtime:
 def existing(h: Harness, dev: Device, n: int) -> list[str]:
     files = [new_id() for _ in range(n)]
     for f in files:
-        assert deliver(h.rt, h.stage(dev, f, 0).key)[0].status == ACCEPTED
+        assert deliver(h.rt, h.stage(dev, f, 0).key)[0].single.status == ACCEPTED
     return files
 
 
@@ -148,7 +148,7 @@ def test_a_batch_lock_expiring_mid_batch_the_fence_alone_decides(
         a_outcome, _ = a.result(timeout=60)
         b_token = rt.redis.get(lock)
         a_done.set()
-        assert b.result(timeout=60)[0].status == ACCEPTED
+        assert b.result(timeout=60)[0].single.status == ACCEPTED
     assert a_outcome.status == FINISHED
     assert b_token is not None  # B still held its lock when A released its own
     assert groups == [[0, 1, 2, 3, 4], [0, 1, 2, 4]]  # refused whole, then decided again

@@ -14,7 +14,7 @@ import pytest
 
 from chalicelib.config import Runtime
 from chalicelib.core.decide import ACCEPTED, CONFLICT, REJECTED, TERMINAL
-from chalicelib.core.ids import manifest_key, new_id, staging_key
+from chalicelib.core.ids import bundle_key, new_id, staging_key
 from tests.harness import Device, Harness, Pending
 from tests.integration.conftest import RuntimeFactory
 from tests.integration.support import Steps, body, deliver, object_keys, wait_for
@@ -32,7 +32,7 @@ def twin(make_rt: RuntimeFactory, rt: Runtime, **overrides: str) -> Runtime:
 def commit_revisions(h: Harness, dev: Device, file_id: str, count: int) -> None:
     for base in range(count):
         up = h.stage(dev, file_id, base)
-        assert deliver(h.rt, up.key)[0].status == ACCEPTED
+        assert deliver(h.rt, up.key)[0].single.status == ACCEPTED
 
 
 # -- N uploads from the same base -----------------------------------------------
@@ -52,7 +52,7 @@ def test_sixteen_uploads_from_one_base_exactly_one_wins(
 
     def handler(i: int) -> str:
         start.wait()
-        return deliver(racer_rt, ups[i].key)[0].status
+        return deliver(racer_rt, ups[i].key)[0].single.status
 
     with ThreadPoolExecutor(RACERS) as pool:
         statuses = list(pool.map(handler, range(RACERS)))
@@ -66,8 +66,7 @@ def test_sixteen_uploads_from_one_base_exactly_one_wins(
         else:
             assert (st["status"], st["winner_revision"]) == (CONFLICT, base + 1)
         # the loser's bytes stay retrievable for its conflict copy (invariant 5)
-        rec = h.rt.meta.get_upload(up.upload_id)
-        assert rec and rec.manifest_key and body(h.rt, rec.manifest_key) == manifests[i]
+        assert body(h.rt, bundle_key(dev.user_id, up.upload_id)) == manifests[i]
     head = h.rt.meta.get_head(dev.user_id, f)
     assert head and (head.revision, head.upload_id) == (base + 1, ups[won].upload_id)
     assert body(h.rt, head.manifest_key or "") == manifests[won]
@@ -94,18 +93,18 @@ def test_one_users_files_take_turns_on_the_feed(h: Harness, make_rt: RuntimeFact
     if feed_lock == "stuck":
         racer_rt.redis.set(racer_rt.locks.feed_key(dev.user_id), "someone", px=60_000)
     transactions: list[str] = []
-    real_commit = racer_rt.meta.commit_accept
+    real_commit = racer_rt.batches.commit_group
 
-    def counted(rec: Any, *args: Any) -> int:
-        transactions.append(rec.file_id)
-        return real_commit(rec, *args)
+    def counted(rec: Any, *args: Any, **kwargs: Any) -> None:
+        transactions.append(rec.entries[0].file_id)
+        real_commit(rec, *args, **kwargs)
 
-    racer_rt.meta.commit_accept = counted  # type: ignore[method-assign,assignment]
+    racer_rt.batches.commit_group = counted  # type: ignore[method-assign]
     start = threading.Barrier(RACERS)
 
     def handler(i: int) -> str:
         start.wait()
-        return deliver(racer_rt, ups[i].key)[0].status
+        return deliver(racer_rt, ups[i].key)[0].single.status
 
     with ThreadPoolExecutor(RACERS) as pool:
         assert list(pool.map(handler, range(RACERS))) == [ACCEPTED] * RACERS
@@ -132,20 +131,20 @@ def test_the_feed_hint_saves_a_read_and_a_wrong_one_only_loses_the_fence(
     h.rt.redis.set(f"feedseq:{dev.user_id}", wrong)
     reads: list[str] = []
     transactions: list[str] = []
-    real_read, real_commit = h.rt.meta.feed_head, h.rt.meta.commit_accept
+    real_read, real_commit = h.rt.meta.feed_head, h.rt.batches.commit_group
 
     def read(user: str) -> int:
         reads.append(user)
         return real_read(user)
 
-    def commit(rec: Any, *args: Any) -> int:
-        transactions.append(rec.upload_id)
-        return real_commit(rec, *args)
+    def commit(rec: Any, *args: Any, **kwargs: Any) -> None:
+        transactions.append(rec.batch_id)
+        real_commit(rec, *args, **kwargs)
 
-    h.rt.meta.feed_head = read  # type: ignore[method-assign,assignment]
-    h.rt.meta.commit_accept = commit  # type: ignore[method-assign,assignment]
+    h.rt.meta.feed_head = read  # type: ignore[method-assign]
+    h.rt.batches.commit_group = commit  # type: ignore[method-assign]
     f = new_id()
-    assert deliver(h.rt, h.stage(dev, f, 0).key)[0].status == ACCEPTED
+    assert deliver(h.rt, h.stage(dev, f, 0).key)[0].single.status == ACCEPTED
     assert (len(reads), len(transactions)) == {"right": (0, 1), "behind": (1, 2),
                                                "ahead": (1, 2), "garbage": (1, 1)}[hint]
     assert [(c["seq"], c["file_id"]) for c in h.changes(dev, head)["changes"]] == [
@@ -183,15 +182,14 @@ def test_lock_expiring_mid_commit_still_one_winner(h: Harness, rt: Runtime,
         b_committed.set()
         wait_for(a_done, "A to finish")
 
-    real_release = rt_a.locks.release
+    real_release = rt_a.locks.release_all  # (the feed lock A takes is released apart)
 
-    def a_release(key: str, token: str) -> bool:
-        released = real_release(key, token)
-        if key == lock:  # not the feed lock A takes around its (refused) transaction
-            a_released.append(released)
+    def a_release(keys: list[str], token: str) -> int:
+        released = real_release(keys, token)
+        a_released.append(released)
         return released
 
-    rt_a.locks.release = a_release  # type: ignore[method-assign]
+    rt_a.locks.release_all = a_release  # type: ignore[method-assign]
     a_steps = Steps({"decided": a_stalls})
     b_steps = Steps({"locked": b_locked, "cleaned": b_holds_on})
     with ThreadPoolExecutor(2) as pool:
@@ -203,11 +201,11 @@ def test_lock_expiring_mid_commit_still_one_winner(h: Harness, rt: Runtime,
         a_done.set()
         b_outcome, _ = b.result(timeout=60)
 
-    assert (a_outcome.status, b_outcome.status) == (CONFLICT, ACCEPTED)
+    assert (a_outcome.single.status, b_outcome.single.status) == (CONFLICT, ACCEPTED)
     assert a_failures == []
     # A decided once on the stale head, copied, lost the fence, decided again
     assert a_steps.seen == ["locked", "checked", "decided", "copied", "decided", "cleaned"]
-    assert a_released == [False]
+    assert a_released == [0]  # A's lock had expired: B's is left alone
     assert b_token and b_token[0] is not None and still_locked == b_token[0]
     assert rt.redis.exists(lock) == 0  # B released its own lock at the end
     assert h.status(dev, a_up.upload_id)["winner_revision"] == 2
@@ -295,7 +293,7 @@ def test_duplicated_reordered_events_match_single_ordered_delivery(
         with guard:
             assert revision >= floor, f"head of {f} went back from {floor} to {revision}"
             seen[f] = max(seen[f], revision)
-            outcomes.append((outcome.upload_id or "", outcome.status))
+            outcomes.append((outcome.batch_id or "", outcome.single.status))
 
     for _ in range(6):
         keys = plan_round(h, dev, files, model, rng)
@@ -314,18 +312,19 @@ def test_duplicated_reordered_events_match_single_ordered_delivery(
     for upload_id, status in outcomes:
         assert status == model.results[upload_id][0], upload_id
     for upload_id, (status, revision, winner) in model.results.items():
-        rec = rt.meta.get_upload(upload_id)
-        assert rec and rec.status in TERMINAL
-        assert (rec.status, rec.revision, rec.winner_revision) == (status, revision, winner)
+        got = h.status(dev, upload_id)
+        assert got["status"] in TERMINAL
+        assert (got["status"], got.get("revision"), got.get("winner_revision")) == (
+            status, revision, winner)
         if status == REJECTED:
-            assert rec.reason
+            assert got["reason"]
     for f in files:
         history = model.history.get(f, [])
         revisions = rt.meta.list_revisions(dev.user_id, f, 100)
         assert [v.upload_id for v in reversed(revisions)] == history
         for v in revisions:
             if not v.deleted:
-                assert v.manifest_key == manifest_key(dev.user_id, f, v.upload_id)
+                assert v.manifest_key == bundle_key(dev.user_id, v.upload_id)
                 assert body(rt, v.manifest_key)
     feed = h.changes(dev)["changes"]
     assert [c["seq"] for c in feed] == list(range(1, len(model.feed) + 1))
@@ -350,14 +349,14 @@ def test_duplicate_that_read_the_record_early_sees_the_final_state(
     up = h.stage(dev, f, 0, original)
     rt2 = twin(make_rt, rt)
     second_read = threading.Event()
-    real_get = rt2.batches.get_record  # the routing read (one, batch or upload)
+    real_get = rt2.batches.get  # the routing read
 
-    def get_record(upload_id: str) -> object:
-        rec = real_get(upload_id)
+    def get(batch_id: str) -> object:
+        rec = real_get(batch_id)
         second_read.set()
         return rec
 
-    rt2.batches.get_record = get_record  # type: ignore[assignment, method-assign]
+    rt2.batches.get = get  # type: ignore[assignment, method-assign]
 
     def replay_put() -> None:
         rt.s3.put_object(Bucket=rt.settings.bucket, Key=up.key,
@@ -374,8 +373,8 @@ def test_duplicate_that_read_the_record_early_sees_the_final_state(
         a = pool.submit(deliver, rt, up.key, first)
         wait_for(first_locked, "the first delivery to lock")
         b = pool.submit(deliver, rt2, up.key)
-        assert a.result(timeout=60)[0].status == ACCEPTED
-        assert b.result(timeout=60)[0].status == ACCEPTED
+        assert a.result(timeout=60)[0].single.status == ACCEPTED
+        assert b.result(timeout=60)[0].single.status == ACCEPTED
     head = rt.meta.get_head(dev.user_id, f)
     assert head and head.upload_id == up.upload_id and head.manifest_key
     assert body(rt, head.manifest_key) == original

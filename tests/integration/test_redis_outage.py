@@ -32,7 +32,7 @@ pytestmark = pytest.mark.integration
 def commit_first_revisions(h: Harness, dev: Device, files: list[str]) -> None:
     for f in files:
         up = h.stage(dev, f, 0)
-        assert deliver(h.rt, up.key)[0].status == ACCEPTED
+        assert deliver(h.rt, up.key)[0].single.status == ACCEPTED
 
 
 def test_redis_down_events_fail_retryably_then_commit_when_it_is_back(
@@ -60,7 +60,7 @@ def test_redis_down_events_fail_retryably_then_commit_when_it_is_back(
 
     redis_up.start()  # same port, empty: every lock and wake-up is gone
     with ThreadPoolExecutor(3) as pool:
-        outcomes = list(pool.map(lambda up: deliver(rt, up.key)[0].status, ups))
+        outcomes = list(pool.map(lambda up: deliver(rt, up.key)[0].single.status, ups))
     # the two racers on old[0]: one accepted, one conflict; all else accepted
     assert sorted(outcomes[0::3]) == [ACCEPTED, CONFLICT]
     assert outcomes[1:3] + outcomes[4:] == [ACCEPTED] * 4
@@ -83,7 +83,7 @@ def test_redis_dying_mid_commit_does_not_stop_the_commit(
     up = h.stage(dev, f, 0)
     steps = Steps({"decided": redis_up.stop})
     outcome, failures = deliver(rt, up.key, steps)
-    assert (outcome.status, failures) == (ACCEPTED, [])
+    assert (outcome.single.status, failures) == (ACCEPTED, [])
     assert steps.seen[-3:] == ["copied", "committed", "cleaned"]
     head = rt.meta.get_head(dev.user_id, f)
     assert head and (head.revision, head.upload_id) == (1, up.upload_id)
@@ -119,7 +119,7 @@ def test_redis_restart_mid_commit_loses_the_lock_not_the_fence(
         b_outcome, _ = deliver(rt_b, b_up.key)
         b_done.set()
         a_outcome, _ = a.result(timeout=60)
-    assert (a_outcome.status, b_outcome.status) == (CONFLICT, ACCEPTED)
+    assert (a_outcome.single.status, b_outcome.single.status) == (CONFLICT, ACCEPTED)
     assert a_steps.seen == ["locked", "checked", "decided", "copied", "decided", "cleaned"]
     head = rt.meta.get_head(dev.user_id, f)
     assert head and (head.revision, head.upload_id) == (2, b_up.upload_id)

@@ -223,7 +223,7 @@ class CommitMachine(RuleBasedStateMachine):
         """A client (or attacker) PUTs the staging object of a finished upload
         again, with the same or other bytes: the result must not change."""
         done = [u for u in self.model.uploads.values()
-                if u.upload_id in self.model.final and u.kind != "delete" and not u.batch]
+                if u.upload_id in self.model.final and u.kind != "delete" and not u.bundle]
         i = pick(data, len(done))
         if not Stats.step("replay_put", bool(done)):
             return

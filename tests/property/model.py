@@ -32,7 +32,7 @@ ALLOWED_REJECTS = {
     "rename": ("ahead of the head",),
     "delete": ("ahead of the head", "does not exist or is already deleted"),
     "missing": ("never uploaded",),
-    "badsize": ("were declared",),
+    "badsize": ("but the entries declare",),  # a v1 upload's bundle is its manifest
     "abandoned": ("expired before its manifest arrived",),
     # its manifest was PUT late: a normal write unless the sweeper came first
     "late": ("ahead of the head", "expired before its manifest arrived"),
@@ -63,9 +63,10 @@ class Model:
         self.uploads[up.upload_id] = up
 
     def records(self, snap: Snapshot) -> dict[str, dict[str, Any]]:
-        """Each upload's record as the v1 record's fields; a batch entry's
-        from its group's results item if accepted, else its result `r{i}` in
-        the batch's state (pending without either)."""
+        """Each upload's record as the v1 record's fields: a batch entry's
+        (a v1 upload is a batch of one) from its group's results item if
+        accepted, else its result `r{i}` in the batch's state (pending
+        without either)."""
         raw = {it["pk"][3:]: it for it in snap.items if it["sk"] == "UP"}
         accepted: dict[str, dict[int, Any]] = {}  # batch -> its groups' results
         for it in snap.items:
@@ -76,11 +77,7 @@ class Model:
                      for i, r in got.items()})
         out: dict[str, dict[str, Any]] = {}
         for uid, up in self.uploads.items():
-            if up.batch is None:
-                if uid in raw:
-                    out[uid] = raw[uid]
-                continue
-            rec = raw.get(up.batch)
+            rec = raw.get(str(up.batch))  # every upload is a batch entry (v1: of one)
             if rec is None:
                 continue
             others = {i: rec[f"r{i}"] for i in range(int(rec["n"])) if f"r{i}" in rec}
@@ -196,8 +193,9 @@ class Model:
 
     def _stored(self, snap: Snapshot, up: Upload, mkey: Any) -> None:
         """Invariant 5: the version's manifest bytes and its chunks exist."""
-        if up.tombstone:
-            assert mkey is None, f"tombstone with a manifest {mkey}"
+        if up.tombstone:  # a v1 delete's batch of one: its bundle is empty
+            assert mkey is None or snap.etags.get(str(mkey)) == etag_of(b""), (
+                f"tombstone with a manifest {mkey}")
             return
         assert mkey, f"{up.upload_id} has no manifest key"
         assert snap.etags.get(str(mkey)) == etag_of(up.bundle or up.manifest), (

@@ -27,7 +27,7 @@ from sealsync_client.manifest import ChunkRef, Link, Manifest, ManifestPlace, se
 from sealsync_client.pack import PackWriter
 from sealsync_client.pipeline import seal_chunk
 
-from chalicelib.commit import FenceLostTooOften, commit_keys
+from chalicelib.commit import commit_keys
 from chalicelib.config import Runtime, set_runtime
 from chalicelib.core.errors import Unavailable
 from chalicelib.core.ids import staging_key
@@ -47,7 +47,7 @@ class InjectedCrash(Exception):
     """The handler died at a step boundary (Lambda timeout, OOM, kill)."""
 
 
-RETRYABLE = (InjectedCrash, Unavailable, FenceLostTooOften)
+RETRYABLE = (InjectedCrash, Unavailable)  # a fence lost too often is Unavailable
 
 
 @dataclass
@@ -75,7 +75,8 @@ class Upload:
     staged: bool = False
     # An entry of a batch: `upload_id` is "{batch}.{index}" (unique in the
     # model); the server knows it as `batch`, its manifest at `offset` of
-    # the bundle.
+    # the bundle. A v1 upload or delete is a batch of one: `batch` is its
+    # upload id, and its bundle the manifest alone (`bundle` stays empty).
     batch: str | None = None
     index: int = 0
     offset: int = 0
@@ -221,8 +222,9 @@ class World:
                                         manifest, [c.id for c in chunks])}
         r = self.h.post("/v1/uploads", body, self.devices[device])
         assert r.status_code == 201, r.body
+        # a batch of one (docs/DESIGN.md "One protocol"): its bundle is the manifest
         up = Upload(r.json_body["upload_id"], file_id, device, base, kind, manifest, chunks,
-                    path)
+                    path, batch=r.json_body["upload_id"])
         return up, dict(r.json_body["chunk_urls"])
 
     def create_batch(self, device: int, entries: list[tuple[str, int, str, str,
@@ -314,7 +316,7 @@ class World:
         r = self.h.delete_file(self.devices[device], file_id, base)
         assert r.status_code == 202, r.body
         return Upload(r.json_body["upload_id"], file_id, device, base, "delete", b"",
-                      staged=True)
+                      staged=True, batch=r.json_body["upload_id"])
 
     def refuse_delete(self, device: int, file_id: str) -> None:
         r = self.h.delete_file(self.devices[device], file_id, 0)

@@ -62,9 +62,9 @@ def make_world(fast: Harness) -> World:
     a, b = fast.signup(), fast.signup()
     a_file, b_file = new_id(), new_id()
     a_up = fast.stage(a, a_file, 0, b"a manifest", (b"a chunk",))
-    assert fast.commit(a_up.key).status == "accepted"
+    assert fast.commit(a_up.key).single.status == "accepted"
     b_up = fast.stage(b, b_file, 0, b"b manifest", (b"b chunk",))
-    assert fast.commit(b_up.key).status == "accepted"
+    assert fast.commit(b_up.key).single.status == "accepted"
     w = World(fast, a, b, a_file, b_file, a_up.upload_id, b_up.upload_id, {})
     w.snapshot = w.state()
     return w

@@ -79,18 +79,18 @@ def test_an_upload_on_another_users_file_id_stays_in_the_callers_namespace(
     # A claims B's head as its base: A has no such file, so it is rejected.
     ahead = h.stage(a, world.b_file, 1, b"evil")
     out = h.commit(ahead.key)
-    assert out.status == "rejected" and "ahead of the head (0)" in out.detail
+    assert out.single.status == "rejected" and "ahead of the head (0)" in str(out.single.reason)
     world.assert_heads_unchanged()
     # From base 0 it is a new file in A's namespace that merely shares the id.
     mine = h.stage(a, world.b_file, 0, b"mine")
-    assert h.commit(mine.key).status == "accepted"
+    assert h.commit(mine.key).single.status == "accepted"
     a_copy = h.head(a, world.b_file)
     assert a_copy and a_copy["device_id"] == a.device_id and a_copy["revision"] == 1
     assert stable(h.head(b, world.b_file)) == world.snapshot["b_head"]
     assert h.changes(b)["changes"] == world.snapshot["b_feed"]
     # A deleting "B's" file deletes only A's copy.
     r = h.delete_file(a, world.b_file, 1)
-    assert h.commit(f"staging/{a.user_id}/{r.json_body['upload_id']}").status == "accepted"
+    assert h.commit(f"staging/{a.user_id}/{r.json_body['upload_id']}").single.status == "accepted"
     assert stable(h.head(b, world.b_file)) == world.snapshot["b_head"]
     # Nothing A did wrote under B's prefixes.
     s3 = h.rt.s3.list_objects_v2(Bucket=h.rt.settings.bucket)

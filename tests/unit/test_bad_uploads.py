@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chalicelib.core.batch import FINISHED
 from chalicelib.core.ids import new_id, staging_key
 from tests.harness import chunk_id
 from tests.unit.bad_input import LIMITS, World, stable, upload
@@ -29,9 +30,9 @@ def test_manifest_over_or_under_its_declared_size_is_rejected(
     upload_id = r.json_body["upload_id"]
     key = staging_key(a.user_id, upload_id)
     h.rt.s3.put_object(Bucket=h.rt.settings.bucket, Key=key, Body=actual)
-    assert h.commit(key).status == "rejected"
-    assert _reason(world, upload_id) == (
-        f"manifest is {len(actual)} bytes but {declared} were declared")
+    assert h.commit(key).single.status == "rejected"
+    assert _reason(world, upload_id) == (  # a batch of one: its bundle is the manifest
+        f"bundle is {len(actual)} bytes but the entries declare {declared}")
     assert h.rt.blobs.size(key) is None  # staging cleaned up
     world.assert_heads_unchanged()
 
@@ -41,7 +42,7 @@ def test_chunk_referenced_but_never_uploaded_is_rejected(world: World) -> None:
     up = h.stage(a, world.a_file, 1, b"manifest", (b"sent", b"never sent"))
     h.rt.s3.delete_object(Bucket=h.rt.settings.bucket,
                           Key=f"chunks/{a.user_id}/{chunk_id(b'never sent')}")
-    assert h.commit(up.key).status == "rejected"
+    assert h.commit(up.key).single.status == "rejected"
     assert _reason(world, up.upload_id) == "1 referenced chunk(s) were never uploaded"
     world.assert_heads_unchanged()
 
@@ -50,14 +51,14 @@ def test_a_chunk_of_another_user_does_not_count(world: World) -> None:
     """B has `b chunk`; A referencing the same id must upload it itself."""
     h, a = world.h, world.a
     up = h.stage(a, world.a_file, 1, b"manifest", (b"b chunk",), upload_chunks=False)
-    assert h.commit(up.key).status == "rejected"
+    assert h.commit(up.key).single.status == "rejected"
     assert "never uploaded" in _reason(world, up.upload_id)
     world.assert_heads_unchanged()
 
 
 def test_base_revision_ahead_of_head_is_rejected(world: World) -> None:
     up = world.h.stage(world.a, world.a_file, 5, b"manifest")
-    assert world.h.commit(up.key).status == "rejected"
+    assert world.h.commit(up.key).single.status == "rejected"
     assert _reason(world, up.upload_id) == "base revision 5 is ahead of the head (1)"
     world.assert_heads_unchanged()
 
@@ -67,14 +68,14 @@ def test_deleting_a_file_that_does_not_exist_is_rejected(world: World) -> None:
     missing = new_id()
     r = h.delete_file(a, missing, 1)
     assert r.status_code == 202
-    assert h.commit(f"staging/{a.user_id}/{r.json_body['upload_id']}").status == "rejected"
+    assert h.commit(f"staging/{a.user_id}/{r.json_body['upload_id']}").single.status == "rejected"
     assert "ahead of the head (0)" in _reason(world, r.json_body["upload_id"])
     assert h.head(a, missing) is None
     # and deleting twice: the second is rejected, the tombstone stays
     r = h.delete_file(a, world.a_file, 1)
-    assert h.commit(f"staging/{a.user_id}/{r.json_body['upload_id']}").status == "accepted"
+    assert h.commit(f"staging/{a.user_id}/{r.json_body['upload_id']}").single.status == "accepted"
     r = h.delete_file(a, world.a_file, 2)
-    assert h.commit(f"staging/{a.user_id}/{r.json_body['upload_id']}").status == "rejected"
+    assert h.commit(f"staging/{a.user_id}/{r.json_body['upload_id']}").single.status == "rejected"
     assert _reason(world, r.json_body["upload_id"]) == (
         "the file does not exist or is already deleted")
     head = h.head(a, world.a_file)
@@ -85,17 +86,16 @@ def test_a_replayed_upload_id_is_a_no_op(world: World) -> None:
     h, a = world.h, world.a
     s3, bucket = h.rt.s3, h.rt.settings.bucket
     up = h.stage(a, world.a_file, 1, b"version two")
-    assert h.commit(up.key).status == "accepted"
+    assert h.commit(up.key).single.status == "accepted"
     before = h.head(a, world.a_file)
     feed = h.changes(a)
-    manifest_key = h.rt.meta.get_upload(up.upload_id).manifest_key  # type: ignore[union-attr]
     # The same staging key PUT again, with other bytes, and its event redelivered.
     s3.put_object(Bucket=bucket, Key=up.key, Body=b"replayed bytes")
     out = h.commit(up.key)
-    assert (out.status, out.detail) == ("accepted", "duplicate")
+    assert (out.status, out.detail, out.single.status) == (FINISHED, "duplicate", "accepted")
     assert stable(h.head(a, world.a_file)) == stable(before)
     assert h.changes(a) == feed
-    assert s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read() == b"version two"
+    assert h.manifest(a, world.a_file) == b"version two"
     assert h.rt.blobs.size(up.key) is None
 
 

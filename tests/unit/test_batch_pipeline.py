@@ -34,7 +34,7 @@ def crash_at(step: str, times: int = 1):  # type: ignore[no-untyped-def]
 
 def commit_file(h: Harness, dev: Device, file_id: str, revisions: int) -> None:
     for base in range(revisions):
-        assert h.commit(h.stage(dev, file_id, base).key).status == "accepted"
+        assert h.commit(h.stage(dev, file_id, base).key).single.status == "accepted"
 
 
 def verdicts(h: Harness, dev: Device, batch: PendingBatch) -> list[tuple[Any, ...]]:
@@ -164,7 +164,7 @@ def test_a_later_head_does_not_turn_a_committed_entry_into_a_conflict(fast: Harn
     batch = h.stage_batch(dev, items)
     with pytest.raises(Crash):
         h.commit(batch.key, crash_at("committed"))
-    assert h.commit(h.stage(dev, items[0].file_id, 1).key).status == "accepted"
+    assert h.commit(h.stage(dev, items[0].file_id, 1).key).single.status == "accepted"
     assert h.commit(batch.key).status == FINISHED
     assert verdicts(h, dev, batch) == [("accepted", 1)] * len(items)
 

@@ -42,12 +42,26 @@ def commit(rt: Runtime, rec: BatchRecord, group: list[int], last: int,
                             bundle_offsets([e.manifest_size for e in rec.entries]), 7)
 
 
-def test_the_record_round_trips_and_is_not_an_upload(fast_rt: Runtime) -> None:
+def test_the_record_round_trips(fast_rt: Runtime) -> None:
     rec = make(fast_rt, 3)
     assert fast_rt.batches.get(rec.batch_id) == rec
-    assert fast_rt.meta.get_upload(rec.batch_id) is None
+    assert rec.detached is None and rec.bundle_size == 10 + 11 + 12 + 3 * 64
     assert fast_rt.batches.get(new_id()) is None
     assert list(fast_rt.meta.pending_before(2000)) == [rec.batch_id]  # the sweeper finds it
+
+
+@pytest.mark.parametrize("signature", [bytes(range(64)), None])
+def test_a_v1_uploads_detached_signature_round_trips(fast_rt: Runtime,
+                                                     signature: bytes | None) -> None:
+    """A v1 upload's batch of one keeps the signature its request carried
+    (or that it had none: the commit says "unsigned"); its bundle is the
+    manifest alone."""
+    entry = Entry(new_id(), 0, 10, False, (cid(),), 100)
+    rec = BatchRecord(new_id(), new_id(), new_id(), (entry,), PENDING, 1000,
+                      detached=(signature,))
+    fast_rt.batches.create(rec, 2000)
+    got = fast_rt.batches.get(rec.batch_id)
+    assert got == rec and got.detached == (signature,) and got.bundle_size == 10
 
 
 def test_a_group_commits_heads_revisions_feed_and_results(fast_rt: Runtime) -> None:

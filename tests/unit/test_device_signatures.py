@@ -88,7 +88,7 @@ def test_another_devices_signature_does_not_count(fast: Harness) -> None:
 def test_single_uploads_and_deletes_need_the_device_signature(fast: Harness) -> None:
     h, dev = fast, fast.signup()
     file_id = new_id()
-    assert h.commit(h.stage(dev, file_id, 0).key).status == "accepted"
+    assert h.commit(h.stage(dev, file_id, 0).key).single.status == "accepted"
     stolen = thief(dev)
     # an unsigned upload, a forged one, an unsigned and a forged delete
     unsigned = h.post("/v1/uploads", {"file_id": file_id, "base_revision": 1,
@@ -98,19 +98,20 @@ def test_single_uploads_and_deletes_need_the_device_signature(fast: Harness) -> 
                        Key=f"staging/{dev.user_id}/{unsigned.json_body['upload_id']}",
                        Body=b"evil")
     out = h.commit(f"staging/{dev.user_id}/{unsigned.json_body['upload_id']}")
-    assert out.status == "rejected" and out.detail.startswith("unsigned")
-    assert h.commit(h.stage(stolen, file_id, 1).key).status == "rejected"
+    assert out.single.status == "rejected" and str(out.single.reason).startswith("unsigned")
+    assert h.commit(h.stage(stolen, file_id, 1).key).single.status == "rejected"
     bare = h.delete(f"/v1/files/{file_id}?base_revision=1", stolen)
-    assert h.commit(f"staging/{dev.user_id}/{bare.json_body['upload_id']}").status == "rejected"
+    bare_key = f"staging/{dev.user_id}/{bare.json_body['upload_id']}"
+    assert h.commit(bare_key).single.status == "rejected"
     forged = h.delete_file(stolen, file_id, 1)
-    assert h.commit(f"staging/{dev.user_id}/{forged.json_body['upload_id']}").status == \
-        "rejected"
+    assert h.commit(f"staging/{dev.user_id}/{forged.json_body['upload_id']}").single.status \
+        == "rejected"
     head = h.head(dev, file_id)
     assert head is not None and head["revision"] == 1 and not head["deleted"]
     # the device itself still deletes
     signed = h.delete_file(dev, file_id, 1)
-    assert h.commit(f"staging/{dev.user_id}/{signed.json_body['upload_id']}").status == \
-        "accepted"
+    assert h.commit(f"staging/{dev.user_id}/{signed.json_body['upload_id']}").single.status \
+        == "accepted"
 
 
 def revoke(h: Harness, by: Device, device_id: str) -> Any:

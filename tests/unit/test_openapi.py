@@ -247,13 +247,13 @@ def test_every_documented_status_is_real_and_valid(
     # uploads: accepted, pending, conflict, rejected
     file_id = new_id()
     first = h.stage(dev, file_id, 0, b"manifest", (b"chunk one", b"chunk two"))
-    assert h.commit(first.key).status == "accepted"
+    assert h.commit(first.key).single.status == "accepted"
     assert h.status(dev, first.upload_id)["revision"] == 1
     loser = h.stage(dev, file_id, 0)
-    assert h.commit(loser.key).status == "conflict"
+    assert h.commit(loser.key).single.status == "conflict"
     assert h.status(dev, loser.upload_id)["winner_revision"] == 1
     broken = h.stage(dev, new_id(), 0, chunks=(b"never sent",), upload_chunks=False)
-    assert h.commit(broken.key).status == "rejected"
+    assert h.commit(broken.key).single.status == "rejected"
     assert "never uploaded" in h.status(dev, broken.upload_id)["reason"]
     pending = h.stage(dev, new_id(), 0)
     assert h.status(dev, pending.upload_id)["status"] == "pending"
@@ -331,7 +331,7 @@ def test_every_documented_status_is_real_and_valid(
     assert h.delete(f"/v1/files/{file_id}?base_revision=1", forged).status_code == 401
     r = h.delete_file(dev, file_id, 1)
     assert r.status_code == 202
-    assert h.commit(f"staging/{dev.user_id}/{r.json_body['upload_id']}").status == "accepted"
+    assert h.commit(f"staging/{dev.user_id}/{r.json_body['upload_id']}").single.status == "accepted"
     gone = h.head(dev, file_id)
     assert gone and gone["deleted"] and "manifest_url" not in gone
     assert "manifest_range" not in gone

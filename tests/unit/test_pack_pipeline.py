@@ -147,7 +147,7 @@ def test_dedup_against_a_pack_uploads_nothing_and_keeps_the_location(fast: Harne
     assert verdicts(h, dev, second) == [("accepted", 1), ("accepted", 2)]
     # a v1 single upload dedups too, and its commit leaves the location alone
     up = h.stage(dev, new_id(), 0, b"manifest", (c1,))
-    assert h.commit(up.key).status == "accepted"
+    assert h.commit(up.key).single.status == "accepted"
     assert location_item(h, dev.user_id, chunk_id(c1))["pack"] == {"S": pid}
     assert read_chunk(h, dev, up.file_id) == {chunk_id(c1): c1}
     assert read_chunk(h, dev, again[0].file_id) == {chunk_id(c2): c2}

@@ -1,11 +1,14 @@
-"""Crashes at step boundaries: a retried event finishes the upload, and what
-the first attempt put in place is what gets committed."""
+"""Crashes at step boundaries of the (batch) pipeline, through a v1
+upload's batch of one: a retried event finishes the upload, and what the
+first attempt put in place is what gets committed. (Batches of many:
+tests/unit/test_batch_pipeline.py and tests/integration/test_batch_races.py.)"""
 from __future__ import annotations
 
 import secrets
 
 import pytest
 
+from chalicelib.core.ids import bundle_key
 from tests.harness import Harness
 
 
@@ -30,7 +33,7 @@ def test_crash_then_retry_commits_exactly_once(fast: Harness, step: str) -> None
         fast.commit(up.key, crash_at(step))
     retried = fast.commit(up.key)
     assert fast.status(dev, up.upload_id)["status"] == "accepted"
-    assert retried.status == "accepted"
+    assert retried.single.status == "accepted"
     assert [c["revision"] for c in fast.changes(dev)["changes"]] == [1]
     head = fast.head(dev, file_id)
     assert head is not None and head["revision"] == 1
@@ -50,7 +53,7 @@ def test_replayed_put_after_copy_does_not_replace_the_manifest(fast: Harness,
     s3, bucket = fast.rt.s3, fast.rt.settings.bucket
     s3.put_object(Bucket=bucket, Key=up.key, Body=replayed)  # same length
     same = replayed == b"original bytes!"
-    assert fast.commit(up.key).status == ("accepted" if same else "rejected")
-    key = f"manifests/{dev.user_id}/{file_id}/{up.upload_id}"
+    assert fast.commit(up.key).single.status == ("accepted" if same else "rejected")
+    key = bundle_key(dev.user_id, up.upload_id)  # the first copy, never replaced
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"original bytes!"
     assert (fast.head(dev, file_id) is not None) == same

@@ -164,9 +164,9 @@ def test_commit_sends_the_result_to_the_uploader_and_the_cursor_to_others(
     mine, theirs, foreign = connect(dev), connect(other), connect(stranger)
     file_id = new_id()
     first = fast.stage(dev, file_id, 0)
-    assert fast.commit(first.key).status == "accepted"
+    assert fast.commit(first.key).single.status == "accepted"
     loser = fast.stage(other, file_id, 0)
-    assert fast.commit(loser.key).status == "conflict"
+    assert fast.commit(loser.key).single.status == "conflict"
 
     got = sent_to(mine)
     assert got[0]["type"] == "upload" and got[0]["upload_id"] == first.upload_id
@@ -212,7 +212,7 @@ def test_a_gone_connection_is_forgotten_and_the_commit_stands(fast: Harness) -> 
     gone = GoneClient()
     fast.rt.__dict__["ws_sender"] = push.WsSender(lambda endpoint: gone, None)
     up = fast.stage(dev, new_id(), 0)
-    assert fast.commit(up.key).status == "accepted"
+    assert fast.commit(up.key).single.status == "accepted"
     assert gone.calls == [conn]
     assert fast.rt.registry.connection_owner(conn) is None
     assert fast.rt.registry.targets(dev.user_id, 0).connections == []
@@ -228,10 +228,10 @@ def test_no_push_failure_fails_or_undoes_a_commit(fast: Harness) -> None:
 
     fast.rt.__dict__["ws_sender"] = Broken()
     up = fast.stage(dev, new_id(), 0)
-    assert fast.commit(up.key).status == "accepted"
+    assert fast.commit(up.key).single.status == "accepted"
     fast.rt.__dict__["registry"] = Broken()  # even the registry unreadable
     second = fast.stage(dev, up.file_id, 1)
-    assert fast.commit(second.key).status == "accepted"
+    assert fast.commit(second.key).single.status == "accepted"
     assert fast.status(dev, second.upload_id)["revision"] == 2
     assert fast.changes(dev)["cursor"] == 2
 
@@ -262,7 +262,7 @@ def test_mobile_registration_and_data_only_publish(fast: Harness,
     phone_arn = fast.rt.registry.get_mobile(phone.user_id, phone.device_id).endpoint_arn
     tablet_arn = fast.rt.registry.get_mobile(phone.user_id, tablet.device_id).endpoint_arn
     up = fast.stage(phone, new_id(), 0)
-    assert fast.commit(up.key).status == "accepted"
+    assert fast.commit(up.key).single.status == "accepted"
 
     (to_phone,) = sns_endpoint_messages(phone_arn)
     apns = json.loads(json.loads(to_phone)["APNS"])
@@ -297,7 +297,7 @@ def test_a_failing_endpoint_is_disabled_and_the_commit_stands(
     else:
         sns.set_endpoint_attributes(EndpointArn=arn, Attributes={"Enabled": "false"})
     up = fast.stage(dev, new_id(), 0)
-    assert fast.commit(up.key).status == "accepted"
+    assert fast.commit(up.key).single.status == "accepted"
     assert fast.rt.registry.mobile_enabled(dev.user_id, other.device_id) is False
     assert fast.rt.registry.targets(dev.user_id, 0).mobiles == []
     # a fresh registration of the device enables it again
@@ -305,7 +305,7 @@ def test_a_failing_endpoint_is_disabled_and_the_commit_stands(
                      other).status_code == 201
     assert fast.rt.registry.mobile_enabled(dev.user_id, other.device_id) is True
     second = fast.stage(dev, up.file_id, 1)
-    assert fast.commit(second.key).status == "accepted"
+    assert fast.commit(second.key).single.status == "accepted"
     new_arn = fast.rt.registry.get_mobile(dev.user_id, other.device_id).endpoint_arn
     assert json.loads(json.loads(json.loads(sns_endpoint_messages(new_arn)[-1])["GCM"])[
         "data"]["sealsync"])["cursor"] == 2
@@ -333,11 +333,14 @@ def test_unconfigured_platform_is_400_and_push_info_says_so(fast: Harness) -> No
 
 # -- messages carry no plaintext ----------------------------------------------------
 def test_messages_hold_only_ids_states_and_numbers() -> None:
-    result = notices.upload_result(new_id(), new_id(), "rejected", 3, reason="too big",
-                                   cursor=None, committed_ms=5)
+    rejected = {"upload_id": new_id(), "file_id": new_id(), "status": "rejected",
+                "base_revision": 3, "reason": "too big"}
+    result = notices.upload_result(rejected, cursor=None, committed_ms=5)
     assert set(result) == {"type", "upload_id", "file_id", "status", "base_revision",
                            "reason", "committed_ms"}
-    accepted = notices.upload_result(new_id(), new_id(), "accepted", 0, revision=1, cursor=9)
+    accepted = notices.upload_result({"upload_id": new_id(), "file_id": new_id(),
+                                      "status": "accepted", "base_revision": 0,
+                                      "revision": 1}, cursor=9)
     assert notices.change_notice(accepted) == {"type": "changes", "cursor": 9}
     assert notices.change_notice(result) is None
 

@@ -12,7 +12,7 @@ def test_upload_commit_read_delete(fast: Harness) -> None:
     chunk = b"ciphertext chunk"
     up = fast.stage(dev, file_id, 0, b"manifest", (chunk,))
     assert fast.status(dev, up.upload_id)["status"] == "pending"
-    assert fast.commit(up.key).status == "accepted"
+    assert fast.commit(up.key).single.status == "accepted"
     st = fast.status(dev, up.upload_id)
     assert st["status"] == "accepted" and st["revision"] == 1
     head = fast.head(dev, file_id)
@@ -22,7 +22,7 @@ def test_upload_commit_read_delete(fast: Harness) -> None:
     r = fast.delete_file(dev, file_id, 1)
     assert r.status_code == 202
     key = f"staging/{dev.user_id}/{r.json_body['upload_id']}"
-    assert fast.commit(key).status == "accepted"
+    assert fast.commit(key).single.status == "accepted"
     head = fast.head(dev, file_id)
     assert head and head["deleted"] and head["revision"] == 2
     assert fast.changes(dev, feed["cursor"])["changes"][0]["deleted"] is True
