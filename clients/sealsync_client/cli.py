@@ -58,13 +58,14 @@ from .errors import (
     UsageError,
     WrongPassphrase,
 )
+from .fingerprint import fingerprint
 from .folder import Cost, Folder, init_folder, watch_files
 from .kit import recovery_kit
 from .names import shown
 from .progress import pass_display
 from .push import PushApi, PushChannel
 from .restore import restore_revision
-from .state import Entry, NotInitialised, fingerprint
+from .state import Entry, NotInitialised
 from .transfer import Bar, NoBar, Progress
 
 PASSPHRASE_ENV = "SEALSYNC_PASSPHRASE"
