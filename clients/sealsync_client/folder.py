@@ -26,6 +26,7 @@ from .keys import DEFAULT_MEM, DEFAULT_OPS, SAFE_LIMITS, AccountKeys, KdfLimits,
 from .names import META_DIR
 from .placing import Event
 from .push import PushApi
+from .remember import mark_not_kept
 from .resume import SentChunks
 from .secret_key import SecretKey
 from .state import Config, State, device_key_path, keyfile_path, meta_dir
@@ -145,6 +146,7 @@ def _init(root: Path, server: str, passphrase: str, device_name: str | None,
     save_keyfile(keyfile_path(root), unlocked, passphrase, cost.params())
     save_device_key(device_key_path(root), keys.master, device_key)
     config.save(root)
+    mark_not_kept(meta_dir(root))  # nothing kept yet: `sealsync init` keeps it (cli.py)
     return Folder(root, config, keys, state, api, unlocked, secret, device_key)
 
 
