@@ -23,6 +23,7 @@ from .engine import Engine
 from .errors import KdfError, KeyfileError, WrongPassphrase
 from .keyfile import DeviceKeys, load_keyfile, save_keyfile
 from .keys import DEFAULT_MEM, DEFAULT_OPS, SAFE_LIMITS, AccountKeys, KdfLimits, KdfParams
+from .known_chunks import KnownChunks
 from .names import META_DIR
 from .placing import Event
 from .push import PushApi
@@ -34,6 +35,7 @@ from .strength import MIN_SCORE, check_passphrase
 from .transfer import Progress
 
 SENT_CHUNKS = "sent-chunks"  # the upload resume journal (resume.py)
+KNOWN_CHUNKS = "known-chunks"  # each file's last stored chunk ids (known_chunks.py)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class Folder:
                         signing_key=self.keys.signing_key(), device_id=self.config.device_id,
                         device_key=self.device_key)
         engine.transfer.sent = SentChunks(meta_dir(self.root) / SENT_CHUNKS)
+        engine.transfer.known = KnownChunks(meta_dir(self.root) / KNOWN_CHUNKS)
         return engine
 
     def close(self) -> None:
