@@ -95,7 +95,7 @@ def _list(rt: Runtime, user: str, state: core.GcState, version: int, now: int,
     grace = rt.settings.gc_grace_s
     if state.listing == core.DONE or state.upto == 0:  # a cycle's start
         rt.gc.save(user, core.next_cycle(state, now, grace), version)
-        return state.listing == core.DONE  # the next cycle starts next run
+        return False
     prefix = f"{state.listing}/{user}/"
     rows, more = rt.blobs.list_page(prefix, state.cursor, PAGE if state.listing == core.CHUNKS
                                     else PACK_PAGE)
@@ -126,9 +126,9 @@ def _list(rt: Runtime, user: str, state: core.GcState, version: int, now: int,
     if chunks or packs:
         rt.gc.doom(user, core.doom(nxt, chunks, packs), version)
         tally.doomed += len(chunks) + len(packs)
-    else:
-        rt.gc.save(user, nxt, version)
-    return False
+        return False  # scan and delete, then on with the listing
+    rt.gc.save(user, nxt, version)
+    return listing == core.DONE  # one cycle per user and run; the next starts next run
 
 
 def _scan(rt: Runtime, user: str, state: core.GcState, version: int, now: int,

@@ -47,6 +47,16 @@ def _etags(it: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(out))
 
 
+def _after(pk: str, after: str) -> dict[str, Any]:
+    """A Query's key condition: the partition, past `after` if any (an empty
+    string is not a valid key value)."""
+    if not after:
+        return {"KeyConditionExpression": "pk = :p",
+                "ExpressionAttributeValues": ddb_item(**{":p": pk})}
+    return {"KeyConditionExpression": "pk = :p AND sk > :a",
+            "ExpressionAttributeValues": ddb_item(**{":p": pk, ":a": after})}
+
+
 class StateMoved(Exception):
     """Another collector run moved this user's state first."""
 
@@ -175,9 +185,8 @@ class GcStore:
         next cursor (None: no more). For the one-time index backfill."""
         got = self.db.query(
             TableName=self.table, Limit=limit, ConsistentRead=True,
-            KeyConditionExpression="pk = :p AND sk > :a",
             ProjectionExpression="sk, #p", ExpressionAttributeNames={"#p": "pack"},
-            ExpressionAttributeValues=ddb_item(**{":p": f"L#{user_id}", ":a": after}))
+            **_after(f"L#{user_id}", after))
         rows = [(it["sk"], it["pack"]) for it in map(ddb_plain, got.get("Items", []))]
         more = "LastEvaluatedKey" in got and rows
         return rows, (rows[-1][0] if more else None)
@@ -187,9 +196,8 @@ class GcStore:
         """File ids with a head, after `after` (every file with a revision
         has a head: a delete is a tombstone revision)."""
         got = self.db.query(
-            TableName=self.table, Limit=limit, ConsistentRead=True,
-            KeyConditionExpression="pk = :p AND sk > :a", ProjectionExpression="sk",
-            ExpressionAttributeValues=ddb_item(**{":p": f"F#{user_id}", ":a": after}))
+            TableName=self.table, Limit=limit, ConsistentRead=True, ProjectionExpression="sk",
+            **_after(f"F#{user_id}", after))
         files = [ddb_plain(it)["sk"] for it in got.get("Items", [])]
         more = "LastEvaluatedKey" in got and files
         return files, (files[-1] if more else None)
