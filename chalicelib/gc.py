@@ -23,8 +23,8 @@ from .adapters.gc_store import StateMoved
 from .adapters.meta import ddb_item, ddb_plain
 from .config import Runtime
 from .core import gc as core
-from .core.ids import chunk_key
-from .core.packs import pack_key
+from .core.ids import chunk_key, new_id
+from .core.packs import Location, pack_key
 
 log = logging.getLogger("sealsync.gc")
 PAGE = 1000  # keys listed, location items read per step
@@ -100,8 +100,10 @@ def _list(rt: Runtime, user: str, state: core.GcState, version: int, now: int,
     rows, more = rt.blobs.list_page(prefix, state.cursor, PAGE if state.listing == core.CHUNKS
                                     else PACK_PAGE)
     width = 64 if state.listing == core.CHUNKS else 32
+    ready = core.ready_to_doom(state, now, rt.settings.upload_ttl_s)
     objects = [o for k, modified, size, etag in rows
-               if core.in_window(o := core.Stored(k[len(prefix):], modified, size, etag), state)
+               if (core.in_window(o := core.Stored(k[len(prefix):], modified, size, etag), state)
+                   or o.object_id in ready)
                and _HEX.fullmatch(o.object_id) and len(o.object_id) == width]
     chunks: list[core.Stored] = []
     packs: list[core.Stored] = []
@@ -110,15 +112,7 @@ def _list(rt: Runtime, user: str, state: core.GcState, version: int, now: int,
         doomed = set(core.chunk_candidates(objects, known, now, grace))
         chunks = [o for o in objects if o.object_id in doomed]
     else:
-        indexed = rt.gc.pack_index(user, [o.object_id for o in objects])
-        every = {c for ids in indexed.values() for c in ids}
-        known = rt.meta.known_chunks(user, every)
-        where = rt.packs.locations(user, known)
-        for o in objects:
-            verdict = core.pack_verdict(o, indexed[o.object_id], where, known, now, grace)
-            tally.repack_candidates += verdict.mostly_dead
-            if verdict.dead:
-                packs.append(o)
+        state, packs = _packs_page(rt, user, state, objects, now, tally)
     cursor = rows[-1][0] if rows else state.cursor
     listing = state.listing if more else (core.PACKS if state.listing == core.CHUNKS
                                           else core.DONE)
@@ -131,14 +125,67 @@ def _list(rt: Runtime, user: str, state: core.GcState, version: int, now: int,
     return listing == core.DONE  # one cycle per user and run; the next starts next run
 
 
+def _packs_page(rt: Runtime, user: str, state: core.GcState, objects: list[core.Stored],
+                now: int, tally: core.Tally) -> tuple[core.GcState, list[core.Stored]]:
+    """A page of packs: the dead ones to doom (a repacked one only once every
+    read URL issued before its repack has expired); the mostly dead ones
+    repacked now. Returns the state with the repacked packs retired."""
+    indexed = rt.gc.pack_index(user, [o.object_id for o in objects])
+    every = {c for ids in indexed.values() for c in ids}
+    known = rt.meta.known_chunks(user, every)
+    where = rt.packs.locations(user, known)
+    grace, retired = rt.settings.gc_grace_s, {p for p, _ in state.retired}
+    ready = core.ready_to_doom(state, now, rt.settings.upload_ttl_s)
+    dead, repacked = [], []
+    for o in objects:
+        verdict = core.pack_verdict(o, indexed[o.object_id], where, known, now, grace)
+        if verdict.dead and (o.object_id not in retired or o.object_id in ready):
+            dead.append(o)
+        elif (verdict.mostly_dead and o.object_id not in retired
+              and verdict.live_bytes <= core.REPACK_MAX_LIVE):
+            blobs = core.live_blobs(o.object_id, indexed[o.object_id], where, known)
+            if _repack(rt, user, o.object_id, blobs, tally):
+                repacked.append(o.object_id)
+        tally.repack_candidates += verdict.mostly_dead
+    return core.retire(state, repacked, now), dead
+
+
+def _repack(rt: Runtime, user: str, pack_id: str, blobs: list[tuple[str, Location]],
+            tally: core.Tally) -> bool:
+    """Copy a pack's live blobs, as they are (sealed; no key needed), into a
+    new server-written pack, index it, then move their locations there (each
+    only if it still points at the old pack). The old pack is retired: the
+    list step dooms it once no read URL for it can still be in use."""
+    data = bytearray(core.SERVER_PACK_HEADER)
+    for _c, loc in blobs:
+        blob = rt.blobs.read_range(pack_key(user, pack_id), loc.offset, loc.length)
+        if blob is None or len(blob) != loc.length:
+            return False  # gone or short: leave it to the next cycle
+        data += blob
+    new = new_id()
+    rt.blobs.put_new(pack_key(user, new), bytes(data))
+    moved = core.repacked(new, blobs)
+    rt.gc.index_packs(user, {new: list(moved)})  # the index first, as pack_commit does
+    tally.blobs_moved += rt.gc.relocate(user, {c: (pack_id, loc) for c, loc in moved.items()})
+    tally.packs_repacked += 1
+    log.info("gc %s: repacked %d live blob(s) of a pack", user, len(blobs))
+    return True
+
+
 def _scan(rt: Runtime, user: str, state: core.GcState, version: int, now: int,
           tally: core.Tally) -> bool:
     """Read a page of files' revisions (all of them, over as many steps as
-    it takes, after the doom) and rescue whatever they reference."""
+    it takes, after the doom) and rescue whatever they reference. The first
+    step reads which chunks are located in the doomed packs (after the doom,
+    so no location can point at one anew)."""
+    if state.watch is None:
+        indexed = rt.gc.pack_index(user, state.doomed_packs)
+        where = rt.packs.locations(user, {c for ids in indexed.values() for c in ids})
+        rt.gc.save(user, replace(state, watch=core.watching(indexed, where)), version)
+        return False
     files, nxt = rt.gc.files_page(user, state.scan_cursor, FILES_PER_STEP)
     referenced = {c for f in files for c in rt.gc.revision_chunks(user, f)}
-    watch = core.watch_index(rt.gc.pack_index(user, state.doomed_packs))
-    after = core.rescue(state, referenced, watch)
+    after = core.rescue(state, referenced)
     repaired = after.rescued_chunks - state.rescued_chunks
     if repaired:  # referenced but unknown to the index (a crash after a commit)
         rt.meta.remember_chunks(user, repaired)

@@ -129,3 +129,19 @@ class Blobs:
             raise
         return True
 
+    def read_range(self, key: str, offset: int, length: int) -> bytes | None:
+        """`length` bytes at `offset` (a blob of a pack), None if the object is gone."""
+        try:
+            got = self.s3.get_object(Bucket=self.bucket, Key=key,
+                                     Range=f"bytes={offset}-{offset + length - 1}")
+        except ClientError as exc:
+            if _absent(exc):
+                return None
+            raise
+        data: bytes = got["Body"].read()
+        return data
+
+    def put_new(self, key: str, body: bytes) -> None:
+        """A create-only PUT (`If-None-Match: *`): never over an existing object."""
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*")
+

@@ -22,6 +22,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ..core.gc import GcState, pack_ids, packed
+from ..core.packs import Location
 from .meta import ddb_item, ddb_plain
 
 _STATE_SK = "GC"
@@ -45,6 +46,26 @@ def _etags(it: dict[str, Any]) -> tuple[tuple[str, str], ...]:
         for k in range(len(ids) // width):
             out.append((ids[k * width:(k + 1) * width].hex(), tags[k * 16:(k + 1) * 16].hex()))
     return tuple(sorted(out))
+
+
+def _watch_fields(state: GcState) -> dict[str, Any]:
+    if state.watch is None:
+        return {}
+    return {"wok": True, "wc": b"".join(bytes.fromhex(c) for c, _ in state.watch),
+            "wp": b"".join(bytes.fromhex(p) for _, p in state.watch)}
+
+
+def _watch(it: dict[str, Any]) -> tuple[tuple[str, str], ...] | None:
+    if not it.get("wok"):
+        return None
+    chunks, packs = _bytes(it.get("wc")), _bytes(it.get("wp"))
+    return tuple((chunks[k * 32:(k + 1) * 32].hex(), packs[k * 16:(k + 1) * 16].hex())
+                 for k in range(len(chunks) // 32))
+
+
+def _retired(raw: bytes) -> tuple[tuple[str, int], ...]:
+    return tuple((raw[k:k + 16].hex(), int.from_bytes(raw[k + 16:k + 24], "big"))
+                 for k in range(0, len(raw), 24))
 
 
 def _after(pk: str, after: str) -> dict[str, Any]:
@@ -83,7 +104,8 @@ class GcStore:
             rescued_packs=pack_ids(_bytes(it.get("rp")), 16),
             scan_cursor=it.get("scur", ""),
             etags=_etags(it), since=float(it.get("since", 0)), upto=float(it.get("upto", 0)),
-            cycles=int(it.get("cycles", 0))), int(it.get("ver", 0))
+            cycles=int(it.get("cycles", 0)), watch=_watch(it),
+            retired=_retired(_bytes(it.get("ret")))), int(it.get("ver", 0))
 
     def fence(self, user_id: str) -> GcState:
         """Read BEFORE checking chunks the index does not know (pack_commit.py)."""
@@ -99,7 +121,9 @@ class GcStore:
                         rc=packed(state.rescued_chunks), rp=packed(state.rescued_packs),
                         scur=state.scan_cursor, since=Decimal(str(state.since)),
                         upto=Decimal(str(state.upto)), cycles=state.cycles,
-                        **_etag_fields(state))
+                        **_etag_fields(state), **_watch_fields(state),
+                        ret=b"".join(bytes.fromhex(p) + at.to_bytes(8, "big")
+                                     for p, at in state.retired))
         return {"TableName": self.table, "Item": item, **cond}
 
     def save(self, user_id: str, state: GcState, version: int) -> int:
@@ -212,3 +236,23 @@ class GcStore:
             for raw in page.get("Items", []):
                 data = _bytes(ddb_plain(raw).get("chunks"))
                 yield from (data[i:i + 32].hex() for i in range(0, len(data), 32))
+
+    def relocate(self, user_id: str, moved: Mapping[str, tuple[str, Location]]) -> int:
+        """Point each chunk's location at its copy in a new pack, if it still
+        points at the old one (`moved`: chunk -> (old pack, new location)).
+        How many moved."""
+        done = 0
+        for c, (old, loc) in sorted(moved.items()):
+            try:
+                self.db.put_item(
+                    TableName=self.table, Item=ddb_item(pk=f"L#{user_id}", sk=c,
+                                                        pack=loc.pack_id, off=loc.offset,
+                                                        len=loc.length),
+                    ConditionExpression="#p = :old", ExpressionAttributeNames={"#p": "pack"},
+                    ExpressionAttributeValues=ddb_item(**{":old": old}))
+                done += 1
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+        return done
+

@@ -42,6 +42,8 @@ GRACE_S = 24 * 3600  # > presign TTL (1 h) + sweeper (1 h 5 min), with a day's m
 MAX_DOOMED_CHUNKS = 1000  # per cycle: 32 KB of ids in the state item a commit may read
 MAX_DOOMED_PACKS = 100  # per cycle: each pack's index (<= 4,096 ids) is read by the scan
 REPACK_BELOW = 0.5  # a pack with less than half its bytes live is "mostly dead"
+REPACK_MAX_LIVE = 16 * 1024 * 1024  # the live bytes one repack holds in memory
+SERVER_PACK_HEADER = b"SSRP\x01"  # FORMAT.md §12, "Server-written packs"
 
 INDEX, LIST, SCAN, DELETE = "index", "list", "scan", "delete"
 PHASES = (INDEX, LIST, SCAN, DELETE)
@@ -92,6 +94,12 @@ class GcState:
     since: float = 0.0
     upto: float = 0.0
     cycles: int = 0
+    # chunk -> doomed pack it is still located in, read once after the doom
+    # (None: not read yet); the scan rescues a pack only for these
+    watch: tuple[tuple[str, str], ...] | None = None
+    # packs whose live blobs were copied out (repack), and when: doomed once
+    # every read URL issued before has expired
+    retired: tuple[tuple[str, int], ...] = ()
 
     def fence(self) -> Fence:
         return Fence(self.gen, self.doomed_chunks, self.doomed_packs)
@@ -118,6 +126,8 @@ class Tally:
     doomed: int = 0
     rescued: int = 0
     repack_candidates: int = 0
+    packs_repacked: int = 0
+    blobs_moved: int = 0
     steps: int = 0
     extra: dict[str, int] = field(default_factory=dict)
 
@@ -172,25 +182,60 @@ def doom(state: GcState, chunks: Iterable[Stored], packs: Iterable[Stored]) -> G
     """The state the doom transaction writes: next generation, the doomed
     sets with the ETags listed, the scan from the start."""
     chunks, packs = list(chunks), list(packs)
-    return replace(state, gen=state.gen + 1, phase=SCAN,
+    return replace(state, gen=state.gen + 1, phase=SCAN, watch=None,
                    doomed_chunks=frozenset(o.object_id for o in chunks),
                    doomed_packs=frozenset(o.object_id for o in packs),
                    rescued_chunks=frozenset(), rescued_packs=frozenset(), scan_cursor="",
                    etags=tuple(sorted((o.object_id, o.etag) for o in chunks + packs)))
 
 
-def rescue(state: GcState, referenced: Iterable[str],
-           watch: Mapping[str, frozenset[str]]) -> GcState:
+def rescue(state: GcState, referenced: Iterable[str]) -> GcState:
     """Add to the rescued sets whatever the revisions just read need:
-    doomed chunks they name, doomed packs holding a chunk they name
-    (`watch`: chunk -> doomed packs it was ever located in; conservative)."""
+    doomed chunks they name, and doomed packs in which a chunk they name is
+    located (`state.watch`, read after the doom: no location can point at a
+    doomed pack anew after it, so nothing located there is missed)."""
     refs = set(referenced)
     chunks = state.rescued_chunks | (refs & state.doomed_chunks)
     packs = set(state.rescued_packs)
-    for c in refs:
-        packs |= watch.get(c, frozenset())
+    for c, p in state.watch or ():
+        if c in refs:
+            packs.add(p)
     return replace(state, rescued_chunks=frozenset(chunks),
                    rescued_packs=frozenset(packs & state.doomed_packs))
+
+
+def watching(indexed: Mapping[str, Iterable[str]],
+             where: Mapping[str, Location]) -> tuple[tuple[str, str], ...]:
+    """(chunk, pack) for every chunk indexed in a doomed pack that is still
+    located there (a chunk located elsewhere is read from there)."""
+    return tuple(sorted((c, p) for p, chunks in indexed.items() for c in chunks
+                        if (loc := where.get(c)) is not None and loc.pack_id == p))
+
+
+def live_blobs(pack_id: str, indexed: Iterable[str], where: Mapping[str, Location],
+               known: set[str]) -> list[tuple[str, Location]]:
+    """The live blobs of a pack, in chunk-id order: what a repack copies."""
+    return sorted((c, loc) for c in set(indexed) if c in known
+                  and (loc := where.get(c)) is not None and loc.pack_id == pack_id)
+
+
+def repacked(new_pack: str, blobs: list[tuple[str, Location]]) -> dict[str, Location]:
+    """Where each live blob lies in the server-written pack: after the
+    header, back to back in chunk-id order (FORMAT.md §12)."""
+    out, at = {}, len(SERVER_PACK_HEADER)
+    for c, loc in sorted(blobs):
+        out[c] = Location(new_pack, at, loc.length)
+        at += loc.length
+    return out
+
+
+def retire(state: GcState, packs: Iterable[str], now: int) -> GcState:
+    return replace(state, retired=tuple(sorted({*state.retired, *((p, now) for p in packs)})))
+
+
+def ready_to_doom(state: GcState, now: float, url_ttl_s: int) -> set[str]:
+    """Retired packs no read URL issued before their repack can still use."""
+    return {p for p, at in state.retired if at <= now - url_ttl_s}
 
 
 def to_delete(state: GcState) -> tuple[list[str], list[str]]:
@@ -202,19 +247,11 @@ def to_delete(state: GcState) -> tuple[list[str], list[str]]:
 def cleared(state: GcState) -> GcState:
     """After the deletes: the doomed sets emptied (the objects are gone, so a
     commit finds them missing anyway), listing resumes where it stopped."""
+    gone = state.doomed_packs - state.rescued_packs
     return replace(state, phase=LIST, doomed_chunks=frozenset(), doomed_packs=frozenset(),
+                   retired=tuple(r for r in state.retired if r[0] not in gone), watch=None,
                    rescued_chunks=frozenset(), rescued_packs=frozenset(), scan_cursor="",
                    etags=())
-
-
-def watch_index(indexed: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str]]:
-    """chunk -> the doomed packs it was ever located in, from each doomed
-    pack's index."""
-    out: dict[str, set[str]] = {}
-    for pack, chunks in indexed.items():
-        for c in chunks:
-            out.setdefault(c, set()).add(pack)
-    return {c: frozenset(p) for c, p in out.items()}
 
 
 def pack_ids(raw: bytes, width: int) -> frozenset[str]:

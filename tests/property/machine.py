@@ -63,6 +63,7 @@ class Stats:
     packs: dict[str, int] = {}  # batches by what became of their pack
 
     collected = 0  # chunk objects and packs the gc job deleted
+    repacked = 0  # mostly-dead packs the gc job repacked
     idle = 0  # rule calls that found nothing to do (an empty queue): not steps
 
     @classmethod
@@ -347,6 +348,8 @@ class CommitMachine(RuleBasedStateMachine):
         self.model.collected = self.model.collected or past_grace
         report = self.world.collect(past_grace)
         Stats.collected += report["chunks_deleted"] + report["packs_deleted"]
+        Stats.repacked += report["packs_repacked"]
+        self.world.learn_server_packs()  # a repack's packs: the model checks their ranges
         if not past_grace:
             assert report["chunks_deleted"] == report["packs_deleted"] == 0, report
 

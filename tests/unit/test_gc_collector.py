@@ -114,3 +114,33 @@ def test_a_commit_that_lands_before_the_doom_is_rescued_by_the_scan(
     report = collector.collect(h.rt, int(time.time()) + LATER)
     assert report["packs_deleted"] == 0 and report["rescued"] >= 1
     assert read_chunk(h, dev, item.file_id) == {chunk_id(blob): blob}
+
+
+def test_a_mostly_dead_pack_is_repacked_then_collected_once_read_urls_expired(
+        fast: Harness) -> None:
+    """One entry commits, the other (base ahead of the head) is rejected: its
+    big blob lies dead in the same pack. The job copies the live blob into a
+    server-written pack (no key: the blob is sealed to its chunk id, not its
+    pack), moves its location, and deletes the old pack a run later."""
+    h, dev = fast, fast.signup()
+    live, dead = secrets.token_bytes(300), secrets.token_bytes(6000)
+    pid, data, decl = make_pack([live, dead], pad=0)
+    items = [BatchItem(new_id(), 0, chunks=(live,)), BatchItem(new_id(), 3, chunks=(dead,))]
+    batch = post_batch(h, dev, items, [decl])
+    put(h, pack_key(dev.user_id, pid), data)
+    put(h, batch.key, batch.bundle)
+    h.commit(batch.key)
+    assert [v[0] for v in verdicts(h, dev, batch)] == ["accepted", "rejected"]
+    at = int(time.time()) + LATER
+    first = collector.collect(h.rt, at)
+    assert (first["packs_repacked"], first["blobs_moved"], first["packs_deleted"]) == (1, 1, 0)
+    body = h.head(dev, items[0].file_id)
+    assert body is not None and body["chunks"][0]["pack"] != pid  # moved
+    assert body["chunks"][0]["offset"] == 5  # after the server pack's header
+    assert read_chunk(h, dev, items[0].file_id) == {chunk_id(live): live}
+    assert exists(h, pack_key(dev.user_id, pid))  # a reader may still hold its URL
+    assert collector.collect(h.rt, at + 60)["packs_deleted"] == 0
+    later = collector.collect(h.rt, at + h.rt.settings.upload_ttl_s + 60)
+    assert later["packs_deleted"] == 1 and later["locations_deleted"] == 1
+    assert not exists(h, pack_key(dev.user_id, pid))
+    assert read_chunk(h, dev, items[0].file_id) == {chunk_id(live): live}

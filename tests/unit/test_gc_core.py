@@ -3,6 +3,8 @@ what a pack's verdict is, and that the cycle never deletes anything a
 revision scanned after the doom references."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -61,29 +63,46 @@ def test_next_cycle_moves_the_window_and_goes_full_every_so_often() -> None:
 ids = st.integers(0, 30)
 
 
-@given(doomed_chunks=st.sets(ids), packs=st.dictionaries(st.integers(0, 6), st.sets(ids)),
+@given(doomed_chunks=st.sets(ids), located=st.dictionaries(ids, st.integers(0, 6)),
        doomed_packs=st.sets(st.integers(0, 6)),
        pages=st.lists(st.sets(ids), max_size=5))
 def test_nothing_a_scanned_revision_references_is_ever_deleted(
-        doomed_chunks: set[int], packs: dict[int, set[int]], doomed_packs: set[int],
+        doomed_chunks: set[int], located: dict[int, int], doomed_packs: set[int],
         pages: list[set[int]]) -> None:
     """Whatever order the scan pages come in: a doomed chunk a revision
-    names, and a doomed pack that ever held a chunk a revision names, are
-    rescued; everything else doomed is deleted."""
+    names, and a doomed pack in which a chunk a revision names is located,
+    are rescued; everything else doomed is deleted."""
+    where = {cid(c): Location(pid(p), 0, 1) for c, p in located.items()}
+    indexed = {pid(p): {cid(c) for c, q in located.items() if q == p} | {cid(99)}
+               for p in doomed_packs}  # the index is a superset of the locations
     state = gc.doom(gc.GcState(), [gc.Stored(cid(c), OLD, 1, MD5) for c in doomed_chunks],
                     [gc.Stored(pid(p), OLD, 1, MD5) for p in doomed_packs])
-    watch = gc.watch_index({pid(p): {cid(c) for c in packs.get(p, set())}
-                            for p in doomed_packs})
+    state = replace(state, watch=gc.watching(indexed, where))
     for page in pages:
-        state = gc.rescue(state, {cid(c) for c in page}, watch)
+        state = gc.rescue(state, {cid(c) for c in page})
     chunks, dead_packs = gc.to_delete(state)
     referenced = set().union(*pages) if pages else set()
-    assert {cid(c) for c in referenced} .isdisjoint(chunks)
-    for p in dead_packs:
-        assert not packs.get(int(p, 16), set()) & referenced
+    assert {cid(c) for c in referenced}.isdisjoint(chunks)
+    needed = {pid(located[c]) for c in referenced if c in located}
+    assert needed.isdisjoint(dead_packs)
     assert set(chunks) == {cid(c) for c in doomed_chunks - referenced}
-    assert set(dead_packs) == {pid(p) for p in doomed_packs
-                               if not packs.get(p, set()) & referenced}
+    assert set(dead_packs) == {pid(p) for p in doomed_packs} - needed
+
+
+def test_live_blobs_are_repacked_back_to_back_after_the_header() -> None:
+    here = {cid(2): Location(pid(1), 900, 50), cid(1): Location(pid(1), 5, 30),
+            cid(3): Location(pid(7), 5, 10)}
+    blobs = gc.live_blobs(pid(1), [cid(1), cid(2), cid(3), cid(4)], here,
+                          {cid(1), cid(2), cid(3)})
+    assert [c for c, _ in blobs] == [cid(1), cid(2)]
+    moved = gc.repacked(pid(9), blobs)
+    assert moved == {cid(1): Location(pid(9), 5, 30), cid(2): Location(pid(9), 35, 50)}
+
+
+def test_a_retired_pack_is_ready_once_read_urls_expired() -> None:
+    s = gc.retire(gc.GcState(), [pid(1)], 1000)
+    assert gc.ready_to_doom(s, 1000 + 3599, 3600) == set()
+    assert gc.ready_to_doom(s, 1000 + 3600, 3600) == {pid(1)}
 
 
 @given(st.lists(st.tuples(st.integers(0, 30), st.binary(min_size=16, max_size=16)),
