@@ -13,6 +13,7 @@ import secrets
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
@@ -37,6 +38,26 @@ def heads_readable(h: Harness, dev, expected: dict[str, dict[str, bytes]]) -> No
         assert read_chunk(h, dev, file_id) == chunks, file_id
 
 
+def race(*actions: Callable[[], object]) -> None:
+    """Run the actions on threads released together; re-raise any failure."""
+    start = threading.Barrier(len(actions))
+    errors: list[BaseException] = []
+
+    def run(action: Callable[[], object]) -> None:
+        try:
+            start.wait()
+            action()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(a,)) for a in actions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+
+
 def test_commits_racing_the_collector_never_reference_a_deleted_object(
         h: Harness, make_rt: RuntimeFactory) -> None:
     committer = make_rt(SEALSYNC_REDIS_URL=h.rt.settings.redis_url)
@@ -54,31 +75,11 @@ def test_commits_racing_the_collector_never_reference_a_deleted_object(
                  BatchItem(new_id(), 0, chunks=(v1_blob,)), BatchItem(new_id(), 0)]
         batch = post_batch(h, dev, items, [decl])
         put(h, batch.key, batch.bundle)
-        start = threading.Barrier(2)
-        delay = rng.random() * 0.05
-        errors: list[BaseException] = []
-
-        def commit(key: str = batch.key) -> None:
-            try:
-                start.wait()
-                deliver(committer, key)
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-
-        def collect(user: str = dev.user_id, wait: float = delay) -> None:
-            try:
-                start.wait()
-                time.sleep(wait)
-                collector.collect_user(gc_rt, user, int(time.time()) + LATER, tally)
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=commit), threading.Thread(target=collect)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        assert not errors, errors
+        delay = rng.random() * 0.05  # shifts where the collector meets the commit
+        race(lambda key=batch.key: deliver(committer, key),
+             lambda user=dev.user_id, wait=delay: (
+                 time.sleep(wait),
+                 collector.collect_user(gc_rt, user, int(time.time()) + LATER, tally)))
         body = h.batch(dev, batch.batch_id)
         assert body["status"] == FINISHED
         statuses = [e["status"] for e in body["entries"]]
