@@ -291,24 +291,6 @@ class Api:
         return self.call("DELETE", f"/v1/devices/{device_id}?signature={signature}")
 
     # -- sync ---------------------------------------------------------------
-    def create_upload(self, file_id: str, base: int, manifest_size: int,
-                      chunks: list[tuple[str, int]]) -> Body:
-        return self.call("POST", "/v1/uploads", {
-            "file_id": file_id, "base_revision": base, "manifest_size": manifest_size,
-            "chunks": [{"id": cid, "size": size} for cid, size in chunks]})
-
-    def upload_status(self, upload_id: str, wait_s: int = 0) -> Body:
-        return self.call("GET", f"/v1/uploads/{upload_id}?wait={wait_s}", wait_s=wait_s)
-
-    def wait_upload(self, upload_id: str, rounds: int = 15, wait_s: int = 20) -> Body:
-        """Long-poll until the upload is decided (accepted, conflict or rejected)."""
-        for _ in range(rounds):
-            b = self.upload_status(upload_id, wait_s)
-            if b["status"] != "pending":
-                return b
-        raise ApiError(f"upload {upload_id} is still pending after {rounds * wait_s}s; "
-                       "it will be retried on the next sync")
-
     def create_batch(self, entries: list[Body], packs: list[Body] | None = None) -> Body:
         body: Body = {"entries": entries}
         if packs:

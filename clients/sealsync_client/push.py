@@ -3,7 +3,7 @@
 A `PushChannel` runs on one background thread. When the server offers a
 WebSocket (`GET /v1/push`), it keeps one open and:
 
-* an `upload` message (the result of this device's upload) is kept for
+* a `batch` message (the verdicts of this device's batch) is kept for
   `wait_result`, so the uploading thread needs no poll at all;
 * a `changes` message (another device committed) sets `wake`, and the
   watch loop runs a sync pass, which pulls from its cursor.
@@ -14,7 +14,7 @@ sets `wake`, so the next pass catches up from the cursor and nothing sent
 while it was away is missed. The change feed stays the truth: a message is
 only ever a hint to look.
 
-`PushApi` is the client's `Api` with one difference: `wait_upload` first
+`PushApi` is the client's `Api` with one difference: `wait_batch` first
 waits for the pushed result, and falls back to the long poll when there is
 no connection, it dropped, or the result does not come.
 """
@@ -199,8 +199,7 @@ class PushChannel:
             return
         if not isinstance(msg, dict):
             return
-        key = msg.get("upload_id") if msg.get("type") == "upload" else \
-            msg.get("batch_id") if msg.get("type") == "batch" else None
+        key = msg.get("batch_id") if msg.get("type") == "batch" else None
         if isinstance(key, str):
             with self._cond:
                 self._results[key] = msg
@@ -230,22 +229,8 @@ class PushApi(Api):
     """`Api` whose upload results come by push when a channel is connected."""
 
     channel: PushChannel | None = None
-    result_polls = 0  # GET /v1/uploads/{id} calls made: what push saves
+    result_polls = 0  # GET /v1/batches/{id} calls made: what push saves
     _count = threading.Lock()
-
-    def upload_status(self, upload_id: str, wait_s: int = 0) -> Body:
-        with self._count:
-            self.result_polls += 1
-        return super().upload_status(upload_id, wait_s)
-
-    def wait_upload(self, upload_id: str, rounds: int = 15, wait_s: int = 20) -> Body:
-        channel = self.channel
-        if channel is not None and channel.connected:
-            pushed = channel.wait_result(upload_id)
-            if pushed is not None and pushed.get("status") != "pending":
-                return {k: v for k, v in pushed.items() if k != "type"}
-        return super().wait_upload(upload_id, rounds, wait_s)
-
 
     def batch_status(self, batch_id: str, wait_s: int = 0) -> Body:
         with self._count:

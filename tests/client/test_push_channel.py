@@ -33,15 +33,15 @@ def channel() -> tuple[PushChannel, threading.Event]:
 def test_a_pushed_result_reaches_its_waiter_even_if_it_came_first() -> None:
     ch, _ = channel()
     ch.state = "connected"
-    ch._on_message(json.dumps({"type": "upload", "upload_id": "early", "status": "accepted"}))
-    assert ch.wait_result("early", 1)["status"] == "accepted"
+    ch._on_message(json.dumps({"type": "batch", "batch_id": "early", "status": "finished"}))
+    assert ch.wait_result("early", 1)["status"] == "finished"
     got: list[object] = []
     waiter = threading.Thread(target=lambda: got.append(ch.wait_result("late", 30)))
     waiter.start()
     time.sleep(0.2)
-    ch._on_message(json.dumps({"type": "upload", "upload_id": "late", "status": "conflict"}))
+    ch._on_message(json.dumps({"type": "batch", "batch_id": "late", "status": "finished"}))
     waiter.join(10)
-    assert got and got[0]["status"] == "conflict"  # type: ignore[index]
+    assert got and got[0]["batch_id"] == "late"  # type: ignore[index]
 
 
 def test_a_connection_change_sends_waiters_to_the_long_poll() -> None:
@@ -61,7 +61,7 @@ def test_a_connection_change_sends_waiters_to_the_long_poll() -> None:
 def test_change_notices_wake_only_when_ahead_and_junk_is_ignored() -> None:
     ch, wake = channel()
     ch.set_cursor(5)
-    for junk in ("not json", "[]", '{"type": "upload"}', '{"type": "changes", "cursor": 5}'):
+    for junk in ("not json", "[]", '{"type": "batch"}', '{"type": "changes", "cursor": 5}'):
         ch._on_message(junk)
     assert not wake.is_set()
     ch._on_message('{"type": "changes", "cursor": 6}')

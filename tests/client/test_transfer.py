@@ -41,7 +41,7 @@ MiB = 1024 * 1024
 
 
 class FakeServer:
-    """create_upload / put_blob / wait_upload, keeping every PUT."""
+    """create_batch / put_blob / wait_batch, keeping every PUT."""
 
     def __init__(self) -> None:
         self.chunks: dict[str, bytes] = {}
@@ -56,8 +56,8 @@ class FakeServer:
         self.asked.append(chunk_ids)
         return [c for c in chunk_ids if c not in self.chunks]
 
-    def create_upload(self, file_id: str, base: int, manifest_size: int,
-                      chunks: list[tuple[str, int]]) -> dict[str, Any]:
+    def ticket(self, chunks: list[tuple[str, int]]) -> dict[str, Any]:
+        """The URLs a batch's answer carries for these chunks."""
         need = {cid: f"chunk:{cid}" for cid, _ in chunks if cid not in self.chunks}
         if self.before_puts is not None:
             self.before_puts()
@@ -80,9 +80,6 @@ class FakeServer:
             assert headers == {"If-None-Match": "*"}
             self.chunks[url.removeprefix("chunk:")] = bytes(blob)
 
-    def wait_upload(self, upload_id: str) -> dict[str, Any]:
-        return {"status": "accepted", "revision": 1}
-
     def create_batch(self, entries: list[dict[str, Any]],
                      packs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         self.entries = entries
@@ -90,7 +87,7 @@ class FakeServer:
         self.declared.update({p["pack_id"]: p for p in packs or []})
         chunks = [(c["id"], c["size"]) for e in entries for c in e["chunks"]
                   if c["id"] not in packed]
-        ticket = self.create_upload("", 0, 0, chunks)
+        ticket = self.ticket(chunks)
         return {"batch_id": "b", "bundle_url": ticket["manifest_url"],
                 "chunk_urls": ticket["chunk_urls"], "chunk_headers": ticket["chunk_headers"],
                 "pack_urls": {p["pack_id"]: f"pack:{p['pack_id']}" for p in packs or []}}

@@ -34,8 +34,7 @@ class CommitKnows(FakeServer):
         self.verdict = "accepted"
         self.put_bytes = 0
 
-    def create_upload(self, file_id: str, base: int, manifest_size: int,
-                      chunks: list[tuple[str, int]]) -> dict[str, Any]:
+    def ticket(self, chunks: list[tuple[str, int]]) -> dict[str, Any]:
         return {"upload_id": "u", "manifest_url": "manifest",
                 "chunk_urls": {c: f"chunk:{c}" for c, _ in chunks if c not in self.committed},
                 "chunk_headers": {"If-None-Match": "*"}}
