@@ -1,10 +1,11 @@
 """Commit latency against a running local stack (`make dev`).
 
-Commit latency is the time from the manifest PUT returning to the verdict
-being visible to the client through one long poll,
-GET /v1/uploads/{id}?wait=20. It covers the S3 notification, the queue, the
-event pump, the commit handler (lock, checks, fenced transaction, manifest
-copy) and the Redis wake-up of the long poll.
+Commit latency is the time from the bundle PUT returning to the verdict
+being visible to the client through one long poll, GET
+/v1/batches/{id}?wait=20 (one protocol: a single file is a batch of one).
+It covers the S3 notification, the queue, the event pump, the commit
+handler (locks, checks, fenced transaction, bundle copy) and the Redis
+wake-up of the long poll.
 
 Each sample is a 1 KiB manifest (a small file riding inline, no chunks),
 uploaded as successive revisions of one file (or of a new file each time
@@ -27,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from local.apiclient import Client, new_file_id, read_state  # noqa: E402
+from local.apiclient import Client, bundle, new_file_id, read_state  # noqa: E402
 
 DEFAULT_STATE = Path(__file__).resolve().parent.parent / ".sealsync-stack.json"
 MANIFEST_BYTES = 1024
@@ -41,16 +42,18 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def one_commit(api: Client, dev: Any, file_id: str, base: int) -> tuple[float, int]:
-    """Upload one version; return (ms from manifest PUT to verdict, revision)."""
+    """Upload one version as a batch of one; return (ms from bundle PUT to
+    verdict, revision)."""
     manifest = secrets.token_bytes(MANIFEST_BYTES)
-    ticket = api.create_upload(dev, file_id, base, manifest)
-    api.put_blob(ticket["manifest_url"], manifest)
+    ticket = api.create_batch(dev, [(file_id, base, len(manifest), ())])
+    api.put_blob(ticket["bundle_url"], bundle(dev, [(file_id, base, manifest, ())]))
     t0 = time.perf_counter()
-    result = api.status(dev, ticket["upload_id"], WAIT_S)
+    result = api.batch_status(dev, ticket["batch_id"], WAIT_S)
     ms = (time.perf_counter() - t0) * 1000
-    if result["status"] != "accepted":
-        raise SystemExit(f"upload {ticket['upload_id']} ended {result}, not accepted")
-    return ms, int(result["revision"])
+    verdict = result["entries"][0]
+    if verdict["status"] != "accepted":
+        raise SystemExit(f"batch {ticket['batch_id']} ended {result}, not accepted")
+    return ms, int(verdict["revision"])
 
 
 def run(api: Client, n: int, warmup: int, new_files: bool) -> list[float]:
@@ -86,7 +89,7 @@ def summary(samples: list[float], state: dict[str, Any], args: argparse.Namespac
     s = sorted(samples)
     return {
         "benchmark": "commit_latency",
-        "definition": "manifest PUT returned -> verdict via GET /v1/uploads/{id}?wait=20",
+        "definition": "bundle PUT returned -> verdict via GET /v1/batches/{id}?wait=20",
         "n": len(s), "warmup": args.warmup, "manifest_bytes": MANIFEST_BYTES,
         "files": "new file per upload" if args.new_files else "successive revisions of one file",
         "redis": state.get("redis"), "api": state.get("api"),

@@ -183,7 +183,8 @@ class Client:
             **enrolment(user_id, account_seed, seed)}, expect=201)
         return Device(b["user_id"], b["device_id"], b["token"], auth_key, account_seed, seed)
 
-    # -- uploads --------------------------------------------------------------
+    # -- v1 single uploads: the thin wrapper over a batch of one ---------------
+    # (chalicelib/single.py; kept to test that wrapper end to end)
     def create_upload(self, dev: Device, file_id: str, base: int, manifest: bytes,
                       chunks: Sequence[bytes] = ()) -> dict[str, Any]:
         ids = [chunk_id(c) for c in chunks]
