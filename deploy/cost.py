@@ -9,7 +9,8 @@ the code's calls drift from the figures below) and deploy/prices.json.
 Two models side by side. **Batches** (what the desktop client sends): N file
 versions in one POST /v1/batches, one bundle PUT, one S3 event, one handler
 run, one long poll (GET /v1/batches/{id}?wait=N). **Single commits** (POST
-/v1/uploads, still served): one of each per file version.
+/v1/uploads, still served as a batch of one: docs/DESIGN.md "One
+protocol"): one of each per file version.
 
 One single commit is the whole life of a new small file version: POST
 /v1/uploads, the client's PUTs, the S3 event through SQS, the commit
@@ -36,19 +37,27 @@ PRICES = ROOT / "deploy" / "prices.json"
 # tests/deploy/test_call_counts.py.
 # GetObject: the handler reads the manifest once to check its device signature
 S3_CALLS = {"HeadObject": 3, "GetObject": 1, "CopyObject": 1, "DeleteObject": 1}
+# A single commit is a batch of one (chalicelib/single.py), so these are the
+# batch figures below at N = 1, plus its one chunk (the chunk index, at
+# presign and at commit, and remembering it).
 # GetItem: 1 the billing standing (read-only accounts: 402), 4 the device
 # item (2 authorizer runs, the presign's write check, the commit's signature check),
 # 1 the garbage collector's fence (the commit relies on a chunk the index does
-# not know yet: chalicelib/pack_commit.py)
-DYNAMODB_CALLS = {"GetItem": 9,
-                  "PutItem": 1, "BatchGetItem": 2, "TransactWriteItems": 1,
-                  # routing the staging key (one read, batch or upload); push:
-                  # the user's connections and mobile endpoints
-                  "Query": 2,
+# not know yet: chalicelib/pack_commit.py), 1 the batch's pack declaration
+# (none: the chunk came alone)
+DYNAMODB_CALLS = {"GetItem": 7,
+                  # the batch record: its entries and its state
+                  "PutItem": 2,
+                  # the chunk index at presign and at commit, the head
+                  "BatchGetItem": 3, "TransactWriteItems": 1,
+                  # UP#{batch}: routing the key, under the lock, at the end and
+                  # GET /v1/uploads/{id}; push: the user's devices
+                  "Query": 5,
                   "BatchWriteItem": 1,
-                  "UpdateItem": 1}  # metering: the PUT URLs POST /v1/uploads issued
+                  # finishing the batch; metering the PUT URLs POST /v1/uploads issued
+                  "UpdateItem": 2}
 # items <= 1 KiB written, <= 4 KiB read; the transaction's 2 usage counters add 4 WRU
-DYNAMODB_UNITS = {"rru": 11.5, "wru": 17.0}  # the standing: an eventually consistent read
+DYNAMODB_UNITS = {"rru": 13.5, "wru": 21.0}  # the standing: an eventually consistent read
 # SET NX PX + EVAL release for the file lock and for the feed lock, GET + SET
 # of the feed-head hint (which saves the counter's GetItem once a user has
 # committed), RPUSH + EXPIRE for two topics.

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from app import on_commit_queue
-from chalicelib.adapters.redis_lock import Locks
+from chalicelib.core.errors import Unavailable
 from chalicelib.core.ids import new_id
 from local.pump import Pump
 from tests.conftest import EVENTS_BUCKET
@@ -15,16 +15,24 @@ from tests.harness import Harness
 from tests.unit.test_events import s3_event, s3_record, sqs_event
 
 
-def _hold_lock(h: Harness, user_id: str, file_id: str) -> None:
-    """Another handler holds this file's lock; ours gives up at once."""
-    h.rt.__dict__["locks"] = Locks(h.rt.redis, h.rt.settings.lock_ttl_ms, 0.05)
-    h.rt.redis.set(h.rt.locks.key(user_id, file_id), "someone-else", px=60_000)
+def _failing_copy(h: Harness, key: str) -> None:
+    """S3 fails to copy this one staging object into place (a 503): its
+    commit fails retryably after its checks. (A held file lock no longer
+    fails a commit: the batch goes on without it and the fence decides.)"""
+    real_copy = h.rt.blobs.copy
+
+    def copy(source: str, dest: str) -> None:
+        if source == key:
+            raise Unavailable("S3 is failing")
+        real_copy(source, dest)
+
+    h.rt.blobs.copy = copy  # type: ignore[method-assign]
 
 
 def test_only_the_failed_message_is_reported(fast: Harness) -> None:
     dev = fast.signup()
     busy, free = fast.stage(dev, new_id(), 0), fast.stage(dev, new_id(), 0)
-    _hold_lock(fast, dev.user_id, busy.file_id)
+    _failing_copy(fast, busy.key)
     event = sqs_event(json.dumps(s3_event(s3_record(busy.key))),
                       json.dumps(s3_event(s3_record(free.key))), "not json")
     ids = [r["messageId"] for r in event["Records"]]
