@@ -1,7 +1,7 @@
 """The user's feed turn: commits of one user take turns on the feed counter.
 
-Shared by the single-upload and the batch pipelines (commit.py,
-batch_commit.py).
+Taken by the batch pipeline (batch_commit.py) around a batch's groups;
+a v1 upload is a batch of one.
 """
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ return n
 """
 
 # After a bounded wait, a batch takes the locks that are free: a stream of
-# single uploads on some of its files can keep all-or-nothing from ever
+# other batches (v1 uploads) on some of its files can keep all-or-nothing from ever
 # succeeding. One round trip; returns the keys taken.
 _ACQUIRE_FREE = """
 local taken = {}
@@ -171,7 +171,7 @@ class Locks:
 
     def acquire_batch(self, keys: list[str]) -> tuple[str, list[str]]:
         """A batch's locks: all or nothing for a share of the wait, then
-        whatever is free (so a stream of single uploads on some of its files
+        whatever is free (so a stream of batches of one on some of its files
         cannot starve it). Returns (token, the keys it holds); the files it
         does not hold are decided by the fence alone."""
         ordered = sorted(set(keys))

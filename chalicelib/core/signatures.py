@@ -4,7 +4,7 @@ Threat: a leaked bearer token. Before this, a token alone could commit any
 bytes, or a bare delete, that every device then refused forever. Now each
 device holds an Ed25519 key, registered at enrolment and vouched for by the
 account's signing key, and signs every version it uploads; the commit
-handler checks each batch entry (and each single upload) against the key of
+handler checks each batch entry (a v1 upload is a batch of one) against the key of
 the device that presigned it, before the fence. A token without the device
 key commits nothing. Nothing here needs plaintext: an entry's signature
 covers the SHA-256 of the *sealed* manifest bytes the server stores anyway.
