@@ -26,6 +26,7 @@ from chalicelib.core.ids import bundle_key, new_id
 from chalicelib.core.metering import Prices
 from tests.harness import BatchItem, Device, Harness, settings
 from tests.unit.bad_input import expect
+from tests.unit.test_openapi import CheckedHTTP, checked, resolve, validator  # noqa: F401
 
 QUOTA = 4096
 
@@ -221,3 +222,23 @@ def test_an_unchanged_bundle_commits_as_before(fast: Harness) -> None:
     item = BatchItem(new_id(), 0, chunks=(b"fine",))
     assert commit_batch(h, dev, [item]) == ["accepted"]
     assert h.manifest(dev, item.file_id) == item.manifest
+
+
+# -- the document ---------------------------------------------------------------------------
+def test_quota_answers_and_bound_urls_are_as_documented(
+        checked: tuple[Harness, CheckedHTTP]) -> None:  # noqa: F811
+    """The 413 over_quota and the tickets' put headers, validated against
+    chalicelib/openapi.json (CheckedHTTP), requests against their schema."""
+    h, http = checked
+    dev = h.signup()
+    item = BatchItem(new_id(), 0, chunks=(b"q" * 100,))
+    body = {**batch_body([item]), "bundle_sha256": "ab" * 32}
+    assert not list(validator(resolve({"$ref": "#/components/schemas/CreateBatch"}))
+                    .iter_errors(body))
+    assert h.post("/v1/batches", body, dev).status_code == 201
+    single = {**BatchItem(new_id(), 0).body(), "manifest_sha256": "cd" * 32}
+    assert h.post("/v1/uploads", single, dev).status_code == 201
+    tiny_quota(h, 10)
+    expect(h.post("/v1/batches", body, dev), 413, "over_quota")
+    expect(h.post("/v1/uploads", single, dev), 413, "over_quota")
+    assert {("/v1/batches", "post", "413"), ("/v1/uploads", "post", "413")} <= http.seen
