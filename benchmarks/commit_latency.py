@@ -45,8 +45,9 @@ def one_commit(api: Client, dev: Any, file_id: str, base: int) -> tuple[float, i
     """Upload one version as a batch of one; return (ms from bundle PUT to
     verdict, revision)."""
     manifest = secrets.token_bytes(MANIFEST_BYTES)
-    ticket = api.create_batch(dev, [(file_id, base, len(manifest), ())])
-    api.put_blob(ticket["bundle_url"], bundle(dev, [(file_id, base, manifest, ())]))
+    whole = bundle(dev, [(file_id, base, manifest, ())])
+    ticket = api.create_batch(dev, [(file_id, base, len(manifest), ())], whole)
+    api.put_blob(ticket["bundle_url"], whole, ticket.get("bundle_headers"))
     t0 = time.perf_counter()
     result = api.batch_status(dev, ticket["batch_id"], WAIT_S)
     ms = (time.perf_counter() - t0) * 1000

@@ -1,6 +1,6 @@
 """The local stack's commit transaction in moto, with and without
 local.moto.snapshot_moto_transactions, side by side in one process:
-a 5-item TransactWriteItems (like Meta.commit_accept) on a table already
+a 5-item TransactWriteItems (like a fenced commit) on a table already
 holding `items` items. Only the local stack's cost: real DynamoDB has no
 such per-table copy.
 

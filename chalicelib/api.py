@@ -21,11 +21,13 @@ from .core.decide import PENDING, TERMINAL
 from .core.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge, Unauthorized
 from .core.ids import check_chunk_id, check_id, chunk_key, new_id, staging_key
 from .core.packs import PackDecl, packed_chunks, parse_packs
+from .core.quota import Adding
 from .core.records import Version, batch_topic, feed_topic
 from .core.requests import only_fields, query_int
 from .core.tokens import Claims
 from .limits import charge_account
 from .pack_reads import chunk_sources, pack_urls
+from .quota import check_quota
 
 Body = dict[str, Any]
 MAX_DEVICES = 100  # per account, revoked ones included (their ids stay taken)
@@ -212,6 +214,8 @@ def record_batch(rt: Runtime, who: Claims, req: BatchRequest,
     sees its packs too. Every upload, v1's included, starts here."""
     writer(rt, who)
     billing.check_writable(rt, who.user_id)
+    check_quota(rt, who.user_id, [Adding(e.base_revision, e.manifest_size, len(e.chunk_ids),
+                                         e.size) for e in req.entries])  # deletes pass
     now = int(time.time())
     rec = BatchRecord(new_id(), who.user_id, who.device_id, req.entries, PENDING, now,
                       detached=detached)
@@ -234,8 +238,12 @@ def open_batch(rt: Runtime, who: Claims, req: BatchRequest,
     return {
         **pack_urls(rt, who.user_id, packs),
         "batch_id": batch_id,
+        # Create-only, and bound to bundle_sha256 when declared: send
+        # bundle_headers with the PUT (docs/SECURITY.md).
+        # (rec.bundle_size: a v1 upload's is its manifest alone, `detached`)
         "bundle_url": rt.blobs.presign_put(staging_key(who.user_id, batch_id),
-                                           req.bundle_size),
+                                           rec.bundle_size, True, req.bundle_sha256),
+        "bundle_headers": rt.blobs.put_headers(True, req.bundle_sha256),
         "chunk_urls": chunk_urls,
         "chunk_headers": {"If-None-Match": "*"},
         "expires_at": now + rt.settings.upload_ttl_s,

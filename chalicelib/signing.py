@@ -17,9 +17,11 @@ from .core.signatures import (
 )
 
 
-def batch_problems(rt: Runtime, key: str, rec: BatchRecord) -> dict[int, str]:
+def batch_problems(rt: Runtime, key: str, rec: BatchRecord,
+                   etag: str | None = None) -> dict[int, str]:
     """Per open entry of a batch, why it must be rejected (if it must). The
-    bundle is read once: its manifests hashed, its signature trailer kept."""
+    bundle is read once (only the object of `etag`, the one whose size was
+    checked): its manifests hashed, its signature trailer kept."""
     only = rec.open_entries()
     if not only:
         return {}
@@ -33,8 +35,8 @@ def batch_problems(rt: Runtime, key: str, rec: BatchRecord) -> dict[int, str]:
     if rec.detached is not None:  # a v1 upload's: sent with the request, not staged
         if not any(rec.detached[i] for i in only):  # unsigned: no need to read a byte
             return entry_problems(user_id, device, entries, rec.detached, [], only)
-        digests, _ = read_bundle(rt.blobs.stream(key), sizes)
+        digests, _ = read_bundle(rt.blobs.stream(key, if_match=etag), sizes)
         return entry_problems(user_id, device, entries, rec.detached, digests, only)
-    digests, tail = read_bundle(rt.blobs.stream(key), sizes, SIG_LEN * len(entries))
+    digests, tail = read_bundle(rt.blobs.stream(key, if_match=etag), sizes, SIG_LEN * len(entries))
     return entry_problems(user_id, device, entries, trailer_signatures(tail, len(entries)),
                           digests, only)

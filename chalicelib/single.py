@@ -14,6 +14,7 @@ commit, the sweeper and the long poll only ever know batches.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from . import api
@@ -22,7 +23,7 @@ from .core import signatures as sig
 from .core.batch import batch_of_one, upload_body
 from .core.errors import BadRequest, NotFound
 from .core.ids import check_id, staging_key
-from .core.requests import UploadRequest, parse_upload, query_int
+from .core.requests import UploadRequest, parse_upload, query_int, sha256_field
 from .core.tokens import Claims
 
 Body = dict[str, Any]
@@ -36,10 +37,15 @@ def _signature(value: object, what: str) -> bytes | None:
 
 def create_upload(rt: Runtime, who: Claims, body: Body) -> Body:
     signature = _signature(body.get("signature"), "signature")
-    single = parse_upload({k: v for k, v in body.items() if k != "signature"},
-                          rt.settings.limits)
-    opened = api.open_batch(rt, who, batch_of_one(single), detached=(signature,))
+    digest = sha256_field(body.get("manifest_sha256"), "manifest_sha256")
+    single = parse_upload({k: v for k, v in body.items()
+                           if k not in ("signature", "manifest_sha256")}, rt.settings.limits)
+    req = replace(batch_of_one(single), bundle_sha256=digest)  # the bundle IS the manifest
+    opened = api.open_batch(rt, who, req, detached=(signature,))
+    # Create-only, and bound to manifest_sha256 when declared: send
+    # manifest_headers with the PUT (docs/SECURITY.md).
     return {"upload_id": opened["batch_id"], "manifest_url": opened["bundle_url"],
+            "manifest_headers": opened["bundle_headers"],
             **{k: opened[k] for k in ("chunk_urls", "chunk_headers", "expires_at")}}
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import outbox
-from .api import Api, AuthError, NotFound, PaymentRequired, ServerUnreachable
+from .api import Api, AuthError, NotFound, OverQuota, PaymentRequired, ServerUnreachable
 from .devices import DeviceKey
 from .errors import FeedError, HistoryError, IntegrityError, SealsyncClientError
 from .fingerprint import fingerprint, hash_file
@@ -336,6 +336,10 @@ class Engine:
 
     def _settle(self, u: _Upload, result: dict[str, Any] | Exception, report: Report) -> None:
         rel = u.rel
+        if isinstance(result, OverQuota):  # kept here; one line for the pass, not one per file
+            report.over_quota.append(shown(rel))
+            report.quota_message = str(result)
+            return
         if isinstance(result, Exception):
             report.errors.append(f"{shown(rel)}: {reason(result)}; retrying on the next sync")
             return

@@ -21,10 +21,10 @@ def _failing_copy(h: Harness, key: str) -> None:
     fails a commit: the batch goes on without it and the fence decides.)"""
     real_copy = h.rt.blobs.copy
 
-    def copy(source: str, dest: str) -> None:
+    def copy(source: str, dest: str, **kw: Any) -> None:
         if source == key:
             raise Unavailable("S3 is failing")
-        real_copy(source, dest)
+        real_copy(source, dest, **kw)
 
     h.rt.blobs.copy = copy  # type: ignore[method-assign]
 

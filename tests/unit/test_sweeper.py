@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -170,10 +171,10 @@ def test_one_stuck_upload_does_not_stop_the_sweep(fast: Harness) -> None:
     fine = fast.stage(dev, new_id(), 0)
     real_copy = fast.rt.blobs.copy
 
-    def copy(source: str, dest: str) -> None:  # S3 failing for this one bundle
+    def copy(source: str, dest: str, **kw: Any) -> None:  # S3 failing for this one bundle
         if source == stuck.key:
             raise Unavailable("S3 is failing")
-        real_copy(source, dest)
+        real_copy(source, dest, **kw)
 
     fast.rt.blobs.copy = copy  # type: ignore[method-assign]
     report = sweep(fast.rt, now=later())
