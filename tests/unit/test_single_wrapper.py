@@ -4,6 +4,10 @@ shape, and the v1 wire (the manifest alone in staging, the signature in the
 body) still holds."""
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from chalicelib.core.batch import FINISHED
 from chalicelib.core.ids import new_id
 from tests.harness import BatchItem, Harness
@@ -36,15 +40,26 @@ def test_a_batch_of_more_than_one_is_no_upload(fast: Harness) -> None:
     assert fast.status(dev, one.batch_id)["status"] == "pending"
 
 
-def test_the_v1_staging_object_is_the_manifest_alone(fast: Harness) -> None:
-    """A v1 client PUTs exactly manifest_size bytes: a bundle with a
-    signature trailer, as POST /v1/batches wants, is the wrong size here."""
+def test_the_v1_staging_object_is_the_manifest_alone(fast: Harness,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A v1 client PUTs exactly manifest_size bytes (the URL is signed for
+    that length): a bundle with a signature trailer, as POST /v1/batches
+    wants, is the wrong size here."""
     dev = fast.signup()
     item = BatchItem(new_id(), 0, b"the manifest")
+    signed: dict[str, int] = {}
+    real = fast.rt.blobs.presign_put
+
+    def presign_put(key: str, size: int, *args: Any, **kw: Any) -> str:
+        signed[key] = size
+        return real(key, size, *args, **kw)
+
+    monkeypatch.setattr(fast.rt.blobs, "presign_put", presign_put)
     r = fast.post("/v1/uploads", {**item.body(), "signature": item.signature(dev).hex()}, dev)
     assert r.status_code == 201, r.body
-    assert set(r.json_body) == {"upload_id", "manifest_url", "chunk_urls", "chunk_headers",
-                                "expires_at"}
+    assert set(r.json_body) == {"upload_id", "manifest_url", "manifest_headers", "chunk_urls",
+                                "chunk_headers", "expires_at"}
+    assert signed == {f"staging/{dev.user_id}/{r.json_body['upload_id']}": 12}
     key = f"staging/{dev.user_id}/{r.json_body['upload_id']}"
     fast.rt.s3.put_object(Bucket=fast.rt.settings.bucket, Key=key,
                           Body=item.manifest + item.signature(dev))
