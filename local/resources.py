@@ -9,7 +9,21 @@ from typing import Any
 from chalicelib.adapters.meta import PENDING_INDEX
 
 
+def _exists(exc: Exception) -> bool:
+    """Already made (by another region's process sharing this moto)."""
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+    return code in ("ResourceInUseException", "BucketAlreadyOwnedByYou")
+
+
 def create_table(dynamodb: Any, table: str) -> None:
+    try:
+        _create_table(dynamodb, table)
+    except dynamodb.exceptions.ClientError as exc:
+        if not _exists(exc):
+            raise
+
+
+def _create_table(dynamodb: Any, table: str) -> None:
     dynamodb.create_table(
         TableName=table, BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"}
@@ -72,10 +86,14 @@ def create_directory(dynamodb: Any, table: str) -> None:
     """The global directory (adapters/directory.py): in AWS a global table
     with a replica in every region (deploy/ templates); locally one per
     moto region, the directory region's holding every entry."""
-    dynamodb.create_table(
-        TableName=table, BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+    try:
+        dynamodb.create_table(
+            TableName=table, BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+    except dynamodb.exceptions.ClientError as exc:
+        if not _exists(exc):
+            raise
 
 
 def create_replicas(rt: Any) -> None:
@@ -94,4 +112,8 @@ def _new_bucket(s3: Any, bucket: str) -> None:
     region = s3.meta.region_name
     where = {} if region in (None, "us-east-1") else {
         "CreateBucketConfiguration": {"LocationConstraint": region}}
-    s3.create_bucket(Bucket=bucket, **where)
+    try:
+        s3.create_bucket(Bucket=bucket, **where)
+    except s3.exceptions.ClientError as exc:
+        if not _exists(exc):
+            raise
