@@ -20,7 +20,7 @@ from chalice.app import AuthResponse, Chalice, Rate, Request, Response
 
 from chalicelib import api, limits, regions
 from chalicelib.config import Runtime, runtime
-from chalicelib.core.errors import SealsyncError, Unauthorized, WrongRegion
+from chalicelib.core.errors import SealsyncError, Unauthorized, Unavailable, WrongRegion
 from chalicelib.core.requests import parse_json
 from chalicelib.core.tokens import Claims
 
@@ -45,7 +45,7 @@ def bearer(auth_request: Any) -> AuthResponse:
     except SealsyncError as exc:
         home = {"home": exc.url, "region": exc.region} if isinstance(exc, WrongRegion) else {}
         return AuthResponse(routes=["*"], principal_id="anonymous",
-                            context={"denied": exc.message, **home})
+                            context={"denied": exc.message, "code": exc.code, **home})
     return AuthResponse(routes=["*"], principal_id=who.user_id,
                         context={"user_id": who.user_id, "device_id": who.device_id,
                                  "expires_at": str(who.expires_at)})
@@ -63,6 +63,8 @@ def _claims() -> Claims:
     if not ctx.get("user_id"):
         if ctx.get("home"):  # the account lives in another region (421)
             raise WrongRegion(ctx.get("region") or "?", ctx["home"])
+        if ctx.get("code") == Unavailable.code:  # e.g. the directory: retry, not log in
+            raise Unavailable(ctx.get("denied") or "try again")
         raise Unauthorized(ctx.get("denied") or "a bearer token is required")
     # API Gateway caches the authorizer's answer per token for its TTL, so
     # expiry is checked again here: an expired token never outlives itself.

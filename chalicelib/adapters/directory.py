@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core.errors import Unavailable
 
@@ -37,6 +37,8 @@ class Directory:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
             raise Unavailable("the account directory is unavailable; try again") from exc
+        except BotoCoreError as exc:  # the writer's region unreachable
+            raise Unavailable("the account directory is unavailable; try again") from exc
         return True
 
     def home(self, user_id: str) -> str | None:
@@ -47,7 +49,7 @@ class Directory:
             got = self.reader.get_item(TableName=self.table, Key=key)
             if "Item" not in got and self.writer is not self.reader:
                 got = self.writer.get_item(TableName=self.table, Key=key, ConsistentRead=True)
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise Unavailable("the account directory is unavailable; try again") from exc
         item = got.get("Item")
         return None if item is None else str(item["home"]["S"])

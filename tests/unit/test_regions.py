@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlparse
 
 import fakeredis
@@ -198,5 +198,48 @@ def test_every_documented_region_answer_is_real_and_valid(
     drive("421")
     replicate_region(a.rt, b.rt)  # the device is known to the replica
     b.rt = with_down(b.rt, A)
-    drive("503")
+    drive("503")  # writes: read_only
+    assert b.rt.directory is not None
+
+    def unreachable(**kwargs: object) -> None:
+        from botocore.exceptions import EndpointConnectionError
+        raise EndpointConnectionError(endpoint_url="https://dynamodb.test")
+
+    b.rt.directory.reader = b.rt.directory.writer = _Broken(unreachable)
+    b.rt.__dict__.pop("_homes", None)  # a cold container
+    public[("/v1/accounts", "post")] = signup_body()  # here, so it claims an id
+    drive("503")  # every region-aware route: unavailable
     assert region_statuses() - http.seen == set(), "documented but never produced"
+
+
+class _Broken:
+    """A DynamoDB client whose every call fails as `fail` does."""
+
+    def __init__(self, fail: Callable[..., None]) -> None:
+        self.fail = fail
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return self.fail
+
+
+def test_a_directory_that_cannot_be_reached_is_a_503_to_retry(
+        two: tuple[RegionHarness, RegionHarness], monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    a, _ = two
+    dev = a.signup()
+    assert a.rt.directory is not None
+
+    def down(**kwargs: object) -> None:
+        raise EndpointConnectionError(endpoint_url="https://dynamodb.eu-west-1.amazonaws.com")
+
+    monkeypatch.setattr(a.rt.directory.reader, "get_item", down)
+    monkeypatch.setattr(a.rt.directory.writer, "get_item", down)
+    monkeypatch.setattr(a.rt.directory.writer, "put_item", down)
+    a.rt.__dict__.pop("_homes", None)  # a cold container
+    for r in (a.get("/v1/changes?cursor=0", dev), a.post("/v1/accounts", signup_body()),
+              a.post("/v1/tokens", {"user_id": dev.user_id, "device_id": dev.device_id,
+                                    "auth_key": dev.auth_key}, None)):
+        assert r.status_code == 503, r.body
+        assert r.json_body == {"error": "unavailable",
+                               "message": "the account directory is unavailable; try again"}
