@@ -98,3 +98,9 @@ class CheckedClient:
     def __init__(self, client: Any) -> None:
         self.http = CheckedHTTP(client.http)
 
+def region_statuses() -> set[tuple[str, str, str]]:
+    """What only a multi-region deployment answers (421, and a 503 that is
+    only `read_only`): driven by tests/unit/test_regions.py."""
+    return {(path, method, status) for path, method, op in operations()
+            for status, answer in op["responses"].items()
+            if answer.get("$ref", "").endswith(("/WrongRegion", "/ReadOnly"))}

@@ -38,7 +38,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import outbox
-from .api import Api, AuthError, NotFound, OverQuota, PaymentRequired, ServerUnreachable
+from .api import (
+    Api,
+    AuthError,
+    HomeUnavailable,
+    NotFound,
+    OverQuota,
+    PaymentRequired,
+    ServerUnreachable,
+)
 from .devices import DeviceKey
 from .errors import FeedError, HistoryError, IntegrityError, SealsyncClientError
 from .fingerprint import fingerprint, hash_file
@@ -65,7 +73,8 @@ if TYPE_CHECKING:
 # failure concerns one file, which is reported and retried on the next pass.
 # PaymentRequired: a read-only account refuses every upload; the pull has
 # run, nothing local is touched, and one line says why (cli.py, exit 5).
-FATAL = (ServerUnreachable, AuthError, IntegrityError, PaymentRequired)
+# HomeUnavailable: the same while the account's home region is down.
+FATAL = (ServerUnreachable, AuthError, IntegrityError, PaymentRequired, HomeUnavailable)
 
 
 class RefusedHead(SealsyncClientError):
