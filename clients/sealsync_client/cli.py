@@ -58,13 +58,14 @@ from .errors import (
     UsageError,
     WrongPassphrase,
 )
+from .fingerprint import fingerprint
 from .folder import Cost, Folder, init_folder, watch_files
 from .kit import recovery_kit
 from .names import shown
 from .progress import pass_display
 from .push import PushApi, PushChannel
 from .restore import restore_revision
-from .state import Entry, NotInitialised, fingerprint
+from .state import Entry, NotInitialised
 from .transfer import Bar, NoBar, Progress
 
 PASSPHRASE_ENV = "SEALSYNC_PASSPHRASE"
@@ -179,7 +180,7 @@ def init(server: str | None, join: str | None, pair: str | None, device: str | N
                                  email=email)
         cfg = folder.config
         if not no_remember and folder.unlocked is not None:
-            keep(slot(folder.root), folder.unlocked)
+            keep(slot(folder.root), folder.unlocked, folder.root)
         folder.close()
         data = {"user_id": cfg.user_id, "device_id": cfg.device_id,
                 "device_name": cfg.device_name, "server": cfg.server}

@@ -41,6 +41,7 @@ from . import outbox
 from .api import Api, AuthError, NotFound, OverQuota, PaymentRequired, ServerUnreachable
 from .devices import DeviceKey
 from .errors import FeedError, HistoryError, IntegrityError, SealsyncClientError
+from .fingerprint import fingerprint, hash_file
 from .history import History
 from .keys import Keyring
 from .manifest import Manifest
@@ -53,7 +54,7 @@ from .report import Report as Report  # callers import it from here
 from .report import reason
 from .scan import Scan, scan
 from .selective import Withheld
-from .state import Entry, State, fingerprint, hash_file, meta_dir
+from .state import Entry, State, meta_dir
 from .transfer import Prepared, Progress, Transfer, Version
 from .wire import new_file_id
 

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from .api import AuthError, OverQuota, PaymentRequired, ServerUnreachable
 from .errors import IntegrityError
-from .state import Fingerprint
+from .fingerprint import Fingerprint
 from .transfer import Prepared, SentBatch, Transfer
 
 K = TypeVar("K")
