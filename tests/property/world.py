@@ -80,6 +80,8 @@ class Upload:
     index: int = 0
     offset: int = 0
     bundle: bytes = b""
+    # kind "swapped": its staged bytes were replaced mid-commit; what it was
+    swapped_from: str = ""
 
     @property
     def tombstone(self) -> bool:
