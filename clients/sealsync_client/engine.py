@@ -39,7 +39,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import outbox
 from .api import Api, AuthError, NotFound, PaymentRequired, ServerUnreachable
+from .bars import Progress
 from .devices import DeviceKey
+from .download import Version
 from .errors import FeedError, HistoryError, IntegrityError, SealsyncClientError
 from .fingerprint import fingerprint, hash_file
 from .history import History
@@ -55,7 +57,7 @@ from .report import reason
 from .scan import Scan, scan
 from .selective import Withheld
 from .state import Entry, State, meta_dir
-from .transfer import Prepared, Progress, Transfer, Version
+from .transfer import Prepared, Transfer
 from .wire import new_file_id
 
 if TYPE_CHECKING:
