@@ -110,7 +110,7 @@ def _decide_and_write(rt: Runtime, key: str, rec: BatchRecord, fault: Fault,
                       now: Clock, keep_locks: KeepLocks) -> BatchOutcome:
     size = rt.blobs.size(key)
     # A bundle of the wrong size rejects every entry: no chunk is worth a HEAD.
-    missing = missing_chunks(rt, rec) if size == rec.bundle_size else {}
+    missing, gc_gen = missing_chunks(rt, rec) if size == rec.bundle_size else ({}, None)
     # Signed by the presigning device for exactly these bytes? (one read of the bundle)
     problems = batch_problems(rt, key, rec) if size == rec.bundle_size else {}
     fault("checked")
@@ -135,9 +135,11 @@ def _decide_and_write(rt: Runtime, key: str, rec: BatchRecord, fault: Fault,
             fault("copied")
         accepted = {i: d.revision for i, d in decisions.items() if isinstance(d, core.Accept)}
         try:
-            _commit_groups(rt, rec, accepted, dest, offsets, now, fault, keep_locks)
+            _commit_groups(rt, rec, accepted, dest, offsets, now, fault, keep_locks, gc_gen)
         except FenceLost:
             rec = rt.batches.get(rec.batch_id) or rec  # what other runs committed
+            if gc_gen is not None and rt.gc.fence(rec.user_id).gen != gc_gen:
+                missing, gc_gen = missing_chunks(rt, rec)  # the collector doomed objects
             continue
         finals = {i: r for i, d in decisions.items() if (r := result_of(d)) is not None}
         rt.batches.write_results(rec, finals)
@@ -155,7 +157,7 @@ def _decide_and_write(rt: Runtime, key: str, rec: BatchRecord, fault: Fault,
 
 def _commit_groups(rt: Runtime, rec: BatchRecord, accepted: dict[int, int], dest: str,
                    offsets: list[int], now: Clock, fault: Fault,
-                   keep_locks: KeepLocks) -> None:
+                   keep_locks: KeepLocks, gc_gen: int | None = None) -> None:
     """Commit the accepted entries group by group, holding the user's feed
     lock across the groups when Redis gives it (so the batch's seqs are one
     range and single uploads wait rather than lose the fence). Best effort,
@@ -171,7 +173,7 @@ def _commit_groups(rt: Runtime, rec: BatchRecord, accepted: dict[int, int], dest
             keep_locks()  # a big batch may outlast the locks' TTL
             seqs = group_seqs(last, group)
             rt.batches.commit_group(rec, {i: accepted[i] for i in group}, seqs, last, dest,
-                                    offsets, int(now()), expires)
+                                    offsets, int(now()), expires, gc_gen)
             last = seqs[group[-1]]
             fault("committed")
         # Once for the batch: a crash before this only costs a stale hint (one

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # heavy imports stay out of the cold start path
     from .adapters.blobs import Blobs
     from .adapters.connections import Registry
     from .adapters.devices import Devices
+    from .adapters.gc_store import GcStore
     from .adapters.mailer import Mailer
     from .adapters.meta import Meta
     from .adapters.mobile import Mobile
@@ -67,6 +68,7 @@ class Settings:
     lock_wait_s: float = 5.0
     sweep_after_s: int = 3600 + 300
     record_ttl_s: int = 7 * 24 * 3600
+    gc_grace_s: int = 24 * 3600  # core/gc.py GRACE_S: why a day
     limits: Limits = field(default_factory=Limits)
     token_secret_ref: str | None = None
     redis_token_ref: str | None = None
@@ -129,6 +131,7 @@ class Settings:
             lock_wait_s=num("SEALSYNC_LOCK_WAIT_S", 5.0),
             sweep_after_s=num("SEALSYNC_SWEEP_AFTER_S", 3600 + 300),
             record_ttl_s=num("SEALSYNC_RECORD_TTL_S", 7 * 24 * 3600),
+            gc_grace_s=num("SEALSYNC_GC_GRACE_S", 24 * 3600),
             token_secret_ref=secret_ref, redis_token_ref=redis_ref,
             ws_endpoint=env.get("SEALSYNC_WS_ENDPOINT") or None,
             ws_url=env.get("SEALSYNC_WS_URL") or None,
@@ -301,6 +304,12 @@ class Runtime:
         from .adapters.blobs import Blobs
 
         return Blobs(self.s3, self.settings.bucket, self.settings.upload_ttl_s)
+
+    @cached_property
+    def gc(self) -> GcStore:
+        from .adapters.gc_store import GcStore
+
+        return GcStore(self.dynamodb, self.settings.table)
 
     @cached_property
     def meta(self) -> Meta:

@@ -38,6 +38,7 @@ class Options:
     presign_endpoint: str | None = None
     data_dir: Path | None = DEFAULT_DATA  # None: --ephemeral, everything in memory
     snapshot_interval_s: float = 30.0
+    handler_log: Path | None = None  # one JSON line per commit handler run (benchmarks)
 
 
 def parse_args(argv: list[str] | None = None, description: str | None = None) -> Options:
@@ -77,6 +78,10 @@ def parse_args(argv: list[str] | None = None, description: str | None = None) ->
     p.add_argument("--snapshot-interval", type=float, default=30.0, metavar="SECONDS",
                    help="how often the data is snapshotted while running (default: "
                         "%(default)s; also on stop)")
+    p.add_argument("--handler-log", type=Path, default=None, metavar="FILE",
+                   help="append one JSON line per commit handler invocation to FILE: "
+                        "its duration and message count, what Lambda would bill "
+                        "(benchmarks/peers.py reads it)")
     a = p.parse_args(argv)
     if not 0.0 <= a.duplicate_events <= 1.0:
         p.error("--duplicate-events must be between 0 and 1")
@@ -87,7 +92,8 @@ def parse_args(argv: list[str] | None = None, description: str | None = None) ->
                    sweep_interval_s=a.sweep_interval, exit_with_parent=a.exit_with_parent,
                    verbose=a.verbose, presign_endpoint=a.presign_endpoint,
                    data_dir=None if a.ephemeral else a.data_dir,
-                   snapshot_interval_s=max(1.0, a.snapshot_interval))
+                   snapshot_interval_s=max(1.0, a.snapshot_interval),
+                   handler_log=a.handler_log)
 
 
 def configure_env(opts: Options, aws_endpoint: str, redis_url: str) -> dict[str, str]:

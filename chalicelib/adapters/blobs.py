@@ -95,3 +95,53 @@ class Blobs:
             for obj in page.get("Contents", []):
                 if obj["LastModified"].timestamp() < before_epoch:
                     yield obj["Key"]
+
+    # -- for the garbage collector (chalicelib/gc.py) -----------------------------
+    def users_under(self, prefix: str) -> list[str]:
+        """The user ids with any object under `prefix` (`chunks/`, `packs/`)."""
+        pages = self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix, Delimiter="/")
+        return [p["Prefix"][len(prefix):].rstrip("/") for page in pages
+                for p in page.get("CommonPrefixes", [])]
+
+    def list_page(self, prefix: str, start_after: str,
+                  limit: int) -> tuple[list[tuple[str, float, int, str]], bool]:
+        """Up to `limit` objects under `prefix` after the key `start_after`:
+        (key, last modified epoch, size, ETag), and whether more follow."""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": limit}
+        if start_after:
+            params["StartAfter"] = start_after
+        got = self.s3.list_objects_v2(**params)
+        rows = [(o["Key"], o["LastModified"].timestamp(), int(o["Size"]),
+                 str(o.get("ETag", "")).strip('"')) for o in got.get("Contents", [])]
+        return rows, bool(got.get("IsTruncated"))
+
+    def delete_if(self, key: str, etag: str) -> bool:
+        """Delete the object only if it is still the one listed (`If-Match`):
+        a collector run that stalled can never delete a chunk uploaded again
+        under the same key since. False if it is gone or another object."""
+        try:
+            self.s3.delete_object(Bucket=self.bucket, Key=key, IfMatch=f'"{etag}"')
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if _absent(exc) or code in ("PreconditionFailed", "412"):
+                return False
+            raise
+        return True
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes | None:
+        """`length` bytes at `offset` (a blob of a pack), None if the object is gone."""
+        try:
+            got = self.s3.get_object(Bucket=self.bucket, Key=key,
+                                     Range=f"bytes={offset}-{offset + length - 1}")
+        except ClientError as exc:
+            if _absent(exc):
+                return None
+            raise
+        data: bytes = got["Body"].read()
+        return data
+
+    def put_new(self, key: str, body: bytes) -> None:
+        """A create-only PUT (`If-None-Match: *`): never over an existing object."""
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*")
+

@@ -180,7 +180,7 @@ def init(server: str | None, join: str | None, pair: str | None, device: str | N
                                  email=email)
         cfg = folder.config
         if not no_remember and folder.unlocked is not None:
-            keep(slot(folder.root), folder.unlocked)
+            keep(slot(folder.root), folder.unlocked, folder.root)
         folder.close()
         data = {"user_id": cfg.user_id, "device_id": cfg.device_id,
                 "device_name": cfg.device_name, "server": cfg.server}

@@ -31,6 +31,7 @@ from .devices import DeviceKey
 from .download import Version, fetch_version, open_version
 from .errors import IntegrityError
 from .keys import Keyring
+from .known_chunks import KnownChunks
 from .manifest import (
     INLINE_MAX,
     MAX_CHUNKS,
@@ -135,6 +136,7 @@ class Transfer:
         self.chunkers = [Chunker(ring.chunker, tier) for tier in range(TOP_TIER + 1)]
         self.buffers = Buffers(workers)
         self.sent: SentChunks | None = None  # chunks a killed pass already PUT (resume.py)
+        self.known: KnownChunks | None = None  # each file's last stored chunks (known_chunks.py)
         # One hashing pass at a time: a Chunker is not thread-safe, and this
         # bounds the chunkers' read buffers when several files upload at once.
         self._lock = threading.Lock()
@@ -203,6 +205,10 @@ class Transfer:
         if self.sent_packs is not None:
             settle_sent(self.sent_packs, list(sent.packs), list(sent.reused),
                         [v["status"] for v in verdicts])
+        if self.known is not None:
+            for it, v in zip(items, verdicts, strict=True):
+                if v["status"] == "accepted" and it.path is not None:
+                    self.known.record(it.file_id, (s.id for s in it.spans))
         return [failed[it.file_id] if it.file_id in failed and v["status"] == "rejected"
                 else v for it, v in zip(items, verdicts, strict=True)]
 
@@ -220,7 +226,10 @@ class Transfer:
                    for it, refs in zip(items, chunks, strict=True)]
         sources = [Source(it.file_id, it.path, sp) for it in items if it.path is not None
                    for sp in it.spans]
-        wanted = sorted({src.span.id for src in sources})
+        # not asked: the chunks of each file's last version here (a stale one
+        # is presigned in `chunk_urls` below, as any chunk the server lacks)
+        stored = self.known.of(it.file_id for it in items if it.spans) if self.known else set()
+        wanted = sorted({src.span.id for src in sources} - stored)
         missing = set(self.api.missing_chunks(wanted)) if wanted else set()
         # packs an interrupted earlier upload PUT: declared again, not re-sent
         reused = reusable(self.sent_packs.sent_packs() if self.sent_packs else [], missing)
@@ -338,3 +347,6 @@ class Transfer:
         """Write a version's content to `dest` (atomically, all chunks
         verified), resuming from a part file an earlier attempt left."""
         fetch_version(self.api, self.ring, self.user_id, self.workers, self._bar, v, dest)
+        if self.known is not None:
+            assert v.manifest is not None  # fetch_version wrote it
+            self.known.record(v.file_id, (r.id for r in v.manifest.chunks))
