@@ -38,6 +38,7 @@ from typing import Any
 import click
 
 from .api import Api, ApiError, HomeUnavailable, PaymentRequired, ServerForgot, ServerUnreachable
+from .bars import Bar, NoBar, Progress
 from .bwlimit import Limits
 from .cli_devices import devices_group
 from .cli_ops import (
@@ -67,7 +68,6 @@ from .progress import pass_display
 from .push import PushApi, PushChannel
 from .restore import restore_revision
 from .state import Entry, NotInitialised
-from .transfer import Bar, NoBar, Progress
 
 PASSPHRASE_ENV = "SEALSYNC_PASSPHRASE"
 DEBUG_ENV = "SEALSYNC_DEBUG"

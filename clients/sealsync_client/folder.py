@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .api import Api, AuthError, Login, check_server_url
+from .bars import Progress
 from .devices import DeviceKey, load_device_key, save_device_key, seal_name
 from .engine import Engine
 from .errors import KdfError, KeyfileError, WrongPassphrase
@@ -32,7 +33,6 @@ from .resume import SentChunks
 from .secret_key import SecretKey
 from .state import Config, State, device_key_path, keyfile_path, meta_dir
 from .strength import MIN_SCORE, check_passphrase
-from .transfer import Progress
 
 SENT_CHUNKS = "sent-chunks"  # the upload resume journal (resume.py)
 KNOWN_CHUNKS = "known-chunks"  # each file's last stored chunk ids (known_chunks.py)
