@@ -238,13 +238,33 @@ def peer_runs(stack: BenchStack, work: Path, big_mib: int, small_count: int,
         run = tool.sync(big_root)
         out["resync"][name] = run
         log(f"{name}: resync after 1 MiB overwrite: {run.bytes_sent:,} bytes sent")
+    handler: dict[str, Any] = {}
     for name, tool in tools.items():
+        since = time.time()
         run = tool.sync(small_root)
+        if name == "sealsync":
+            handler = batch_handler_ms(stack.handler_runs(since, time.time()), small_count)
         out["initial_small"][name] = run
         log(f"{name}: {small_count} small files in {run.seconds:.1f} s "
             f"({run.s3.methods.get('PUT', 0)} S3 PUTs)")
     return {"big_mib": big_mib, "small_count": small_count, "small_bytes": small_bytes,
-            "runs": out, "tools": tools, "roots": {"big": big_root, "small": small_root}}
+            "batch_handler_ms": handler, "runs": out, "tools": tools,
+            "roots": {"big": big_root, "small": small_root}}
+
+
+def batch_handler_ms(runs: list[dict[str, Any]], files: int) -> dict[str, Any]:
+    """The commit handler's time during the small-file sync, as Lambda would
+    bill it: summed over its invocations (each batch's bundle is one
+    message), per 1,000 files and per batch. Measured on moto, whose
+    DynamoDB is slower than AWS's, so an upper bound (benchmarks/README.md)."""
+    total = sum(r["ms"] for r in runs)
+    batches = sum(r["messages"] for r in runs)
+    if not runs or not files:
+        return {}
+    return {"per_1000_files": round(total * 1000 / files, 1),
+            "per_batch": round(total / batches, 1) if batches else None,
+            "invocations": len(runs), "batches": batches, "files": files,
+            "total_ms": round(total, 1)}
 
 
 NOOP_RUNS = 3  # best of: a pass is a second or two even at 10,000 files

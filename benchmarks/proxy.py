@@ -10,6 +10,7 @@ answer back. `Expect: 100-continue` is answered here.
 from __future__ import annotations
 
 import http.client
+import re
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,6 +20,14 @@ from typing import Any, BinaryIO
 BLOCK = 1 << 16
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer",
               "transfer-encoding", "upgrade", "expect"}
+_ID_SEGMENT = re.compile(r"[0-9a-fA-F-]{16,}")
+
+
+def route(method: str, path: str) -> str:
+    """`METHOD /path` with the query dropped and every id-like segment (hex
+    or a UUID) as `*`: what a byte breakdown is keyed by."""
+    parts = path.split("?", 1)[0].split("/")
+    return f"{method} " + "/".join("*" if _ID_SEGMENT.fullmatch(p) else p for p in parts)
 
 
 @dataclass
@@ -28,16 +37,19 @@ class Counts:
     bytes_sent: int = 0          # every byte read from clients
     body_bytes: int = 0          # request bodies alone (de-chunked)
     methods: Counter[str] = field(default_factory=Counter)
+    route_bodies: Counter[str] = field(default_factory=Counter)  # body bytes by `route`
 
     def copy(self) -> Counts:
-        return Counts(self.bytes_sent, self.body_bytes, Counter(self.methods))
+        return Counts(self.bytes_sent, self.body_bytes, Counter(self.methods),
+                      Counter(self.route_bodies))
 
     def minus(self, before: Counts) -> Counts:
         """What was sent since `before` (a copy taken earlier)."""
-        methods = Counter(self.methods)
+        methods, routes = Counter(self.methods), Counter(self.route_bodies)
         methods.subtract(before.methods)
+        routes.subtract(before.route_bodies)
         return Counts(self.bytes_sent - before.bytes_sent,
-                      self.body_bytes - before.body_bytes, +methods)
+                      self.body_bytes - before.body_bytes, +methods, +routes)
 
     @property
     def requests(self) -> int:
@@ -45,7 +57,8 @@ class Counts:
 
     def as_dict(self) -> dict[str, Any]:
         return {"bytes_sent": self.bytes_sent, "body_bytes": self.body_bytes,
-                "requests": self.requests, "by_method": dict(sorted(self.methods.items()))}
+                "requests": self.requests, "by_method": dict(sorted(self.methods.items())),
+                "body_bytes_by_route": dict(self.route_bodies.most_common())}
 
 
 class _CountingReader:
@@ -108,7 +121,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = self.rfile.read(int(length))
         else:
             body = None
-        self.server.add_request(self.command, len(body or b""))
+        self.server.add_request(self.command, len(body or b""), route(self.command, self.path))
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
         if body is not None:
             headers["Content-Length"] = str(len(body))
@@ -163,10 +176,11 @@ class _Server(ThreadingHTTPServer):
         with self._lock:
             self.counts.bytes_sent += n
 
-    def add_request(self, method: str, body: int) -> None:
+    def add_request(self, method: str, body: int, where: str) -> None:
         with self._lock:
             self.counts.methods[method] += 1
             self.counts.body_bytes += body
+            self.counts.route_bodies[where] += body
 
     def snapshot(self) -> Counts:
         with self._lock:

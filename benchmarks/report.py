@@ -32,6 +32,7 @@ def peer_keys(peers: dict[str, Any]) -> dict[str, Any]:
         "s3_puts_per_small_file": per_tool(
             runs["initial_small"], lambda r: round(r.s3.methods.get("PUT", 0) / n, 3)),
         "peak_rss_mb_1gib": per_tool(runs["initial_big"], lambda r: round(r.rss_mb, 1)),
+        "batch_handler_ms": peers.get("batch_handler_ms") or None,
         "noop_small_s": per_tool(runs.get("noop_small", {}), lambda r: round(r.seconds, 3)),
         "noop_floor_s": per_tool(runs.get("noop_floor", {}), lambda r: round(r.seconds, 3)),
     }
@@ -83,6 +84,11 @@ def single_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
          f"no contention {fmt(ct.get('floor_decided_per_s'))}/s; ratio "
          f"{ratio(ct.get('decided_per_s'), ct.get('floor_decided_per_s'))}; "
          f"max winners per round {ct.get('max_winners_per_round', 'n/a')}"),
+        ("commit handler per batch of the small-file sync (ms)",
+         fmt((r.get("batch_handler_ms") or {}).get("per_batch")),
+         f"{fmt((r.get('batch_handler_ms') or {}).get('per_1000_files'))} ms per 1,000 files, "
+         f"{(r.get('batch_handler_ms') or {}).get('batches', 'n/a')} batches (moto: an upper "
+         "bound); `make cost` uses it"),
         ("cold `import app` (ms, median of 5)", fmt(r.get("cold_import_ms")), ""),
         ("deployment package (MB)", fmt(r.get("zip_mb")), ""),
         ("client peak RSS, client_1gib.py (MiB)", fmt(r.get("client_rss_mb_1gib")),

@@ -6,15 +6,19 @@ On one local stack and one account, syncs --batches folders of --files new
 small files each, one `sealsync sync` per batch, and prints each batch's
 rate. A rate that holds across batches while one big sync slows down means
 the cost grows with the run, not with what the stack stores (see
-benchmarks/README.md, "The full run's small-file count").
+benchmarks/README.md, "The full run's small-file count"). Each batch also
+prints the commit handler's time over its pass (the local pump's log, as
+`make bench` reports it in `batch_handler_ms`): one batch of up to 1,000
+files is one handler run.
 """
 from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from pathlib import Path
 
-from benchmarks.peers import Sealsync, write_small
+from benchmarks.peers import Sealsync, batch_handler_ms, write_small
 from benchmarks.stack import BenchStack
 
 
@@ -28,9 +32,11 @@ def batch_rates(files: int, batches: int, work: Path) -> list[float]:
             batch = root / f"batch{b}"
             batch.mkdir()
             write_small(batch, files, seed=b)
+            since = time.time()
             rates.append(files / sealsync.sync(root).seconds)
+            handler = batch_handler_ms(stack.handler_runs(since, time.time()), files)
             print(f"batch {b}: {files} new files (stored {files * (b + 1)}): "
-                  f"{rates[-1]:.1f} files/s", flush=True)
+                  f"{rates[-1]:.1f} files/s; commit handler {handler}", flush=True)
     return rates
 
 

@@ -32,6 +32,7 @@ class BenchStack:
         self.api: CountingProxy | None = None
         self.state_file = workdir / "stack.json"
         self.stderr_path = workdir / "stack.stderr"
+        self.handler_log = workdir / "handler-runs.jsonl"  # local/pump.py writes it
         self.extra_args = extra_args or []
         self.state: dict[str, Any] = {}
         self.proc: subprocess.Popen[str] | None = None
@@ -44,7 +45,8 @@ class BenchStack:
             [sys.executable, "-m", "local.stack", "--api-port", "0",
              "--moto-port", str(self.moto_port), "--redis-port", "0",
              "--state-file", str(self.state_file), "--exit-with-parent",
-             "--presign-endpoint", self.s3.url, "--ephemeral", *self.extra_args],
+             "--presign-endpoint", self.s3.url, "--ephemeral",
+             "--handler-log", str(self.handler_log), *self.extra_args],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
             start_new_session=True)
         ready = threading.Event()
@@ -83,6 +85,16 @@ class BenchStack:
             self.proc = None
             self._stderr.close()
         self.s3.stop()
+
+    def handler_runs(self, since: float, until: float) -> list[dict[str, Any]]:
+        """The commit handler's invocations that ended in [since, until]
+        (wall clock): each one's `ms` and `messages` (staging objects)."""
+        try:
+            lines = self.handler_log.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        runs = [json.loads(line) for line in lines if line.strip()]
+        return [r for r in runs if since <= r["end"] <= until]
 
     def __enter__(self) -> BenchStack:
         return self.start()

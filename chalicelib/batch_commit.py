@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from .adapters.blobs import Replaced
 from .adapters.meta import FenceLost
 from .config import Runtime
 from .core import decide as core
@@ -72,6 +73,11 @@ class BatchFenceLostTooOften(Unavailable):
     """Pathological contention: let the event be retried."""
 
 
+class StagingReplaced(Unavailable):
+    """The staging object is not the one checked: nothing was committed from
+    it; the event's retry checks the object as it is now."""
+
+
 @dataclass(frozen=True)
 class BatchOutcome:
     """What one event did; `status` is the batch's state after it."""
@@ -108,11 +114,17 @@ def commit_batch(rt: Runtime, key: str, rec: BatchRecord, fault: Fault = no_faul
 
 def _decide_and_write(rt: Runtime, key: str, rec: BatchRecord, fault: Fault,
                       now: Clock, keep_locks: KeepLocks) -> BatchOutcome:
-    size = rt.blobs.size(key)
+    stat = rt.blobs.stat(key)
+    size, etag = (None, None) if stat is None else (stat.size, stat.etag)
     # A bundle of the wrong size rejects every entry: no chunk is worth a HEAD.
-    missing = missing_chunks(rt, rec) if size == rec.bundle_size else {}
-    # Signed by the presigning device for exactly these bytes? (one read of the bundle)
-    problems = batch_problems(rt, key, rec) if size == rec.bundle_size else {}
+    missing, gc_gen = missing_chunks(rt, rec) if size == rec.bundle_size else ({}, None)
+    # Signed by the presigning device for exactly these bytes? (one read of
+    # the bundle: the object of `etag`, as HEADed)
+    try:
+        problems = batch_problems(rt, key, rec, etag) if size == rec.bundle_size else {}
+    except Replaced:
+        raise StagingReplaced(f"batch {rec.batch_id}: the bundle changed while checked") \
+            from None
     fault("checked")
     if size is None:  # a forged or stale event must not decide a batch in flight
         return BatchOutcome(rec.batch_id, core.PENDING, "bundle is absent")
@@ -129,15 +141,24 @@ def _decide_and_write(rt: Runtime, key: str, rec: BatchRecord, fault: Fault,
             # Once, before any transaction (a head never points at an object
             # not stored), and never over a first copy (a replayed PUT).
             # Conflicts too: the loser's bytes stay retrievable.
+            # Only the bundle of the ETag checked above is copied: one
+            # replaced since (the check-then-copy window) fails the copy,
+            # and the event's retry checks the new bytes from scratch.
             if rt.blobs.size(dest) is None:
-                rt.blobs.copy(key, dest)
+                try:
+                    rt.blobs.copy(key, dest, if_match=etag)
+                except Replaced:
+                    raise StagingReplaced(f"batch {rec.batch_id}: the bundle changed after "
+                                          "it was checked") from None
             copied = True
             fault("copied")
         accepted = {i: d.revision for i, d in decisions.items() if isinstance(d, core.Accept)}
         try:
-            _commit_groups(rt, rec, accepted, dest, offsets, now, fault, keep_locks)
+            _commit_groups(rt, rec, accepted, dest, offsets, now, fault, keep_locks, gc_gen)
         except FenceLost:
             rec = rt.batches.get(rec.batch_id) or rec  # what other runs committed
+            if gc_gen is not None and rt.gc.fence(rec.user_id).gen != gc_gen:
+                missing, gc_gen = missing_chunks(rt, rec)  # the collector doomed objects
             continue
         finals = {i: r for i, d in decisions.items() if (r := result_of(d)) is not None}
         rt.batches.write_results(rec, finals)
@@ -155,7 +176,7 @@ def _decide_and_write(rt: Runtime, key: str, rec: BatchRecord, fault: Fault,
 
 def _commit_groups(rt: Runtime, rec: BatchRecord, accepted: dict[int, int], dest: str,
                    offsets: list[int], now: Clock, fault: Fault,
-                   keep_locks: KeepLocks) -> None:
+                   keep_locks: KeepLocks, gc_gen: int | None = None) -> None:
     """Commit the accepted entries group by group, holding the user's feed
     lock across the groups when Redis gives it (so the batch's seqs are one
     range and single uploads wait rather than lose the fence). Best effort,
@@ -171,7 +192,7 @@ def _commit_groups(rt: Runtime, rec: BatchRecord, accepted: dict[int, int], dest
             keep_locks()  # a big batch may outlast the locks' TTL
             seqs = group_seqs(last, group)
             rt.batches.commit_group(rec, {i: accepted[i] for i in group}, seqs, last, dest,
-                                    offsets, int(now()), expires)
+                                    offsets, int(now()), expires, gc_gen)
             last = seqs[group[-1]]
             fault("committed")
         # Once for the batch: a crash before this only costs a stale hint (one

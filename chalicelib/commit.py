@@ -21,12 +21,13 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote_plus
 
+from .adapters.blobs import Replaced
 from .adapters.meta import AlreadyFinished, FenceLost
-from .batch_commit import commit_batch
+from .batch_commit import StagingReplaced, commit_batch
 from .config import Runtime
 from .core import decide as core
 from .core.batch import BatchRecord
@@ -59,12 +60,18 @@ class Outcome:
     result: dict[str, Any] | None = field(default=None, compare=False)
 
 
-def missing_chunks(rt: Runtime, rec: UploadRecord) -> int:
+def missing_chunks(rt: Runtime, rec: UploadRecord) -> tuple[int, int | None]:
     """How many referenced chunks are absent. The index answers for chunks a
-    committed version already uses; S3 HEAD answers for the rest."""
+    committed version already uses; S3 HEAD answers for the rest, after the
+    collector's fence is read (a doomed chunk is absent; pack_commit.py).
+    Also the fence's generation (None: every chunk was known)."""
     unknown = sorted(set(rec.chunk_ids) - rt.meta.known_chunks(rec.user_id, rec.chunk_ids))
-    absent = rt.blobs.missing([chunk_key(rec.user_id, c) for c in unknown])
-    return len(absent)
+    if not unknown:
+        return 0, None
+    fence = rt.gc.fence(rec.user_id)
+    absent = set(rt.blobs.missing([chunk_key(rec.user_id, c) for c in unknown]))
+    return sum(1 for c in unknown if chunk_key(rec.user_id, c) in absent
+               or c in fence.doomed_chunks), fence.gen
 
 
 def commit_staging_object(rt: Runtime, key: str, fault: Fault = no_fault,
@@ -110,10 +117,15 @@ def commit_staging_object(rt: Runtime, key: str, fault: Fault = no_fault,
 
 def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
                       now: Callable[[], float]) -> Outcome:
-    size = rt.blobs.size(key)
-    missing = missing_chunks(rt, rec) if size is not None else 0
-    # Signed by the presigning device for exactly these bytes?
-    problem = upload_problem(rt, key, rec) if size == rec.manifest_size else None
+    stat = rt.blobs.stat(key)
+    size, etag = (None, None) if stat is None else (stat.size, stat.etag)
+    missing, gc_gen = missing_chunks(rt, rec) if size is not None else (0, None)
+    # Signed by the presigning device for exactly these bytes (the object of `etag`)?
+    try:
+        problem = upload_problem(rt, key, rec, etag) if size == rec.manifest_size else None
+    except Replaced:
+        raise StagingReplaced(f"upload {rec.upload_id}: the manifest changed while "
+                              "checked") from None
     problems = {} if problem is None else {0: problem}
     fault("checked")
     proposal = core.Proposal(status=rec.status, base_revision=rec.base_revision,
@@ -141,7 +153,11 @@ def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
                 # Copy once: a retry after a crash, or a handler whose lock
                 # expired, must not copy a replayed PUT over the first copy.
                 if rt.blobs.size(dest) is None:
-                    rt.blobs.copy(key, dest)
+                    try:  # only the bytes checked above (batch_commit.py)
+                        rt.blobs.copy(key, dest, if_match=etag)
+                    except Replaced:
+                        raise StagingReplaced(f"upload {rec.upload_id}: the manifest "
+                                              "changed after it was checked") from None
                 fault("copied")
             if isinstance(decision, core.Conflict):
                 rt.meta.finish(rec.upload_id, core.CONFLICT, int(now()),
@@ -151,9 +167,14 @@ def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
                 return Outcome(rec.upload_id, core.CONFLICT,
                                f"head is at revision {decision.winner_revision}", result)
             with feed_turn(rt, rec.user_id) as last:
-                seq = rt.meta.commit_accept(rec, decision.revision, dest, int(now()), last)
+                seq = rt.meta.commit_accept(rec, decision.revision, dest, int(now()), last,
+                                            gc_gen)
                 rt.locks.remember_seq(rec.user_id, seq)
         except FenceLost:
+            if gc_gen is not None and rt.gc.fence(rec.user_id).gen != gc_gen:
+                # the collector doomed objects since we checked: check again
+                missing, gc_gen = missing_chunks(rt, rec)
+                proposal = replace(proposal, missing_chunks=missing)
             continue  # someone committed under us (lock lost): decide again
         except AlreadyFinished:
             done = rt.meta.get_upload(rec.upload_id)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # heavy imports stay out of the cold start path
     from .adapters.connections import Registry
     from .adapters.devices import Devices
     from .adapters.directory import Directory
+    from .adapters.gc_store import GcStore
     from .adapters.mailer import Mailer
     from .adapters.meta import Meta
     from .adapters.mobile import Mobile
@@ -69,6 +70,7 @@ class Settings:
     lock_wait_s: float = 5.0
     sweep_after_s: int = 3600 + 300
     record_ttl_s: int = 7 * 24 * 3600
+    gc_grace_s: int = 24 * 3600  # core/gc.py GRACE_S: why a day
     limits: Limits = field(default_factory=Limits)
     token_secret_ref: str | None = None
     redis_token_ref: str | None = None
@@ -146,6 +148,7 @@ class Settings:
             lock_wait_s=num("SEALSYNC_LOCK_WAIT_S", 5.0),
             sweep_after_s=num("SEALSYNC_SWEEP_AFTER_S", 3600 + 300),
             record_ttl_s=num("SEALSYNC_RECORD_TTL_S", 7 * 24 * 3600),
+            gc_grace_s=num("SEALSYNC_GC_GRACE_S", 24 * 3600),
             token_secret_ref=secret_ref, redis_token_ref=redis_ref,
             ws_endpoint=env.get("SEALSYNC_WS_ENDPOINT") or None,
             ws_url=env.get("SEALSYNC_WS_URL") or None,
@@ -161,7 +164,7 @@ class Settings:
             mail_from=env.get("SEALSYNC_MAIL_FROM") or cls.mail_from,
             grace_days=num("SEALSYNC_GRACE_DAYS", 14),
             trial_days=num("SEALSYNC_TRIAL_DAYS", 30),
-            prices=_prices(env.get("SEALSYNC_PRICES")),
+            prices=_prices(env.get("SEALSYNC_PRICES"), env.get("SEALSYNC_QUOTA_BYTES")),
         )
 
     def resolved(self, fetch: Callable[[str], str]) -> Settings:
@@ -190,9 +193,20 @@ class Settings:
         return out
 
 
-def _prices(raw: str | None) -> Prices:
+def _prices(raw: str | None, quota: str | None = None) -> Prices:
     """SEALSYNC_PRICES: JSON of core.metering.Prices fields (US cents), e.g.
-    {"storage_gb_month": 2.5}; unset: the defaults (docs/ACCOUNT.md)."""
+    {"storage_gb_month": 2.5}; unset: the defaults (docs/ACCOUNT.md).
+    SEALSYNC_QUOTA_BYTES, if set, is the storage quota (0: none), whatever
+    SEALSYNC_PRICES says."""
+    prices = _price_fields(raw)
+    if not quota:
+        return prices
+    if not (quota.isascii() and quota.isdigit()) or len(quota) > 18:
+        raise ConfigError(f"SEALSYNC_QUOTA_BYTES must be a whole number of bytes, got {quota!r}")
+    return replace(prices, quota_bytes=int(quota))
+
+
+def _price_fields(raw: str | None) -> Prices:
     if not raw:
         return Prices()
     import json
@@ -318,6 +332,12 @@ class Runtime:
         from .adapters.blobs import Blobs
 
         return Blobs(self.s3, self.settings.bucket, self.settings.upload_ttl_s)
+
+    @cached_property
+    def gc(self) -> GcStore:
+        from .adapters.gc_store import GcStore
+
+        return GcStore(self.dynamodb, self.settings.table)
 
     @cached_property
     def meta(self) -> Meta:

@@ -9,6 +9,9 @@ one invoice per account and period, one mail per key).
   trial_expiry     hourly: trials that ended become active (payment method
                    on file) or read-only (none)
   grace_read_only  hourly: unpaid past the grace period becomes read-only
+  gc               daily: unreferenced chunks and packs past the grace
+                   period are deleted, safely against concurrent dedup
+                   (chalicelib/gc.py; docs/DESIGN.md "Pack and chunk lifecycle")
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from . import billing
+from . import billing, gc
 from .config import Runtime
 from .core import billing as core
 from .core import emails, metering
@@ -69,6 +72,7 @@ JOBS: dict[str, Callable[[Runtime, int], dict[str, int]]] = {
     "usage_warnings": usage_warnings,
     "trial_expiry": trial_expiry,
     "grace_read_only": grace_read_only,
+    "gc": gc.collect,
 }
 
 
@@ -80,6 +84,7 @@ SCHEDULES: dict[str, int | str] = {
     "usage_warnings": 3600,
     "trial_expiry": 3600,
     "grace_read_only": 3600,
+    "gc": 86400,
 }
 
 

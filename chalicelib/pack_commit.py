@@ -13,29 +13,49 @@ Called once per handler run, under the batch's locks, before any decision:
 
 Only the entries that need a missing chunk are rejected (core.decide); the
 others commit. The pure part is core.packs.arrived.
+
+Garbage collection (core/gc.py): when any chunk is unknown to the index, the
+collector's fence is read FIRST; a doomed pack counts as never arrived and a
+doomed v1 chunk as absent, and the caller conditions its transaction on the
+generation read (`gc_gen`), so a pack or chunk doomed after this check makes
+the commit check again instead of referencing an object about to go.
 """
 from __future__ import annotations
 
 from .config import Runtime
 from .core.batch import BatchRecord
 from .core.ids import chunk_key
-from .core.packs import arrived, pack_key
+from .core.packs import Location, arrived, pack_key
 
 
-def missing_chunks(rt: Runtime, rec: BatchRecord) -> dict[int, int]:
-    """Per open entry with any, how many of its distinct chunks are not stored."""
+def missing_chunks(rt: Runtime, rec: BatchRecord) -> tuple[dict[int, int], int | None]:
+    """Per open entry with any, how many of its distinct chunks are not
+    stored; and the collector's generation the check relied on (None: every
+    chunk was known, nothing to fence)."""
     user = rec.user_id
     wanted = {c for i in rec.open_entries() for c in rec.entries[i].chunk_ids}
     unknown = wanted - rt.meta.known_chunks(user, wanted)
     if not unknown:  # small files ride inline: no pack is even looked up
-        return {}
+        return {}, None
+    fence = rt.gc.fence(user)  # before any HEAD: see the module's docstring
     decls = tuple(d for d in rt.packs.declared(rec.batch_id)
                   if any(b.chunk_id in unknown for b in d.blobs))
-    sizes = rt.blobs.sizes([pack_key(user, d.pack_id) for d in decls])
+    sizes = [None if d.pack_id in fence.doomed_packs else s for d, s in
+             zip(decls, rt.blobs.sizes([pack_key(user, d.pack_id) for d in decls]), strict=True)]
     found, lost = arrived(decls, {d.pack_id: s for d, s in zip(decls, sizes, strict=True)})
-    rt.packs.remember(user, {c: loc for c, loc in found.items() if c in unknown})
+    new = {c: loc for c, loc in found.items() if c in unknown}
+    rt.gc.index_packs(user, _by_pack(new))  # the pack index first: a superset
+    rt.packs.remember(user, new)
     rest = sorted(unknown - found.keys() - lost)
     absent_keys = set(rt.blobs.missing([chunk_key(user, c) for c in rest]))
-    absent = {c for c in rest if chunk_key(user, c) in absent_keys} | (lost & unknown)
+    absent = ({c for c in rest if chunk_key(user, c) in absent_keys or c in fence.doomed_chunks}
+              | (lost & unknown))
     out = {i: len(set(rec.entries[i].chunk_ids) & absent) for i in rec.open_entries()}
-    return {i: n for i, n in out.items() if n}
+    return {i: n for i, n in out.items() if n}, fence.gen
+
+
+def _by_pack(located: dict[str, Location]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for c, loc in located.items():
+        out.setdefault(loc.pack_id, []).append(c)
+    return out

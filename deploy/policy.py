@@ -80,9 +80,12 @@ def policy(app: str, stage: str, env: dict[str, str], api_stage: str = "api",
                    [f"{obj}/staging/*", f"{obj}/chunks/*", f"{obj}/packs/*",
                     f"{obj}/manifests/*"]),
         _statement("StagingDelete", ["s3:DeleteObject"], [f"{obj}/staging/*"]),
+        # The `gc` job deletes unreferenced chunk objects and packs (chalicelib/gc.py),
+        # conditioned on the ETag it listed; never manifests.
+        _statement("GarbageDelete", ["s3:DeleteObject"], [f"{obj}/chunks/*", f"{obj}/packs/*"]),
         # ListBucket makes HEAD of an absent chunk a 404 rather than a 403
         # (the commit handler must tell "missing" from "denied"), and lets the
-        # sweeper list staging/ only.
+        # sweeper list staging/ and the gc job chunks/ and packs/ only.
         _statement("ListStagingOnly", ["s3:ListBucket"], [obj]),
         _statement("Table", ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem",
                              "dynamodb:ConditionCheckItem", "dynamodb:DeleteItem",
@@ -111,7 +114,9 @@ def policy(app: str, stage: str, env: dict[str, str], api_stage: str = "api",
     ]
     # s3:prefix narrows ListBucket to staging/ when a prefix is given; a HEAD
     # (no prefix in the request) is still answered 404 for an absent key.
-    statements[4]["Condition"] = {"StringLikeIfExists": {"s3:prefix": ["staging/*"]}}
+    # ... and, for the `gc` job, the user prefixes under chunks/ and packs/.
+    statements[5]["Condition"] = {"StringLikeIfExists": {
+        "s3:prefix": ["staging/*", "chunks/*", "packs/*"]}}
     secrets: dict[str, list[str]] = {}
     for name in ("SEALSYNC_TOKEN_SECRET_REF", "SEALSYNC_REDIS_TOKEN_REF",
                  "SEALSYNC_STRIPE_KEY_REF", "SEALSYNC_STRIPE_WEBHOOK_SECRET_REF"):

@@ -42,6 +42,7 @@ class Options:
     regions: tuple[str, ...] = ()  # several: local/regions.py (this stack is the first)
     attach_moto: str | None = None  # one more region of a stack already running
     attach_redis: str | None = None
+    handler_log: Path | None = None  # one JSON line per commit handler run (benchmarks)
 
 
 def parse_args(argv: list[str] | None = None, description: str | None = None) -> Options:
@@ -87,6 +88,10 @@ def parse_args(argv: list[str] | None = None, description: str | None = None) ->
     p.add_argument("--region", default=REGION, help=argparse.SUPPRESS)
     p.add_argument("--attach-moto", default=None, help=argparse.SUPPRESS)
     p.add_argument("--attach-redis", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--handler-log", type=Path, default=None, metavar="FILE",
+                   help="append one JSON line per commit handler invocation to FILE: "
+                        "its duration and message count, what Lambda would bill "
+                        "(benchmarks/peers.py reads it)")
     a = p.parse_args(argv)
     if not 0.0 <= a.duplicate_events <= 1.0:
         p.error("--duplicate-events must be between 0 and 1")
@@ -105,7 +110,8 @@ def parse_args(argv: list[str] | None = None, description: str | None = None) ->
                    snapshot_interval_s=max(1.0, a.snapshot_interval),
                    region=regions[0] if regions else a.region,
                    regions=regions if len(regions) > 1 else (),
-                   attach_moto=a.attach_moto, attach_redis=a.attach_redis)
+                   attach_moto=a.attach_moto, attach_redis=a.attach_redis,
+                   handler_log=a.handler_log)
 
 
 def configure_env(opts: Options, aws_endpoint: str, redis_url: str) -> dict[str, str]:

@@ -17,12 +17,14 @@ exactly-once nor ordered events, so the handler must not care (invariant 3).
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("sealsync.pump")
@@ -86,7 +88,7 @@ class Pump:
                  function_name: str = "sealsync-local-on_commit_queue",
                  workers: int = 4, batch_size: int = 10, wait_s: int = 2,
                  duplicate_rate: float = 0.0, max_delay_s: float = 0.0,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, handler_log: Path | None = None) -> None:
         if not 0.0 <= duplicate_rate <= 1.0:
             raise ValueError("duplicate_rate must be between 0 and 1")
         self.sqs = sqs
@@ -100,6 +102,7 @@ class Pump:
         self.duplicate_rate = duplicate_rate
         self.max_delay_s = max_delay_s
         self.rng = rng or random.Random()
+        self.handler_log = handler_log  # a JSON line per successful handler run
         self.queue_arn: str = sqs.get_queue_attributes(
             QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.stats = PumpStats()
@@ -149,9 +152,10 @@ class Pump:
         if self.max_delay_s > 0 and self._stop.wait(self.rng.uniform(0, self.max_delay_s)):
             return False  # stopping: the messages reappear after the timeout
         event = lambda_sqs_event(messages, self.queue_arn, self.region)
-        t0 = time.time()
+        t0, started = time.time(), time.perf_counter()
         try:
             result = self.handler(event, lambda_context(self.function_name))
+            handler_ms = (time.perf_counter() - started) * 1000
         except Exception as exc:  # noqa: BLE001 - Lambda's contract: any error means retry
             with self._stats_lock:
                 self.stats.failed_batches += 1
@@ -177,6 +181,10 @@ class Pump:
         with self._stats_lock:
             self.stats.batches += 1
             self.stats.messages += len(messages)
+            if self.handler_log is not None:  # Lambda's "Duration" of this invocation
+                with self.handler_log.open("a") as f:
+                    f.write(json.dumps({"end": time.time(), "ms": round(handler_ms, 2),
+                                        "messages": len(messages)}) + "\n")
         return True
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:

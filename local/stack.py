@@ -176,7 +176,8 @@ class Stack:
         self.pump = Pump(rt._boto("sqs"), queue_url, app_module.on_commit_queue,
                          region=self.opts.region, workers=self.opts.pump_workers,
                          duplicate_rate=self.opts.duplicate_events,
-                         max_delay_s=self.opts.delay_events_s).start()
+                         max_delay_s=self.opts.delay_events_s,
+                         handler_log=self.opts.handler_log).start()
         self.sweeper = Periodic("sweeper", self.opts.sweep_interval_s,
                                 lambda: self._sweep(sweep, rt)).start()
         self._start_scheduler(app_module)

@@ -225,7 +225,8 @@ class Batches:
     # -- the fenced commit of one group ------------------------------------------------
     def commit_group(self, rec: BatchRecord, revisions: Mapping[int, int],
                      seqs: Mapping[int, int], last: int, bundle_key: str,
-                     offsets: Sequence[int], now: int, expires_at: int = 0) -> None:
+                     offsets: Sequence[int], now: int, expires_at: int = 0,
+                     gc_gen: int | None = None) -> None:
         """ONE TransactWriteItems: per entry its head (fenced on its base) and
         revision; the feed counter (fenced on `last`, moved to the group's
         last seq); one feed item holding every entry's change; the group's
@@ -279,6 +280,6 @@ class Batches:
             "ExpressionAttributeNames": {"#status": "status",
                                          **{f"#r{i}": f"r{i}" for i in results}},
             "ExpressionAttributeValues": ddb_item(**{":pending": PENDING})}})
-        items += commit_actions(self.table, user, now,  # metering, exactly once
-                                [rec.entries[i].size for i in revisions])
+        items += commit_actions(self.table, user, now,  # metering, exactly once; gc fence
+                                [rec.entries[i].size for i in revisions], gc_gen)
         self._transact(items, f"{user}/batch {rec.batch_id}")

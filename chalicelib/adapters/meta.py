@@ -176,7 +176,7 @@ class Meta:
         return 0 if it is None else int(it["seq"])
 
     def commit_accept(self, rec: UploadRecord, revision: int, manifest_key: str | None,
-                      now: int, last: int | None = None) -> int:
+                      now: int, last: int | None = None, gc_gen: int | None = None) -> int:
         """Write head, revision, feed entry and upload result in ONE
         transaction, fenced on the head revision and the feed counter.
         `last` is the feed head if the caller knows it (read here if not).
@@ -208,7 +208,8 @@ class Meta:
                                    **version)}},
             {"Update": self._finish_update(rec.upload_id, "accepted", now, revision=revision,
                                            mkey=manifest_key, seq=seq)},
-            *commit_actions(self.table, user, now, [rec.size]),  # metering, exactly once
+            # metering, exactly once; and the collector's fence (usage.commit_actions)
+            *commit_actions(self.table, user, now, [rec.size], gc_gen),
         ]
         try:
             self.db.transact_write_items(TransactItems=items)

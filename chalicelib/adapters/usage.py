@@ -38,16 +38,29 @@ def _add(table: str, pk: str, sk: str, fields: dict[str, int]) -> dict[str, Any]
             "ExpressionAttributeValues": ddb_item(**{f":{k}": v for k, v in used.items()})}
 
 
-def commit_actions(table: str, user_id: str, at: float,
-                   sizes: Iterable[int]) -> list[dict[str, Any]]:
+def commit_actions(table: str, user_id: str, at: float, sizes: Iterable[int],
+                   gc_gen: int | None = None) -> list[dict[str, Any]]:
     """The two transaction actions that meter committing versions of these
     sizes: the TOTAL and the hour bucket. Part of the caller's transaction,
-    so they happen exactly when the versions are committed."""
+    so they happen exactly when the versions are committed.
+
+    `gc_gen`: the garbage collector's generation the commit read before it
+    checked chunks the index did not know (adapters/gc_store.py). The TOTAL
+    update is then conditioned on it, so a collector that doomed objects
+    since makes the whole transaction fail (FenceLost) and the commit checks
+    its chunks again: the fence costs a condition, not an action."""
     delta: CommitDelta = commit_delta(at, sizes)
     hour = hour_of(delta.at)
+    total = _add(table, f"U#{user_id}", "TOTAL", {"b": delta.bytes_delta, "v": delta.versions})
+    if gc_gen is not None:
+        total["ExpressionAttributeNames"]["#gc"] = "gc"
+        if gc_gen == 0:
+            total["ConditionExpression"] = "attribute_not_exists(#gc)"
+        else:
+            total["ConditionExpression"] = "#gc = :gc"
+            total["ExpressionAttributeValues"].update(ddb_item(**{":gc": gc_gen}))
     return [
-        {"Update": _add(table, f"U#{user_id}", "TOTAL", {"b": delta.bytes_delta,
-                                                         "v": delta.versions})},
+        {"Update": total},
         {"Update": _add(table, f"U#{user_id}", f"H#{hour:012d}", delta.bucket_fields())},
     ]
 

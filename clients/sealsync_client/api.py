@@ -72,6 +72,12 @@ class QuotaError(ApiError):
     """The upload is too large, or the account's quota is used up."""
 
 
+class OverQuota(QuotaError):
+    """The account's storage quota is used up (413 over_quota): the server
+    refuses uploads, nothing is deleted, downloads and deletes still work.
+    A pass keeps the local files and reports them once (exit 6)."""
+
+
 class NotFound(ApiError):
     """No such account, file, revision or upload."""
 
@@ -201,6 +207,8 @@ class Api:
         """One API call; refreshes the token once on a 401, follows a 421 to
         the account's home region once, and tries the origin server once
         when the home cannot be reached."""
+        # compact: a version's chunk list is thousands of items (resync.py)
+        data = None if body is None else json.dumps(body, separators=(",", ":"))
         refreshed = moved = fell_back = False
         while True:
             headers = {"content-type": "application/json"}
@@ -210,8 +218,7 @@ class Api:
                 headers["authorization"] = f"Bearer {self.token}"
             try:
                 r = self._send(method, self.base_url + path, self.timeout_s + wait_s,
-                               headers=headers,
-                               data=None if body is None else json.dumps(body))
+                               headers=headers, data=data)
             except ServerUnreachable:
                 if fell_back or self.base_url == self.origin_url:
                     raise
@@ -351,10 +358,15 @@ class Api:
         raise ApiError(f"upload {upload_id} is still pending after {rounds * wait_s}s; "
                        "it will be retried on the next sync")
 
-    def create_batch(self, entries: list[Body], packs: list[Body] | None = None) -> Body:
+    def create_batch(self, entries: list[Body], packs: list[Body] | None = None,
+                     bundle_sha256: str | None = None) -> Body:
+        """POST /v1/batches; `bundle_sha256` (hex) binds the bundle's PUT URL
+        to exactly those bytes (send the answer's `bundle_headers`)."""
         body: Body = {"entries": entries}
         if packs:
             body["packs"] = packs
+        if bundle_sha256 is not None:
+            body["bundle_sha256"] = bundle_sha256
         return self.call("POST", "/v1/batches", body)
 
     def missing_chunks(self, chunk_ids: list[str]) -> list[str]:
@@ -414,6 +426,8 @@ def _json_or_raise(r: requests.Response) -> Body:
         raise ApiError(f"the server sent a malformed answer (HTTP {status})", status)
     if status in (401, 403):
         raise AuthError(f"the server refused this device: {text}", status, code)
+    if status == 413 and code == "over_quota":
+        raise OverQuota(text, status, code)
     if status == 413:
         raise QuotaError(f"too large or over quota: {text}", status, code)
     if status == 404:

@@ -59,13 +59,14 @@ from .errors import (
     UsageError,
     WrongPassphrase,
 )
+from .fingerprint import fingerprint
 from .folder import Cost, Folder, init_folder, watch_files
 from .kit import recovery_kit
 from .names import shown
 from .progress import pass_display
 from .push import PushApi, PushChannel
 from .restore import restore_revision
-from .state import Entry, NotInitialised, fingerprint
+from .state import Entry, NotInitialised
 from .transfer import Bar, NoBar, Progress
 
 PASSPHRASE_ENV = "SEALSYNC_PASSPHRASE"
@@ -182,7 +183,7 @@ def init(server: str | None, join: str | None, pair: str | None, device: str | N
                                  email=email, region=region)
         cfg = folder.config
         if not no_remember and folder.unlocked is not None:
-            keep(slot(folder.root), folder.unlocked)
+            keep(slot(folder.root), folder.unlocked, folder.root)
         folder.close()
         data = {"user_id": cfg.user_id, "device_id": cfg.device_id,
                 "device_name": cfg.device_name, "server": cfg.server,
@@ -225,9 +226,11 @@ def _progress(as_json: bool) -> Progress | None:
 
 def _summary(report: Report) -> str:
     parts = [f"{len(v)} {_LABELS[k]}" for k, v in report.as_dict().items()
-             if v and k != "errors"]
+             if v and k in _LABELS]
     line = "up to date" if not parts else ", ".join(parts)
-    return line + "".join(f"\n  error: {e}" for e in report.errors)
+    quota = report.quota_line()
+    return line + (f"\n  {quota}" if quota else "") + \
+        "".join(f"\n  error: {e}" for e in report.errors)
 
 
 @main.command()
@@ -248,6 +251,8 @@ def sync(no_remember: bool, bwlimit: Limits | None, dry_run: bool, as_json: bool
             engine.meter = meter
             report = done(engine.sync())
         _emit(as_json, report.as_dict(), _summary(report))
+        if report.over_quota:  # the account's state, as 5 is: kept here, nothing lost
+            sys.exit(6)
         if report.errors:
             sys.exit(1)
 
@@ -280,7 +285,7 @@ def watch(interval: int, no_push: bool, no_remember: bool, bwlimit: Limits | Non
                 try:
                     with recorded(folder.state) as done:  # for `sealsync service status`
                         report = done(engine.sync())
-                    if report.changed or report.errors:
+                    if report.changed or report.errors or report.over_quota:
                         click.echo(json.dumps(report.as_dict()) if as_json
                                    else _summary(report), nl=True)
                     channel.set_cursor(folder.state.cursor)

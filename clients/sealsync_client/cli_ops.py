@@ -14,7 +14,8 @@ import click
 
 from .bwlimit import BadRate, Limiter, Limits
 from .folder import Cost, Folder, open_unlocked, unlock
-from .remember import Remembered, default_store
+from .names import META_DIR
+from .remember import Remembered, clear_not_kept, default_store, mark_not_kept, may_be_kept
 from .state import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -53,23 +54,27 @@ def slot(root: Path) -> Remembered:
 def open_remembered(root: Path, passphrase: Callable[[], str], remember: bool,
                     limits: Limits | None = None) -> Folder:
     """Open the folder with its remembered key, else with the passphrase
-    (then remember the key unless told not to)."""
-    kept = slot(root)
-    keys = kept.recall()
+    (then remember the key unless told not to). The keychain is consulted
+    before the Argon2id only if a key may be kept (remember.py: its
+    discovery and the Argon2id would otherwise be resident together)."""
+    keys = slot(root).recall() if may_be_kept(root / META_DIR) else None
     if keys is None:
         keys = unlock(root, passphrase())
         if remember and os.environ.get(NO_REMEMBER_ENV, "") in ("", "0"):  # any command
-            keep(kept, keys)
+            keep(slot(root), keys, root)
     folder = open_unlocked(root, keys)
     if limits is not None:
         folder.api.limiter = Limiter.build(limits)
     return folder
 
 
-def keep(kept: Remembered, keys: Any) -> None:
+def keep(kept: Remembered, keys: Any, root: Path | None = None) -> None:
+    """Remember `keys`; on success drop `root`'s not-kept mark (when given)."""
     problem = kept.keep(keys)
     if problem:  # not fatal: the next run asks for the passphrase again
         click.echo(f"sealsync: {problem}", err=True)
+    elif root is not None:
+        clear_not_kept(root / META_DIR)
 
 
 @click.command()
@@ -81,6 +86,7 @@ def forget(folder_dir: str) -> None:
     with _errors():
         kept = slot(Path(folder_dir))
         gone = kept.forget()
+        mark_not_kept(Path(folder_dir) / META_DIR)
         click.echo(f"forgot the key of {Path(folder_dir).resolve()} ({kept.store.where})"
                    if gone else "no remembered key for this folder")
         sys.exit(0)

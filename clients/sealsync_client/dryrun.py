@@ -17,11 +17,12 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .fingerprint import fingerprint
 from .names import local_name, shown
 from .placing import is_file
 from .progress import size_of
 from .report import reason
-from .state import Entry, fingerprint
+from .state import Entry
 
 if TYPE_CHECKING:
     from .engine import Engine

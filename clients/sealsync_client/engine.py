@@ -38,9 +38,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import outbox
-from .api import Api, AuthError, HomeUnavailable, NotFound, PaymentRequired, ServerUnreachable
+from .api import (
+    Api,
+    AuthError,
+    HomeUnavailable,
+    NotFound,
+    OverQuota,
+    PaymentRequired,
+    ServerUnreachable,
+)
 from .devices import DeviceKey
 from .errors import FeedError, HistoryError, IntegrityError, SealsyncClientError
+from .fingerprint import fingerprint, hash_file
 from .history import History
 from .keys import Keyring
 from .manifest import Manifest
@@ -53,7 +62,7 @@ from .report import Report as Report  # callers import it from here
 from .report import reason
 from .scan import Scan, scan
 from .selective import Withheld
-from .state import Entry, State, fingerprint, hash_file, meta_dir
+from .state import Entry, State, meta_dir
 from .transfer import Prepared, Progress, Transfer, Version
 from .wire import new_file_id
 
@@ -336,6 +345,10 @@ class Engine:
 
     def _settle(self, u: _Upload, result: dict[str, Any] | Exception, report: Report) -> None:
         rel = u.rel
+        if isinstance(result, OverQuota):  # kept here; one line for the pass, not one per file
+            report.over_quota.append(shown(rel))
+            report.quota_message = str(result)
+            return
         if isinstance(result, Exception):
             report.errors.append(f"{shown(rel)}: {reason(result)}; retrying on the next sync")
             return

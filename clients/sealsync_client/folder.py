@@ -23,9 +23,11 @@ from .engine import Engine
 from .errors import KdfError, KeyfileError, WrongPassphrase
 from .keyfile import DeviceKeys, load_keyfile, save_keyfile
 from .keys import DEFAULT_MEM, DEFAULT_OPS, SAFE_LIMITS, AccountKeys, KdfLimits, KdfParams
+from .known_chunks import KnownChunks
 from .names import META_DIR
 from .placing import Event
 from .push import PushApi
+from .remember import mark_not_kept
 from .resume import SentChunks
 from .secret_key import SecretKey
 from .state import Config, State, device_key_path, keyfile_path, meta_dir
@@ -33,6 +35,7 @@ from .strength import MIN_SCORE, check_passphrase
 from .transfer import Progress
 
 SENT_CHUNKS = "sent-chunks"  # the upload resume journal (resume.py)
+KNOWN_CHUNKS = "known-chunks"  # each file's last stored chunk ids (known_chunks.py)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class Folder:
                         signing_key=self.keys.signing_key(), device_id=self.config.device_id,
                         device_key=self.device_key)
         engine.transfer.sent = SentChunks(meta_dir(self.root) / SENT_CHUNKS)
+        engine.transfer.known = KnownChunks(meta_dir(self.root) / KNOWN_CHUNKS)
         return engine
 
     def close(self) -> None:
@@ -153,6 +157,7 @@ def _init(root: Path, server: str, passphrase: str, device_name: str | None,
     save_keyfile(keyfile_path(root), unlocked, passphrase, cost.params())
     save_device_key(device_key_path(root), keys.master, device_key)
     config.save(root)
+    mark_not_kept(meta_dir(root))  # nothing kept yet: `sealsync init` keeps it (cli.py)
     return Folder(root, config, keys, state, api, unlocked, secret, device_key)
 
 

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .fingerprint import NotAFile, fingerprint, hash_file, placed
 from .names import (
     POSIX,
     Profile,
@@ -37,7 +38,7 @@ from .names import (
     stored_name,
 )
 from .pipeline import PART_SUFFIX, remove_stale_parts
-from .state import Entry, NotAFile, State, fingerprint, hash_file, placed
+from .state import Entry, State
 
 if TYPE_CHECKING:
     from .report import Report

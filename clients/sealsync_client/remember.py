@@ -13,6 +13,19 @@ Where it is kept:
   0700 directory, refused when others can read it. It is outside the synced
   folder on purpose, so that copying the folder never copies the key.
 
+Whether to look at all: a folder whose key was never kept (made by
+`init_folder` without `sealsync init`'s keep, or after `sealsync forget`)
+carries the mark `.sealsync/key-not-remembered`, and opening it skips the
+lookup. That lookup is not free: keyring's backend discovery imports every
+backend (on Linux the Secret Service one pulls in `secretstorage` and
+`cryptography`), about 11 MiB that would otherwise be resident while the
+passphrase's Argon2id takes its 64-256 MiB, and the two peaks add up
+(docs/CLIENT.md, "Memory"). With the mark, the keychain is loaded only after
+the Argon2id has run and freed its memory, to keep the key. A folder
+without the mark (every folder made before it existed) is looked up as
+before, so no kept key is ever missed; a wrong mark costs one passphrase
+prompt, never a key.
+
 What is kept is exactly what unlocking the key file yields (`DeviceKeys`),
 so how that key is derived can change without touching this module. The
 remembered key is as strong as the login session's protection (the
@@ -32,6 +45,21 @@ from .keyfile import DeviceKeys
 
 SERVICE = "sealsync"
 DIR_ENV = "SEALSYNC_REMEMBER_DIR"
+NOT_KEPT_MARK = "key-not-remembered"  # in the folder's meta dir (.sealsync/)
+
+
+def mark_not_kept(meta: Path) -> None:
+    """Record that no key of this folder is kept: the next open skips the lookup."""
+    (meta / NOT_KEPT_MARK).touch(mode=0o600)
+
+
+def may_be_kept(meta: Path) -> bool:
+    """Whether a kept key is worth looking up (no mark says it cannot be)."""
+    return not (meta / NOT_KEPT_MARK).exists()
+
+
+def clear_not_kept(meta: Path) -> None:
+    (meta / NOT_KEPT_MARK).unlink(missing_ok=True)
 
 
 class KeyStore(Protocol):

@@ -7,18 +7,15 @@
                   fingerprint at that moment; the change-feed cursor; the token;
                   the signed history this device has verified (history.py)
 
-Nothing here is ever sent to the server. The fingerprint (size, mtime, ctime,
-inode and a BLAKE2b content hash) tells "edited here since the last sync"
-apart from "unchanged", which is what stops a download from overwriting a
-local edit. An edit that keeps size and mtime (`touch -d`, `cp -p`, `rsync
--t`) still moves the ctime; a swap of two names changes the inodes.
+Nothing here is ever sent to the server. The fingerprint (fingerprint.py)
+tells "edited here since the last sync" apart from "unchanged", which is
+what stops a download from overwriting a local edit. The tables and their
+migration are in state_schema.py; this module holds the queries.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import stat
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -26,76 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SealsyncClientError
+from .fingerprint import Fingerprint
 from .names import META_DIR, from_bytes, stored_name, to_bytes
-
-# A fingerprint taken this close to the file's mtime or ctime is not trusted
-# (git's "racy git"): a write in the same clock tick would leave every
-# field unchanged. Such a fingerprint is stored smudged, and hashed again.
-RACY_NS = 2_000_000_000
-_SCHEMA = """
--- Paths are BLOBs (names.to_bytes): a Linux name need not be UTF-8.
-CREATE TABLE IF NOT EXISTS files (
-    path TEXT PRIMARY KEY,
-    file_id TEXT NOT NULL UNIQUE,
-    revision INTEGER NOT NULL,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    hash TEXT NOT NULL,
-    dirty INTEGER NOT NULL DEFAULT 0,  -- moved locally by us: the new path needs uploading
-    ctime_ns INTEGER NOT NULL DEFAULT 0,
-    ino INTEGER NOT NULL DEFAULT 0,
-    stored BLOB  -- the name the format stores for `path` (NULL: names.stored_name(path))
-);
--- Remote versions that could not be placed here (names.py, engine.py): retried
--- on every pass, listed by `sealsync status`.
-CREATE TABLE IF NOT EXISTS unplaced (
-    file_id TEXT PRIMARY KEY,
-    revision INTEGER NOT NULL,
-    path BLOB NOT NULL,
-    reason TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
--- Packs this device PUT that no finished batch has fully committed yet
--- (packing.py): the next batch declares them again instead of re-sending.
-CREATE TABLE IF NOT EXISTS sent_packs (
-    pack_id TEXT PRIMARY KEY,
-    declaration TEXT NOT NULL,  -- the batch request's `packs` item, JSON
-    sent_at INTEGER NOT NULL
-);
--- Every version this device has verified (history.py). seq is its change-feed
--- position, NULL until the feed has shown it (our own accepted uploads, and
--- heads fetched to settle a conflict, are known before the feed lists them).
-CREATE TABLE IF NOT EXISTS history_versions (
-    file_id TEXT NOT NULL,
-    revision INTEGER NOT NULL,
-    hash BLOB NOT NULL,
-    device_id TEXT NOT NULL,
-    counter INTEGER NOT NULL,
-    seq INTEGER UNIQUE,
-    PRIMARY KEY (file_id, revision)
-);
-CREATE UNIQUE INDEX IF NOT EXISTS history_by_device ON history_versions (device_id, counter);
--- The hash chain over the change feed, one row per verified seq.
-CREATE TABLE IF NOT EXISTS history_feed (seq INTEGER PRIMARY KEY, hash BLOB NOT NULL);
--- Feed entries this device refused and skipped (history.py `refuse`): listed
--- by `sealsync status`; the chain takes a refusal marker at their seq.
-CREATE TABLE IF NOT EXISTS history_refused (
-    seq INTEGER PRIMARY KEY,
-    file_id TEXT NOT NULL,
-    revision INTEGER NOT NULL,
-    reason TEXT NOT NULL
-);
--- What this device signed: sealed, then accepted or lost (a conflict).
-CREATE TABLE IF NOT EXISTS history_sealed (
-    counter INTEGER PRIMARY KEY,
-    file_id TEXT NOT NULL,
-    revision INTEGER NOT NULL,
-    hash BLOB NOT NULL,
-    status TEXT NOT NULL
-);
--- last_sealed looks a place up once per settled upload: no table scan.
-CREATE INDEX IF NOT EXISTS history_sealed_by_place ON history_sealed (file_id, revision);
-"""
+from .state_schema import open_db
 
 
 @dataclass(frozen=True)
@@ -169,15 +99,6 @@ def keyfile_path(root: Path) -> Path:
 
 
 @dataclass(frozen=True)
-class Fingerprint:
-    size: int
-    mtime_ns: int  # -1: smudged (taken too close to a change), hash again
-    hash: str
-    ctime_ns: int = 0
-    ino: int = 0
-
-
-@dataclass(frozen=True)
 class Entry:
     """A file as it was when last synced. `stored` is the name the format
     stores for it: the manifest's, kept while the local name is unchanged."""
@@ -194,42 +115,6 @@ class Entry:
             object.__setattr__(self, "stored", stored_name(self.path))
 
 
-def hash_file(path: Path) -> str:
-    h = hashlib.blake2b(digest_size=32, person=b"sealsync:local")
-    buf = bytearray(1024 * 1024)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(buf):
-            h.update(view[:n])
-    return h.hexdigest()
-
-
-class NotAFile(OSError):
-    """Something other than a regular file sits where a file was expected."""
-
-
-def fingerprint(path: Path, known: Fingerprint | None = None) -> Fingerprint:
-    """The file's fingerprint; reuses `known`'s hash only when size, mtime,
-    ctime and inode all match and `known` was not smudged."""
-    st = os.lstat(path)
-    if not stat.S_ISREG(st.st_mode):
-        raise NotAFile(f"not a regular file: {path}")
-    if known is not None and known.mtime_ns != -1 and (
-            known.size, known.mtime_ns, known.ctime_ns, known.ino) == (
-            st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino):
-        return known
-    return _trusted(st, hash_file(path))
-
-
-def _trusted(st: os.stat_result, digest: str) -> Fingerprint:
-    racy = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS
-    return Fingerprint(st.st_size, -1 if racy else st.st_mtime_ns, digest,
-                       st.st_ctime_ns, st.st_ino)
-
-
-def placed(path: Path, digest: str) -> Fingerprint:
-    """The fingerprint of a file we just wrote, whose content hash we know."""
-    return _trusted(os.lstat(path), digest)
 
 
 def _blob(path: str) -> bytes:
@@ -242,32 +127,8 @@ def _text(value: bytes | str) -> str:
 
 class State:
     def __init__(self, root: Path) -> None:
-        import sqlite3  # on first use, after Argon2id (crypto's note on peak memory)
         self.root = root
-        self.db = sqlite3.connect(meta_dir(root) / "state.db", isolation_level=None,
-                                  check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # Commits append to the WAL without an fsync each (one per checkpoint):
-        # a pass commits a few rows per file, and an fsync per commit made
-        # state.db the largest cost of syncing 10,000 small files (13.7 of 30 s
-        # for 2,000, profiled). Still atomic and consistent; a process killed
-        # at any point loses nothing committed. Only an OS crash or power loss
-        # may roll back the last commits: the state of a pass stopped a moment
-        # earlier, which every pass already recovers from (a kill can land
-        # anywhere: tests/client_model).
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
-        self._migrate()
-
-    def _migrate(self) -> None:
-        """Folders synced before names became bytes and fingerprints grew."""
-        have = {row[1] for row in self.db.execute("PRAGMA table_info(files)")}
-        for column in ("ctime_ns INTEGER NOT NULL DEFAULT 0",
-                       "ino INTEGER NOT NULL DEFAULT 0", "stored BLOB"):
-            if column.split()[0] not in have:
-                self.db.execute(f"ALTER TABLE files ADD COLUMN {column}")
-        self.db.execute("UPDATE files SET path = CAST(path AS BLOB) "
-                        "WHERE typeof(path) = 'text'")
+        self.db = open_db(meta_dir(root) / "state.db")
 
     def close(self) -> None:
         self.db.close()

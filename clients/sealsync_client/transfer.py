@@ -16,6 +16,7 @@ dest re-hashes it and fetches only the chunks after its verified prefix.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 import stat
@@ -33,6 +34,7 @@ from .crypto import padded_len, sealed_len
 from .devices import DeviceKey
 from .errors import IntegrityError
 from .keys import Keyring
+from .known_chunks import KnownChunks
 from .manifest import (
     INLINE_MAX,
     MAX_CHUNKS,
@@ -165,6 +167,7 @@ class Transfer:
         self.chunkers = [Chunker(ring.chunker, tier) for tier in range(TOP_TIER + 1)]
         self.buffers = Buffers(workers)
         self.sent: SentChunks | None = None  # chunks a killed pass already PUT (resume.py)
+        self.known: KnownChunks | None = None  # each file's last stored chunks (known_chunks.py)
         # One hashing pass at a time: a Chunker is not thread-safe, and this
         # bounds the chunkers' read buffers when several files upload at once.
         self._lock = threading.Lock()
@@ -233,6 +236,10 @@ class Transfer:
         if self.sent_packs is not None:
             settle_sent(self.sent_packs, list(sent.packs), list(sent.reused),
                         [v["status"] for v in verdicts])
+        if self.known is not None:
+            for it, v in zip(items, verdicts, strict=True):
+                if v["status"] == "accepted" and it.path is not None:
+                    self.known.record(it.file_id, (s.id for s in it.spans))
         return [failed[it.file_id] if it.file_id in failed and v["status"] == "rejected"
                 else v for it, v in zip(items, verdicts, strict=True)]
 
@@ -250,12 +257,19 @@ class Transfer:
                    for it, refs in zip(items, chunks, strict=True)]
         sources = [Source(it.file_id, it.path, sp) for it in items if it.path is not None
                    for sp in it.spans]
-        wanted = sorted({src.span.id for src in sources})
+        # not asked: the chunks of each file's last version here (a stale one
+        # is presigned in `chunk_urls` below, as any chunk the server lacks)
+        stored = self.known.of(it.file_id for it in items if it.spans) if self.known else set()
+        wanted = sorted({src.span.id for src in sources} - stored)
         missing = set(self.api.missing_chunks(wanted)) if wanted else set()
         # packs an interrupted earlier upload PUT: declared again, not re-sent
         reused = reusable(self.sent_packs.sent_packs() if self.sent_packs else [], missing)
         plans = plan_packs(sources, missing - {b["chunk"] for d in reused for b in d["blobs"]})
-        ticket = self.api.create_batch(entries, [p.declaration() for p in plans] + reused)
+        # The bundle is known before the request: its digest is signed into
+        # its PUT URL, so whoever holds the URL can PUT only these bytes.
+        bundle = self._bundle(items, chunks)
+        ticket = self.api.create_batch(entries, [p.declaration() for p in plans] + reused,
+                                       hashlib.sha256(bundle).hexdigest())
         pack_urls: dict[str, str] = ticket.get("pack_urls") or {}
         if set(pack_urls) != {p.pack_id for p in plans} | {d["pack_id"] for d in reused}:
             raise ApiError("the server answered for other packs than the batch declared")
@@ -285,7 +299,9 @@ class Transfer:
                     failed[file_id] = exc  # its entry is rejected unless already stored
         if len(failed) == len(items):  # nothing left to commit: let the batch expire
             return SentBatch(None, items, failed)
-        self.api.put_blob(ticket["bundle_url"], self._bundle(items, chunks))
+        # create-only and checksum-bound: exactly the headers the URL was signed with
+        self.api.put_blob(ticket["bundle_url"], bundle,
+                          ticket.get("bundle_headers") or {})
         return SentBatch(str(ticket["batch_id"]), items, failed,
                          [p.pack_id for p in plans], [d["pack_id"] for d in reused])
 
@@ -404,6 +420,8 @@ class Transfer:
             try:
                 decrypt_file(v.manifest, self.ring, self.user_id, fetch_one, dest,
                              on_resume=resumed)
+                if self.known is not None:
+                    self.known.record(v.file_id, (r.id for r in refs))
             finally:
                 if fetch is not None:
                     fetch.cancel()  # after a failure, start no more GETs

@@ -102,3 +102,30 @@ def test_counts_difference() -> None:
     d = after.minus(before)
     assert (d.bytes_sent, d.body_bytes, d.requests) == (250, 50, 4)
     assert d.as_dict()["by_method"] == {"GET": 1, "PUT": 3}
+
+
+def test_body_bytes_by_route_with_ids_folded(proxy: CountingProxy) -> None:
+    from benchmarks.proxy import route
+
+    pack = "/bucket/packs/" + "a" * 32 + "/" + "b" * 32
+    assert route("PUT", pack + "?X-Amz-Signature=1") == "PUT /bucket/packs/*/*"
+    assert route("POST", "/v1/chunks/missing") == "POST /v1/chunks/missing"
+    assert route("GET", "/v1/batches/" + "c" * 32) == "GET /v1/batches/*"
+    before = proxy.snapshot()
+    for body in (b"x" * 7, b"y" * 5):
+        raw(proxy.port, f"PUT {pack} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+                        "Connection: close\r\n\r\n".encode() + body)
+    raw(proxy.port, b"GET /bucket/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    d = proxy.snapshot().minus(before)
+    assert d.as_dict()["body_bytes_by_route"] == {"PUT /bucket/packs/*/*": 12}
+    assert d.route_bodies["GET /bucket/k"] == 0  # counted, with no body
+
+
+def test_batch_handler_figure() -> None:
+    from benchmarks.peers import batch_handler_ms
+
+    runs = [{"ms": 400.0, "messages": 1}, {"ms": 600.0, "messages": 2}]
+    assert batch_handler_ms(runs, 3000) == {
+        "per_1000_files": 333.3, "per_batch": 333.3, "invocations": 2, "batches": 3,
+        "files": 3000, "total_ms": 1000.0}
+    assert batch_handler_ms([], 3000) == {}

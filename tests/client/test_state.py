@@ -8,10 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
+from sealsync_client.fingerprint import RACY_NS, Fingerprint, fingerprint
 from sealsync_client.manifest import Manifest
 from sealsync_client.names import from_bytes
 from sealsync_client.scan import scan
-from sealsync_client.state import RACY_NS, Entry, Fingerprint, State, fingerprint
+from sealsync_client.state import Entry, State
 
 OLD = 1_700_000_000_000_000_000  # an mtime far from now: not racy
 

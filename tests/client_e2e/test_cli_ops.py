@@ -130,3 +130,57 @@ def _json(text: str) -> Any:
     import json
 
     return json.loads(text)
+
+
+RECORDING = "tests.client_e2e.recording_keyring.RecordingKeyring"
+
+
+def test_a_folder_whose_key_was_never_kept_skips_the_keychain_lookup(
+        stack: StackProcess, tmp_path: Path) -> None:
+    """remember.py's mark: a folder made without keeping its key (the library's
+    init_folder, or after `forget`) opens with the passphrase without asking
+    the keychain first (its discovery would be resident during the Argon2id),
+    keeps the key, and is looked up as usual from then on."""
+    from sealsync_client.folder import Cost, init_folder
+    from sealsync_client.remember import NOT_KEPT_MARK
+
+    cli = Cli(tmp_path, backend=RECORDING)
+    log = tmp_path / "keychain.log"
+    cli.env.update({"PYTHONPATH": f"{REPO / 'clients'}{os.pathsep}{REPO}",
+                    "RECORDING_KEYRING_LOG": str(log)})
+    made = init_folder(tmp_path / "one", stack.state["api"], "a strong passphrase for ops",
+                       device_name="one", cost=Cost(ops=2, mem=64 * 2**20))
+    one, mark = made.root, made.root / ".sealsync" / NOT_KEPT_MARK
+    made.close()
+    assert mark.exists()
+
+    cli("sync", str(one), passphrase="a strong passphrase for ops")
+    assert log.read_text().split() == ["set"]  # never looked up: kept after the unlock
+    assert not mark.exists()
+    cli("sync", str(one), passphrase=None)  # the kept key opens it, looked up first
+    assert log.read_text().split() == ["set", "get"]
+
+    cli("forget", str(one))
+    assert mark.exists()
+    cli("sync", "--no-remember", str(one), passphrase="a strong passphrase for ops")
+    assert log.read_text().split() == ["set", "get", "delete"]  # no lookup, nothing kept
+    assert mark.exists()
+    cli("sync", str(one), passphrase="wrong", check=2)
+
+
+def test_a_wrong_mark_costs_a_prompt_never_the_key(stack: StackProcess,
+                                                   tmp_path: Path) -> None:
+    """A mark left beside a kept key (a restored .sealsync/, say): the
+    passphrase opens the folder, the key is kept again and the mark goes."""
+    from sealsync_client.remember import NOT_KEPT_MARK
+
+    cli = Cli(tmp_path)
+    one = tmp_path / "one"
+    cli("init", "--server", stack.state["api"], *FAST, str(one))
+    mark = one / ".sealsync" / NOT_KEPT_MARK
+    assert not mark.exists() and len(cli.files()) == 1  # `init` kept the key
+    mark.touch()
+    cli("sync", str(one), passphrase=None, check=2)  # not looked up: asks, stdin closed
+    cli("sync", str(one))
+    assert not mark.exists() and len(cli.files()) == 1
+    cli("sync", str(one), passphrase=None)

@@ -60,24 +60,24 @@ def test_own_uploads_and_deletes_come_back_without_a_fetch(
 def test_a_file_that_cannot_be_read_is_one_error_and_the_rest_syncs(
         devices: tuple[Folder, Folder], monkeypatch: pytest.MonkeyPatch) -> None:
     """(As root, chmod 0 does not stop a read: the read itself fails here.)"""
-    import sealsync_client.state as state
+    import sealsync_client.fingerprint as fingerprint
 
     a, b = devices
-    real = state.hash_file
+    real = fingerprint.hash_file
 
     def hash_file(path: Any) -> str:
         if str(path).endswith("locked.txt"):
             raise PermissionError(13, "Permission denied")
         return real(path)
 
-    monkeypatch.setattr(state, "hash_file", hash_file)
+    monkeypatch.setattr(fingerprint, "hash_file", hash_file)
     write(a, "locked.txt", b"secret")
     write(a, "open.txt", b"fine")
     report = a.engine().sync()
     assert report.uploaded == ["open.txt"]
     assert report.errors == ["locked.txt: cannot be read: permission denied; "
                              "retrying on the next sync"]
-    monkeypatch.setattr(state, "hash_file", real)
+    monkeypatch.setattr(fingerprint, "hash_file", real)
     assert a.engine().sync().uploaded == ["locked.txt"]
     settle(a, b)
     assert tree(b) == {"locked.txt": b"secret", "open.txt": b"fine"}

@@ -30,7 +30,8 @@ from hypothesis.stateful import (
 )
 
 from tests.client_model.conftest import PROFILE, SHRINK_S, TARGET_STEPS, Stats, profile
-from tests.client_model.world import DIR_NAMES, FILE_NAMES, SIZES, SKIP, World
+from tests.client_model.pool import DIR_NAMES, FILE_NAMES, SIZES, SKIP
+from tests.client_model.world import World
 from tests.e2e.conftest import StackProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900 if PROFILE == "ci" else 4 * 3600)]

@@ -47,7 +47,7 @@ def test_unit_prices_make_the_quantities_visible(tmp_path: Path,
     assert per["Lambda GB-seconds"] == pytest.approx(mem_gb * (30 + 20 + 80 + 2 * 5) / 1000)
     assert per["S3 PUT/COPY (client + handler)"] == 1 + 1
     assert per["S3 HEAD/GET"] == 3 + 1
-    assert per["DynamoDB write units"] == 17 and per["DynamoDB read units"] == 10.5
+    assert per["DynamoDB write units"] == 17 and per["DynamoDB read units"] == 11.5
     assert per["Redis ECPUs"] == 13 and per["SQS requests"] == 3
     assert got["usd_per_million_commits"] == pytest.approx(sum(per.values()) * 1e6, rel=1e-6)
 
@@ -191,3 +191,37 @@ def test_the_back_office_with_unit_prices(tmp_path: Path,
         (10e9 / 2**30 * 6 + 0.5 + 200 / 10000 * 0.4 + 1e9 / 2**30 * 12) / 100)
     code, text, _ = run(capsys, "--results", str(write(tmp_path, "r.json", RESULTS)))
     assert "A typical user (10 GB stored, 1,000 file versions" in text
+
+
+def test_the_measured_batch_handler_time_replaces_the_estimate(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`make bench` writes batch_handler_ms (benchmarks/peers.py); with it the
+    batch's Lambda time is the measured figure scaled to the batch size, not
+    the single commit's time x transaction groups."""
+    measured = {**RESULTS, "batch_handler_ms": {"per_1000_files": 900.0, "per_batch": 900.0}}
+    m = cost.load_results(write(tmp_path, "m.json", measured))
+    assert m.batch_handler_per_1000_ms == 900.0
+    assert cost.batch_handler_ms(m, 1000) == 900.0 and cost.batch_handler_ms(m, 10) == 9.0
+    old = cost.load_results(write(tmp_path, "r.json", RESULTS))
+    assert old.batch_handler_per_1000_ms is None
+    assert cost.batch_handler_ms(old, 1000) == 30.0 * cost.batch_groups(1000)
+
+    prices = json.loads(cost.PRICES.read_text())
+    per = {r["item"]: r["per_batch"] for r in cost.batch_lines(m, prices, 1024, 1000)}
+    # handler 900, POST 20, poll (80 - 30) + 900, one authorizer per API call
+    assert per["Lambda GB-seconds"] == pytest.approx(
+        (900 + cost.API_HANDLER_MS + 50 + 900 + cost.BATCH_API_CALLS * cost.AUTHORIZER_MS)
+        / 1000)
+    code, out, _ = run(capsys, "--results", str(write(tmp_path, "m.json", measured)), "--json")
+    got = json.loads(out)["batch"]
+    assert code == 0 and "measured by `make bench`, 900 ms per 1,000" in got["assumptions"][0]
+    code, out, _ = run(capsys, "--results", str(write(tmp_path, "r.json", RESULTS)), "--json")
+    assert "no measured figure" in json.loads(out)["batch"]["assumptions"][0]
+    for bad in (None, "fast", -1, 0, True):  # not a figure: the estimate, never a crash
+        m = cost.load_results(write(tmp_path, "b.json",
+                                    {**RESULTS, "batch_handler_ms": {"per_1000_files": bad}}))
+        assert m.batch_handler_per_1000_ms is None
+    for bad_detail in ([], "x", 5):
+        m = cost.load_results(write(tmp_path, "b.json",
+                                    {**RESULTS, "batch_handler_ms": bad_detail}))
+        assert m.batch_handler_per_1000_ms is None

@@ -104,3 +104,33 @@ def test_lambda_attribute_shape() -> None:
     assert attrs["s"] == {"stringValue": "v", "stringListValues": [], "binaryListValues": [],
                           "dataType": "String"}
     assert attrs["b"]["binaryValue"] == "AAE="
+
+
+def test_the_handler_log_has_one_line_per_successful_invocation(
+        s3_events: tuple[Any, Any, str], tmp_path: Any) -> None:
+    """--handler-log (benchmarks: the batch handler time `make cost` prices):
+    each successful invocation's duration and message count; a failed one
+    is not billed here, as it is retried."""
+    import time
+
+    s3, sqs, url = s3_events
+    log = tmp_path / "runs.jsonl"
+    drain(Pump(sqs, url, lambda e, c: None, region="us-east-1", wait_s=0))  # the TestEvent
+    for i in range(3):
+        s3.put_object(Bucket=EVENTS_BUCKET, Key=f"staging/u/{i}", Body=b"m")
+
+    def slow(event: dict[str, Any], ctx: Any) -> None:
+        time.sleep(0.05)
+
+    before = time.time()
+    assert drain(Pump(sqs, url, slow, region="us-east-1", wait_s=0, handler_log=log)) == 3
+    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sum(r["messages"] for r in runs) == 3
+    assert all(r["ms"] >= 50 and before <= r["end"] <= time.time() for r in runs)
+
+    def fail(event: dict[str, Any], ctx: Any) -> None:
+        raise ConnectionError("down")
+
+    s3.put_object(Bucket=EVENTS_BUCKET, Key="staging/u/x", Body=b"m")
+    assert Pump(sqs, url, fail, region="us-east-1", wait_s=0, handler_log=log).poll_once() == 1
+    assert len(log.read_text().splitlines()) == len(runs)

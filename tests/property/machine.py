@@ -35,7 +35,9 @@ from tests.property.zk import assert_zero_knowledge
 FILES = 3
 KINDS = ("write", "write", "write", "rename", "missing", "badsize", "abandoned")
 BATCH_KINDS = ("write", "write", "rename", "missing")
-INTERFERENCES = ("expire", "expire_nest", "nest", "restart", "restart_nest")
+# "gc": the collector runs (past the grace period) at a step boundary of the
+# handler: between its chunk check and its transaction, among others
+INTERFERENCES = ("expire", "expire_nest", "nest", "restart", "restart_nest", "gc")
 
 
 # Draws never depend on state that timing can change (a retried event, a
@@ -60,6 +62,8 @@ class Stats:
     interferences = 0
     packs: dict[str, int] = {}  # batches by what became of their pack
 
+    collected = 0  # chunk objects and packs the gc job deleted
+    repacked = 0  # mostly-dead packs the gc job repacked
     idle = 0  # rule calls that found nothing to do (an empty queue): not steps
 
     @classmethod
@@ -292,6 +296,8 @@ class CommitMachine(RuleBasedStateMachine):
 
     def _interfere(self, nested: int, files: list[str], what: str) -> None:
         Stats.interferences += 1
+        if what == "gc":
+            self._collect(True)
         if what.startswith("expire"):
             for file_id in files:
                 self.world.expire_lock(file_id)
@@ -331,6 +337,22 @@ class CommitMachine(RuleBasedStateMachine):
         Stats.step("sweeper")
         self.world.sweep(past_cutoff)
 
+    @rule(past_grace=st.booleans())
+    def garbage_collect(self, past_grace: bool) -> None:
+        """The `gc` job between commits, at the real time (nothing is old
+        enough: it must delete nothing) or past the grace period."""
+        Stats.step("garbage_collect")
+        self._collect(past_grace)
+
+    def _collect(self, past_grace: bool) -> None:
+        self.model.collected = self.model.collected or past_grace
+        report = self.world.collect(past_grace)
+        Stats.collected += report["chunks_deleted"] + report["packs_deleted"]
+        Stats.repacked += report["packs_repacked"]
+        self.world.learn_server_packs()  # a repack's packs: the model checks their ranges
+        if not past_grace:
+            assert report["chunks_deleted"] == report["packs_deleted"] == 0, report
+
     @invariant()
     def invariants_hold(self) -> None:
         snap = self.world.snapshot()
@@ -361,6 +383,7 @@ class CommitMachine(RuleBasedStateMachine):
             status, rev, _, _, mkey = self.model.final[up.upload_id]
             if up.tombstone or status == "rejected":
                 continue
+            loser_collected = status == "conflict" and self.model.collected
             place = (ManifestPlace.for_download(w.user_id, up.file_id, int(rev))
                      if status == "accepted" else
                      ManifestPlace.for_upload(w.user_id, up.file_id, up.base))
@@ -371,6 +394,8 @@ class CommitMachine(RuleBasedStateMachine):
             assert manifest.path == up.path
             for ref, c in zip(manifest.chunks, up.chunks, strict=True):
                 assert (ref.id, ref.size) == (c.id, c.size)
+                if loser_collected:  # no kept revision references it: may be gone
+                    continue
                 envelope = w.envelope(ref.id)
                 assert open_chunk(w.ring, w.user_id, ref.id, ref.size, envelope)
 

@@ -13,6 +13,12 @@ what earlier checks observed. Invariants 1-5 of docs/DESIGN (shared):
     bundle) and every chunk it names exists
   + the change feed: seqs 1..N with no gap, one entry per accepted upload,
     the counter at N
+  + garbage collection (once the collector ran past the grace period,
+    `collected`): every accepted version's chunks still exist (5 above, held
+    strictly); a conflict loser's chunks, which no kept revision references,
+    may be gone (its manifest stays); an upload whose chunks were collected
+    before it committed may be rejected as "never uploaded" (the client
+    sends them again)
 (Invariant 2, "the lock is not the safety", is what the faults exercise.)
 """
 from __future__ import annotations
@@ -47,6 +53,7 @@ ALLOWED_REJECTS = {
     "revoked": ("was revoked",),
 }
 VALID = ("write", "rename", "delete", "late")
+GC_REJECT = ("never uploaded",)  # its chunks were collected before it committed
 
 
 @dataclass
@@ -58,6 +65,7 @@ class Model:
     chain: dict[tuple[str, int], str] = field(default_factory=dict)  # (file, rev) -> upload
     heads: dict[str, int] = field(default_factory=dict)
     packs: dict[str, bytes] = field(default_factory=dict)  # the world's, by pack id
+    collected: bool = False  # the gc job ran with the clock past the grace period
 
     def add(self, up: Upload) -> None:
         self.uploads[up.upload_id] = up
@@ -133,10 +141,11 @@ class Model:
             elif status == "conflict":
                 assert up.kind in VALID, f"{up.kind} conflicted"
                 assert int(rec["winner"]) > up.base, f"conflict below its base: {rec}"
-                self._stored(snap, up, rec.get("mkey"))
+                self._stored(snap, up, rec.get("mkey"), loser=True)
             else:
                 reason = str(rec.get("reason", ""))
-                assert any(r in reason for r in ALLOWED_REJECTS[up.kind]), (
+                allowed = ALLOWED_REJECTS[up.kind] + (GC_REJECT if self.collected else ())
+                assert any(r in reason for r in allowed), (
                     f"{up.kind} upload rejected for {reason!r}")
 
         for file_id in {up.file_id for up in self.uploads.values()}:
@@ -194,8 +203,9 @@ class Model:
                     for k, (f, rev, deleted) in enumerate(group)]
         return out
 
-    def _stored(self, snap: Snapshot, up: Upload, mkey: Any) -> None:
-        """Invariant 5: the version's manifest bytes and its chunks exist."""
+    def _stored(self, snap: Snapshot, up: Upload, mkey: Any, loser: bool = False) -> None:
+        """Invariant 5: the version's manifest bytes and its chunks exist
+        (a conflict loser's chunks only until the collector ran)."""
         if up.tombstone:
             assert mkey is None, f"tombstone with a manifest {mkey}"
             return
@@ -203,7 +213,7 @@ class Model:
         assert snap.etags.get(str(mkey)) == etag_of(up.bundle or up.manifest), (
             f"manifest of {up.upload_id} missing or not the bytes uploaded")
         index = {it["sk"]: it for it in snap.items if it["pk"] == f"L#{self.user_id}"}
-        for c in up.chunks:
+        for c in () if loser and self.collected else up.chunks:
             loc = index.get(c.id, {})
             if "pack" not in loc:
                 key = f"chunks/{self.user_id}/{c.id}"

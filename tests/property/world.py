@@ -369,6 +369,26 @@ class World:
         skew = self.rt.settings.sweep_after_s + 5 if past_cutoff else 0
         return sweep(self.rt, now=time.time() + skew)
 
+    def collect(self, past_grace: bool = True) -> dict[str, int]:
+        """The `gc` job, now (nothing is old enough: it must delete nothing)
+        or with the clock past the grace period (everything unreferenced goes)."""
+        from chalicelib.gc import collect
+
+        skew = self.rt.settings.gc_grace_s + 5 if past_grace else 0
+        return collect(self.rt, int(time.time()) + skew)
+
+    def learn_server_packs(self) -> None:
+        """Packs the collector wrote (repacks) join the packs the test knows,
+        so the model checks each located chunk's range in them byte for byte."""
+        prefix = f"packs/{self.user_id}/"
+        pages = self.rt.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.rt.settings.bucket, Prefix=prefix)
+        for page in pages:
+            for o in page.get("Contents", []):
+                pack_id = o["Key"][len(prefix):]
+                if pack_id not in self.packs:
+                    self.packs[pack_id] = self.body(o["Key"])
+
     # -- reading the whole state -------------------------------------------------------
     def snapshot(self) -> Snapshot:
         from chalicelib.adapters.meta import ddb_plain

@@ -1,6 +1,8 @@
 """chalicelib/openapi.json stays true: the same routes as app.py, the same
 bounds as `Limits`, and every response a real call gets (success or error)
-is one the document promises, with a body its schema accepts."""
+is one the document promises, with a body its schema accepts. How the
+document is read, and the client that checks every answer against it, are
+in tests/openapi_support.py."""
 from __future__ import annotations
 
 import json
@@ -8,7 +10,6 @@ import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,6 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
 
 from app import app
-from chalicelib import api
 from chalicelib.adapters.pairings import ID_ALPHABET as PAIRING_ALPHABET
 from chalicelib.adapters.pairings import ID_LEN as PAIRING_ID_LEN
 from chalicelib.core.ids import CHUNK_HEX, ID_HEX, new_id
@@ -28,91 +28,20 @@ from local.stripe import LocalStripe
 from tests.billing_support import drive_billing_routes, enable_billing
 from tests.device_support import drive_device_routes, forge, upload_body
 from tests.harness import BatchItem, Harness, chunk_id
+from tests.openapi_support import (
+    DOC,
+    CheckedClient,
+    CheckedHTTP,
+    operations,
+    param,
+    region_statuses,
+    resolve,
+    validator,
+)
 from tests.pairing_support import drive_pairing_routes
 from tests.push_support import drive_push_routes
 
-DOC: dict[str, Any] = json.loads(Path(api.__file__).with_name("openapi.json").read_text())
 LIMITS = Limits()
-METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
-
-
-def operations() -> Iterator[tuple[str, str, dict[str, Any]]]:
-    for path, item in DOC["paths"].items():
-        for method, op in item.items():
-            if method in METHODS:
-                yield path, method, op
-
-
-def resolve(node: dict[str, Any]) -> dict[str, Any]:
-    """Follow a local `$ref` (`#/components/...`)."""
-    while "$ref" in node:
-        target: Any = DOC
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
-
-
-def validator(schema: dict[str, Any]) -> Draft202012Validator:
-    # Components ride along so `#/components/schemas/...` resolves.
-    return Draft202012Validator({**schema, "components": DOC["components"]})
-
-
-def response_schema(path: str, method: str, status: int) -> dict[str, Any]:
-    responses = DOC["paths"][path][method]["responses"]
-    assert str(status) in responses, f"{method.upper()} {path}: {status} is not documented"
-    schema: dict[str, Any] = resolve(responses[str(status)])["content"]["application/json"][
-        "schema"]
-    return schema
-
-
-def template_of(path: str) -> str:
-    bare = path.split("?", 1)[0]
-    for template in DOC["paths"]:
-        if re.fullmatch(re.sub(r"\{[^/]+\}", "[^/]+", template), bare):
-            return template
-    raise AssertionError(f"{bare} matches no documented path")
-
-
-def region_statuses() -> set[tuple[str, str, str]]:
-    """What only a multi-region deployment answers (421, and a 503 that is
-    only `read_only`): driven by tests/unit/test_regions.py."""
-    return {(path, method, status) for path, method, op in operations()
-            for status, answer in op["responses"].items()
-            if answer.get("$ref", "").endswith(("/WrongRegion", "/ReadOnly"))}
-
-
-class CheckedHTTP:
-    """The chalice test client, checking every response against the document."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.seen: set[tuple[str, str, str]] = set()
-
-    def request(self, method: str, path: str, headers: dict[str, str] | None = None,
-                body: Any = b"") -> Any:
-        r = self.inner.request(method, path, headers=headers or {}, body=body)
-        template, verb = template_of(path), method.lower()
-        schema = response_schema(template, verb, r.status_code)
-        got = json.loads(r.body)
-        problems = [e.message for e in validator(schema).iter_errors(got)]
-        assert not problems, f"{method} {path} -> {r.status_code} {got}: {problems}"
-        self.seen.add((template, verb, str(r.status_code)))
-        return r
-
-    def get(self, path: str, **kw: Any) -> Any:
-        return self.request("GET", path, **kw)
-
-    def post(self, path: str, **kw: Any) -> Any:
-        return self.request("POST", path, **kw)
-
-    def delete(self, path: str, **kw: Any) -> Any:
-        return self.request("DELETE", path, **kw)
-
-
-class CheckedClient:
-    def __init__(self, client: Any) -> None:
-        self.http = CheckedHTTP(client.http)
 
 
 @pytest.fixture
@@ -160,12 +89,6 @@ def test_public_routes_and_path_parameters_match_the_app() -> None:
         assert "415" in op["responses"] and "500" in op["responses"]
 
 
-def _param(path: str, method: str, name: str) -> dict[str, Any]:
-    for p in DOC["paths"][path][method].get("parameters", []):
-        if resolve(p)["name"] == name:
-            return resolve(p)
-    raise AssertionError(f"{method} {path} has no parameter {name}")
-
 
 def test_bounds_are_the_limits() -> None:
     schemas = DOC["components"]["schemas"]
@@ -177,7 +100,7 @@ def test_bounds_are_the_limits() -> None:
         f"^[0-9a-f]{{{CHUNK_HEX}}}$")
     assert schemas["CreateAccount"]["properties"]["kdf"]["maxLength"] == LIMITS.max_kdf_bytes
     for path in ("/v1/uploads/{upload_id}", "/v1/changes", "/v1/batches/{batch_id}"):
-        assert _param(path, "get", "wait")["schema"]["maximum"] == LIMITS.max_wait_s
+        assert param(path, "get", "wait")["schema"]["maximum"] == LIMITS.max_wait_s
     entries = schemas["CreateBatch"]["properties"]["entries"]
     assert entries["maxItems"] == LIMITS.max_batch_entries
     assert schemas["BatchEntry"]["properties"]["chunks"]["maxItems"] == LIMITS.max_chunks
@@ -187,7 +110,7 @@ def test_bounds_are_the_limits() -> None:
                   LIMITS.max_batch_chunks, LIMITS.max_bundle_bytes):
         assert str(bound) in too and str(bound) in entries["description"] + too
     for path in ("/v1/changes", "/v1/files/{file_id}/revisions"):
-        assert _param(path, "get", "limit")["schema"]["maximum"] == LIMITS.max_page
+        assert param(path, "get", "limit")["schema"]["maximum"] == LIMITS.max_page
     assert str(LIMITS.max_body_bytes) in resolve(
         DOC["paths"]["/v1/uploads"]["post"]["responses"]["413"])["description"]
 
@@ -412,7 +335,7 @@ def test_query_bounds_are_the_servers(checked: tuple[Harness, CheckedHTTP], path
     h.commit(batch.key)  # a finished batch: no long poll blocks
     concrete = path.replace("{file_id}", file_id).replace("{upload_id}", up.upload_id) \
         .replace("{batch_id}", batch.batch_id)
-    schema = _param(path, method, name)["schema"]
+    schema = param(path, method, name)["schema"]
     for value, ok in ((schema["minimum"], True), (schema["maximum"], True),
                       (schema["minimum"] - 1, False), (schema["maximum"] + 1, False)):
         if value < 0:

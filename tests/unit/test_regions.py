@@ -171,7 +171,7 @@ def test_every_documented_region_answer_is_real_and_valid(
     """Each route's documented 421 and read-only 503 (chalicelib/openapi.json),
     produced and validated against the document: A's device asks B, then B
     serves A's account while A is declared down."""
-    from tests.unit.test_openapi import CheckedHTTP, operations, region_statuses
+    from tests.openapi_support import CheckedHTTP, operations, region_statuses
 
     a, b = two
     dev = a.signup()
