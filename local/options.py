@@ -38,11 +38,11 @@ class Options:
     presign_endpoint: str | None = None
     data_dir: Path | None = DEFAULT_DATA  # None: --ephemeral, everything in memory
     snapshot_interval_s: float = 30.0
+    handler_log: Path | None = None  # one JSON line per commit handler run (benchmarks)
     region: str = REGION
     regions: tuple[str, ...] = ()  # several: local/regions.py (this stack is the first)
     attach_moto: str | None = None  # one more region of a stack already running
     attach_redis: str | None = None
-    handler_log: Path | None = None  # one JSON line per commit handler run (benchmarks)
 
 
 def parse_args(argv: list[str] | None = None, description: str | None = None) -> Options:
@@ -82,16 +82,16 @@ def parse_args(argv: list[str] | None = None, description: str | None = None) ->
     p.add_argument("--snapshot-interval", type=float, default=30.0, metavar="SECONDS",
                    help="how often the data is snapshotted while running (default: "
                         "%(default)s; also on stop)")
+    p.add_argument("--handler-log", type=Path, default=None, metavar="FILE",
+                   help="append one JSON line per commit handler invocation to FILE: "
+                        "its duration and message count, what Lambda would bill "
+                        "(benchmarks/peers.py reads it)")
     p.add_argument("--regions", default="", metavar="A,B",
                    help="run one API per region (moto is multi-region): A is this stack's, "
                         "each other one a subprocess (local/regions.py); keeps nothing")
     p.add_argument("--region", default=REGION, help=argparse.SUPPRESS)
     p.add_argument("--attach-moto", default=None, help=argparse.SUPPRESS)
     p.add_argument("--attach-redis", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--handler-log", type=Path, default=None, metavar="FILE",
-                   help="append one JSON line per commit handler invocation to FILE: "
-                        "its duration and message count, what Lambda would bill "
-                        "(benchmarks/peers.py reads it)")
     a = p.parse_args(argv)
     if not 0.0 <= a.duplicate_events <= 1.0:
         p.error("--duplicate-events must be between 0 and 1")
@@ -108,10 +108,10 @@ def parse_args(argv: list[str] | None = None, description: str | None = None) ->
                    verbose=a.verbose, presign_endpoint=a.presign_endpoint,
                    data_dir=None if a.ephemeral else a.data_dir,
                    snapshot_interval_s=max(1.0, a.snapshot_interval),
+                   handler_log=a.handler_log,
                    region=regions[0] if regions else a.region,
                    regions=regions if len(regions) > 1 else (),
-                   attach_moto=a.attach_moto, attach_redis=a.attach_redis,
-                   handler_log=a.handler_log)
+                   attach_moto=a.attach_moto, attach_redis=a.attach_redis)
 
 
 def configure_env(opts: Options, aws_endpoint: str, redis_url: str) -> dict[str, str]:

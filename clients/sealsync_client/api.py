@@ -218,7 +218,8 @@ class Api:
                 headers["authorization"] = f"Bearer {self.token}"
             try:
                 r = self._send(method, self.base_url + path, self.timeout_s + wait_s,
-                               headers=headers, data=data)
+                               headers=headers,
+                               data=data)
             except ServerUnreachable:
                 if fell_back or self.base_url == self.origin_url:
                     raise
