@@ -243,3 +243,22 @@ def test_a_directory_that_cannot_be_reached_is_a_503_to_retry(
         assert r.status_code == 503, r.body
         assert r.json_body == {"error": "unavailable",
                                "message": "the account directory is unavailable; try again"}
+
+
+def test_moving_a_home_is_conditional_and_noticed_when_the_cache_expires(
+        two: tuple[RegionHarness, RegionHarness], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runbook's last step (docs/OPERATIONS.md): the directory entry moves
+    only from the home it names, and a warm container follows within
+    CACHE_TTL_S."""
+    a, b = two
+    dev = a.signup()
+    assert a.changes(dev)["changes"] == []  # at home in A, and cached there
+    assert a.rt.directory is not None
+    assert not a.rt.directory.move(dev.user_id, B, A, URLS[A], 1)  # not its home
+    assert a.rt.directory.move(dev.user_id, A, B, URLS[B], 2)
+    assert a.rt.directory.home(dev.user_id) == B
+    assert a.get("/v1/changes?cursor=0", dev).status_code == 200  # the cache still says A
+    clock = regions.time.monotonic() + regions.CACHE_TTL_S + 1
+    monkeypatch.setattr(regions.time, "monotonic", lambda: clock)
+    moved = a.get("/v1/changes?cursor=0", dev)
+    assert moved.status_code == 421 and moved.json_body["home"] == URLS[B]
