@@ -119,10 +119,10 @@ def _rounds(api_url: str, devices: int, rounds: int, shared: bool) -> dict[str, 
     def race(i: int) -> dict[str, Any]:
         api, dev = apis[i], devs[i]
         manifest = secrets.token_bytes(1024)
-        ticket = api.create_batch(dev, [(files[i], heads[i], len(manifest), ())])
+        whole = apiclient_bundle(dev, [(files[i], heads[i], manifest, ())])
+        ticket = api.create_batch(dev, [(files[i], heads[i], len(manifest), ())], whole)
         barrier.wait()
-        api.put_blob(ticket["bundle_url"],
-                     apiclient_bundle(dev, [(files[i], heads[i], manifest, ())]))
+        api.put_blob(ticket["bundle_url"], whole, ticket.get("bundle_headers"))
         return api.batch_decided(dev, ticket["batch_id"], WAIT_S)[0][0]
 
     with ThreadPoolExecutor(devices) as pool:

@@ -44,7 +44,7 @@ def one_commit(api: Client, dev: Any, file_id: str, base: int) -> tuple[float, i
     """Upload one version; return (ms from manifest PUT to verdict, revision)."""
     manifest = secrets.token_bytes(MANIFEST_BYTES)
     ticket = api.create_upload(dev, file_id, base, manifest)
-    api.put_blob(ticket["manifest_url"], manifest)
+    api.put_blob(ticket["manifest_url"], manifest, ticket.get("manifest_headers"))
     t0 = time.perf_counter()
     result = api.status(dev, ticket["upload_id"], WAIT_S)
     ms = (time.perf_counter() - t0) * 1000

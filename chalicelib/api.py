@@ -22,11 +22,13 @@ from .core.decide import PENDING, TERMINAL
 from .core.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge, Unauthorized
 from .core.ids import check_chunk_id, check_id, chunk_key, new_id, staging_key
 from .core.packs import packed_chunks, parse_packs
+from .core.quota import Adding
 from .core.records import UploadRecord, Version, batch_topic, feed_topic, upload_topic
-from .core.requests import only_fields, parse_upload, query_int
+from .core.requests import only_fields, parse_upload, query_int, sha256_field
 from .core.tokens import Claims
 from .limits import charge_account
 from .pack_reads import chunk_sources, pack_urls
+from .quota import check_quota
 
 Body = dict[str, Any]
 MAX_DEVICES = 100  # per account, revoked ones included (their ids stay taken)
@@ -200,15 +202,19 @@ def caller(rt: Runtime, bearer: str | None) -> Claims:
 # -- uploads ----------------------------------------------------------------
 def create_upload(rt: Runtime, who: Claims, body: Body) -> Body:
     signature = _signature(body.get("signature"), "signature")
-    req = parse_upload({k: v for k, v in body.items() if k != "signature"},
-                       rt.settings.limits)
+    digest = sha256_field(body.get("manifest_sha256"), "manifest_sha256")
+    req = parse_upload({k: v for k, v in body.items()
+                        if k not in ("signature", "manifest_sha256")}, rt.settings.limits)
     writer(rt, who)
     billing.check_writable(rt, who.user_id)
+    size = sum(req.chunk_sizes) + req.manifest_size
+    check_quota(rt, who.user_id, [Adding(req.base_revision, req.manifest_size,
+                                         len(req.chunk_ids), size)])
     upload_id, now = new_id(), int(time.time())
     rec = UploadRecord(upload_id=upload_id, user_id=who.user_id, device_id=who.device_id,
                        file_id=req.file_id, base_revision=req.base_revision,
                        manifest_size=req.manifest_size, chunk_ids=req.chunk_ids,
-                       size=sum(req.chunk_sizes) + req.manifest_size, tombstone=False,
+                       size=size, tombstone=False,
                        status=PENDING, created=now, signature=signature)
     known = rt.meta.known_chunks(who.user_id, req.chunk_ids)
     rt.meta.create_upload(rec, now + rt.settings.record_ttl_s)
@@ -220,8 +226,11 @@ def create_upload(rt: Runtime, who: Claims, body: Body) -> Body:
     rt.usage.count_requests(who.user_id, now, puts=1 + len(need))
     return {
         "upload_id": upload_id,
+        # Create-only, and bound to manifest_sha256 when declared: send
+        # manifest_headers with the PUT (docs/SECURITY.md).
         "manifest_url": rt.blobs.presign_put(staging_key(who.user_id, upload_id),
-                                             req.manifest_size),
+                                             req.manifest_size, True, digest),
+        "manifest_headers": rt.blobs.put_headers(True, digest),
         "chunk_urls": need,
         # Send these with every chunk PUT; 412 means the chunk already exists.
         "chunk_headers": {"If-None-Match": "*"},
@@ -314,6 +323,8 @@ def create_batch(rt: Runtime, who: Claims, body: Body) -> Body:
     packs = parse_packs(body.get("packs"), rt.settings.limits, req.chunk_sizes)
     writer(rt, who)
     billing.check_writable(rt, who.user_id)
+    check_quota(rt, who.user_id, [Adding(e.base_revision, e.manifest_size, len(e.chunk_ids),
+                                         e.size) for e in req.entries])
     batch_id, now = new_id(), int(time.time())
     rec = BatchRecord(batch_id, who.user_id, who.device_id, req.entries, PENDING, now)
     known = rt.meta.known_chunks(who.user_id, req.chunk_sizes) | packed_chunks(packs)
@@ -326,8 +337,11 @@ def create_batch(rt: Runtime, who: Claims, body: Body) -> Body:
     return {
         **pack_urls(rt, who.user_id, packs),
         "batch_id": batch_id,
+        # Create-only, and bound to bundle_sha256 when declared: send
+        # bundle_headers with the PUT (docs/SECURITY.md).
         "bundle_url": rt.blobs.presign_put(staging_key(who.user_id, batch_id),
-                                           req.bundle_size),
+                                           req.bundle_size, True, req.bundle_sha256),
+        "bundle_headers": rt.blobs.put_headers(True, req.bundle_sha256),
         "chunk_urls": chunk_urls,
         "chunk_headers": {"If-None-Match": "*"},
         "expires_at": now + rt.settings.upload_ttl_s,

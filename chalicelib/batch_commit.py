@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from .adapters.blobs import Replaced
 from .adapters.meta import FenceLost
 from .config import Runtime
 from .core import decide as core
@@ -72,6 +73,11 @@ class BatchFenceLostTooOften(Unavailable):
     """Pathological contention: let the event be retried."""
 
 
+class StagingReplaced(Unavailable):
+    """The staging object is not the one checked: nothing was committed from
+    it; the event's retry checks the object as it is now."""
+
+
 @dataclass(frozen=True)
 class BatchOutcome:
     """What one event did; `status` is the batch's state after it."""
@@ -108,11 +114,17 @@ def commit_batch(rt: Runtime, key: str, rec: BatchRecord, fault: Fault = no_faul
 
 def _decide_and_write(rt: Runtime, key: str, rec: BatchRecord, fault: Fault,
                       now: Clock, keep_locks: KeepLocks) -> BatchOutcome:
-    size = rt.blobs.size(key)
+    stat = rt.blobs.stat(key)
+    size, etag = (None, None) if stat is None else (stat.size, stat.etag)
     # A bundle of the wrong size rejects every entry: no chunk is worth a HEAD.
     missing, gc_gen = missing_chunks(rt, rec) if size == rec.bundle_size else ({}, None)
-    # Signed by the presigning device for exactly these bytes? (one read of the bundle)
-    problems = batch_problems(rt, key, rec) if size == rec.bundle_size else {}
+    # Signed by the presigning device for exactly these bytes? (one read of
+    # the bundle: the object of `etag`, as HEADed)
+    try:
+        problems = batch_problems(rt, key, rec, etag) if size == rec.bundle_size else {}
+    except Replaced:
+        raise StagingReplaced(f"batch {rec.batch_id}: the bundle changed while checked") \
+            from None
     fault("checked")
     if size is None:  # a forged or stale event must not decide a batch in flight
         return BatchOutcome(rec.batch_id, core.PENDING, "bundle is absent")
@@ -129,8 +141,15 @@ def _decide_and_write(rt: Runtime, key: str, rec: BatchRecord, fault: Fault,
             # Once, before any transaction (a head never points at an object
             # not stored), and never over a first copy (a replayed PUT).
             # Conflicts too: the loser's bytes stay retrievable.
+            # Only the bundle of the ETag checked above is copied: one
+            # replaced since (the check-then-copy window) fails the copy,
+            # and the event's retry checks the new bytes from scratch.
             if rt.blobs.size(dest) is None:
-                rt.blobs.copy(key, dest)
+                try:
+                    rt.blobs.copy(key, dest, if_match=etag)
+                except Replaced:
+                    raise StagingReplaced(f"batch {rec.batch_id}: the bundle changed after "
+                                          "it was checked") from None
             copied = True
             fault("copied")
         accepted = {i: d.revision for i, d in decisions.items() if isinstance(d, core.Accept)}

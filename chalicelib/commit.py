@@ -25,8 +25,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote_plus
 
+from .adapters.blobs import Replaced
 from .adapters.meta import AlreadyFinished, FenceLost
-from .batch_commit import commit_batch
+from .batch_commit import StagingReplaced, commit_batch
 from .config import Runtime
 from .core import decide as core
 from .core.batch import BatchRecord
@@ -116,10 +117,15 @@ def commit_staging_object(rt: Runtime, key: str, fault: Fault = no_fault,
 
 def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
                       now: Callable[[], float]) -> Outcome:
-    size = rt.blobs.size(key)
+    stat = rt.blobs.stat(key)
+    size, etag = (None, None) if stat is None else (stat.size, stat.etag)
     missing, gc_gen = missing_chunks(rt, rec) if size is not None else (0, None)
-    # Signed by the presigning device for exactly these bytes?
-    problem = upload_problem(rt, key, rec) if size == rec.manifest_size else None
+    # Signed by the presigning device for exactly these bytes (the object of `etag`)?
+    try:
+        problem = upload_problem(rt, key, rec, etag) if size == rec.manifest_size else None
+    except Replaced:
+        raise StagingReplaced(f"upload {rec.upload_id}: the manifest changed while "
+                              "checked") from None
     problems = {} if problem is None else {0: problem}
     fault("checked")
     proposal = core.Proposal(status=rec.status, base_revision=rec.base_revision,
@@ -147,7 +153,11 @@ def _decide_and_write(rt: Runtime, key: str, rec: UploadRecord, fault: Fault,
                 # Copy once: a retry after a crash, or a handler whose lock
                 # expired, must not copy a replayed PUT over the first copy.
                 if rt.blobs.size(dest) is None:
-                    rt.blobs.copy(key, dest)
+                    try:  # only the bytes checked above (batch_commit.py)
+                        rt.blobs.copy(key, dest, if_match=etag)
+                    except Replaced:
+                        raise StagingReplaced(f"upload {rec.upload_id}: the manifest "
+                                              "changed after it was checked") from None
                 fault("copied")
             if isinstance(decision, core.Conflict):
                 rt.meta.finish(rec.upload_id, core.CONFLICT, int(now()),

@@ -147,7 +147,7 @@ class Settings:
             mail_from=env.get("SEALSYNC_MAIL_FROM") or cls.mail_from,
             grace_days=num("SEALSYNC_GRACE_DAYS", 14),
             trial_days=num("SEALSYNC_TRIAL_DAYS", 30),
-            prices=_prices(env.get("SEALSYNC_PRICES")),
+            prices=_prices(env.get("SEALSYNC_PRICES"), env.get("SEALSYNC_QUOTA_BYTES")),
         )
 
     def resolved(self, fetch: Callable[[str], str]) -> Settings:
@@ -176,9 +176,20 @@ class Settings:
         return out
 
 
-def _prices(raw: str | None) -> Prices:
+def _prices(raw: str | None, quota: str | None = None) -> Prices:
     """SEALSYNC_PRICES: JSON of core.metering.Prices fields (US cents), e.g.
-    {"storage_gb_month": 2.5}; unset: the defaults (docs/ACCOUNT.md)."""
+    {"storage_gb_month": 2.5}; unset: the defaults (docs/ACCOUNT.md).
+    SEALSYNC_QUOTA_BYTES, if set, is the storage quota (0: none), whatever
+    SEALSYNC_PRICES says."""
+    prices = _price_fields(raw)
+    if not quota:
+        return prices
+    if not (quota.isascii() and quota.isdigit()) or len(quota) > 18:
+        raise ConfigError(f"SEALSYNC_QUOTA_BYTES must be a whole number of bytes, got {quota!r}")
+    return replace(prices, quota_bytes=int(quota))
+
+
+def _price_fields(raw: str | None) -> Prices:
     if not raw:
         return Prices()
     import json

@@ -19,9 +19,11 @@ from .core.signatures import (
 )
 
 
-def batch_problems(rt: Runtime, key: str, rec: BatchRecord) -> dict[int, str]:
+def batch_problems(rt: Runtime, key: str, rec: BatchRecord,
+                   etag: str | None = None) -> dict[int, str]:
     """Per open entry of a batch, why it must be rejected (if it must). The
-    bundle is read once: its manifests hashed, its signature trailer kept."""
+    bundle is read once (only the object of `etag`, the one whose size was
+    checked): its manifests hashed, its signature trailer kept."""
     only = rec.open_entries()
     if not only:
         return {}
@@ -31,19 +33,22 @@ def batch_problems(rt: Runtime, key: str, rec: BatchRecord) -> dict[int, str]:
     device = rt.devices.get(user_id, rec.device_id)
     if device is None or not device.can_write:  # no need to read a byte
         return entry_problems(user_id, device, entries, [], [], only)
-    digests, tail = read_bundle(rt.blobs.stream(key), [e.manifest_size for e in entries],
+    digests, tail = read_bundle(rt.blobs.stream(key, if_match=etag),
+                                [e.manifest_size for e in entries],
                                 SIG_LEN * len(entries))
     return entry_problems(user_id, device, entries, trailer_signatures(tail, len(entries)),
                           digests, only)
 
 
-def upload_problem(rt: Runtime, key: str, rec: UploadRecord) -> str | None:
-    """Why a single upload must be rejected, if it must."""
+def upload_problem(rt: Runtime, key: str, rec: UploadRecord,
+                   etag: str | None = None) -> str | None:
+    """Why a single upload must be rejected, if it must (reading only the
+    staged object of `etag`)."""
     entry = Signed(rec.file_id, rec.base_revision, rec.tombstone, rec.manifest_size,
                    rec.chunk_ids)
     device = rt.devices.get(rec.user_id, rec.device_id)
     digests: list[bytes] = []
     if device is not None and device.can_write and rec.signature is not None:
-        digests, _ = read_bundle(rt.blobs.stream(key), [rec.manifest_size])
+        digests, _ = read_bundle(rt.blobs.stream(key, if_match=etag), [rec.manifest_size])
     return entry_problems(rec.user_id, device, [entry], [rec.signature], digests,
                           [0]).get(0)

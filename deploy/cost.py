@@ -39,8 +39,9 @@ S3_CALLS = {"HeadObject": 3, "GetObject": 1, "CopyObject": 1, "DeleteObject": 1}
 # GetItem: 1 the billing standing (read-only accounts: 402), 4 the device
 # item (2 authorizer runs, the presign's write check, the commit's signature check),
 # 1 the garbage collector's fence (the commit relies on a chunk the index does
-# not know yet: chalicelib/pack_commit.py)
-DYNAMODB_CALLS = {"GetItem": 9,
+# not know yet: chalicelib/pack_commit.py), 1 the quota gate's read of the
+# metered total at presign (chalicelib/quota.py)
+DYNAMODB_CALLS = {"GetItem": 10,
                   "PutItem": 1, "BatchGetItem": 2, "TransactWriteItems": 1,
                   # routing the staging key (one read, batch or upload); push:
                   # the user's connections and mobile endpoints
@@ -48,7 +49,7 @@ DYNAMODB_CALLS = {"GetItem": 9,
                   "BatchWriteItem": 1,
                   "UpdateItem": 1}  # metering: the PUT URLs POST /v1/uploads issued
 # items <= 1 KiB written, <= 4 KiB read; the transaction's 2 usage counters add 4 WRU
-DYNAMODB_UNITS = {"rru": 11.5, "wru": 17.0}  # the standing: an eventually consistent read
+DYNAMODB_UNITS = {"rru": 12.5, "wru": 17.0}  # the standing: an eventually consistent read
 # SET NX PX + EVAL release for the file lock and for the feed lock, GET + SET
 # of the feed-head hint (which saves the counter's GetItem once a user has
 # committed), RPUSH + EXPIRE for two topics.
@@ -74,14 +75,15 @@ BATCH_S3_CALLS = {"HeadObject": 2, "GetObject": 1, "CopyObject": 1, "DeleteObjec
 # UP#{batch} (routing, under the locks, the end, GET /v1/batches/{id}) + the
 # push's Query of the user's devices; the billing standing (1 GetItem) and
 # the device item (4 consistent GetItems: 2 authorizer runs, the presign's
-# write check, the commit's signature check).
-BATCH_DYNAMODB_FIXED = {"GetItem": 5, "PutItem": 2, "UpdateItem": 2, "Query": 5}
+# write check, the commit's signature check); the quota gate's consistent
+# read of the metered total (1 GetItem).
+BATCH_DYNAMODB_FIXED = {"GetItem": 6, "PutItem": 2, "UpdateItem": 2, "Query": 5}
 BATCH_DYNAMODB_PER_GROUP = {"TransactWriteItems": 1}
 BATCH_DYNAMODB_PER_PAGE = {"BatchGetItem": 1}
 # Capacity units as if every item were <= 1 KiB written / 4 KiB read (the
 # entries item and the Queries are not: see BATCH_RECORD_* below).
-# 5 Queries, the standing, 4 device reads; 2 puts, finish, metering
-BATCH_UNITS_FIXED = {"rru": 9.5, "wru": 4.0}
+# 5 Queries, the standing, 4 device reads, the quota's total; 2 puts, finish, metering
+BATCH_UNITS_FIXED = {"rru": 10.5, "wru": 4.0}
 # feed counter + the group's feed item + its results item + the check of the
 # batch's state + the 2 usage counters, each transactional (x2)
 BATCH_UNITS_PER_GROUP = {"rru": 0.0, "wru": 12.0}

@@ -190,7 +190,8 @@ class Client:
         return self.call("POST", "/v1/uploads", dev, {
             "file_id": file_id, "base_revision": base, "manifest_size": len(manifest),
             "chunks": [{"id": i, "size": len(c)} for i, c in zip(ids, chunks, strict=True)],
-            "signature": sign_entry(dev, file_id, base, manifest, ids)}, expect=201)
+            "signature": sign_entry(dev, file_id, base, manifest, ids),
+            "manifest_sha256": hashlib.sha256(manifest).hexdigest()}, expect=201)
 
     def put_chunks(self, ticket: dict[str, Any], chunks: Sequence[bytes]) -> None:
         """PUT the chunks the server asked for, with the create-only header."""
@@ -206,7 +207,7 @@ class Client:
         staging triggers the commit)."""
         ticket = self.create_upload(dev, file_id, base, manifest, chunks)
         self.put_chunks(ticket, chunks)
-        self.put_blob(ticket["manifest_url"], manifest)
+        self.put_blob(ticket["manifest_url"], manifest, ticket.get("manifest_headers"))
         return Staged(ticket["upload_id"], file_id, base)
 
     def status(self, dev: Device, upload_id: str, wait: int = 0) -> dict[str, Any]:
@@ -225,12 +226,18 @@ class Client:
 
     # -- batches (v2: what the desktop client sends) ---------------------------
     def create_batch(self, dev: Device,
-                     entries: Sequence[tuple[str, int, int, Sequence[bytes]]]) -> dict[str, Any]:
-        """POST /v1/batches; each entry is (file id, base, manifest size, chunks)."""
-        return self.call("POST", "/v1/batches", dev, {"entries": [
+                     entries: Sequence[tuple[str, int, int, Sequence[bytes]]],
+                     bundle: bytes | None = None) -> dict[str, Any]:
+        """POST /v1/batches; each entry is (file id, base, manifest size,
+        chunks). With the `bundle`, its digest is bound into the bundle's
+        PUT URL (send the answer's bundle_headers)."""
+        body: dict[str, Any] = {"entries": [
             {"file_id": f, "base_revision": base, "manifest_size": size,
              "chunks": [{"id": chunk_id(c), "size": len(c)} for c in chunks]}
-            for f, base, size, chunks in entries]}, expect=201)
+            for f, base, size, chunks in entries]}
+        if bundle is not None:
+            body["bundle_sha256"] = hashlib.sha256(bundle).hexdigest()
+        return self.call("POST", "/v1/batches", dev, body, expect=201)
 
     def send_batch(self, dev: Device,
                    versions: Sequence[tuple[str, int, bytes, Sequence[bytes]]]) -> str:
@@ -238,10 +245,11 @@ class Client:
         manifests concatenated, then the device's signature of each entry,
         FORMAT.md §13; its arrival triggers the commit); its id. Each version
         is (file id, base, manifest, chunks)."""
+        whole = bundle(dev, versions)
         ticket = self.create_batch(dev, [(f, base, len(m), chunks)
-                                         for f, base, m, chunks in versions])
+                                         for f, base, m, chunks in versions], whole)
         self.put_chunks(ticket, [c for _, _, _, chunks in versions for c in chunks])
-        self.put_blob(ticket["bundle_url"], bundle(dev, versions))
+        self.put_blob(ticket["bundle_url"], whole, ticket.get("bundle_headers"))
         return str(ticket["batch_id"])
 
     def batch_status(self, dev: Device, batch_id: str, wait: int = 0) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """S3: sizes, small copies, presigned URLs. Only the calls the code needs."""
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -11,6 +13,23 @@ from botocore.exceptions import ClientError
 def _absent(exc: ClientError) -> bool:
     code = exc.response.get("Error", {}).get("Code", "")
     return code in ("404", "NoSuchKey", "NotFound")
+
+
+def _precondition(exc: ClientError) -> bool:
+    code = exc.response.get("Error", {}).get("Code", "")
+    return code in ("412", "PreconditionFailed")
+
+
+class Replaced(Exception):
+    """The object is no longer the one that was checked (its ETag moved)."""
+
+
+@dataclass(frozen=True)
+class Stat:
+    """An object's real size and ETag (which names these exact bytes)."""
+
+    size: int
+    etag: str
 
 
 class Blobs:
@@ -28,6 +47,16 @@ class Blobs:
                 return None
             raise
 
+    def stat(self, key: str) -> Stat | None:
+        """Size and ETag in one HEAD, or None when the object does not exist."""
+        try:
+            got = self.s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _absent(exc):
+                return None
+            raise
+        return Stat(int(got["ContentLength"]), str(got["ETag"]))
+
     def sizes(self, keys: list[str]) -> list[int | None]:
         """Each key's real size (None: absent), HEADed in parallel."""
         if not keys:
@@ -39,20 +68,42 @@ class Blobs:
         """Those of `keys` that do not exist, checked in parallel."""
         return [key for key, size in zip(keys, self.sizes(keys), strict=True) if size is None]
 
-    def copy(self, source: str, dest: str) -> None:
+    def copy(self, source: str, dest: str, if_match: str | None = None) -> None:
         """Server-side copy of a small object (a manifest): cost is bounded by
-        the manifest limit, never by the file's size."""
-        self.s3.copy_object(Bucket=self.bucket, Key=dest,
-                            CopySource={"Bucket": self.bucket, "Key": source})
-
-    def stream(self, key: str, block: int = 1024 * 1024) -> Iterator[bytes]:
-        """The object's bytes, a block at a time (the commit hashes a bundle
-        without holding it); nothing if it is gone."""
+        the manifest limit, never by the file's size. With `if_match` (the
+        ETag that was checked) S3 copies only those bytes
+        (CopySourceIfMatch), and the copy's own ETag is compared too (moto
+        ignores CopySourceIfMatch); either failing raises Replaced, after
+        removing a wrong copy (no head can reference it yet)."""
+        extra = {} if if_match is None else {"CopySourceIfMatch": if_match}
         try:
-            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+            got = self.s3.copy_object(Bucket=self.bucket, Key=dest,
+                                      CopySource={"Bucket": self.bucket, "Key": source},
+                                      **extra)
+        except ClientError as exc:
+            if if_match is not None and _precondition(exc):
+                raise Replaced(source) from None
+            raise
+        # A single-part object's ETag is its MD5, and so is its copy's; a
+        # multipart one's ("…-N") is not (a presigned PUT is single-part).
+        copied = got.get("CopyObjectResult", {}).get("ETag")
+        if if_match is not None and "-" not in if_match and copied != if_match:
+            self.delete(dest)
+            raise Replaced(source)
+
+    def stream(self, key: str, block: int = 1024 * 1024,
+               if_match: str | None = None) -> Iterator[bytes]:
+        """The object's bytes, a block at a time (the commit hashes a bundle
+        without holding it); nothing if it is gone. With `if_match`, only the
+        object of that ETag: another raises Replaced."""
+        extra = {} if if_match is None else {"IfMatch": if_match}
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=key, **extra)["Body"]
         except ClientError as exc:
             if _absent(exc):
                 return
+            if if_match is not None and _precondition(exc):
+                raise Replaced(key) from None
             raise
         try:
             yield from body.iter_chunks(block)
@@ -65,16 +116,31 @@ class Blobs:
     def delete(self, key: str) -> None:
         self.s3.delete_object(Bucket=self.bucket, Key=key)
 
-    def presign_put(self, key: str, size: int, create_only: bool = False) -> str:
+    def presign_put(self, key: str, size: int, create_only: bool = False,
+                    sha256: bytes | None = None) -> str:
         """A PUT URL bound to this key and exact length (AWS enforces the
         signed Content-Length; the commit handler re-checks it anyway).
         `create_only` signs `If-None-Match: *`: an existing chunk, which a
-        committed head may reference, can never be overwritten."""
+        committed head may reference, can never be overwritten. `sha256`
+        (the digest the client declared) signs `x-amz-checksum-sha256`: S3
+        refuses any other body, so whoever holds the URL can PUT only those
+        bytes. A signed header must be sent as signed (SigV4), so the
+        client sends exactly `put_headers(...)`."""
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ContentLength": size}
         if create_only:
             params["IfNoneMatch"] = "*"
+        if sha256 is not None:
+            params["ChecksumSHA256"] = base64.b64encode(sha256).decode()
         return str(self.s3.generate_presigned_url("put_object", ExpiresIn=self.url_ttl_s,
                                                   Params=params))
+
+    @staticmethod
+    def put_headers(create_only: bool, sha256: bytes | None = None) -> dict[str, str]:
+        """The headers a PUT to `presign_put(..., create_only, sha256)` must carry."""
+        out = {"If-None-Match": "*"} if create_only else {}
+        if sha256 is not None:
+            out["x-amz-checksum-sha256"] = base64.b64encode(sha256).decode()
+        return out
 
     def presign_get(self, key: str, offset: int | None = None,
                     length: int | None = None) -> str:

@@ -23,7 +23,7 @@ from . import decide as core
 from .errors import BadRequest, SealsyncError, TooLarge
 from .ids import check_id
 from .records import Version
-from .requests import Limits, only_fields, parse_upload
+from .requests import Limits, only_fields, parse_upload, sha256_field
 from .signatures import SIG_LEN
 
 FINISHED = "finished"  # the batch: every entry has its terminal result
@@ -56,6 +56,7 @@ class Entry:
 class BatchRequest:
     entries: tuple[Entry, ...]
     chunk_sizes: dict[str, int]  # every chunk id referenced -> its declared size
+    bundle_sha256: bytes | None = None  # bound into the bundle's PUT URL when given
 
     @property
     def bundle_size(self) -> int:
@@ -99,7 +100,8 @@ class BatchRecord:
 def parse_batch(body: dict[str, Any], limits: Limits) -> BatchRequest:
     """Validate POST /v1/batches {entries: [...]}. Errors name the entry.
     `packs` is core.packs' to validate, against the entries parsed here."""
-    only_fields(body, {"entries", "packs"})
+    only_fields(body, {"entries", "packs", "bundle_sha256"})
+    digest = sha256_field(body.get("bundle_sha256"), "bundle_sha256")
     raw = body.get("entries")
     if not isinstance(raw, list) or not raw:
         raise BadRequest("entries must be a non-empty list")
@@ -125,7 +127,7 @@ def parse_batch(body: dict[str, Any], limits: Limits) -> BatchRequest:
         for chunk_id, size in entry_sizes:
             sizes.setdefault(chunk_id, size)
         entries.append(entry)
-    request = BatchRequest(tuple(entries), sizes)
+    request = BatchRequest(tuple(entries), sizes, digest)
     if request.bundle_size > limits.max_bundle_bytes:
         raise TooLarge(f"the manifests of a batch and their signatures may total at most "
                        f"{limits.max_bundle_bytes} bytes")

@@ -52,10 +52,12 @@ def device_enrolled(at: int, source_ip: str) -> Email:
 
 def usage_warning(level: int, stored: int, quota: int) -> Email:
     what = "reached" if level >= 100 else f"passed {level} % of"
+    then = ("New uploads are refused until you free space; nothing is deleted, and "
+            "downloads and deletes keep working." if level >= 100 else
+            "At the quota, new uploads are refused until you free space; nothing is "
+            "ever deleted, and downloads and deletes keep working.")
     return Email("usage", f"Your Sealsync storage has {what} its quota",
-                 f"You store {_gb(stored)} of your {_gb(quota)} quota. "
-                 "Nothing is deleted; past the quota, storage is billed at the same "
-                 "rate." + SIGNATURE)
+                 f"You store {_gb(stored)} of your {_gb(quota)} quota. {then}" + SIGNATURE)
 
 
 def invoice(cents: int, period_start: int, period_end: int, paid: bool) -> Email:

@@ -4,11 +4,14 @@ raises BadRequest/TooLarge with a message the client developer can act on.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import BadRequest, TooLarge
 from .ids import check_chunk_id, check_id
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,16 @@ def parse_upload(body: dict[str, Any], limits: Limits) -> UploadRequest:
         sizes.append(int_in(chunk.get("size"), "chunk size", 1, limits.max_chunk_bytes))
     only_fields(body, {"file_id", "base_revision", "manifest_size", "chunks"})
     return UploadRequest(file_id, base, size, tuple(ids), tuple(sizes))
+
+
+def sha256_field(value: object, what: str) -> bytes | None:
+    """An optional SHA-256 digest the client declares for a staging object
+    (64 lowercase hex digits): the server signs it into the PUT URL."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) != 64 or not _HEX64.fullmatch(value):
+        raise BadRequest(f"{what} must be a SHA-256 digest as 64 lowercase hex digits")
+    return bytes.fromhex(value)
 
 
 def only_fields(body: dict[str, Any], allowed: set[str]) -> None:

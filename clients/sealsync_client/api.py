@@ -72,6 +72,12 @@ class QuotaError(ApiError):
     """The upload is too large, or the account's quota is used up."""
 
 
+class OverQuota(QuotaError):
+    """The account's storage quota is used up (413 over_quota): the server
+    refuses uploads, nothing is deleted, downloads and deletes still work.
+    A pass keeps the local files and reports them once (exit 6)."""
+
+
 class NotFound(ApiError):
     """No such account, file, revision or upload."""
 
@@ -309,10 +315,15 @@ class Api:
         raise ApiError(f"upload {upload_id} is still pending after {rounds * wait_s}s; "
                        "it will be retried on the next sync")
 
-    def create_batch(self, entries: list[Body], packs: list[Body] | None = None) -> Body:
+    def create_batch(self, entries: list[Body], packs: list[Body] | None = None,
+                     bundle_sha256: str | None = None) -> Body:
+        """POST /v1/batches; `bundle_sha256` (hex) binds the bundle's PUT URL
+        to exactly those bytes (send the answer's `bundle_headers`)."""
         body: Body = {"entries": entries}
         if packs:
             body["packs"] = packs
+        if bundle_sha256 is not None:
+            body["bundle_sha256"] = bundle_sha256
         return self.call("POST", "/v1/batches", body)
 
     def missing_chunks(self, chunk_ids: list[str]) -> list[str]:
@@ -372,6 +383,8 @@ def _json_or_raise(r: requests.Response) -> Body:
         raise ApiError(f"the server sent a malformed answer (HTTP {status})", status)
     if status in (401, 403):
         raise AuthError(f"the server refused this device: {text}", status, code)
+    if status == 413 and code == "over_quota":
+        raise OverQuota(text, status, code)
     if status == 413:
         raise QuotaError(f"too large or over quota: {text}", status, code)
     if status == 404:

@@ -222,9 +222,11 @@ def _progress(as_json: bool) -> Progress | None:
 
 def _summary(report: Report) -> str:
     parts = [f"{len(v)} {_LABELS[k]}" for k, v in report.as_dict().items()
-             if v and k != "errors"]
+             if v and k in _LABELS]
     line = "up to date" if not parts else ", ".join(parts)
-    return line + "".join(f"\n  error: {e}" for e in report.errors)
+    quota = report.quota_line()
+    return line + (f"\n  {quota}" if quota else "") + \
+        "".join(f"\n  error: {e}" for e in report.errors)
 
 
 @main.command()
@@ -245,6 +247,8 @@ def sync(no_remember: bool, bwlimit: Limits | None, dry_run: bool, as_json: bool
             engine.meter = meter
             report = done(engine.sync())
         _emit(as_json, report.as_dict(), _summary(report))
+        if report.over_quota:  # the account's state, as 5 is: kept here, nothing lost
+            sys.exit(6)
         if report.errors:
             sys.exit(1)
 
@@ -277,7 +281,7 @@ def watch(interval: int, no_push: bool, no_remember: bool, bwlimit: Limits | Non
                 try:
                     with recorded(folder.state) as done:  # for `sealsync service status`
                         report = done(engine.sync())
-                    if report.changed or report.errors:
+                    if report.changed or report.errors or report.over_quota:
                         click.echo(json.dumps(report.as_dict()) if as_json
                                    else _summary(report), nl=True)
                     channel.set_cursor(folder.state.cursor)

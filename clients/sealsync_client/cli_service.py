@@ -26,9 +26,10 @@ def recorded(state: State) -> Iterator[Callable[[Report], Report]]:
     """Record the pass run inside: `report = done(engine.sync())` records
     its outcome; an error escaping the block is recorded, then re-raised."""
     def done(report: Report) -> Report:
-        counts = {k: len(v) for k, v in report.as_dict().items() if v}
-        _save(state, {"ok": not report.errors, "counts": counts,
-                      "errors": [str(e) for e in report.errors][:5]})
+        counts = {k: len(v) for k, v in report.as_dict().items() if v and isinstance(v, list)}
+        quota = [report.quota_line()] if report.over_quota else []
+        _save(state, {"ok": not report.errors and not quota, "counts": counts,
+                      "errors": (quota + [str(e) for e in report.errors])[:5]})
         return report
 
     try:

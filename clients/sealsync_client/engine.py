@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import outbox
-from .api import Api, AuthError, ServerUnreachable
+from .api import Api, AuthError, OverQuota, ServerUnreachable
 from .bars import Progress
 from .devices import DeviceKey
 from .engine_pull import FATAL, Pull, is_delete
@@ -191,6 +191,10 @@ class Engine(Pull):
 
     def _settle(self, u: _Upload, result: dict[str, Any] | Exception, report: Report) -> None:
         rel = u.rel
+        if isinstance(result, OverQuota):  # kept here; one line for the pass, not one per file
+            report.over_quota.append(shown(rel))
+            report.quota_message = str(result)
+            return
         if isinstance(result, Exception):
             report.errors.append(f"{shown(rel)}: {reason(result)}; retrying on the next sync")
             return

@@ -14,12 +14,13 @@ back.
 """
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .api import AuthError, PaymentRequired, ServerUnreachable
+from .api import AuthError, OverQuota, PaymentRequired, ServerUnreachable
 from .errors import IntegrityError
 from .fingerprint import Fingerprint
 from .transfer import Prepared, SentBatch, Transfer
@@ -67,13 +68,22 @@ def send(transfer: Transfer, work: Sequence[tuple[K, Callable[[], Prepared]]],
         failed: list[tuple[K, Result]] = [(k, p) for k, p in ready if isinstance(p, Exception)]
         if failed:
             yield failed
-        for batch in split([(k, p) for k, p in ready if isinstance(p, Prepared)]):
+        batches = deque(split([(k, p) for k, p in ready if isinstance(p, Prepared)]))
+        while batches:
+            batch = batches.popleft()
             try:
                 sent = transfer.send_batch([p for _, p in batch])
             except _FATAL:
                 if in_flight is not None:  # what the server already has is settled first
                     yield _answers(transfer, *in_flight)
                 raise
+            except OverQuota as exc:  # uploads refused; deletes always pass: resend them
+                deletes = [(k, p) for k, p in batch if p.tombstone]
+                if deletes and len(deletes) < len(batch):
+                    batches.appendleft(deletes)
+                    batch = [(k, p) for k, p in batch if not p.tombstone]
+                yield [(k, exc) for k, _ in batch]
+                continue
             except Exception as exc:  # the batch as a whole was refused
                 yield [(k, exc) for k, _ in batch]
                 continue

@@ -20,6 +20,10 @@ class Report:
     errors: list[str] = field(default_factory=list)  # "PATH: reason", one per file
     skipped: list[str] = field(default_factory=list)  # not synced: links, FIFOs, ...
     held: list[str] = field(default_factory=list)  # remote, not placed: ignored or excluded here
+    # kept here, not uploaded: the account's storage quota is used up (one
+    # line per pass says so, with the server's message; exit 6)
+    over_quota: list[str] = field(default_factory=list)
+    quota_message: str = ""
 
     @property
     def changed(self) -> bool:
@@ -27,7 +31,15 @@ class Report:
                     self.deleted_remote, self.conflicts))
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: list(v) for k, v in self.__dict__.items()}
+        return {k: v if isinstance(v, str) else list(v) for k, v in self.__dict__.items()}
+
+    def quota_line(self) -> str:
+        """The pass's one line about the quota, or nothing."""
+        if not self.over_quota:
+            return ""
+        n = len(self.over_quota)
+        return (f"over quota: {n} file{'s' if n != 1 else ''} kept here, not uploaded "
+                f"({self.quota_message}); they upload on a later sync once space is freed")
 
 
 def reason(exc: BaseException) -> str:

@@ -13,6 +13,7 @@ fetch and verify every chunk, resume a killed download from its part file.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 import stat
@@ -234,7 +235,11 @@ class Transfer:
         # packs an interrupted earlier upload PUT: declared again, not re-sent
         reused = reusable(self.sent_packs.sent_packs() if self.sent_packs else [], missing)
         plans = plan_packs(sources, missing - {b["chunk"] for d in reused for b in d["blobs"]})
-        ticket = self.api.create_batch(entries, [p.declaration() for p in plans] + reused)
+        # The bundle is known before the request: its digest is signed into
+        # its PUT URL, so whoever holds the URL can PUT only these bytes.
+        bundle = self._bundle(items, chunks)
+        ticket = self.api.create_batch(entries, [p.declaration() for p in plans] + reused,
+                                       hashlib.sha256(bundle).hexdigest())
         pack_urls: dict[str, str] = ticket.get("pack_urls") or {}
         if set(pack_urls) != {p.pack_id for p in plans} | {d["pack_id"] for d in reused}:
             raise ApiError("the server answered for other packs than the batch declared")
@@ -264,7 +269,9 @@ class Transfer:
                     failed[file_id] = exc  # its entry is rejected unless already stored
         if len(failed) == len(items):  # nothing left to commit: let the batch expire
             return SentBatch(None, items, failed)
-        self.api.put_blob(ticket["bundle_url"], self._bundle(items, chunks))
+        # create-only and checksum-bound: exactly the headers the URL was signed with
+        self.api.put_blob(ticket["bundle_url"], bundle,
+                          ticket.get("bundle_headers") or {})
         return SentBatch(str(ticket["batch_id"]), items, failed,
                          [p.pack_id for p in plans], [d["pack_id"] for d in reused])
 

@@ -160,7 +160,8 @@ class PackServer:
     def missing_chunks(self, ids: list[str]) -> list[str]:
         return [c for c in ids if c not in self.committed]
 
-    def create_batch(self, entries: list[Any], packs: list[Any] | None = None) -> Any:
+    def create_batch(self, entries: list[Any], packs: list[Any] | None = None,
+                     bundle_sha256: str | None = None) -> Any:
         self.entries, self.declared = entries, packs or []
         return {"batch_id": "b", "bundle_url": "bundle", "chunk_urls": {},
                 "chunk_headers": {"If-None-Match": "*"},

@@ -6,6 +6,8 @@ presigned URL for each chunk id it does not hold yet.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import threading
 from pathlib import Path
@@ -67,8 +69,11 @@ class FakeServer:
     def put_blob(self, url: str, blob: bytes | memoryview,
                  headers: dict[str, str] | None = None) -> None:
         self.puts.append(url)
-        if url == "manifest":
+        if url == "manifest":  # the bundle: create-only, bound to the digest declared
             self.manifests.append(bytes(blob))
+            digest = base64.b64encode(hashlib.sha256(blob).digest()).decode()
+            assert headers == {"If-None-Match": "*", "x-amz-checksum-sha256": digest}
+            assert self.bundle_sha256 == hashlib.sha256(blob).hexdigest()
         elif url.startswith("pack:"):  # a pack: its blobs are the chunks now stored
             assert headers == {"If-None-Match": "*"}
             pid = url.removeprefix("pack:")
@@ -84,14 +89,19 @@ class FakeServer:
         return {"status": "accepted", "revision": 1}
 
     def create_batch(self, entries: list[dict[str, Any]],
-                     packs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        self.entries = entries
+                     packs: list[dict[str, Any]] | None = None,
+                     bundle_sha256: str | None = None) -> dict[str, Any]:
+        self.entries, self.bundle_sha256 = entries, bundle_sha256
+        assert bundle_sha256 is not None
+        put_headers = {"If-None-Match": "*", "x-amz-checksum-sha256": base64.b64encode(
+            bytes.fromhex(bundle_sha256)).decode()}
         packed = {b["chunk"] for p in packs or [] for b in p["blobs"]}
         self.declared.update({p["pack_id"]: p for p in packs or []})
         chunks = [(c["id"], c["size"]) for e in entries for c in e["chunks"]
                   if c["id"] not in packed]
         ticket = self.create_upload("", 0, 0, chunks)
         return {"batch_id": "b", "bundle_url": ticket["manifest_url"],
+                "bundle_headers": put_headers,
                 "chunk_urls": ticket["chunk_urls"], "chunk_headers": ticket["chunk_headers"],
                 "pack_urls": {p["pack_id"]: f"pack:{p['pack_id']}" for p in packs or []}}
 

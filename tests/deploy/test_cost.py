@@ -47,7 +47,7 @@ def test_unit_prices_make_the_quantities_visible(tmp_path: Path,
     assert per["Lambda GB-seconds"] == pytest.approx(mem_gb * (30 + 20 + 80 + 2 * 5) / 1000)
     assert per["S3 PUT/COPY (client + handler)"] == 1 + 1
     assert per["S3 HEAD/GET"] == 3 + 1
-    assert per["DynamoDB write units"] == 17 and per["DynamoDB read units"] == 11.5
+    assert per["DynamoDB write units"] == 17 and per["DynamoDB read units"] == 12.5
     assert per["Redis ECPUs"] == 13 and per["SQS requests"] == 3
     assert got["usd_per_million_commits"] == pytest.approx(sum(per.values()) * 1e6, rel=1e-6)
 
@@ -128,13 +128,13 @@ def test_batches_with_unit_prices(tmp_path: Path, capsys: pytest.CaptureFixture[
     # twice; the 4 Queries of the batch's items the bytes they read (state
     # 184 B, entries, and after the groups their results items: 64 B + 18
     # per entry)
-    assert cost.batch_units(1000) == {"rru": 9.5 + 1000, "wru": 4 + 12 * groups + 4 * 1000}
+    assert cost.batch_units(1000) == {"rru": 10.5 + 1000, "wru": 4 + 12 * groups + 4 * 1000}
     entries = 66 + 39 * 1000
     assert per["DynamoDB write units"] == \
         4 + 12 * groups + 4 * 1000 + (-(-entries // 1024) - 1) + 2 + 2 * (groups - 1)
     before = 184 + entries
     after = before + 64 * groups + 18 * 1000
-    assert per["DynamoDB read units"] == 9.5 + 1000 + 2 * (-(-before // 4096) - 1) \
+    assert per["DynamoDB read units"] == 10.5 + 1000 + 2 * (-(-before // 4096) - 1) \
         + 2 * (-(-after // 4096) - 1)
     assert per["S3 PUT/COPY (client + handler)"] == 1 + 0 + 1  # bundle, no chunks, copy
     assert per["S3 HEAD/GET"] == 2 + 1 and per["SQS requests"] == 3

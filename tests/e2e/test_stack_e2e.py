@@ -55,7 +55,7 @@ def test_protocol_end_to_end(stack: StackProcess) -> None:
         feed_poll = pool.submit(timed, api.changes, b, 0, WAIT)
         time.sleep(0.5)
         assert not polling.done()
-        assert api.put_blob(ticket["manifest_url"], manifest) == 200
+        assert api.put_blob(ticket["manifest_url"], manifest, ticket["manifest_headers"]) == 200
         put_done = time.monotonic()
         result, elapsed = polling.result()
         feed, feed_elapsed = feed_poll.result()

@@ -73,6 +73,11 @@ BAD_UPLOADS = [
     ({"chunks": [{"id": "C" * 64, "size": 5}]}, ["chunk id must be 64 lowercase hex digits"]),
     ({"chunks": [{"id": "c" * 63, "size": 5}]}, ["chunk id must be 64 lowercase hex digits"]),
     ({"chunks": [{"id": "../" + "c" * 61, "size": 5}]}, ["chunk id"]),
+    # the digest bound into the manifest's PUT URL
+    ({"manifest_sha256": "AB" * 32}, ["manifest_sha256 must be a SHA-256 digest"]),
+    ({"manifest_sha256": "ab" * 31}, ["manifest_sha256 must be a SHA-256 digest"]),
+    ({"manifest_sha256": 5}, ["manifest_sha256 must be a SHA-256 digest"]),
+    ({"manifest_sha256": "../" + "a" * 61}, ["manifest_sha256 must be a SHA-256 digest"]),
     # unknown fields (a name must never ride along in clear)
     ({"name": "secret.txt"}, ["unknown field(s): name"]),
     ({"user_id": "b" * 32}, ["unknown field(s): user_id"]),

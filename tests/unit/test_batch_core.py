@@ -62,6 +62,12 @@ def test_a_good_batch_parses_in_order() -> None:
     assert req.chunk_sizes == {body["entries"][0]["chunks"][0]["id"]: 5}
 
 
+def test_a_declared_bundle_digest_is_kept() -> None:
+    req = parse_batch({"entries": [entry()], "bundle_sha256": "ab" * 32}, LIMITS)
+    assert req.bundle_sha256 == bytes.fromhex("ab" * 32)
+    assert parse_batch({"entries": [entry()]}, LIMITS).bundle_sha256 is None
+
+
 @pytest.mark.parametrize(("body", "error", "words"), [
     ({}, BadRequest, "entries"),
     ({"entries": []}, BadRequest, "non-empty"),
@@ -82,6 +88,16 @@ def test_a_good_batch_parses_in_order() -> None:
      TooLarge, "entries[0]"),
     ({"entries": [entry() for _ in range(LIMITS.max_batch_entries + 1)]}, TooLarge,
      "1000 entries"),
+    # the digest bound into the bundle's PUT URL
+    ({"entries": [entry()], "bundle_sha256": "AB" * 32}, BadRequest, "bundle_sha256"),
+    ({"entries": [entry()], "bundle_sha256": "ab" * 31}, BadRequest, "bundle_sha256"),
+    ({"entries": [entry()], "bundle_sha256": "ab" * 33}, BadRequest, "bundle_sha256"),
+    ({"entries": [entry()], "bundle_sha256": "ab" * 31 + "\n\n"}, BadRequest,
+     "bundle_sha256"),
+    ({"entries": [entry()], "bundle_sha256": 7}, BadRequest, "bundle_sha256"),
+    ({"entries": [entry()], "bundle_sha256": ["ab" * 32]}, BadRequest, "bundle_sha256"),
+    ({"entries": [entry()], "bundle_sha256": "zz" * 32}, BadRequest, "64 lowercase hex"),
+    ({"entries": [entry(bundle_sha256="ab" * 32)]}, BadRequest, "unknown field"),
 ])
 def test_bad_batches_are_refused_with_a_reason(body: dict[str, Any], error: type,
                                                words: str) -> None:

@@ -61,3 +61,14 @@ def test_every_template_takes_numbers_times_and_addresses_only() -> None:
     assert "$1.23" in emails.invoice(123, T0, T0 + 31 * DAY, True).subject
     assert "read-only" in emails.read_only("unpaid").subject
     assert "80 %" in emails.usage_warning(80, 8 * 10**9, 10 * 10**9).subject
+
+
+def test_the_quota_mail_says_what_happens_at_the_quota() -> None:
+    """Past the quota uploads are refused, nothing is deleted (issue 15):
+    the mail must not promise that storage goes on at the same rate."""
+    near = emails.usage_warning(80, 8 * 10**9, 10 * 10**9).body
+    full = emails.usage_warning(100, 10 * 10**9, 10 * 10**9).body
+    for body in (near, full):
+        assert "uploads are refused" in body and "nothing" in body and "deleted" in body
+        assert "downloads and deletes keep working" in body and "billed" not in body
+    assert "At the quota" in near and "New uploads are refused" in full

@@ -208,7 +208,8 @@ def test_the_answer_never_carries_pack_contents(fast: Harness) -> None:
     c1 = secrets.token_bytes(300)
     _pid, _data, decl = make_pack([c1])
     batch = post_batch(h, dev, [BatchItem(new_id(), 0, chunks=(c1,))], [decl])
-    assert set(batch.ticket) == {"batch_id", "bundle_url", "chunk_urls", "chunk_headers",
+    assert set(batch.ticket) == {"batch_id", "bundle_url", "bundle_headers", "chunk_urls",
+                                 "chunk_headers",
                                  "expires_at", "pack_urls"}
     assert json.dumps(batch.ticket).count(decl["pack_id"]) == 2  # key and URL
 
