@@ -36,11 +36,11 @@ PRICES = ROOT / "deploy" / "prices.json"
 # tests/deploy/test_call_counts.py.
 # GetObject: the handler reads the manifest once to check its device signature
 S3_CALLS = {"HeadObject": 3, "GetObject": 1, "CopyObject": 1, "DeleteObject": 1}
-# GetItem: 1 the billing standing (read-only accounts: 402), 4 the device
-# item (2 authorizer runs, the presign's write check, the commit's signature check),
-# 1 the garbage collector's fence (the commit relies on a chunk the index does
-# not know yet: chalicelib/pack_commit.py), 1 the quota gate's read of the
-# metered total at presign (chalicelib/quota.py)
+# GetItem: 1 the billing standing (read-only accounts: 402), 1 the usage
+# TOTAL (the storage quota, consistent), 4 the device item (2 authorizer
+# runs, the presign's write check, the commit's signature check), 1 the
+# garbage collector's fence (the commit relies on a chunk the index does not
+# know yet: chalicelib/pack_commit.py)
 DYNAMODB_CALLS = {"GetItem": 10,
                   "PutItem": 1, "BatchGetItem": 2, "TransactWriteItems": 1,
                   # routing the staging key (one read, batch or upload); push:
@@ -73,16 +73,16 @@ BATCH_S3_CALLS = {"HeadObject": 2, "GetObject": 1, "CopyObject": 1, "DeleteObjec
 # Create: the entries item and the state (2 PutItem); finish (1 UpdateItem);
 # metering the PUT URLs issued (1 UpdateItem); 4 consistent Queries of
 # UP#{batch} (routing, under the locks, the end, GET /v1/batches/{id}) + the
-# push's Query of the user's devices; the billing standing (1 GetItem) and
-# the device item (4 consistent GetItems: 2 authorizer runs, the presign's
-# write check, the commit's signature check); the quota gate's consistent
-# read of the metered total (1 GetItem).
+# push's Query of the user's devices; the billing standing (1 GetItem), the
+# usage TOTAL for the storage quota (1 consistent GetItem) and the device item
+# (4 consistent GetItems: 2 authorizer runs, the presign's write check, the
+# commit's signature check).
 BATCH_DYNAMODB_FIXED = {"GetItem": 6, "PutItem": 2, "UpdateItem": 2, "Query": 5}
 BATCH_DYNAMODB_PER_GROUP = {"TransactWriteItems": 1}
 BATCH_DYNAMODB_PER_PAGE = {"BatchGetItem": 1}
 # Capacity units as if every item were <= 1 KiB written / 4 KiB read (the
 # entries item and the Queries are not: see BATCH_RECORD_* below).
-# 5 Queries, the standing, 4 device reads, the quota's total; 2 puts, finish, metering
+# 5 Queries, the standing, the quota's TOTAL, 4 device reads; 2 puts, finish, metering
 BATCH_UNITS_FIXED = {"rru": 10.5, "wru": 4.0}
 # feed counter + the group's feed item + its results item + the check of the
 # batch's state + the 2 usage counters, each transactional (x2)

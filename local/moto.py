@@ -290,14 +290,66 @@ def sns_endpoint_user_data() -> None:
     PlatformEndpoint.__init__ = with_user_data  # type: ignore[method-assign]
 
 
+def presigned_put_headers() -> None:
+    """As S3, for a presigned PUT: every header its URL signed must be sent
+    (403 SignatureDoesNotMatch), and a signed `x-amz-checksum-sha256` must
+    be the body's (400 BadDigest).
+
+    moto verifies no presigned signature, so without this the local stack
+    stores what S3 refuses: a PUT that drops `If-None-Match: *` overwrites a
+    staging object (docs/SECURITY.md, "Abuse: storage"). What still passes
+    here: a signed header sent with ANOTHER value, e.g. another
+    Content-Length or the digest of other bytes (only the signature catches
+    that, and moto cannot check it without the signer's secret)."""
+    import base64
+    import hashlib
+
+    from moto.s3.exceptions import S3ClientError
+    from moto.s3.responses import S3Response
+
+    put = S3Response._key_response_put
+    if getattr(put, "_sealsync", False):
+        return
+
+    def checked_put(self: Any, query: dict[str, Any], key_name: str) -> Any:
+        signed = (query.get("X-Amz-SignedHeaders") or [""])[0].lower().split(";")
+        if query.get("X-Amz-Signature") and signed != [""]:
+            missing = sorted(h for h in signed if h != "host" and self.headers.get(h) is None)
+            if missing:
+                raise _SignatureDoesNotMatch(f"signed header(s) not sent: {', '.join(missing)}")
+            body = self.raw_body if isinstance(self.raw_body, bytes) else b""
+            digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+            if "x-amz-checksum-sha256" in signed and \
+                    self.headers.get("x-amz-checksum-sha256") != digest:
+                raise _BadDigest("The SHA256 you specified did not match the calculated "
+                                 "checksum.")
+        return put(self, query, key_name)
+
+    class _SignatureDoesNotMatch(S3ClientError):
+        code = "SignatureDoesNotMatch"
+
+        def __init__(self, message: str) -> None:
+            super().__init__(message)
+
+    class _BadDigest(S3ClientError):
+        code = "BadDigest"
+
+        def __init__(self, message: str) -> None:
+            super().__init__(message)
+
+    checked_put._sealsync = True  # type: ignore[attr-defined]
+    S3Response._key_response_put = checked_put  # type: ignore[method-assign]
+
+
 def patch_moto() -> None:
-    """All five patches; idempotent."""
+    """All the patches above; idempotent."""
     serialize_moto_dynamodb()
     snapshot_moto_transactions()
     cache_moto_dispatch()
     cache_moto_conditions()
     query_one_partition()
     sns_endpoint_user_data()
+    presigned_put_headers()
 
 
 class MotoServer:

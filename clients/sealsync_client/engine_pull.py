@@ -18,7 +18,7 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from .api import AuthError, NotFound, PaymentRequired, ServerUnreachable
+from .api import AuthError, HomeUnavailable, NotFound, PaymentRequired, ServerUnreachable
 from .download import Version
 from .errors import FeedError, HistoryError, IntegrityError, SealsyncClientError
 from .history import History
@@ -34,7 +34,8 @@ from .transfer import Transfer
 # failure concerns one file, which is reported and retried on the next pass.
 # PaymentRequired: a read-only account refuses every upload; the pull has
 # run, nothing local is touched, and one line says why (cli.py, exit 5).
-FATAL = (ServerUnreachable, AuthError, IntegrityError, PaymentRequired)
+# HomeUnavailable: the same while the account's home region is down.
+FATAL = (ServerUnreachable, AuthError, IntegrityError, PaymentRequired, HomeUnavailable)
 
 
 class RefusedHead(SealsyncClientError):

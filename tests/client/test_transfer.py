@@ -363,3 +363,33 @@ def test_losing_the_server_mid_pipeline_settles_the_batch_in_flight_first(
                      ("wait", 2)]
     assert [k for k, _ in answered] == list("cdabef")
     assert [r for k, r in answered if k in "cd"] == [refused, refused]
+
+
+def test_over_quota_a_batch_sends_its_deletes_alone_and_goes_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """413 over_quota refuses the batch's uploads (each keeps OverQuota as
+    its result); its deletes go again as a batch of their own, which the
+    server always takes; later batches are still sent."""
+    from sealsync_client import outbox
+    from sealsync_client.api import OverQuota
+
+    monkeypatch.setattr(outbox, "MAX_ENTRIES", 3)
+    full = OverQuota("quota used up", 413, "over_quota")
+    t = Pipeline({0: full, 2: full})
+    sent: list[list[str]] = []
+    send = t.send_batch
+
+    def recording(items: list[transfer_mod.Prepared]) -> transfer_mod.SentBatch:
+        sent.append([it.rel for it in items])
+        return send(items)
+
+    t.send_batch = recording  # type: ignore[method-assign]
+
+    def item(name: str) -> transfer_mod.Prepared:
+        return transfer_mod.Prepared(name, name * 32, 1, b"m", name.startswith("rm"))
+
+    work = [(n, lambda n=n: item(n)) for n in ("up1", "rm1", "up2", "rm2", "rm3", "up3")]
+    answered = dict(pair for part in outbox.send(t, work, 2) for pair in part)  # type: ignore[arg-type]
+    assert sent == [["up1", "rm1", "up2"], ["rm1"], ["rm2", "rm3", "up3"], ["rm2", "rm3"]]
+    assert answered["up1"] is full and answered["up2"] is full and answered["up3"] is full
+    assert all(answered[n]["status"] == "accepted" for n in ("rm1", "rm2", "rm3"))

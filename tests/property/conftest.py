@@ -41,7 +41,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"commit state machine ({PROFILE} profile): {Stats.steps} steps in {Stats.runs} "
             f"runs ({Stats.idle} idle rule calls not counted); {Stats.deliveries} deliveries, "
             f"{Stats.crashes} injected crashes, "
-            f"{Stats.interferences} lock expiries/Redis restarts/nested handlers mid-commit")
+            f"{Stats.interferences} lock expiries/Redis restarts/nested handlers/staging "
+            f"swaps mid-commit ({Stats.swaps} staged objects swapped)")
         terminalreporter.write_line(f"  steps by rule: {dict(sorted(Stats.by_rule.items()))}")
         terminalreporter.write_line(f"  batches by pack: {dict(sorted(Stats.packs.items()))}")
         terminalreporter.write_line(f"  objects the gc job deleted: {Stats.collected}, "

@@ -36,8 +36,9 @@ FILES = 3
 KINDS = ("write", "write", "write", "rename", "missing", "badsize", "abandoned")
 BATCH_KINDS = ("write", "write", "rename", "missing")
 # "gc": the collector runs (past the grace period) at a step boundary of the
-# handler: between its chunk check and its transaction, among others
-INTERFERENCES = ("expire", "expire_nest", "nest", "restart", "restart_nest", "gc")
+# handler: between its chunk check and its transaction, among others; "swap":
+# the staged objects are replaced by other bytes of the same size
+INTERFERENCES = ("expire", "expire_nest", "nest", "restart", "restart_nest", "gc", "swap")
 
 
 # Draws never depend on state that timing can change (a retried event, a
@@ -60,6 +61,7 @@ class Stats:
     deliveries = 0
     crashes = 0
     interferences = 0
+    swaps = 0  # staged objects replaced mid-commit (the "swap" interference)
     packs: dict[str, int] = {}  # batches by what became of their pack
 
     collected = 0  # chunk objects and packs the gc job deleted
@@ -278,7 +280,7 @@ class CommitMachine(RuleBasedStateMachine):
                 return
             fired.add(step)
             if interfere and interfere[0] == step:
-                self._interfere(nested, sorted(files), interfere[1])
+                self._interfere(nested, sorted(files), interfere[1], staged)
             if crash_at == step:
                 raise InjectedCrash(f"injected crash at {step}")
 
@@ -294,8 +296,11 @@ class CommitMachine(RuleBasedStateMachine):
         if Stats.step("deliver_one", bool(self.queue)):
             self._deliver([self.queue.pop(i)], lambda step: None)
 
-    def _interfere(self, nested: int, files: list[str], what: str) -> None:
+    def _interfere(self, nested: int, files: list[str], what: str,
+                   staged: set[str] | frozenset[str] = frozenset()) -> None:
         Stats.interferences += 1
+        if what == "swap":  # someone with write access to staging swaps the bytes
+            self._swap(staged)
         if what == "gc":
             self._collect(True)
         if what.startswith("expire"):
@@ -305,6 +310,23 @@ class CommitMachine(RuleBasedStateMachine):
             self.world.restart_redis()
         if what.endswith("nest") and self.queue:
             self._deliver([self.queue.pop(nested % len(self.queue))], lambda step: None)
+
+    def _swap(self, staged: set[str]) -> None:
+        """Replace the staged objects of these server ids with other bytes of
+        the same size, mid-commit (the check-then-copy window and the others).
+        Their uploads may still commit, but only with the bytes first PUT
+        (invariant 5 compares the stored ETag); else they are rejected."""
+        for up in self.model.uploads.values():
+            if up.server_id not in staged or not up.staged or up.kind == "delete" \
+                    or up.upload_id in self.model.final:
+                continue
+            original = up.bundle if up.batch else up.manifest
+            key = staging_key(self.world.user_id, up.server_id)
+            self.world.rt.s3.put_object(Bucket=self.world.rt.settings.bucket, Key=key,
+                                        Body=bytes(255 - b for b in original))
+            if up.kind != "swapped":
+                up.swapped_from, up.kind = up.kind, "swapped"
+            Stats.swaps += 1
 
     def _deliver(self, keys: list[str], fault: Any) -> None:
         """One handler invocation (an SQS batch): if it fails, SQS delivers
@@ -346,10 +368,12 @@ class CommitMachine(RuleBasedStateMachine):
 
     def _collect(self, past_grace: bool) -> None:
         self.model.collected = self.model.collected or past_grace
-        report = self.world.collect(past_grace)
+        try:
+            report = self.world.collect(past_grace)
+        finally:  # a repack's packs (even a failed run's): the model checks their ranges
+            self.world.learn_server_packs()
         Stats.collected += report["chunks_deleted"] + report["packs_deleted"]
         Stats.repacked += report["packs_repacked"]
-        self.world.learn_server_packs()  # a repack's packs: the model checks their ranges
         if not past_grace:
             assert report["chunks_deleted"] == report["packs_deleted"] == 0, report
 

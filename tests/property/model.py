@@ -56,6 +56,18 @@ VALID = ("write", "rename", "delete", "late")
 GC_REJECT = ("never uploaded",)  # its chunks were collected before it committed
 
 
+def may_commit(up: Upload) -> bool:
+    """A swapped upload may still commit (with the bytes first PUT: the
+    swap came after the copy), if what it was could."""
+    return up.kind in VALID or (up.kind == "swapped" and up.swapped_from in VALID)
+
+
+def allowed_rejects(up: Upload) -> tuple[str, ...]:
+    if up.kind == "swapped":  # the swapped bytes fail their device signature
+        return (*ALLOWED_REJECTS[up.swapped_from], "bad signature")
+    return ALLOWED_REJECTS[up.kind]
+
+
 @dataclass
 class Model:
     user_id: str
@@ -131,7 +143,7 @@ class Model:
             assert self.final.setdefault(uid, seen) == seen, (
                 f"{uid} ({up.kind}) changed its result: {self.final[uid]} -> {seen}")
             if status == "accepted":
-                assert up.kind in VALID, f"{up.kind} accepted: {rec}"
+                assert may_commit(up), f"{up.kind} accepted: {rec}"
                 rev = int(rec["revision"])
                 assert rev == up.base + 1, f"accepted rev {rev} from base {up.base}"
                 assert rev not in accepted.setdefault(up.file_id, {}), (
@@ -139,12 +151,12 @@ class Model:
                 accepted[up.file_id][rev] = up
                 self._stored(snap, up, rec.get("mkey"))
             elif status == "conflict":
-                assert up.kind in VALID, f"{up.kind} conflicted"
+                assert may_commit(up), f"{up.kind} conflicted"
                 assert int(rec["winner"]) > up.base, f"conflict below its base: {rec}"
                 self._stored(snap, up, rec.get("mkey"), loser=True)
             else:
                 reason = str(rec.get("reason", ""))
-                allowed = ALLOWED_REJECTS[up.kind] + (GC_REJECT if self.collected else ())
+                allowed = allowed_rejects(up) + (GC_REJECT if self.collected else ())
                 assert any(r in reason for r in allowed), (
                     f"{up.kind} upload rejected for {reason!r}")
 

@@ -80,6 +80,8 @@ class Upload:
     index: int = 0
     offset: int = 0
     bundle: bytes = b""
+    # kind "swapped": its staged bytes were replaced mid-commit; what it was
+    swapped_from: str = ""
 
     @property
     def tombstone(self) -> bool:
@@ -375,7 +377,7 @@ class World:
         from chalicelib.gc import collect
 
         skew = self.rt.settings.gc_grace_s + 5 if past_grace else 0
-        return collect(self.rt, int(time.time()) + skew)
+        return collect(self.rt, int(time.time()) + skew, full=True)
 
     def learn_server_packs(self) -> None:
         """Packs the collector wrote (repacks) join the packs the test knows,
