@@ -5,7 +5,7 @@
     sealsync sync DIR            one pass: pull, then push
     sealsync watch DIR           sync whenever something changes (file events + push)
     sealsync status DIR          what would be uploaded, and where the folder stands
-    sealsync history DIR PATH    a file's revisions
+    sealsync history DIR PATH    a file's revisions (status, history, restore: cli_files.py)
     sealsync restore DIR PATH --revision N
     sealsync devices DIR         the account's devices (cli_devices.py)
     sealsync devices revoke DIR ID
@@ -30,7 +30,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -60,14 +60,11 @@ from .errors import (
     UsageError,
     WrongPassphrase,
 )
-from .fingerprint import fingerprint
 from .folder import Cost, Folder, init_folder, watch_files
 from .kit import recovery_kit
-from .names import shown
 from .progress import pass_display
 from .push import PushApi, PushChannel
-from .restore import restore_revision
-from .state import Entry, NotInitialised
+from .state import NotInitialised
 
 PASSPHRASE_ENV = "SEALSYNC_PASSPHRASE"
 DEBUG_ENV = "SEALSYNC_DEBUG"
@@ -320,121 +317,6 @@ def _push_channel(folder: Folder, wake: threading.Event, no_push: bool,
     return channel.start()
 
 
-@main.command()
-@no_remember_option
-@click.option("--ignored", is_flag=True, help="also list what is ignored or held here")
-@click.option("--json", "as_json", is_flag=True)
-@click.argument("folder_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
-def status(no_remember: bool, ignored: bool, as_json: bool, folder_dir: str) -> None:
-    """What changed locally since the last sync (nothing is sent)."""
-    with _errors(), _opened(folder_dir, not no_remember) as folder:
-        engine = folder.engine()
-        entries = folder.state.entries()
-        found = engine.scan()
-        local = found.files
-        changed = sorted(p for p, e in entries.items() if p in local and _edited(local[p], e))
-        data: dict[str, Any] = {"folder": str(folder.root), "server": folder.config.server,
-                "user_id": folder.config.user_id, "device": folder.config.device_name,
-                "synced_files": len(entries), "cursor": folder.state.cursor,
-                "new": _shown(set(local) - set(entries)), "modified": _shown(changed),
-                "missing": _shown(p for p in set(entries) - set(local) if not found.hides(p)),
-                "skipped": [{"path": shown(p), "reason": why} for p, why in found.skipped],
-                "unplaced": [{"path": shown(p), "revision": rev, "reason": why}
-                             for _, rev, p, why in folder.state.unplaced()]}
-        data["refused"] = [
-            {"seq": seq, "file_id": fid, "revision": rev, "reason": why,
-             "path": shown(e.path) if (e := folder.state.by_file_id(fid)) else None}
-            for seq, fid, rev, why in folder.state.refused()]
-        seq, chain = engine.history.fingerprint()
-        # Equal on two devices at the same seq iff the server showed both the
-        # same history: compare out of band to catch a fork or a freeze.
-        data["history"] = {"seq": seq, "fingerprint": chain}
-        lines = [f"{data['folder']}: {len(entries)} synced file(s), device "
-                 f"{data['device']!r}, account {data['user_id']}"]
-        for key in ("new", "modified", "missing"):
-            lines += [f"  {key:<9} {p}" for p in data[key]]
-        if len(lines) == 1:
-            lines.append("  nothing to upload")
-        withheld, more = cli_sync_extras.withheld_status(engine, found, ignored)
-        data.update(withheld)
-        lines += more
-        lines += [f"  skipped   {s['path']}  ({s['reason']})" for s in data["skipped"]]
-        lines += [f"  not here  {u['path']}  (revision {u['revision']} cannot be written "
-                  f"here: {u['reason']}; retried on every sync)" for u in data["unplaced"]]
-        lines += [f"  refused   change {r['seq']}: {r['path'] or 'file ' + r['file_id']} "
-                  f"revision {r['revision']} ({r['reason']}; skipped)" for r in data["refused"]]
-        lines.append(f"  history   verified to change {seq}, fingerprint {chain[:16]} "
-                     f"(the same on every device at change {seq})")
-        _emit(as_json, data, "\n".join(lines))
-
-
-def _edited(path: Path, e: Entry) -> bool:
-    try:
-        return e.dirty or fingerprint(path, e.fp).hash != e.fp.hash
-    except OSError:
-        return True
-
-
-def _shown(paths: Iterable[str]) -> list[str]:
-    return sorted(shown(p) for p in paths)
-
-
-def _when(epoch: int | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch or 0))
-
-
-def _entry(folder: Folder, path: str) -> Entry:
-    """The synced file PATH (relative to the folder) names."""
-    rel = "/".join(p for p in path.split("/") if p not in ("", "."))
-    entry = folder.state.by_path(rel) if rel else None
-    if entry is None:
-        raise NotInitialised(f"{shown(path)} is not a synced file in {folder.root}")
-    return entry
-
-
-@main.command()
-@click.option("--json", "as_json", is_flag=True)
-@click.argument("folder_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
-@click.argument("path")
-def history(as_json: bool, folder_dir: str, path: str) -> None:
-    """The revisions of PATH (relative to DIR), newest first."""
-    with _errors(), _opened(folder_dir) as folder:
-        file_id = _entry(folder, path).file_id
-        transfer = folder.engine().transfer
-        rows = []
-        for rev in folder.api.revisions(file_id):
-            m = None if rev["deleted"] else transfer.version(file_id, rev["revision"]).manifest
-            rows.append({"revision": rev["revision"], "deleted": rev["deleted"],
-                         "committed_at": rev.get("committed_at"),
-                         "path": shown(m.path) if m else None, "size": m.size if m else 0,
-                         "device": m.device if m else None})
-        text = "\n".join(
-            f"  r{r['revision']:<4} {_when(r['committed_at'])}"
-            f"  {'deleted' if r['deleted'] else str(r['size']) + ' bytes':>14}"
-            f"  {r['path'] or ''}  ({r['device'] or '?'})" for r in rows)
-        _emit(as_json, {"file_id": file_id, "revisions": rows}, text)
-
-
-@main.command()
-@click.option("--revision", type=int, required=True)
-@click.option("--json", "as_json", is_flag=True)
-@click.argument("folder_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
-@click.argument("path")
-def restore(revision: int, as_json: bool, folder_dir: str, path: str) -> None:
-    """Bring back revision N of PATH, as a new revision (then sync)."""
-    with _errors(), _opened(folder_dir) as folder:
-        engine = folder.engine(_printer(as_json))
-        entry = _entry(folder, path)
-        dest = folder.root / entry.path
-        if dest.exists() and _edited(dest, entry):
-            raise NotInitialised(f"{shown(path)} has local edits that are not synced yet: "
-                                 "run `sealsync sync` first")
-        restore_revision(engine, entry.file_id, revision, dest, shown(path))
-        report = engine.sync()
-        _emit(as_json, {"restored": shown(path), "revision": revision, **report.as_dict()},
-              f"restored {shown(path)} from revision {revision}; {_summary(report)}")
-
-
 main.add_command(devices_group(_errors, _opened, _emit))
 from . import cli_sync_extras  # noqa: E402  (it builds on the helpers above)
 from .cli_key import key, paired_account  # noqa: E402  (it uses the helpers above)
@@ -447,6 +329,10 @@ main.add_command(key)
 from .cli_account import usage  # noqa: E402 - needs the helpers above
 
 main.add_command(usage)
+from . import cli_files  # noqa: E402  (status, history, restore: they use the helpers above)
+
+for _command in cli_files.COMMANDS:
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,8 @@
 """The AWS and Redis calls one commit (and one batch of N) makes, counted with wrappers around
 the real clients while the real handlers run, must equal the figures
-deploy/cost.py prices. A code change that adds a call fails here until the
-cost model (and docs/OPERATIONS.md) is updated."""
+deploy/cost_calls.py holds and deploy/cost.py prices. A code change that
+adds a call fails here until the cost model (and docs/OPERATIONS.md) is
+updated."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ import redis
 
 from app import on_commit_queue
 from chalicelib.core.ids import new_id
-from deploy import cost
+from deploy import cost_calls
 from tests.harness import BatchItem, Harness
 from tests.unit.test_events import s3_event, s3_record, sqs_event
 
@@ -38,7 +39,7 @@ class Calls:
         self.aws[(service, model.name)] += 1
         if service == "dynamodb":  # the request as sent: a JSON body
             body = json.loads(params["body"])
-            r, w = cost.capacity_units(model.name, body)
+            r, w = cost_calls.capacity_units(model.name, body)
             self.rru, self.wru = self.rru + r, self.wru + w
             self.count_record(model.name, body)
 
@@ -103,19 +104,19 @@ def test_one_small_file_commit_makes_the_calls_the_cost_model_prices(
     assert fast.status(dev, up.upload_id)["status"] == "accepted"
 
     assert client_puts == 2  # the chunk and the manifest, both by the client
-    assert calls.of("s3") == cost.S3_CALLS
-    assert calls.of("dynamodb") == cost.DYNAMODB_CALLS
-    assert {"rru": calls.rru, "wru": calls.wru} == cost.DYNAMODB_UNITS
-    assert sum(calls.redis.values()) == cost.REDIS_COMMANDS, calls.redis
-    assert set(calls.aws) <= {("s3", op) for op in cost.S3_CALLS} | {
-        ("dynamodb", op) for op in cost.DYNAMODB_CALLS}
+    assert calls.of("s3") == cost_calls.S3_CALLS
+    assert calls.of("dynamodb") == cost_calls.DYNAMODB_CALLS
+    assert {"rru": calls.rru, "wru": calls.wru} == cost_calls.DYNAMODB_UNITS
+    assert sum(calls.redis.values()) == cost_calls.REDIS_COMMANDS, calls.redis
+    assert set(calls.aws) <= {("s3", op) for op in cost_calls.S3_CALLS} | {
+        ("dynamodb", op) for op in cost_calls.DYNAMODB_CALLS}
 
 
 def test_the_waiting_poll_adds_blpop_and_its_relay(fast: Harness, calls: Calls) -> None:
     fast.rt.waker.wake("topic")  # a commit woke the topic
     calls.redis.clear()
     assert fast.rt.waker.wait("topic", 1) == b"1"
-    assert sum(calls.redis.values()) == cost.REDIS_POLL_COMMANDS, calls.redis
+    assert sum(calls.redis.values()) == cost_calls.REDIS_POLL_COMMANDS, calls.redis
 
 
 @pytest.mark.parametrize("n", [1, 49, 100])
@@ -146,30 +147,32 @@ def test_a_batch_of_small_files_makes_the_calls_the_cost_model_prices(
     assert [e["status"] for e in got["entries"]] == ["accepted"] * n
 
     assert client_puts == 1  # the bundle, whatever N
-    assert calls.of("s3") == cost.BATCH_S3_CALLS
-    assert calls.of("dynamodb") == cost.batch_dynamodb_calls(n)
-    assert {"rru": calls.rru, "wru": calls.wru} == cost.batch_units(n)
-    assert sum(calls.redis.values()) == cost.batch_redis_commands(n), calls.redis
-    assert calls.record_reads == (cost.BATCH_RECORD_READS_BEFORE
-                                  + cost.BATCH_RECORD_READS_AFTER)
-    assert calls.record_writes == (cost.BATCH_RECORD_WRITES_FIXED
-                                   + cost.BATCH_RECORD_WRITES_PER_GROUP * cost.batch_groups(n))
+    assert calls.of("s3") == cost_calls.BATCH_S3_CALLS
+    assert calls.of("dynamodb") == cost_calls.batch_dynamodb_calls(n)
+    assert {"rru": calls.rru, "wru": calls.wru} == cost_calls.batch_units(n)
+    assert sum(calls.redis.values()) == cost_calls.batch_redis_commands(n), calls.redis
+    assert calls.record_reads == (cost_calls.BATCH_RECORD_READS_BEFORE
+                                  + cost_calls.BATCH_RECORD_READS_AFTER)
+    assert calls.record_writes == (cost_calls.BATCH_RECORD_WRITES_FIXED
+                                   + cost_calls.BATCH_RECORD_WRITES_PER_GROUP
+                                   * cost_calls.batch_groups(n))
     items = fast.rt.dynamodb.query(
         TableName=fast.rt.settings.table, KeyConditionExpression="pk = :pk",
         ExpressionAttributeValues={":pk": {"S": f"UP#{batch.batch_id}"}})["Items"]
     size = Counter[str]()
     for it in items:
         kind = {"UP": "state", "E": "entries"}.get(it["sk"]["S"], "groups")
-        size[kind] += cost.item_bytes(it)
-    model = cost.batch_record_bytes(n)
+        size[kind] += cost_calls.item_bytes(it)
+    model = cost_calls.batch_record_bytes(n)
     assert size["state"] == model["state"]
     assert size["entries"] == pytest.approx(model["entries"], rel=0.02)
     assert size["groups"] == pytest.approx(model["groups"], rel=0.02)
-    assert all(cost.item_bytes(it) <= 1024 for it in items if it["sk"]["S"].startswith("G#"))
+    assert all(cost_calls.item_bytes(it) <= 1024 for it in items if it["sk"]["S"].startswith("G#"))
     feed = fast.rt.dynamodb.query(
         TableName=fast.rt.settings.table, KeyConditionExpression="pk = :pk",
         ExpressionAttributeValues={":pk": {"S": f"S#{dev.user_id}"}})["Items"]
-    f0, fe = cost.BATCH_FEED_BYTES
-    mine = sorted(cost.item_bytes(it) for it in feed if it["sk"]["S"] not in ("SEQ", f"{1:016d}"))
-    assert mine == sorted(f0 + fe * min(cost.BATCH_GROUP, n - k * cost.BATCH_GROUP)
-                          for k in range(cost.batch_groups(n)))
+    f0, fe = cost_calls.BATCH_FEED_BYTES
+    mine = sorted(cost_calls.item_bytes(it) for it in feed
+                  if it["sk"]["S"] not in ("SEQ", f"{1:016d}"))
+    assert mine == sorted(f0 + fe * min(cost_calls.BATCH_GROUP, n - k * cost_calls.BATCH_GROUP)
+                          for k in range(cost_calls.batch_groups(n)))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy import cost
+from deploy import cost, cost_calls
 
 RESULTS = {"commit_ms": {"p50_1kib": 80.0, "p99_1kib": 200.0}, "commit_floor_ms": 30.0,
            "s3_puts_per_small_file": 1, "cold_import_ms": 150.0, "zip_mb": 0.6}
@@ -128,7 +128,7 @@ def test_batches_with_unit_prices(tmp_path: Path, capsys: pytest.CaptureFixture[
     # twice; the 4 Queries of the batch's items the bytes they read (state
     # 184 B, entries, and after the groups their results items: 64 B + 18
     # per entry)
-    assert cost.batch_units(1000) == {"rru": 10.5 + 1000, "wru": 4 + 12 * groups + 4 * 1000}
+    assert cost_calls.batch_units(1000) == {"rru": 10.5 + 1000, "wru": 4 + 12 * groups + 4 * 1000}
     entries = 66 + 39 * 1000
     assert per["DynamoDB write units"] == \
         4 + 12 * groups + 4 * 1000 + (-(-entries // 1024) - 1) + 2 + 2 * (groups - 1)
@@ -204,13 +204,13 @@ def test_the_measured_batch_handler_time_replaces_the_estimate(
     assert cost.batch_handler_ms(m, 1000) == 900.0 and cost.batch_handler_ms(m, 10) == 9.0
     old = cost.load_results(write(tmp_path, "r.json", RESULTS))
     assert old.batch_handler_per_1000_ms is None
-    assert cost.batch_handler_ms(old, 1000) == 30.0 * cost.batch_groups(1000)
+    assert cost.batch_handler_ms(old, 1000) == 30.0 * cost_calls.batch_groups(1000)
 
     prices = json.loads(cost.PRICES.read_text())
     per = {r["item"]: r["per_batch"] for r in cost.batch_lines(m, prices, 1024, 1000)}
     # handler 900, POST 20, poll (80 - 30) + 900, one authorizer per API call
     assert per["Lambda GB-seconds"] == pytest.approx(
-        (900 + cost.API_HANDLER_MS + 50 + 900 + cost.BATCH_API_CALLS * cost.AUTHORIZER_MS)
+        (900 + cost.API_HANDLER_MS + 50 + 900 + cost_calls.BATCH_API_CALLS * cost.AUTHORIZER_MS)
         / 1000)
     code, out, _ = run(capsys, "--results", str(write(tmp_path, "m.json", measured)), "--json")
     got = json.loads(out)["batch"]

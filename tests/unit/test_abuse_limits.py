@@ -27,7 +27,6 @@ from chalicelib.core.metering import Prices
 from tests.harness import BatchItem, Device, Harness, settings
 from tests.openapi_support import CheckedHTTP, resolve, validator
 from tests.unit.bad_input import expect
-from tests.unit.test_openapi import checked  # noqa: F401  (the fixture)
 
 QUOTA = 4096
 

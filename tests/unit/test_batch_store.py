@@ -18,7 +18,7 @@ from chalicelib.core.batch import (
 )
 from chalicelib.core.decide import ACCEPTED, CONFLICT, PENDING, REJECTED
 from chalicelib.core.ids import new_id
-from deploy.cost import item_bytes
+from deploy.cost_calls import item_bytes
 from tests.integration.support import table_items
 
 
