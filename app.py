@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -17,9 +18,9 @@ from typing import Any
 
 from chalice.app import AuthResponse, Chalice, Rate, Request, Response
 
-from chalicelib import api, limits
-from chalicelib.config import runtime
-from chalicelib.core.errors import SealsyncError, Unauthorized
+from chalicelib import api, limits, regions
+from chalicelib.config import Runtime, runtime
+from chalicelib.core.errors import SealsyncError, Unauthorized, Unavailable, WrongRegion
 from chalicelib.core.requests import parse_json
 from chalicelib.core.tokens import Claims
 
@@ -42,8 +43,9 @@ def bearer(auth_request: Any) -> AuthResponse:
     try:
         who = api.caller(runtime(), auth_request.token)
     except SealsyncError as exc:
+        home = {"home": exc.url, "region": exc.region} if isinstance(exc, WrongRegion) else {}
         return AuthResponse(routes=["*"], principal_id="anonymous",
-                            context={"denied": exc.message})
+                            context={"denied": exc.message, "code": exc.code, **home})
     return AuthResponse(routes=["*"], principal_id=who.user_id,
                         context={"user_id": who.user_id, "device_id": who.device_id,
                                  "expires_at": str(who.expires_at)})
@@ -59,6 +61,10 @@ def _claims() -> Claims:
     """Who is calling, as the `bearer` authorizer established."""
     ctx = _request().context.get("authorizer") or {}
     if not ctx.get("user_id"):
+        if ctx.get("home"):  # the account lives in another region (421)
+            raise WrongRegion(ctx.get("region") or "?", ctx["home"])
+        if ctx.get("code") == Unavailable.code:  # e.g. the directory: retry, not log in
+            raise Unavailable(ctx.get("denied") or "try again")
         raise Unauthorized(ctx.get("denied") or "a bearer token is required")
     # API Gateway caches the authorizer's answer per token for its TTL, so
     # expiry is checked again here: an expired token never outlives itself.
@@ -80,15 +86,31 @@ def _query() -> dict[str, str] | None:
     return None if params is None else dict(params)
 
 
+_serving = threading.local()
+
+
+def _rt() -> Runtime:
+    """The Runtime serving this request's account: this region's, or the
+    read-only replica while its home is down (chalicelib/regions.py)."""
+    rt: Runtime = getattr(_serving, "rt", None) or runtime()
+    return rt
+
+
 def endpoint(path: str, method: str = "GET", public: bool = False,
-             status: int = 200) -> Callable[[Callable[..., Any]], Any]:
-    """Register a route whose SealsyncErrors become 4xx JSON responses."""
+             status: int = 200, write: bool | None = None) -> Callable[[Callable[..., Any]], Any]:
+    """Register a route whose SealsyncErrors become 4xx JSON responses.
+    `write` (default: any method but GET) routes are refused while the
+    account's home region is down."""
+    refuse_when_down = method != "GET" if write is None else write
+
     def register(view: Callable[..., Any]) -> Any:
         @functools.wraps(view)
         def handle(**params: str) -> Response:
+            _serving.rt = None
             try:
                 if not public:
-                    _claims()  # deny by default, before the view runs
+                    who = _claims()  # deny by default, before the view runs
+                    _serving.rt = regions.serving(runtime(), who.user_id, refuse_when_down)
                 return Response(view(**params), status_code=status)
             except SealsyncError as exc:
                 return Response(exc.to_body(), status_code=exc.status, headers=dict(exc.headers()))
@@ -130,12 +152,12 @@ def add_device() -> dict[str, Any]:
 
 @endpoint("/v1/devices")
 def list_devices() -> dict[str, Any]:
-    return api.list_devices(runtime(), _claims())
+    return api.list_devices(_rt(), _claims())
 
 
 @endpoint("/v1/devices/{device_id}", "DELETE")
 def revoke_device(device_id: str) -> dict[str, Any]:
-    return api.revoke_device(runtime(), _claims(), device_id, _query())
+    return api.revoke_device(_rt(), _claims(), device_id, _query())
 
 
 @endpoint("/v1/tokens", "POST", public=True, status=201)
@@ -146,75 +168,75 @@ def new_token() -> dict[str, Any]:
 
 @endpoint("/v1/uploads", "POST", status=201)
 def create_upload() -> dict[str, Any]:
-    return api.create_upload(runtime(), _claims(), _body())
+    return api.create_upload(_rt(), _claims(), _body())
 
 
 @endpoint("/v1/uploads/{upload_id}")
 def upload_status(upload_id: str) -> dict[str, Any]:
-    return api.upload_status(runtime(), _claims(), upload_id, _query())
+    return api.upload_status(_rt(), _claims(), upload_id, _query())
 
 
 @endpoint("/v1/batches", "POST", status=201)
 def create_batch() -> dict[str, Any]:
-    return api.create_batch(runtime(), _claims(), _body(batch=True))
+    return api.create_batch(_rt(), _claims(), _body(batch=True))
 
 
 @endpoint("/v1/batches/{batch_id}")
 def batch_status(batch_id: str) -> dict[str, Any]:
-    return api.batch_status(runtime(), _claims(), batch_id, _query())
+    return api.batch_status(_rt(), _claims(), batch_id, _query())
 
 
 @endpoint("/v1/changes")
 def changes() -> dict[str, Any]:
-    return api.changes(runtime(), _claims(), _query())
+    return api.changes(_rt(), _claims(), _query())
 
 
-@endpoint("/v1/chunks/missing", "POST")
+@endpoint("/v1/chunks/missing", "POST", write=False)
 def missing_chunks() -> dict[str, Any]:
-    return api.missing_chunks(runtime(), _claims(), _body(batch=True))
+    return api.missing_chunks(_rt(), _claims(), _body(batch=True))
 
 
 @endpoint("/v1/files/{file_id}")
 def get_file(file_id: str) -> dict[str, Any]:
-    return api.get_file(runtime(), _claims(), file_id, _query())
+    return api.get_file(_rt(), _claims(), file_id, _query())
 
 
 @endpoint("/v1/files/{file_id}", "DELETE", status=202)
 def delete_file(file_id: str) -> dict[str, Any]:
-    return api.delete_file(runtime(), _claims(), file_id, _query())
+    return api.delete_file(_rt(), _claims(), file_id, _query())
 
 
 @endpoint("/v1/files/{file_id}/revisions")
 def file_revisions(file_id: str) -> dict[str, Any]:
-    return api.file_revisions(runtime(), _claims(), file_id, _query())
+    return api.file_revisions(_rt(), _claims(), file_id, _query())
 
 
 @endpoint("/v1/account/usage")
 def account_usage() -> dict[str, Any]:
     from chalicelib import account
 
-    return account.usage(runtime(), _claims(), _query())
+    return account.usage(_rt(), _claims(), _query())
 
 
 @endpoint("/v1/account/billing")
 def account_billing() -> dict[str, Any]:
     from chalicelib import billing
 
-    return billing.status(runtime(), _claims())
+    return billing.status(_rt(), _claims())
 
 
 @endpoint("/v1/account/billing/payment-method", "POST")
 def account_payment_method() -> dict[str, Any]:
     from chalicelib import billing
 
-    return billing.set_payment_method(runtime(), _claims(), _body())
+    return billing.set_payment_method(_rt(), _claims(), _body())
 
 
 @endpoint("/v1/account/billing/pay", "POST")
 def account_pay() -> dict[str, Any]:
     from chalicelib import billing
 
-    return billing.pay_now(runtime(), _claims())
+    return billing.pay_now(_rt(), _claims())
 
 
 @endpoint("/v1/billing/webhook", "POST", public=True)
@@ -290,21 +312,21 @@ def sweep_stragglers(event: Any) -> None:
 def pairing_create() -> dict[str, Any]:
     from chalicelib import pairing
 
-    return pairing.create(runtime(), _claims(), _body())
+    return pairing.create(_rt(), _claims(), _body())
 
 
 @endpoint("/v1/pairings/{pairing_id}")
 def pairing_status(pairing_id: str) -> dict[str, Any]:
     from chalicelib import pairing
 
-    return pairing.status(runtime(), _claims(), pairing_id)
+    return pairing.status(_rt(), _claims(), pairing_id)
 
 
 @endpoint("/v1/pairings/{pairing_id}/box", "POST", status=201)
 def pairing_put_box(pairing_id: str) -> dict[str, Any]:
     from chalicelib import pairing
 
-    return pairing.put_box(runtime(), _claims(), pairing_id, _body())
+    return pairing.put_box(_rt(), _claims(), pairing_id, _body())
 
 
 @endpoint("/v1/pairings/{pairing_id}/join", "POST", public=True)
@@ -352,7 +374,7 @@ def ws_disconnect(event: Any) -> dict[str, Any]:
 def push_info() -> dict[str, Any]:
     from chalicelib import push
 
-    return push.push_info(runtime())
+    return push.push_info(_rt())
 
 
 @endpoint("/v1/push/tickets", "POST", status=201)
@@ -360,7 +382,7 @@ def push_ticket() -> dict[str, Any]:
     from chalicelib import push
 
     who = _claims()
-    return push.connect_ticket(runtime(), who.user_id, who.device_id)
+    return push.connect_ticket(_rt(), who.user_id, who.device_id)
 
 
 @endpoint("/v1/push/registrations", "POST", status=201)
@@ -368,7 +390,7 @@ def push_register() -> dict[str, Any]:
     from chalicelib import push
 
     who = _claims()
-    return push.register_mobile(runtime(), who.user_id, who.device_id, _body())
+    return push.register_mobile(_rt(), who.user_id, who.device_id, _body())
 
 
 @endpoint("/v1/push/registrations", "DELETE")
@@ -376,4 +398,4 @@ def push_unregister() -> dict[str, Any]:
     from chalicelib import push
 
     who = _claims()
-    return push.unregister_mobile(runtime(), who.user_id, who.device_id)
+    return push.unregister_mobile(_rt(), who.user_id, who.device_id)

@@ -20,7 +20,10 @@ write_big), then:
    stored in S3, measured by diffing the stack's bucket (list_objects_v2)
    before and after the pass: the summed sizes of the objects that are new
    (chunk envelopes + the new manifest). Objects that are written and then
-   deleted within the pass (if any) are not seen by the diff.
+   deleted within the pass (if any) are not seen by the diff;
+3. with --download, a second device of the account (joined in-process)
+   syncs the file down in a child process: its wall time and peak RSS
+   (`download_s`, `download_rss_mb`), the download path's memory.
 
 Chunk boundaries are keyed by the account (a fresh one each run), so the
 re-sync bytes vary from run to run even with the same --seed.
@@ -126,8 +129,10 @@ def bucket_objects(s3: Any, bucket: str) -> dict[str, int]:
     return objects
 
 
-def s3_and_folder(stack: BenchStack, work: Path) -> tuple[Any, Path]:
-    """The stack's S3 client, and a new synced folder on it (cheap Argon2id)."""
+def s3_and_folder(stack: BenchStack, work: Path,
+                  account: dict[str, Any] | None = None) -> tuple[Any, Path]:
+    """The stack's S3 client, and a new synced folder on it (cheap Argon2id);
+    `account`, if given, gets its user id and Secret Key (to join it)."""
     info = stack.state
     s3 = boto3.client("s3", endpoint_url=info["aws_endpoint"],
                       region_name=info.get("region") or "us-east-1",
@@ -135,20 +140,37 @@ def s3_and_folder(stack: BenchStack, work: Path) -> tuple[Any, Path]:
     folder = init_folder(work / "folder", info["api"], PASSPHRASE, device_name="bench",
                          cost=FAST)
     root = folder.root
+    if account is not None:
+        account.update(user_id=folder.config.user_id, secret_key=folder.secret_key)
     folder.close()
     return s3, root
+
+
+def download_pass(stack: BenchStack, work: Path, account: dict[str, Any]) -> dict[str, Any]:
+    """A second device of the account syncs everything down in a child: its
+    wall time and peak RSS (the download path's memory)."""
+    other = init_folder(work / "other", stack.state["api"], PASSPHRASE, device_name="other",
+                        join_user_id=account["user_id"], secret_key=account["secret_key"],
+                        cost=FAST)
+    root = other.root
+    other.close()
+    wall, rss, cpu, report = sync_child(root)
+    return {"download_s": round(wall, 2), "download_rss_mb": round(rss, 1),
+            "download_client_cpu_s": round(cpu, 2),
+            "files_downloaded": len(report.get("downloaded", []))}
 
 
 def prefix(key: str) -> str:
     return key.split("/", 1)[0] if "/" in key else "(root)"
 
 
-def run(size_mib: int, seed: int) -> dict[str, Any]:
+def run(size_mib: int, seed: int, download: bool = False) -> dict[str, Any]:
     size = size_mib * MIB
     with tempfile.TemporaryDirectory(prefix="sealsync-1gib-") as tmp:
         work = Path(tmp)
         with BenchStack(work) as stack:
-            s3, root = s3_and_folder(stack, work)
+            account: dict[str, Any] = {}
+            s3, root = s3_and_folder(stack, work, account)
             info = stack.state
             path = root / "big.bin"
             t = time.perf_counter()
@@ -169,7 +191,9 @@ def run(size_mib: int, seed: int) -> dict[str, Any]:
                 slot = by_prefix.setdefault(prefix(k), [0, 0])
                 slot[0] += 1
                 slot[1] += v
+            down = download_pass(stack, work, account) if download else {}
             return {
+                **down,
                 "rss_peak_mb": round(max(rss_mb, rss2_mb), 1),
                 "initial_1gib_s": round(initial_s, 2),
                 "resync_1mib_bytes_sent": sum(new.values()),
@@ -198,8 +222,10 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--download", action="store_true",
+                        help="then a second device downloads it: download_s, download_rss_mb")
     args = parser.parse_args()
-    r = run(args.size_mib, args.seed)
+    r = run(args.size_mib, args.seed, args.download)
     if args.json:
         print(json.dumps(r, sort_keys=True))
         return
@@ -216,6 +242,9 @@ def main() -> None:
     ]
     for name, value, note in rows:
         print(f"{name:<34} {value:>16}  {note}")
+    if "download_rss_mb" in r:
+        print(f"{'download by a second device':<34} {r['download_s']:>14.2f} s  "
+              f"peak RSS {r['download_rss_mb']:.1f} MiB")
     for p, (count, total) in sorted(r["resync_new_objects"].items()):
         print(f"  new objects under {p + '/':<14} {count:>4}  {total:,} bytes")
 

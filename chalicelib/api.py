@@ -12,7 +12,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from . import billing
+from . import billing, regions
 from .config import Runtime
 from .core import signatures as sig
 from .core import tokens
@@ -38,7 +38,10 @@ _HEX = re.compile(r"[0-9a-f]*")
 
 # -- accounts and devices -------------------------------------------------
 def create_account(rt: Runtime, body: Body) -> Body:
-    only_fields(body, {"auth_key", "kdf", "signing_key", "email"})
+    """A new account, homed in the region the client picked (`region`, from
+    the operator's list; default: this one). A pick of another region is
+    answered with that region's URL (421): each region signs up its own."""
+    only_fields(body, {"auth_key", "kdf", "signing_key", "email", "region"})
     auth_key = tokens.check_auth_key(body.get("auth_key"))
     signing_key = None if body.get("signing_key") is None else \
         sig.parse_key(body.get("signing_key"), "signing_key")
@@ -47,12 +50,13 @@ def create_account(rt: Runtime, body: Body) -> Body:
     if not isinstance(kdf, str) or _utf8_len(kdf) > rt.settings.limits.max_kdf_bytes:
         raise BadRequest(f"kdf must be a string of at most "
                          f"{rt.settings.limits.max_kdf_bytes} bytes of UTF-8")
-    user_id, salt = new_id(), secrets.token_bytes(16)
+    home = regions.new_home(rt, body.get("region"))
+    user_id, salt = regions.claim_id(rt, home, int(time.time())), secrets.token_bytes(16)
     rt.accounts.create(user_id, salt, tokens.verifier(salt, auth_key), kdf, int(time.time()))
     if signing_key is not None:
         rt.devices.set_signing_key(user_id, signing_key)
     billing.on_signup(rt, user_id, email, int(time.time()))
-    return {"user_id": user_id}
+    return {"user_id": user_id, "region": home}
 
 
 def _utf8_len(text: str) -> int:
@@ -65,20 +69,25 @@ def _utf8_len(text: str) -> int:
 
 
 def account_kdf(rt: Runtime, user_id: str) -> Body:
-    account = rt.accounts.get(check_id(user_id, "user id"))
+    rt = regions.serving(rt, check_id(user_id, "user id"), write=False)
+    account = rt.accounts.get(user_id)
     if account is None:
         raise NotFound("no such account")
     return {"user_id": user_id, "kdf": account["kdf"]}
 
 
-def _authenticate(rt: Runtime, body: Body, fields: set[str]) -> str:
+def _authenticate(rt: Runtime, body: Body, fields: set[str],
+                  write: bool) -> tuple[Runtime, str]:
+    """The account's serving Runtime (regions.serving) and its id, once the
+    auth key checks out."""
     only_fields(body, fields)
     user_id = check_id(body.get("user_id"), "user_id")
+    rt = regions.serving(rt, user_id, write)
     auth_key = tokens.check_auth_key(body.get("auth_key"))
     account = rt.accounts.get(user_id)
     if account is None or not tokens.matches(account["salt"], auth_key, account["verifier"]):
         raise Unauthorized("unknown account or wrong auth_key")
-    return user_id
+    return rt, user_id
 
 
 def _token(rt: Runtime, user_id: str, device_id: str) -> Body:
@@ -94,8 +103,8 @@ def add_device(rt: Runtime, body: Body, source_ip: str = "an unknown address") -
     key (`device_sig` over core.signatures.device_message). An account from
     before device keys registers its signing key here, once (`signing_key`,
     proved by the auth key: trust on first use; docs/DESIGN.md)."""
-    user_id = _authenticate(rt, body, {"user_id", "auth_key", "device_id", "device_key",
-                                       "device_sig", "signing_key", "name"})
+    rt, user_id = _authenticate(rt, body, {"user_id", "auth_key", "device_id", "device_key",
+                                           "device_sig", "signing_key", "name"}, write=True)
     charge_account(rt, "devices", user_id)
     device_id = check_id(body.get("device_id"), "device_id")
     device_key = sig.parse_key(body.get("device_key"), "device_key")
@@ -135,7 +144,7 @@ def _sealed_name(value: object) -> bytes:
 
 
 def new_token(rt: Runtime, body: Body) -> Body:
-    user_id = _authenticate(rt, body, {"user_id", "auth_key", "device_id"})
+    rt, user_id = _authenticate(rt, body, {"user_id", "auth_key", "device_id"}, write=False)
     charge_account(rt, "tokens", user_id)
     device_id = check_id(body.get("device_id"), "device_id")
     device = rt.devices.get(user_id, device_id)
@@ -193,6 +202,7 @@ def caller(rt: Runtime, bearer: str | None) -> Claims:
     authorizer's TTL: that is how long a revoked device can still read."""
     token = (bearer or "").removeprefix("Bearer ").strip()
     who = tokens.verify(rt.settings.token_secret, token, int(time.time()))
+    rt = regions.serving(rt, who.user_id, write=False)  # elsewhere: WrongRegion
     device = rt.devices.get(who.user_id, who.device_id)
     if device is None or device.revoked_at is not None:
         raise Unauthorized("this device was revoked")

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from .core.metering import Prices
 from .core.ratelimit import Rates
+from .core.regions import RegionConfigError, RegionMap
 from .core.requests import Limits
 
 if TYPE_CHECKING:  # heavy imports stay out of the cold start path
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # heavy imports stay out of the cold start path
     from .adapters.blobs import Blobs
     from .adapters.connections import Registry
     from .adapters.devices import Devices
+    from .adapters.directory import Directory
     from .adapters.gc_store import GcStore
     from .adapters.mailer import Mailer
     from .adapters.meta import Meta
@@ -87,6 +89,10 @@ class Settings:
     grace_days: int = 14
     trial_days: int = 30
     prices: Prices = field(default_factory=Prices)  # what the operator charges
+    # home regions (docs/OPERATIONS.md, "Regions"): unset = one region, no directory
+    regions: RegionMap = field(default_factory=lambda: RegionMap.single("us-east-1"))
+    directory_table: str | None = None
+    directory_region: str | None = None  # the replica every claim goes to
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -118,12 +124,23 @@ class Settings:
             except ValueError as exc:
                 raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
 
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+        try:
+            regions = RegionMap.parse(region, env.get("SEALSYNC_REGIONS"),
+                                      env.get("SEALSYNC_REGIONS_DOWN"))
+        except RegionConfigError as exc:
+            raise ConfigError(str(exc)) from exc
+        directory = env.get("SEALSYNC_DIRECTORY_TABLE") or None
+        if regions.multi and not directory:
+            raise ConfigError("SEALSYNC_REGIONS lists several regions: set "
+                              "SEALSYNC_DIRECTORY_TABLE (the global directory)")
         return cls(
             bucket=env["SEALSYNC_BUCKET"],
             table=env["SEALSYNC_TABLE"],
             redis_url=env["SEALSYNC_REDIS_URL"],
             token_secret=secret,
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            region=region, regions=regions, directory_table=directory,
+            directory_region=env.get("SEALSYNC_DIRECTORY_REGION") or regions.regions[0].name,
             aws_endpoint=env.get("SEALSYNC_AWS_ENDPOINT") or None,
             token_ttl_s=num("SEALSYNC_TOKEN_TTL_S", 12 * 3600),
             upload_ttl_s=num("SEALSYNC_UPLOAD_TTL_S", 3600),
@@ -265,7 +282,7 @@ class Runtime:
                               "Settings.resolved()")
         self.settings = settings
 
-    def _boto(self, service: str) -> Any:
+    def _boto(self, service: str, region: str | None = None) -> Any:
         import boto3
         from botocore.config import Config
 
@@ -274,7 +291,7 @@ class Runtime:
         if service == "s3":  # presigned URLs must be SigV4 (signed headers)
             cfg = cfg.merge(Config(signature_version="s3v4"))
         session: Any = boto3.session.Session()
-        return session.client(service, region_name=self.settings.region,
+        return session.client(service, region_name=region or self.settings.region,
                               endpoint_url=self.settings.aws_endpoint, config=cfg)
 
     @cached_property
@@ -345,6 +362,18 @@ class Runtime:
         from .adapters.accounts import Accounts
 
         return Accounts(self.dynamodb, self.settings.table)
+
+    @cached_property
+    def directory(self) -> Directory | None:
+        """The global directory (chalicelib/regions.py); None in one region."""
+        s = self.settings
+        if not s.directory_table:
+            return None
+        from .adapters.directory import Directory
+
+        writer = self.dynamodb if s.directory_region in (None, s.region) \
+            else self._boto("dynamodb", s.directory_region)
+        return Directory(self.dynamodb, writer, s.directory_table)
 
     @cached_property
     def devices(self) -> Devices:

@@ -14,8 +14,10 @@ account's collection spreads over several runs.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -31,14 +33,22 @@ PAGE = 1000  # keys listed, location items read per step
 PACK_PAGE = core.MAX_DOOMED_PACKS
 FILES_PER_STEP = 200
 STEPS_PER_RUN = 400
+RUN_SECONDS = 20.0  # of the jobs Lambda's 30 s
 _CURSOR = {"pk": "GCRUN", "sk": "CURSOR"}
 _HEX = re.compile("[0-9a-f]+")
 
 
-def collect(rt: Runtime, now: int, budget: int = STEPS_PER_RUN) -> dict[str, int]:
+def collect(rt: Runtime, now: int, budget: int = STEPS_PER_RUN,
+            seconds: float = RUN_SECONDS, clock: Callable[[], float] = time.monotonic,
+            full: bool = False) -> dict[str, int]:
     """The `gc` job: step through users from where the last run stopped
-    until the budget is spent. Returns what it did (also logged)."""
+    until the step or time budget is spent (the Lambda has 30 s). Returns
+    what it did (also logged). `full` (by hand, tests): each user idle
+    between cycles starts a cycle over all objects now, due or not."""
     tally = core.Tally()
+    deadline = clock() + seconds
+    if clock() >= deadline:
+        budget = 0
     users = sorted(set(rt.blobs.users_under("chunks/")) | set(rt.blobs.users_under("packs/")))
     start = _run_cursor(rt)
     todo = [u for u in users if u >= start] + [u for u in users if u < start]
@@ -47,7 +57,9 @@ def collect(rt: Runtime, now: int, budget: int = STEPS_PER_RUN) -> dict[str, int
         if tally.steps >= budget:
             resume = user
             break
-        collect_user(rt, user, now, tally, budget - tally.steps)
+        if full:
+            _start_full_cycle(rt, user, now)
+        collect_user(rt, user, now, tally, budget - tally.steps, lambda: clock() >= deadline)
         tally.users += 1
         if tally.steps >= budget:  # maybe unfinished: this user first next time
             resume = user
@@ -59,10 +71,14 @@ def collect(rt: Runtime, now: int, budget: int = STEPS_PER_RUN) -> dict[str, int
 
 
 def collect_user(rt: Runtime, user: str, now: int, tally: core.Tally,
-                 budget: int = STEPS_PER_RUN) -> None:
+                 budget: int = STEPS_PER_RUN,
+                 out_of_time: Callable[[], bool] = lambda: False) -> None:
     """Step the user's collection until one cycle's listing is done, another
     run moved the state, or the budget is spent."""
     for _ in range(budget):
+        if out_of_time():
+            tally.steps = max(tally.steps, budget)  # the run stops here
+            return
         state, version = rt.gc.state(user)
         step = STEPS[state.phase]
         tally.steps += 1
@@ -72,6 +88,14 @@ def collect_user(rt: Runtime, user: str, now: int, tally: core.Tally,
             return  # another run is at this user
         if done:
             return
+
+
+def _start_full_cycle(rt: Runtime, user: str, now: int) -> None:
+    state, version = rt.gc.state(user)
+    if state.phase == core.LIST and (state.listing == core.DONE or not state.upto):
+        with contextlib.suppress(StateMoved):  # another run is at this user
+            rt.gc.save(user, core.next_cycle(state, now, rt.settings.gc_grace_s, full=True),
+                       version)
 
 
 def _index(rt: Runtime, user: str, state: core.GcState, version: int, now: int,
@@ -94,6 +118,8 @@ def _list(rt: Runtime, user: str, state: core.GcState, version: int, now: int,
     True when the cycle's listing is complete (nothing more this run)."""
     grace = rt.settings.gc_grace_s
     if state.listing == core.DONE or state.upto == 0:  # a cycle's start
+        if state.upto and not core.cycle_due(state, now, grace):
+            return True  # this user's last cycle is recent: nothing to do
         rt.gc.save(user, core.next_cycle(state, now, grace), version)
         return False
     prefix = f"{state.listing}/{user}/"

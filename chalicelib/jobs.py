@@ -9,8 +9,9 @@ one invoice per account and period, one mail per key).
   trial_expiry     hourly: trials that ended become active (payment method
                    on file) or read-only (none)
   grace_read_only  hourly: unpaid past the grace period becomes read-only
-  gc               daily: unreferenced chunks and packs past the grace
-                   period are deleted, safely against concurrent dedup
+  gc               hourly (a user's cycle about daily): unreferenced chunks
+                   and packs past the grace period are deleted, safely
+                   against concurrent dedup
                    (chalicelib/gc.py; docs/DESIGN.md "Pack and chunk lifecycle")
 """
 from __future__ import annotations
@@ -84,7 +85,7 @@ SCHEDULES: dict[str, int | str] = {
     "usage_warnings": 3600,
     "trial_expiry": 3600,
     "grace_read_only": 3600,
-    "gc": 86400,
+    "gc": 3600,
 }
 
 

@@ -24,6 +24,13 @@ PROFILE = {"stored_gb": 10.0, "versions": 1000, "mails": 2, "gets": 200, "egress
 RRU_PER_ACCOUNT_HOUR = HOURLY_JOBS * 200 / 4096 + 1.0
 # per version kept: head share, revision and feed entry, ~400 B each
 TABLE_BYTES_PER_VERSION = 3 * 400
+# A second region (docs/OPERATIONS.md "Regions"): per version, the items its
+# commit writes (head, revision, feed entry, usage total and hour bucket,
+# upload record) each replicated once, and ~2 objects (manifest or bundle
+# share, a pack or chunk) replicated; assume 1 GB of it written a month.
+REPLICATED_WRITES_PER_VERSION = 6
+REPLICATED_OBJECTS_PER_VERSION = 2
+WRITTEN_GB = 1.0
 
 
 def _p(prices: dict[str, Any], key: str) -> float:
@@ -58,6 +65,21 @@ def user_rows(prices: dict[str, Any], batch_usd_per_million: float) -> list[tupl
     ]
 
 
+def replica_rows(prices: dict[str, Any]) -> list[tuple[str, float]]:
+    """What the typical user's replica in a second region adds a month (no
+    fixed part: the directory and the replication role cost nothing idle)."""
+    u, versions = PROFILE, float(PROFILE["versions"])
+    return [
+        ("CRR transfer (1 GB written)", WRITTEN_GB * _p(prices, "s3_replication_transfer_gb")),
+        ("replica S3 storage (10 GB)", u["stored_gb"] * _p(prices, "s3_storage_gb_month")),
+        ("replica PUTs", versions * REPLICATED_OBJECTS_PER_VERSION * _p(prices, "s3_put")),
+        ("global table replicated writes",
+         versions * REPLICATED_WRITES_PER_VERSION * _p(prices, "dynamodb_replicated_wru")),
+        ("replica table storage",
+         versions * TABLE_BYTES_PER_VERSION / 1e9 * _p(prices, "dynamodb_storage_gb_month")),
+    ]
+
+
 def invoice_usd(p: Prices) -> float:
     """What the default price list charges the typical user a month."""
     u = PROFILE
@@ -76,7 +98,9 @@ def report(prices: dict[str, Any], batch_usd_per_million: float) -> dict[str, An
     return {"fixed_usd_per_month": sum(v for _, v in fixed), "fixed": dict(fixed),
             "user_profile": PROFILE, "user": dict(user), "user_aws_usd_per_month": aws,
             "user_invoice_usd": invoice, "user_stripe_fee_usd": stripe_fee,
-            "user_margin_usd": invoice - aws - stripe_fee}
+            "user_margin_usd": invoice - aws - stripe_fee,
+            "replica": dict(replica_rows(prices)),
+            "replica_usd_per_month": sum(v for _, v in replica_rows(prices))}
 
 
 def print_report(r: dict[str, Any]) -> None:
@@ -91,3 +115,7 @@ def print_report(r: dict[str, Any]) -> None:
     print(f"  {'Stripe fee (30c + 2.9 % of the invoice)':40} ${r['user_stripe_fee_usd']:>9.4f}")
     print(f"  {'invoiced at the default prices':40} ${r['user_invoice_usd']:>9.4f}  "
           f"(margin ${r['user_margin_usd']:.2f})")
+    print("The same user's replica in a second region (disaster recovery), per month:")
+    for name, usd in r["replica"].items():
+        print(f"  {name:40} ${usd:>9.4f}")
+    print(f"  {'replica total':40} ${r['replica_usd_per_month']:>9.4f}")

@@ -44,6 +44,7 @@ class Names:
     table: str
     queue: str
     commit_concurrency: int = 50
+    regions: Any = None  # deploy.regions.Plan of a multi-region stage
 
 
 def _walk_strings(node: Any, fn: Any) -> Any:
@@ -118,7 +119,7 @@ def resources(names: Names) -> dict[str, Any]:
         }],
     }
     keep = {"lifecycle": {"prevent_destroy": True}}
-    return {"resource": {
+    out = {"resource": {
         "aws_s3_bucket": {"data": {"bucket": names.bucket, **keep}},
         "aws_s3_bucket_ownership_controls": {"data": {
             "bucket": "${aws_s3_bucket.data.id}",
@@ -176,3 +177,11 @@ def resources(names: Names) -> dict[str, Any]:
         "CommitQueueUrl": {"value": "${aws_sqs_queue.commit.id}"},
         "DeadLetterQueueUrl": {"value": "${aws_sqs_queue.commit_dlq.id}"},
     }}
+    if names.regions is not None:  # home regions: replication, global tables
+        from . import regions
+
+        resource: dict[str, Any] = out["resource"]
+        for kind, items in regions.terraform(names.regions).items():
+            resource.setdefault(kind, {}).update(items)
+        resource["aws_dynamodb_table"]["main"].update(regions.table_extra(names.regions))
+    return out

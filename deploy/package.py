@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from . import fix_sam, fix_terraform, policy
+from . import fix_sam, fix_terraform, policy, regions
 
 ROOT = Path(__file__).resolve().parents[1]
 MERGE = ROOT / "deploy" / "sam-merge.yaml"
@@ -34,7 +34,8 @@ def names(stage: str) -> fix_terraform.Names:
     concurrency = cfg["stages"][stage].get("commit_concurrency", 50)
     return fix_terraform.Names(app=cfg["app_name"], stage=stage,
                                bucket=env["SEALSYNC_BUCKET"], table=env["SEALSYNC_TABLE"],
-                               queue=env["SEALSYNC_QUEUE"], commit_concurrency=concurrency)
+                               queue=env["SEALSYNC_QUEUE"], commit_concurrency=concurrency,
+                               regions=regions.plan(stage, cfg["stages"][stage], env))
 
 
 def render_merge_template(n: fix_terraform.Names) -> str:
@@ -68,7 +69,10 @@ def package_sam(stage: str, out: Path, n: fix_terraform.Names, project: Path = R
     chalice_package(stage, out, n, "--merge-template", str(merge), project=project)
     path = out / "sam.yaml"
     template = yaml.safe_load(path.read_text())
-    path.write_text(yaml.safe_dump(fix_sam.fix(template, n.app, stage), sort_keys=False))
+    template = fix_sam.fix(template, n.app, stage)
+    if n.regions is not None:
+        template = regions.fix_sam(template, n.regions)
+    path.write_text(yaml.safe_dump(template, sort_keys=False))
     return path
 
 

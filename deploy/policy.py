@@ -62,7 +62,8 @@ def _mail_domain(env: dict[str, str]) -> str:
     return sender.rsplit("@", 1)[-1].rstrip(">").strip()
 
 
-def policy(app: str, stage: str, env: dict[str, str], api_stage: str = "api") -> dict[str, Any]:
+def policy(app: str, stage: str, env: dict[str, str], api_stage: str = "api",
+           stage_cfg: dict[str, Any] | None = None) -> dict[str, Any]:
     bucket, table, queue = env["SEALSYNC_BUCKET"], env["SEALSYNC_TABLE"], env["SEALSYNC_QUEUE"]
     obj = f"{ARN}:s3:::{bucket}"
     table_arn = f"{ARN}:dynamodb:{AT}:table/{table}"
@@ -125,13 +126,17 @@ def policy(app: str, stage: str, env: dict[str, str], api_stage: str = "api") ->
     for action, resources in sorted(secrets.items()):
         statements.append(_statement("Secrets" + action.split(":")[0].title(), [action],
                                      resources))
+    from . import regions  # home regions: the directory and the replicas kept here
+
+    statements += regions.policy_statements(regions.plan(stage, stage_cfg or {}, env), env,
+                                            ARN, "${AWS::AccountId}")
     return {"Version": "2012-10-17", "Statement": statements}
 
 
 def render(stage: str) -> str:
     cfg = json.loads(CONFIG.read_text())
     api_stage = cfg["stages"][stage].get("api_gateway_stage", "api")
-    doc = policy(cfg["app_name"], stage, stage_env(stage, cfg), api_stage)
+    doc = policy(cfg["app_name"], stage, stage_env(stage, cfg), api_stage, cfg["stages"][stage])
     return json.dumps(doc, indent=2) + "\n"
 
 

@@ -39,6 +39,10 @@ class Options:
     data_dir: Path | None = DEFAULT_DATA  # None: --ephemeral, everything in memory
     snapshot_interval_s: float = 30.0
     handler_log: Path | None = None  # one JSON line per commit handler run (benchmarks)
+    region: str = REGION
+    regions: tuple[str, ...] = ()  # several: local/regions.py (this stack is the first)
+    attach_moto: str | None = None  # one more region of a stack already running
+    attach_redis: str | None = None
 
 
 def parse_args(argv: list[str] | None = None, description: str | None = None) -> Options:
@@ -82,9 +86,20 @@ def parse_args(argv: list[str] | None = None, description: str | None = None) ->
                    help="append one JSON line per commit handler invocation to FILE: "
                         "its duration and message count, what Lambda would bill "
                         "(benchmarks/peers.py reads it)")
+    p.add_argument("--regions", default="", metavar="A,B",
+                   help="run one API per region (moto is multi-region): A is this stack's, "
+                        "each other one a subprocess (local/regions.py); keeps nothing")
+    p.add_argument("--region", default=REGION, help=argparse.SUPPRESS)
+    p.add_argument("--attach-moto", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--attach-redis", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if not 0.0 <= a.duplicate_events <= 1.0:
         p.error("--duplicate-events must be between 0 and 1")
+    regions = tuple(r.strip() for r in a.regions.split(",") if r.strip())
+    if regions and len(set(regions)) != len(regions):
+        p.error("--regions lists a region twice")
+    if len(regions) > 1 and not a.ephemeral:
+        a.ephemeral = True  # snapshots know one region: a multi-region stack keeps nothing
     return Options(api_port=a.api_port, moto_port=a.moto_port, redis_port=a.redis_port,
                    state_file=a.state_file, token_secret=a.token_secret,
                    fake_redis=a.fake_redis, pump_workers=max(1, a.pump_workers),
@@ -93,7 +108,10 @@ def parse_args(argv: list[str] | None = None, description: str | None = None) ->
                    verbose=a.verbose, presign_endpoint=a.presign_endpoint,
                    data_dir=None if a.ephemeral else a.data_dir,
                    snapshot_interval_s=max(1.0, a.snapshot_interval),
-                   handler_log=a.handler_log)
+                   handler_log=a.handler_log,
+                   region=regions[0] if regions else a.region,
+                   regions=regions if len(regions) > 1 else (),
+                   attach_moto=a.attach_moto, attach_redis=a.attach_redis)
 
 
 def configure_env(opts: Options, aws_endpoint: str, redis_url: str) -> dict[str, str]:
@@ -110,8 +128,8 @@ def configure_env(opts: Options, aws_endpoint: str, redis_url: str) -> dict[str,
         "SEALSYNC_REDIS_URL": redis_url,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": opts.region,
+        "AWS_REGION": opts.region,
     })
     os.environ.update(env)
     return env

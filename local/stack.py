@@ -39,9 +39,10 @@ from types import FrameType
 from typing import Any
 
 from local.moto import MotoProcess
-from local.options import REGION, Options, configure_env, parse_args
+from local.options import Options, configure_env, parse_args
 from local.persist import DataDir
 from local.pump import Pump
+from local.regions import Attached
 from local.services import FakeRedisServer, RedisServer, redis_server_path
 
 log = logging.getLogger("sealsync.stack")
@@ -102,8 +103,8 @@ class StackError(RuntimeError):
 class Stack:
     def __init__(self, opts: Options) -> None:
         self.opts = opts
-        self.moto: MotoProcess | None = None
-        self.redis: RedisServer | FakeRedisServer | None = None
+        self.moto: MotoProcess | Attached | None = None
+        self.redis: RedisServer | FakeRedisServer | Attached | None = None
         self.api: Any = None
         self.api_thread: threading.Thread | None = None
         self.pump: Pump | None = None
@@ -114,6 +115,8 @@ class Stack:
         self.info: dict[str, Any] = {}
         self._wrote_state = False
         self.data = DataDir(opts.data_dir) if opts.data_dir is not None else None
+        self.regions: list[Any] = []  # the other regions' processes (local/regions.py)
+        self.replicator: Periodic | None = None
 
     # -- start ------------------------------------------------------------
     def start(self) -> dict[str, Any]:
@@ -121,16 +124,26 @@ class Stack:
         if self.data is not None:
             self.data.claim(os.getpid(), _pid_alive)
             self.data.load()  # refuse a snapshot we cannot read before touching anything
-        self.moto = MotoProcess(self.opts.moto_port or None, self.opts.data_dir,
-                                self.opts.snapshot_interval_s).start()
-        redis_kind = self._start_redis()
-        assert self.redis is not None
+        from local import regions
+
+        layout = regions.prepare(self.opts.regions, self.opts.api_port) \
+            if self.opts.regions else {}
+        if self.opts.attach_moto and self.opts.attach_redis:
+            self.moto = regions.Attached(self.opts.attach_moto)
+            self.redis = regions.Attached(self.opts.attach_redis)
+            redis_kind = "attached"
+        else:
+            self.moto = MotoProcess(self.opts.moto_port or None, self.opts.data_dir,
+                                    self.opts.snapshot_interval_s).start()
+            redis_kind = self._start_redis()
+        assert self.redis is not None and self.moto is not None
         env = configure_env(self.opts, self.moto.url, self.redis.url)
-        env.update(self._start_stripe())
+        if not self.opts.attach_moto:  # billing stays with the first region
+            env.update(self._start_stripe())
         from local.websocket import LocalWebsocketGateway, local_push_apps
 
         self.ws = LocalWebsocketGateway(HOST)
-        os.environ.update({**self.ws.env(), **local_push_apps(self.moto.url, REGION)})
+        os.environ.update({**self.ws.env(), **local_push_apps(self.moto.url, self.opts.region)})
 
         from chalicelib.config import Runtime, Settings, set_runtime
         from chalicelib.sweeper import sweep
@@ -143,6 +156,7 @@ class Stack:
             _presign_via(rt, self.opts.presign_endpoint)
         queue_url = create_all(rt, env["SEALSYNC_QUEUE"])
         assert queue_url is not None
+        regions.create_region_resources(rt)
         if self.data is not None:
             log.info("%s", self.data.restore(rt.s3, rt.dynamodb))
             self.moto.arm()  # only now may it snapshot: never a half-restored state
@@ -156,16 +170,22 @@ class Stack:
         app_log.propagate = True
         if rt.settings.bucket != app_module.BUCKET:
             raise StackError("app.py was imported before the stack set its environment")
-        self._start_api(app_module.app)
+        self._start_api(app_module.app, layout[self.opts.region]["port"] if layout
+                        else self.opts.api_port)
         self.ws.start(app_module.ws_connect, app_module.ws_message, app_module.ws_disconnect)
         self.pump = Pump(rt._boto("sqs"), queue_url, app_module.on_commit_queue,
-                         region=REGION, workers=self.opts.pump_workers,
+                         region=self.opts.region, workers=self.opts.pump_workers,
                          duplicate_rate=self.opts.duplicate_events,
                          max_delay_s=self.opts.delay_events_s,
                          handler_log=self.opts.handler_log).start()
         self.sweeper = Periodic("sweeper", self.opts.sweep_interval_s,
                                 lambda: self._sweep(sweep, rt)).start()
         self._start_scheduler(app_module)
+        if layout:
+            self.regions = regions.start_others(layout, self.moto.url, self.redis.url,
+                                                self.opts.state_file.parent)
+            self.replicator = Periodic("replicator", 5.0, lambda: regions.replicate_all(
+                layout, self.moto.url)).start()
         redis_proc = getattr(self.redis, "proc", None)
         self.info = {
             "api": f"http://{HOST}:{self.api.server.server_address[1]}",
@@ -179,7 +199,10 @@ class Stack:
             "bucket": rt.settings.bucket,
             "table": rt.settings.table,
             "queue_url": queue_url,
-            "region": REGION,
+            "region": self.opts.region,
+            "regions": {r: {"api": v["url"], "bucket": v["bucket"], "table": v["table"],
+                            "replica": v["replica"], "replica_bucket": v["replica_bucket"]}
+                        for r, v in layout.items()},
             "data_dir": str(self.data.path) if self.data is not None else None,
             "pid": os.getpid(),
             "started_at": int(time.time()),
@@ -237,7 +260,7 @@ class Stack:
         sys.stderr.flush()
         return "fakeredis (embedded fallback)"
 
-    def _start_api(self, app_obj: Any) -> None:
+    def _start_api(self, app_obj: Any, port: int) -> None:
         from chalice.config import Config
         from chalice.local import create_local_server
 
@@ -246,9 +269,9 @@ class Stack:
         config = Config.create(chalice_stage="dev", app_name="sealsync",
                                lambda_timeout=30, lambda_memory_size=512)
         try:
-            self.api = create_local_server(app_obj, config, HOST, self.opts.api_port)
+            self.api = create_local_server(app_obj, config, HOST, port)
         except OSError as exc:
-            raise StackError(f"cannot serve the API on {HOST}:{self.opts.api_port}: "
+            raise StackError(f"cannot serve the API on {HOST}:{port}: "
                              f"{exc.strerror}; pass --api-port 0 for a free port") from exc
         self.api_thread = threading.Thread(target=self.api.server.serve_forever,
                                            name="api", daemon=True)
@@ -273,7 +296,10 @@ class Stack:
     # -- stop -------------------------------------------------------------
     def stop(self) -> None:
         """Stop in reverse order; each step runs even if an earlier one fails."""
-        steps = [("state file", self._remove_state), ("api", self._stop_api),
+        steps = [("state file", self._remove_state),
+                 ("regions", lambda: [r.stop() for r in self.regions]),
+                 ("replicator", self.replicator.stop if self.replicator else None),
+                 ("api", self._stop_api),
                  ("websocket", self.ws.stop if self.ws else None),
                  ("sweeper", self.sweeper.stop if self.sweeper else None),
                  ("scheduler", self.scheduler.stop if self.scheduler else None),

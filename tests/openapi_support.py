@@ -98,3 +98,11 @@ class CheckedClient:
     def __init__(self, client: Any) -> None:
         self.http = CheckedHTTP(client.http)
 
+
+def region_statuses() -> set[tuple[str, str, str]]:
+    """What only a multi-region deployment answers (421, and the 503 of a
+    home region down or a directory out of reach): driven by
+    tests/unit/test_regions.py, left out of the single-region walks."""
+    return {(path, method, status) for path, method, op in operations()
+            for status, answer in op["responses"].items()
+            if answer.get("$ref", "").endswith(("/WrongRegion", "/ReadOnly"))}

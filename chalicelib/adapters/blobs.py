@@ -185,12 +185,14 @@ class Blobs:
     def delete_if(self, key: str, etag: str) -> bool:
         """Delete the object only if it is still the one listed (`If-Match`):
         a collector run that stalled can never delete a chunk uploaded again
-        under the same key since. False if it is gone or another object."""
+        under the same key since. False if it is gone, another object, or a
+        concurrent write won (409). Needs s3:DeleteObject and s3:GetObject."""
         try:
             self.s3.delete_object(Bucket=self.bucket, Key=key, IfMatch=f'"{etag}"')
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            if _absent(exc) or code in ("PreconditionFailed", "412"):
+            if _absent(exc) or code in ("PreconditionFailed", "412",
+                                        "ConditionalRequestConflict", "409"):
                 return False
             raise
         return True

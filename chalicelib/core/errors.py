@@ -80,3 +80,38 @@ class PaymentRequired(SealsyncError):
 
     status = 402
     code = "payment_required"
+
+
+class WrongRegion(SealsyncError):
+    """The account lives in another region: send this request, and every
+    later one, to `home` (docs/ACCOUNT.md, "Regions"). 421 Misdirected
+    Request rather than a 3xx: HTTP libraries follow a 307 on their own,
+    dropping the Authorization header when the host changes and re-sending
+    a large body, and the client must learn the new URL to keep it."""
+
+    status = 421
+    code = "wrong_region"
+
+    def __init__(self, region: str, url: str) -> None:
+        super().__init__(f"this account lives in region {region}: use {url}")
+        self.region = region
+        self.url = url
+
+    def to_body(self) -> dict[str, str]:
+        return {**super().to_body(), "region": self.region, "home": self.url}
+
+
+class HomeDown(SealsyncError):
+    """The account's home region is down: reads are served from a replica,
+    writes wait until the home is back (nothing is lost; the client keeps
+    its changes and sends them then)."""
+
+    status = 503
+    code = "read_only"
+
+    def __init__(self, home: str) -> None:
+        super().__init__(f"your home region {home} is unavailable: files can be read but "
+                         "not changed until it is back (your local changes are kept)")
+
+    def headers(self) -> dict[str, str | list[str]]:
+        return {"Retry-After": "300"}

@@ -149,10 +149,20 @@ def in_window(obj: Stored, state: GcState) -> bool:
     return state.since < obj.modified <= state.upto
 
 
-def next_cycle(state: GcState, now: float, grace_s: int) -> GcState:
-    """A cycle's start: listing from the top, objects up to `now - grace`."""
+CYCLE_EVERY_S = 20 * 3600  # an hourly job starts a user's next cycle about daily
+
+
+def cycle_due(state: GcState, now: float, grace_s: int) -> bool:
+    """Whether the user's next cycle may start (the last started at
+    `upto + grace`)."""
+    return now - grace_s >= state.upto + CYCLE_EVERY_S
+
+
+def next_cycle(state: GcState, now: float, grace_s: int, full: bool = False) -> GcState:
+    """A cycle's start: listing from the top, objects up to `now - grace`
+    (all of them when `full`, else those modified since the last cycle)."""
     cycles = state.cycles + 1
-    since = 0.0 if cycles % FULL_EVERY == 0 else state.upto
+    since = 0.0 if full or cycles % FULL_EVERY == 0 else state.upto
     return replace(state, listing=CHUNKS, cursor="", since=since, upto=now - grace_s,
                    cycles=cycles)
 

@@ -129,6 +129,11 @@ class PaymentRequired(ApiError):
     """The account is read-only until its invoice is paid: nothing is lost."""
 
 
+class HomeUnavailable(ApiError):
+    """The account's home region is down: files can be read (from a replica)
+    but not changed until it is back; local changes wait, nothing is lost."""
+
+
 @dataclass(frozen=True)
 class Login:
     """What a device needs to get tokens: never the master key, only auth_key."""
@@ -146,8 +151,16 @@ class Api:
                  on_token: Callable[[str, int], None] | None = None,
                  session: requests.Session | None = None,
                  timeout_s: float = TIMEOUT_S,
-                 on_wait: Callable[[str], None] = say_on_stderr) -> None:
+                 on_wait: Callable[[str], None] = say_on_stderr,
+                 origin_url: str | None = None,
+                 on_home: Callable[[str], None] | None = None) -> None:
         self.base_url = check_server_url(base_url).rstrip("/")
+        # Home regions (docs/ACCOUNT.md): `base_url` is the account's home
+        # once a server answered 421 with it; `origin_url` the server the
+        # folder was made with, tried again when the home cannot be reached
+        # (its region may serve reads from a replica while the home is down).
+        self.origin_url = check_server_url(origin_url or base_url).rstrip("/")
+        self.on_home = on_home  # persists a learnt home URL (state.db)
         self.on_wait = on_wait  # told when a 429 makes us wait
         self.login = login
         self.token = token
@@ -191,22 +204,51 @@ class Api:
 
     def _call(self, method: str, path: str, body: Body | None, auth: bool,
               wait_s: int) -> Body:
-        """One API call; refreshes the token once on a 401."""
+        """One API call; refreshes the token once on a 401, follows a 421 to
+        the account's home region once, and tries the origin server once
+        when the home cannot be reached."""
         # compact: a version's chunk list is thousands of items (resync.py)
         data = None if body is None else json.dumps(body, separators=(",", ":"))
-        for attempt in (0, 1):
+        refreshed = moved = fell_back = False
+        while True:
             headers = {"content-type": "application/json"}
             if auth:
                 if self.token is None:
                     self.refresh_token()
                 headers["authorization"] = f"Bearer {self.token}"
-            r = self._send(method, self.base_url + path, self.timeout_s + wait_s,
-                           headers=headers, data=data)
-            if r.status_code == 401 and auth and attempt == 0 and self.login is not None:
+            try:
+                r = self._send(method, self.base_url + path, self.timeout_s + wait_s,
+                               headers=headers,
+                               data=data)
+            except ServerUnreachable:
+                if fell_back or self.base_url == self.origin_url:
+                    raise
+                fell_back, self.base_url = True, self.origin_url  # for this session only
+                continue
+            if r.status_code == 401 and auth and not refreshed and self.login is not None:
+                refreshed = True
                 self.refresh_token()
                 continue
+            if r.status_code == 421 and not moved:
+                moved = True
+                self._go_home(r)
+                continue
             return _json_or_raise(r)
-        raise AssertionError("unreachable")
+
+    def _go_home(self, r: requests.Response) -> None:
+        """The server says the account lives elsewhere: use that URL from now
+        on (and have it kept, so later runs go straight there)."""
+        try:
+            answer = r.json()
+            home, region = str(answer["home"]), str(answer.get("region", "?"))
+            self.base_url = check_server_url(home).rstrip("/")
+        except (ValueError, KeyError, TypeError, UsageError):
+            raise ApiError("the server sent this account to another region but gave no "
+                           "usable address for it (HTTP 421)", 421, "wrong_region") from None
+        self.on_wait(f"this account lives in region {region}; using {self.base_url} "
+                     "from now on")
+        if self.on_home is not None:
+            self.on_home(self.base_url)
 
     def refresh_token(self) -> None:
         if self.login is None:
@@ -267,11 +309,13 @@ class Api:
 
     # -- accounts and devices ----------------------------------------------
     def create_account(self, auth_key: str, kdf: str, signing_key: str | None = None,
-                       email: str | None = None) -> str:
+                       email: str | None = None, region: str | None = None) -> str:
         """A new account; `signing_key` is its public Ed25519 key (hex), which
         vouches for its devices (else the first enrolment registers it);
-        `email` (optional) is where account mail goes."""
-        body = {"auth_key": auth_key, "kdf": kdf, **({"email": email} if email else {})}
+        `email` (optional) is where account mail goes; `region` (optional,
+        one of the operator's) holds its data."""
+        body = {"auth_key": auth_key, "kdf": kdf, **({"email": email} if email else {}),
+                **({"region": region} if region else {})}
         if signing_key is not None:
             body["signing_key"] = signing_key
         return str(self.call("POST", "/v1/accounts", body, auth=False)["user_id"])
@@ -398,6 +442,8 @@ def _json_or_raise(r: requests.Response) -> Body:
     if status == 402:
         raise PaymentRequired(f"{text} (nothing was uploaded; your files stay as they are "
                               "and sync resumes once the invoice is paid)", status, code)
+    if status == 503 and code == "read_only":
+        raise HomeUnavailable(text, status, code)
     if status >= 500:
         raise ApiError(f"the server failed (HTTP {status}): {text}; try again later",
                        status, code)

@@ -19,7 +19,8 @@ unlocked key is then remembered in the OS keychain (remember.py). On --join
 the Secret Key comes from $SEALSYNC_SECRET_KEY or a prompt. `--json` prints
 one JSON document for scripts. Exit codes: 0 ok, 1 sync finished with
 per-file errors, 2 usage or passphrase error, 3 server unreachable, 4 other,
-5 the account is read-only until its invoice is paid (nothing was lost),
+5 the account is read-only until its invoice is paid or while its home
+region is down (nothing was lost),
 130 interrupted. No traceback reaches the user (SEALSYNC_DEBUG=1 shows one).
 """
 from __future__ import annotations
@@ -36,7 +37,8 @@ from typing import Any
 
 import click
 
-from .api import Api, ApiError, PaymentRequired, ServerForgot, ServerUnreachable
+from .api import Api, ApiError, HomeUnavailable, PaymentRequired, ServerForgot, ServerUnreachable
+from .bars import Bar, NoBar, Progress
 from .bwlimit import Limits
 from .cli_devices import devices_group
 from .cli_ops import (
@@ -66,7 +68,6 @@ from .progress import pass_display
 from .push import PushApi, PushChannel
 from .restore import restore_revision
 from .state import Entry, NotInitialised
-from .transfer import Bar, NoBar, Progress
 
 PASSPHRASE_ENV = "SEALSYNC_PASSPHRASE"
 DEBUG_ENV = "SEALSYNC_DEBUG"
@@ -93,7 +94,7 @@ def _errors() -> Iterator[None]:
         _fail(str(exc), 2)
     except ServerUnreachable as exc:
         _fail(str(exc), 3)
-    except PaymentRequired as exc:  # read-only account: nothing was lost, nothing sent
+    except (PaymentRequired, HomeUnavailable) as exc:  # read-only: nothing lost or sent
         _fail(str(exc), 5)
     except IntegrityError as exc:
         _fail(f"integrity check failed: {exc}", 4)
@@ -144,6 +145,8 @@ def main() -> None:
               help="join by the code `sealsync key pair` shows on an enrolled device")
 @click.option("--device", "device", help="this device's name (default: the host name)")
 @click.option("--email", help="optional: where account mail goes (docs/ACCOUNT.md)")
+@click.option("--region", help="optional: the region that holds a new account's data "
+              "(one the operator offers; default: the server's own)")
 @click.option("--kdf-ops", type=int, default=Cost.ops, hidden=True)
 @click.option("--kdf-mem-mib", type=int, default=Cost.mem // 2**20, hidden=True)
 @click.option("--reseed", is_flag=True, help="DIR is a synced folder the server lost: "
@@ -152,8 +155,8 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.argument("folder_dir", metavar="DIR", type=click.Path(file_okay=False))
 def init(server: str | None, join: str | None, pair: str | None, device: str | None,
-         email: str | None, kdf_ops: int, kdf_mem_mib: int, reseed: bool,
-         no_remember: bool, as_json: bool, folder_dir: str) -> None:
+         email: str | None, region: str | None, kdf_ops: int, kdf_mem_mib: int,
+         reseed: bool, no_remember: bool, as_json: bool, folder_dir: str) -> None:
     """Make DIR a synced folder: a new account, or --join / --pair an existing one."""
     if server is None and not reseed:
         raise click.UsageError("--server is required (except with --reseed)")
@@ -177,13 +180,14 @@ def init(server: str | None, join: str | None, pair: str | None, device: str | N
             assert server is not None
             folder = init_folder(Path(folder_dir), server, passphrase, device_name=device,
                                  join_user_id=join, cost=cost, secret_key=secret,
-                                 email=email)
+                                 email=email, region=region)
         cfg = folder.config
         if not no_remember and folder.unlocked is not None:
             keep(slot(folder.root), folder.unlocked, folder.root)
         folder.close()
         data = {"user_id": cfg.user_id, "device_id": cfg.device_id,
-                "device_name": cfg.device_name, "server": cfg.server}
+                "device_name": cfg.device_name, "server": cfg.server,
+                "home": folder.api.base_url}
         if join is None and folder.secret_key is not None:
             data["secret_key"] = folder.secret_key.text()  # shown once; `key show` again
         text = (f"{folder.root} is now synced as device {cfg.device_name!r} of account "

@@ -25,9 +25,9 @@ from .report import reason
 from .state import Entry
 
 if TYPE_CHECKING:
+    from .download import Version
     from .engine import Engine
     from .ignore import Rules
-    from .transfer import Version
 
 
 @dataclass

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .api import Api, AuthError, Login, check_server_url
+from .bars import Progress
 from .devices import DeviceKey, load_device_key, save_device_key, seal_name
 from .engine import Engine
 from .errors import KdfError, KeyfileError, WrongPassphrase
@@ -32,7 +33,6 @@ from .resume import SentChunks
 from .secret_key import SecretKey
 from .state import Config, State, device_key_path, keyfile_path, meta_dir
 from .strength import MIN_SCORE, check_passphrase
-from .transfer import Progress
 
 SENT_CHUNKS = "sent-chunks"  # the upload resume journal (resume.py)
 KNOWN_CHUNKS = "known-chunks"  # each file's last stored chunk ids (known_chunks.py)
@@ -84,20 +84,28 @@ class Folder:
 
 
 def _api(server: str, state: State, login: Login | None) -> Api:
+    """The folder's API client: at the account's home region once a server
+    has named it (421; kept in state.db), else at `server`."""
     def remember(token: str, expires_at: int) -> None:
         state.set("token", token)
 
-    return PushApi(server, login, state.get("token"), on_token=remember)
+    def moved(home: str) -> None:
+        state.set("home", home)
+
+    return PushApi(state.get("home") or server, login, state.get("token"),
+                   on_token=remember, origin_url=server, on_home=moved)
 
 
 def init_folder(root: Path, server: str, passphrase: str, *, device_name: str | None = None,
                 join_user_id: str | None = None, cost: Cost | None = None,
                 secret_key: SecretKey | str | None = None,
-                min_strength: int = MIN_SCORE, email: str | None = None) -> Folder:
+                min_strength: int = MIN_SCORE, email: str | None = None,
+                region: str | None = None) -> Folder:
     """Create an account (or join one with its Secret Key) and make `root` a
     synced folder. A new account's passphrase must pass the strength check
     (strength.py); the Secret Key is made here and kept in the key file.
-    `email` (optional, new accounts only) is where account mail goes."""
+    `email` (optional, new accounts only) is where account mail goes;
+    `region` (optional, new accounts only) the home region holding its data."""
     cost = cost or Cost()
     check_server_url(server)
     if join_user_id is None:
@@ -116,7 +124,7 @@ def init_folder(root: Path, server: str, passphrase: str, *, device_name: str | 
     state = State(root)
     try:
         return _init(root, server, passphrase, device_name, join_user_id, cost, state, secret,
-                     email)
+                     email, region)
     except BaseException:
         state.close()
         if fresh:  # leave nothing half-made behind: a retry starts clean
@@ -126,13 +134,13 @@ def init_folder(root: Path, server: str, passphrase: str, *, device_name: str | 
 
 def _init(root: Path, server: str, passphrase: str, device_name: str | None,
           join_user_id: str | None, cost: Cost, state: State, secret: SecretKey,
-          email: str | None = None) -> Folder:
+          email: str | None = None, region: str | None = None) -> Folder:
     api = _api(server, state, None)
     if join_user_id is None:
         params = cost.params()
         keys = AccountKeys.from_passphrase(passphrase, params, secret.raw)
         public = bytes(keys.signing_key().verify_key).hex()
-        user_id = api.create_account(keys.auth_key(), params.encode(), public, email)
+        user_id = api.create_account(keys.auth_key(), params.encode(), public, email, region)
         kdf = params.encode()
     else:
         user_id = join_user_id

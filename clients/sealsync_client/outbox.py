@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .api import AuthError, OverQuota, PaymentRequired, ServerUnreachable
+from .api import AuthError, HomeUnavailable, OverQuota, PaymentRequired, ServerUnreachable
 from .errors import IntegrityError
 from .fingerprint import Fingerprint
 from .transfer import Prepared, SentBatch, Transfer
@@ -34,7 +34,7 @@ MAX_ENTRIES = 1000
 MAX_CHUNK_REFS = 8192
 MAX_BUNDLE_BYTES = 32 * 1024 * 1024
 # end the pass (engine.FATAL)
-_FATAL = (ServerUnreachable, AuthError, IntegrityError, PaymentRequired)
+_FATAL = (ServerUnreachable, AuthError, IntegrityError, PaymentRequired, HomeUnavailable)
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,9 @@ from .pipeline import PART_SUFFIX, remove_stale_parts
 from .state import Entry, State
 
 if TYPE_CHECKING:
+    from .download import Version
     from .report import Report
-    from .transfer import Transfer, Version
+    from .transfer import Transfer
 
 Event = Callable[[str, str], None]
 

@@ -26,10 +26,10 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from .transfer import Bar, NoBar, Progress
+from .bars import Bar, NoBar, Progress
 
 if TYPE_CHECKING:
-    from .transfer import Version
+    from .download import Version
 
 BAR_MIN_BYTES = 4 * 1024 * 1024  # a file this big gets a bar of its own
 

@@ -32,8 +32,8 @@ from .placing import Placer, is_file
 from .state import Entry, State
 
 if TYPE_CHECKING:
+    from .download import Version
     from .report import Report
-    from .transfer import Version
 
 MAX_IGNORE_BYTES = 1024 * 1024
 _SCHEMA = """

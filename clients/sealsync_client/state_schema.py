@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS files (
     ino INTEGER NOT NULL DEFAULT 0,
     stored BLOB  -- the name the format stores for `path` (NULL: names.stored_name(path))
 );
--- Remote versions that could not be placed here (names.py, engine.py): retried
+-- Remote versions that could not be placed here (names.py, engine_pull.py): retried
 -- on every pass, listed by `sealsync status`.
 CREATE TABLE IF NOT EXISTS unplaced (
     file_id TEXT PRIMARY KEY,

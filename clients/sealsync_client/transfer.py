@@ -8,11 +8,8 @@ small edit to a big file costs one hashing pass plus the changed chunks.
 The manifest goes last, because its arrival in staging is what triggers the
 commit. Then one long poll for the decision.
 
-Download: open the manifest for exactly (file, revision), fetch chunks by
-presigned GET with a few requests in flight, and let `decrypt_file` verify
-every chunk before anything is renamed into place. A failed or killed
-download keeps its part file (dest + ".part"); the next one for the same
-dest re-hashes it and fetches only the chunks after its verified prefix.
+Download (download.py): open the manifest for exactly (file, revision),
+fetch and verify every chunk, resume a killed download from its part file.
 """
 from __future__ import annotations
 
@@ -26,12 +23,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
-from .api import Api, ApiError, QuotaError
+from .api import Api, ApiError, Body, QuotaError
+from .bars import Bar, NoBar, Progress
 from .chunking import TOP_TIER, Chunker, tier_for
 from .crypto import padded_len, sealed_len
 from .devices import DeviceKey
+from .download import Version, fetch_version, open_version
 from .errors import IntegrityError
 from .keys import Keyring
 from .known_chunks import KnownChunks
@@ -41,14 +39,12 @@ from .manifest import (
     ChunkRef,
     Manifest,
     ManifestPlace,
-    open_manifest,
     seal_manifest,
 )
 from .names import UnsafePath as UnsafePath  # callers import them from here
-from .names import check_stored, shown
+from .names import shown
 from .packing import (
     PlannedPack,
-    RangedFetch,
     SentPacks,
     Source,
     plan_packs,
@@ -57,23 +53,8 @@ from .packing import (
     settle_sent,
 )
 from .pipeline import FileChanged as FileChanged  # engine imports it from here
-from .pipeline import Span, chunk_spans, decrypt_file, seal_span
+from .pipeline import Span, chunk_spans, seal_span
 from .resume import SentChunks
-
-Body = dict[str, Any]
-
-
-class Bar(Protocol):
-    def update(self, n_steps: int) -> None: ...
-
-
-class NoBar:
-    def update(self, n_steps: int) -> None:
-        pass
-
-
-Progress = Callable[[str, int], AbstractContextManager[Bar]]
-"""(label, total bytes) -> a progress bar (click.progressbar fits)."""
 
 
 class Buffers:
@@ -125,17 +106,6 @@ class Prepared:
 
 
 BATCH_FILES_IN_FLIGHT = 4  # files whose chunks upload at once (each with `workers` PUTs)
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the server's cap on one manifest envelope
-
-
-@dataclass(frozen=True)
-class Version:
-    """A remote version: the server's view and, unless deleted, its manifest."""
-
-    file_id: str
-    revision: int
-    body: Body
-    manifest: Manifest | None
 
 
 @dataclass(frozen=True)
@@ -375,66 +345,15 @@ class Transfer:
         finally:
             os.close(fd)
 
-    # -- download -------------------------------------------------------------
+    # -- download (download.py) -------------------------------------------------
     def version(self, file_id: str, revision: int | None = None) -> Version:
         """A version's manifest, opened only for the place it was sealed for."""
-        body = self.api.get_file(file_id, revision)
-        rev = int(body["revision"])
-        if revision is not None and rev != revision:
-            raise IntegrityError()  # the server answered for another revision
-        if body.get("deleted"):
-            return Version(file_id, rev, body, None)
-        envelope = self.api.get_blob(body["manifest_url"], _range(body.get("manifest_range")))
-        manifest = open_manifest(self.ring, ManifestPlace.for_download(self.user_id, file_id,
-                                                                       rev), envelope)
-        check_stored(manifest.path)
-        return Version(file_id, rev, body, manifest)
+        return open_version(self.api, self.ring, self.user_id, file_id, revision)
 
     def download(self, v: Version, dest: Path) -> None:
-        """Write a version's content to `dest` (atomically, all chunks verified).
-
-        Resumes from `pipeline.part_path(dest)` when an earlier attempt left
-        one: its verified prefix counts as done on the progress bar at once,
-        and only the chunks after it are fetched.
-        """
-        assert v.manifest is not None
-        refs = v.manifest.chunks
-        fetch: RangedFetch | None = None
-        total = sum(sealed_len(r.size) for r in refs)
-        with ThreadPoolExecutor(self.workers) as pool, \
-                self._bar(f"down {shown(v.manifest.path)}", total) as bar:
-            def resumed(done: int, _bytes: int) -> None:
-                nonlocal fetch
-                # v1 chunks one GET each, pack blobs in coalesced ranges
-                # (packing.py), fetched ahead within a byte budget.
-                fetch = RangedFetch(self.api.get_blob, v.body, [r.id for r in refs[done:]],
-                                    pool, self.workers * 2, bar.update)
-                if done:
-                    bar.update(sum(sealed_len(r.size) for r in refs[:done]))
-
-            def fetch_one(chunk_id: str) -> bytes:
-                assert fetch is not None  # decrypt_file reports the resume first
-                return fetch(chunk_id)
-
-            os.makedirs(dest.parent, exist_ok=True)
-            try:
-                decrypt_file(v.manifest, self.ring, self.user_id, fetch_one, dest,
-                             on_resume=resumed)
-                if self.known is not None:
-                    self.known.record(v.file_id, (r.id for r in refs))
-            finally:
-                if fetch is not None:
-                    fetch.cancel()  # after a failure, start no more GETs
-
-
-def _range(value: Any) -> tuple[int, int] | None:
-    """A batch-committed manifest is a slice of its bundle: (offset, length)."""
-    if value is None:
-        return None
-    try:
-        offset, length = int(value["offset"]), int(value["length"])
-    except (TypeError, KeyError, ValueError):
-        raise IntegrityError() from None
-    if offset < 0 or not 0 < length <= MAX_MANIFEST_BYTES:
-        raise IntegrityError()
-    return offset, length
+        """Write a version's content to `dest` (atomically, all chunks
+        verified), resuming from a part file an earlier attempt left."""
+        fetch_version(self.api, self.ring, self.user_id, self.workers, self._bar, v, dest)
+        if self.known is not None:
+            assert v.manifest is not None  # fetch_version wrote it
+            self.known.record(v.file_id, (r.id for r in v.manifest.chunks))

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from sealsync_client import crypto
 from sealsync_client.api import ApiError
+from sealsync_client.download import Version
 from sealsync_client.errors import IntegrityError
 from sealsync_client.manifest import Manifest
 from sealsync_client.pipeline import (
@@ -32,7 +33,7 @@ from sealsync_client.pipeline import (
     remove_stale_parts,
     write_sparse,
 )
-from sealsync_client.transfer import Transfer, Version
+from sealsync_client.transfer import Transfer
 
 from .test_transfer import FILE, RING, USER, FakeServer, MiB, sign, upload
 

@@ -11,10 +11,10 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from sealsync_client.download import Version
 from sealsync_client.engine import Report
 from sealsync_client.folder import Folder
 from sealsync_client.manifest import ManifestPlace, open_manifest
-from sealsync_client.transfer import Version
 
 from tests.client_e2e.test_two_devices import every_revision
 from tests.client_model.pool import EXCLUDED, EXCLUDING, ignored_name, in_excluded, stored_name

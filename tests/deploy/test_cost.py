@@ -180,6 +180,11 @@ def test_the_back_office_with_unit_prices(tmp_path: Path,
     assert got["fixed"]["EventBridge Scheduler invocations"] == 3 * 730 + 1
     assert got["user"]["S3 storage (10 GB)"] == 10
     assert got["user"]["account mail (2)"] == 2
+    # a second region: 1 GB transferred, 10 GB kept, 2 objects and 6 items per version
+    assert got["replica"]["CRR transfer (1 GB written)"] == 1
+    assert got["replica"]["replica S3 storage (10 GB)"] == 10
+    assert got["replica"]["replica PUTs"] == 2000
+    assert got["replica"]["global table replicated writes"] == 6000
     assert got["user_stripe_fee_usd"] == pytest.approx(1 + got["user_invoice_usd"])
     # the default price list: 10 GB at 6 cents, 1,000 PUTs, 200 GETs, 1 GB out
     assert cost_account.invoice_usd(cost_account.Prices()) == pytest.approx(

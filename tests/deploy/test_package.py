@@ -264,8 +264,13 @@ def test_policy_files_are_generated_from_config_and_name_only_our_resources() ->
             assert name in text
         s3 = {r for st in json.loads(text)["Statement"] for r in st["Resource"]
               if ":s3:::" in r}
-        assert {r.split(n.bucket, 1)[1] for r in s3} == {
+        replicas = {r for r in s3 if f":::{n.bucket}" not in r}  # kept for other regions
+        assert {r.split(n.bucket, 1)[1] for r in s3 - replicas} == {
             "", "/staging/*", "/chunks/*", "/packs/*", "/manifests/*"}
+        kept = n.regions.kept_buckets if n.regions else ()
+        assert {r.split(":::", 1)[1] for r in replicas} == {
+            f"{b}{suffix}" for b in kept for suffix in ("", "/chunks/*", "/packs/*",
+                                                        "/manifests/*")}
 
 
 def test_the_websocket_statement_binds_to_the_generated_api() -> None:
@@ -321,3 +326,53 @@ def test_every_function_may_write_its_own_logs(built: dict[str, dict[str, Any]],
     sam_names = {f["Properties"]["FunctionName"] for f in res.values()
                  if f["Type"] == "AWS::Serverless::Function"}
     assert sam_names == {f["function_name"] for f in tf["aws_lambda_function"].values()}
+
+
+# -- home regions (deploy/regions.py; docs/OPERATIONS.md "Regions") ----------
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_multi_region_stage_replicates_committed_objects_and_its_table(
+        built: dict[str, dict[str, Any]], stage: str) -> None:
+    res, n = built[stage]["sam"]["Resources"], built[stage]["names"]
+    tf = built[stage]["tf_extra"]["resource"]
+    bucket = res["DataBucket"]["Properties"]
+    if n.regions is None:  # a single-region stage: none of it
+        assert "ReplicationConfiguration" not in bucket and "ReplicationRole" not in res
+        assert res["Table"]["Type"] == "AWS::DynamoDB::Table"
+        assert "aws_s3_bucket_replication_configuration" not in tf
+        return
+    p = n.regions
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    rules = bucket["ReplicationConfiguration"]["Rules"]
+    assert [r["Filter"]["Prefix"] for r in rules] == ["chunks/", "manifests/", "packs/"]
+    assert {r["Destination"]["Bucket"] for r in rules} == {f"arn:aws:s3:::{p.replica_bucket}"}
+    tf_rules = tf["aws_s3_bucket_replication_configuration"]["data"]["rule"]
+    assert [r["filter"]["prefix"] for r in tf_rules] == ["chunks/", "manifests/", "packs/"]
+    # the replication role reads only those prefixes here and writes only there
+    [doc] = [pol["PolicyDocument"] for pol in
+             res["ReplicationRole"]["Properties"]["Policies"]]
+    reads = {r for st in doc["Statement"] if st["Sid"] == "SourceVersions"
+             for r in st["Resource"]}
+    writes = {r for st in doc["Statement"] if st["Sid"] == "ReplicaWrites"
+              for r in st["Resource"]}
+    assert reads == {f"arn:aws:s3:::{n.bucket}/{x}/*" for x in ("chunks", "manifests", "packs")}
+    assert writes == {f"arn:aws:s3:::{p.replica_bucket}/{x}/*"
+                      for x in ("chunks", "manifests", "packs")}
+    assert not any("staging" in r for r in reads | writes)
+    assert iam_check.problems(doc) == []
+    # the table is a global table with a replica in the partner region
+    table = res["Table"]
+    assert table["Type"] == "AWS::DynamoDB::GlobalTable"
+    assert [r["Region"] for r in table["Properties"]["Replicas"]] == [p.here,
+                                                                      p.replica_region]
+    assert tf["aws_dynamodb_table"]["main"]["replica"] == [
+        {"region_name": p.replica_region, "point_in_time_recovery": True}]
+    # the replica bucket kept here for the partner, versioned and private
+    kept = [r["Properties"] for k, r in res.items() if k.startswith("KeptReplicaBucket")]
+    assert [k["BucketName"] for k in kept] == list(p.kept_buckets) != []
+    assert all(k["VersioningConfiguration"] == {"Status": "Enabled"} for k in kept)
+    # the directory lives in its region's stack, replicated to every region
+    directory = res.get("DirectoryTable")
+    assert (directory is not None) == (p.directory is not None)
+    if directory is not None:
+        assert [r["Region"] for r in directory["Properties"]["Replicas"]] == list(
+            p.all_regions)

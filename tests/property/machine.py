@@ -368,10 +368,12 @@ class CommitMachine(RuleBasedStateMachine):
 
     def _collect(self, past_grace: bool) -> None:
         self.model.collected = self.model.collected or past_grace
-        report = self.world.collect(past_grace)
+        try:
+            report = self.world.collect(past_grace)
+        finally:  # a repack's packs (even a failed run's): the model checks their ranges
+            self.world.learn_server_packs()
         Stats.collected += report["chunks_deleted"] + report["packs_deleted"]
         Stats.repacked += report["packs_repacked"]
-        self.world.learn_server_packs()  # a repack's packs: the model checks their ranges
         if not past_grace:
             assert report["chunks_deleted"] == report["packs_deleted"] == 0, report
 

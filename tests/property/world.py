@@ -377,7 +377,7 @@ class World:
         from chalicelib.gc import collect
 
         skew = self.rt.settings.gc_grace_s + 5 if past_grace else 0
-        return collect(self.rt, int(time.time()) + skew)
+        return collect(self.rt, int(time.time()) + skew, full=True)
 
     def learn_server_packs(self) -> None:
         """Packs the collector wrote (repacks) join the packs the test knows,

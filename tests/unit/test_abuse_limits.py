@@ -25,8 +25,9 @@ from chalicelib.core.batch import FINISHED
 from chalicelib.core.ids import bundle_key, new_id
 from chalicelib.core.metering import Prices
 from tests.harness import BatchItem, Device, Harness, settings
+from tests.openapi_support import CheckedHTTP, resolve, validator
 from tests.unit.bad_input import expect
-from tests.unit.test_openapi import CheckedHTTP, checked, resolve, validator  # noqa: F401
+from tests.unit.test_openapi import checked  # noqa: F401  (the fixture)
 
 QUOTA = 4096
 

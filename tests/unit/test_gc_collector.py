@@ -9,6 +9,7 @@ import secrets
 import time
 
 from chalicelib import gc as collector
+from chalicelib.core import gc as core
 from chalicelib.core.batch import FINISHED
 from chalicelib.core.ids import chunk_key, new_id
 from chalicelib.core.packs import pack_key
@@ -140,7 +141,45 @@ def test_a_mostly_dead_pack_is_repacked_then_collected_once_read_urls_expired(
     assert read_chunk(h, dev, items[0].file_id) == {chunk_id(live): live}
     assert exists(h, pack_key(dev.user_id, pid))  # a reader may still hold its URL
     assert collector.collect(h.rt, at + 60)["packs_deleted"] == 0
-    later = collector.collect(h.rt, at + h.rt.settings.upload_ttl_s + 60)
+    later = collector.collect(h.rt, at + max(h.rt.settings.upload_ttl_s, core.CYCLE_EVERY_S) + 60)
     assert later["packs_deleted"] == 1 and later["locations_deleted"] == 1
     assert not exists(h, pack_key(dev.user_id, pid))
     assert read_chunk(h, dev, items[0].file_id) == {chunk_id(live): live}
+
+
+def test_a_big_account_finishes_over_several_bounded_runs(fast: Harness, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Pages of 4 keys and 3 steps a run: two users' 10 orphans each go over
+    several runs, each run resuming where the last stopped; live data stays."""
+    monkeypatch.setattr(collector, "PAGE", 4)
+    h = fast
+    devs = [h.signup(), h.signup()]
+    kept = {}
+    for dev in devs:
+        blob = secrets.token_bytes(100)
+        kept[dev.user_id] = (dev, *commit_pack(h, dev, [blob]), blob)
+        for _ in range(10):
+            orphan = secrets.token_bytes(50)
+            put(h, chunk_key(dev.user_id, chunk_id(orphan)), orphan)
+    at, runs, deleted = int(time.time()) + LATER, 0, 0
+    while deleted < 20:
+        report = collector.collect(h.rt, at, budget=3)
+        assert report["steps"] <= 3
+        deleted += report["chunks_deleted"]
+        runs += 1
+        assert runs < 60, "the collection never finished"
+    assert runs > 4
+    for dev, _pid, file_id, blob in kept.values():
+        assert read_chunk(h, dev, file_id) == {chunk_id(blob): blob}
+        listed, _ = h.rt.blobs.list_page(f"chunks/{dev.user_id}/", "", 100)
+        assert listed == []
+
+
+def test_a_run_stops_at_its_time_budget(fast: Harness) -> None:
+    h, dev = fast, fast.signup()
+    orphan = secrets.token_bytes(50)
+    put(h, chunk_key(dev.user_id, chunk_id(orphan)), orphan)
+    ticks = iter(range(1000))
+    report = collector.collect(h.rt, int(time.time()) + LATER, seconds=2.5,
+                               clock=lambda: float(next(ticks)))
+    assert report["chunks_deleted"] == 0 and report["users"] == 1  # stopped after a step
+    assert collector.collect(h.rt, int(time.time()) + LATER)["chunks_deleted"] == 1
