@@ -46,7 +46,8 @@ def test_usage_warnings_once_per_level_a_month(billed: Billed) -> None:
     b.h.commit(b.h.stage(dev, "a" * 32, 0, manifest=b"m" * 100, chunks=(b"x" * 8000,)).key)
     for _ in range(2):
         jobs.run_job(rt, {"job": "usage_warnings"}, now)
-    b.h.commit(b.h.stage(dev, "b" * 32, 0, manifest=b"m" * 100, chunks=(b"y" * 2000,)).key)
+    # up to the quota exactly (one byte more would be refused: 413 over_quota)
+    b.h.commit(b.h.stage(dev, "b" * 32, 0, manifest=b"m" * 100, chunks=(b"y" * 1800,)).key)
     for _ in range(2):
         jobs.run_job(rt, {"job": "usage_warnings"}, now)
     subjects = [m["subject"] for m in outbox() if m["to"] == ["full@example.com"]]
