@@ -52,10 +52,11 @@ def device_enrolled(at: int, source_ip: str) -> Email:
 
 def usage_warning(level: int, stored: int, quota: int) -> Email:
     what = "reached" if level >= 100 else f"passed {level} % of"
-    then = ("New uploads are refused until you free space; nothing is deleted, and "
-            "downloads and deletes keep working." if level >= 100 else
-            "At the quota, new uploads are refused until you free space; nothing is "
-            "ever deleted, and downloads and deletes keep working.")
+    then = ("New uploads are refused; nothing is deleted, and downloads and deletes "
+            "keep working. Every version you stored is kept, so deleting files does "
+            "not free quota yet: ask us for a larger quota." if level >= 100 else
+            "At the quota, new uploads are refused; nothing is ever deleted, and "
+            "downloads and deletes keep working.")
     return Email("usage", f"Your Sealsync storage has {what} its quota",
                  f"You store {_gb(stored)} of your {_gb(quota)} quota. {then}" + SIGNATURE)
 

@@ -10,9 +10,11 @@ the server refuse earlier:
 
   - stored ≥ quota            refused (413 over_quota)
   - stored + declared > quota refused too (the batch would pass it)
-  - a delete                  always allowed, even over quota, so a user
-                              can always free space (with retention, or
-                              by deleting and letting old versions expire)
+  - a delete                  always allowed, even over quota (a user's
+                              deletes must never wedge). It frees no
+                              quota yet: every version is kept until a
+                              retention policy expires old ones
+                              (docs/ACCOUNT.md "The storage quota")
 
 A delete here is what a client sends to remove a file: an entry that
 references no chunk, of an existing file (base revision ≥ 1), whose
@@ -64,12 +66,14 @@ def check(stored: int, quota: int, entries: Iterable[Adding]) -> None:
     adding = sum(e.size for e in entries)
     if stored >= quota:
         raise OverQuota(f"this account's storage quota is used up ({_gib(stored)} stored of "
-                        f"{_gib(quota)}): uploads are refused until space is freed; nothing "
-                        "is deleted, downloads and deletes still work")
+                        f"{_gib(quota)}): uploads are refused; nothing is deleted, downloads and "
+                        "deletes still work. Every version is kept, so deleting files does not "
+                        "free quota yet: ask your provider for a larger quota")
     if stored + adding > quota:
         raise OverQuota(f"this upload ({_gib(adding)}) would pass the account's storage quota "
-                        f"({_gib(stored)} stored of {_gib(quota)}): send less, or free space "
-                        "first; nothing is deleted, downloads and deletes still work")
+                        f"({_gib(stored)} stored of {_gib(quota)}): send less, or ask your "
+                        "provider for a larger quota; nothing is deleted, downloads and deletes "
+                        "still work")
 
 
 def _gib(n: int) -> str:

@@ -39,7 +39,7 @@ class Report:
             return ""
         n = len(self.over_quota)
         return (f"over quota: {n} file{'s' if n != 1 else ''} kept here, not uploaded "
-                f"({self.quota_message}); they upload on a later sync once space is freed")
+                f"({self.quota_message}); they upload on a later sync once the quota allows")
 
 
 def reason(exc: BaseException) -> str:
