@@ -1,5 +1,5 @@
 """The local stack's commit transaction in moto, with and without
-local.moto.snapshot_moto_transactions, side by side in one process:
+local.moto_patches.snapshot_moto_transactions, side by side in one process:
 a 5-item TransactWriteItems (like a fenced commit) on a table already
 holding `items` items. Only the local stack's cost: real DynamoDB has no
 such per-table copy.
@@ -28,7 +28,7 @@ def measure(items: int, n: int) -> dict[str, Any]:
     from moto import mock_aws
     from moto.dynamodb import models
 
-    from local.moto import snapshot_moto_transactions
+    from local.moto_patches import snapshot_moto_transactions
 
     with mock_aws():
         db = boto3.client("dynamodb", region_name="us-east-1",

@@ -14,7 +14,7 @@ it starts again:
       owner                the pid of the stack using this directory
 
 Consistency: DynamoDB is read in one go under the lock that already makes
-moto's DynamoDB answer one request at a time (local.moto), so a snapshot
+moto's DynamoDB answer one request at a time (local.moto_patches), so a snapshot
 holds whole transactions or none: a point in time. S3 is read after it, so
 every object that state names is there (Sealsync deletes only staging
 objects, and never one a committed head names). A staging object caught
@@ -175,7 +175,7 @@ class DataDir:
 class Snapshotter:
     """Runs in the moto process: reads its backends and writes snapshots.
 
-    `lock` is the lock every DynamoDB request holds (local.moto), so the
+    `lock` is the lock every DynamoDB request holds (local.moto_patches), so the
     tables are read between two requests, never inside one."""
 
     def __init__(self, data: DataDir, lock: Any) -> None:

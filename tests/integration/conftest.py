@@ -3,7 +3,7 @@ each started once per session on a free port; a fresh table, bucket and
 Runtime for every test.
 
 MotoServer serializes moto's DynamoDB requests, as real DynamoDB executes
-each atomically (see local.moto.serialize_moto_dynamodb).
+each atomically (see local.moto_patches.serialize_moto_dynamodb).
 """
 from __future__ import annotations
 

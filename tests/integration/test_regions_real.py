@@ -1,5 +1,5 @@
 """The directory's conditional put against moto over HTTP (which, like
-DynamoDB, executes each request atomically: local.moto serializes them),
+DynamoDB, executes each request atomically: local.moto_patches serializes them),
 raced by real threads: one account id can land in one region only."""
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Staging URLs against the local stack's moto in server mode, over HTTP,
 as a client (or a thief holding a URL) uses them.
 
-moto verifies no presigned signature; local.moto.presigned_put_headers
+moto verifies no presigned signature; local.moto_patches.presigned_put_headers
 makes it refuse, as S3 does, a PUT that leaves out a signed header and a
 body that is not the signed checksum's. What it still cannot refuse (a
 signed header sent with another value) is pinned at the end and listed in

@@ -10,7 +10,7 @@ import pytest
 
 from chalicelib.core import tokens
 from chalicelib.core.errors import Unauthorized
-from local.moto import sns_endpoint_user_data
+from local.moto_patches import sns_endpoint_user_data
 from tests.harness import Harness
 from tests.unit.test_push import sns_apps  # noqa: F401  (the fixture)
 

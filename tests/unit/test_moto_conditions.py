@@ -1,4 +1,4 @@
-"""The local stack's moto patch (local.moto.cache_moto_conditions): each
+"""The local stack's moto patch (local.moto_patches.cache_moto_conditions): each
 condition expression is parsed once, and still decides for every item and
 every value on its own."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.dynamodb.models import table
 
-from local.moto import cache_moto_conditions
+from local.moto_patches import cache_moto_conditions
 
 
 @pytest.fixture

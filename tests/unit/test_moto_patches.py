@@ -1,4 +1,4 @@
-"""The local stack's moto speed-ups (local.moto) change how fast moto
+"""The local stack's moto speed-ups (local.moto_patches) change how fast moto
 answers, never what it answers: the same queries give the same pages with
 and without them."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from moto import mock_aws
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
-from local.moto import cache_moto_dispatch, query_one_partition
+from local.moto_patches import cache_moto_dispatch, query_one_partition
 
 TABLE = "t"
 keys = st.sampled_from(["a", "b", "c", "d"])

@@ -1,4 +1,4 @@
-"""The local stack's moto patch (local.moto.snapshot_moto_transactions):
+"""The local stack's moto patch (local.moto_patches.snapshot_moto_transactions):
 TransactWriteItems snapshots only the items it touches, and still writes
 all or nothing."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 from moto.dynamodb import models
 
-from local.moto import snapshot_moto_transactions
+from local.moto_patches import snapshot_moto_transactions
 
 TABLE = "t"
 
