@@ -1,15 +1,31 @@
 """Start the local pieces on 127.0.0.1: a real redis-server (or an embedded
-fakeredis TCP server when none is installed) on free ports, and the port
-helpers every local server uses (moto lives in local.moto). Used by `make
-dev` and by the integration tests alike."""
+fakeredis TCP server when none is installed, announced) on free ports, the
+port helpers every local server uses (moto lives in local.moto), and
+`Periodic`, the timer the stack runs its schedules on (sweeper, scheduler,
+replicator). Used by `make dev` and by the integration tests alike."""
 from __future__ import annotations
 
+import logging
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from typing import Any
+
+log = logging.getLogger("sealsync.stack")  # Periodic's failures: the stack's own log
+
+FALLBACK_BANNER = """
+{rule}
+!!  WARNING: redis-server is NOT in use ({why}).
+!!  Redis is fakeredis, an embedded Python imitation, on {url}.
+!!  It speaks the protocol but is not Redis: timings, memory limits and
+!!  failure modes differ. Install redis-server (apt-get install redis-server,
+!!  or `make test-tools` as root) to run against the real thing.
+{rule}
+"""
 
 
 def free_port() -> int:
@@ -94,3 +110,41 @@ class FakeRedisServer:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def start_redis(port: int | None, fake: bool) -> tuple[RedisServer | FakeRedisServer, str]:
+    """redis-server when installed and not `fake`, else the embedded
+    fakeredis, announced loudly on stderr; and which one it is."""
+    if not fake and redis_server_path() is not None:
+        return RedisServer(port).start(), "redis-server"
+    server = FakeRedisServer(port).start()
+    why = "--fake-redis was given" if fake else "redis-server is not installed"
+    sys.stderr.write(FALLBACK_BANNER.format(rule="!" * 76, why=why, url=server.url))
+    sys.stderr.flush()
+    return server, "fakeredis (embedded fallback)"
+
+
+class Periodic:
+    """Call `fn` every `interval_s` on a daemon thread until stopped."""
+
+    def __init__(self, name: str, interval_s: float, fn: Any) -> None:
+        self.interval_s = interval_s
+        self.fn = fn
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> Periodic:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.fn()
+            except Exception as exc:  # noqa: BLE001 - the next round retries
+                log.warning("%s failed: %s: %s", self._thread.name, type(exc).__name__, exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(30)

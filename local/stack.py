@@ -43,48 +43,11 @@ from local.options import Options, configure_env, parse_args
 from local.persist import DataDir
 from local.pump import Pump
 from local.regions import Attached
-from local.services import FakeRedisServer, RedisServer, redis_server_path
+from local.services import FakeRedisServer, Periodic, RedisServer, start_redis
 
 log = logging.getLogger("sealsync.stack")
 
 HOST = "127.0.0.1"
-
-FALLBACK_BANNER = """
-{rule}
-!!  WARNING: redis-server is NOT in use ({why}).
-!!  Redis is fakeredis, an embedded Python imitation, on {url}.
-!!  It speaks the protocol but is not Redis: timings, memory limits and
-!!  failure modes differ. Install redis-server (apt-get install redis-server,
-!!  or `make test-tools` as root) to run against the real thing.
-{rule}
-"""
-
-
-class Periodic:
-    """Call `fn` every `interval_s` on a daemon thread until stopped."""
-
-    def __init__(self, name: str, interval_s: float, fn: Any) -> None:
-        self.interval_s = interval_s
-        self.fn = fn
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def start(self) -> Periodic:
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.fn()
-            except Exception as exc:  # noqa: BLE001 - the next round retries
-                log.warning("%s failed: %s: %s", self._thread.name, type(exc).__name__, exc)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(30)
-
 
 def _pid_alive(pid: int) -> bool:
     try:
@@ -250,15 +213,8 @@ class Stack:
         self.scheduler = Periodic("scheduler", 30.0, runner.tick).start()
 
     def _start_redis(self) -> str:
-        if not self.opts.fake_redis and redis_server_path() is not None:
-            self.redis = RedisServer(self.opts.redis_port or None).start()
-            return "redis-server"
-        self.redis = FakeRedisServer(self.opts.redis_port or None).start()
-        why = ("--fake-redis was given" if self.opts.fake_redis
-               else "redis-server is not installed")
-        sys.stderr.write(FALLBACK_BANNER.format(rule="!" * 76, why=why, url=self.redis.url))
-        sys.stderr.flush()
-        return "fakeredis (embedded fallback)"
+        self.redis, kind = start_redis(self.opts.redis_port or None, self.opts.fake_redis)
+        return kind
 
     def _start_api(self, app_obj: Any, port: int) -> None:
         from chalice.config import Config
