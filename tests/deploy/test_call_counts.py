@@ -164,7 +164,9 @@ def test_a_batch_of_small_files_makes_the_calls_the_cost_model_prices(
         kind = {"UP": "state", "E": "entries"}.get(it["sk"]["S"], "groups")
         size[kind] += cost_calls.item_bytes(it)
     model = cost_calls.batch_record_bytes(n)
-    assert size["state"] == model["state"]
+    # a number's size follows its significant digits (DynamoDB's rule), so the
+    # state's timestamps make it a few bytes smaller when they end in zeros
+    assert size["state"] == pytest.approx(model["state"], abs=8)
     assert size["entries"] == pytest.approx(model["entries"], rel=0.02)
     assert size["groups"] == pytest.approx(model["groups"], rel=0.02)
     assert all(cost_calls.item_bytes(it) <= 1024 for it in items if it["sk"]["S"].startswith("G#"))

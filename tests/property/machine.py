@@ -320,7 +320,9 @@ class CommitMachine(RuleBasedStateMachine):
             if up.server_id not in staged or not up.staged or up.kind == "delete" \
                     or up.upload_id in self.model.final:
                 continue
-            original = up.bundle if up.batch else up.manifest
+            # what was staged: a batch's bundle, or a v1 upload's manifest alone
+            # (a batch of one whose `bundle` stays empty: world.py)
+            original = up.bundle or up.manifest
             key = staging_key(self.world.user_id, up.server_id)
             self.world.rt.s3.put_object(Bucket=self.world.rt.settings.bucket, Key=key,
                                         Body=bytes(255 - b for b in original))
