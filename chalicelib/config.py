@@ -71,6 +71,12 @@ class Runtime:
                               endpoint_url=self.settings.aws_endpoint, config=cfg)
 
     @cached_property
+    def homes(self) -> dict[str, tuple[str | None, float]]:
+        """Account → (home region, monotonic deadline): regions.home_of's cache
+        for this warm container."""
+        return {}
+
+    @cached_property
     def s3(self) -> Any:
         return self._boto("s3")
 

@@ -31,7 +31,7 @@ def home_of(rt: Runtime, user_id: str) -> str | None:
     if rt.directory is None:
         return None
     now = time.monotonic()
-    cache: dict[str, tuple[str | None, float]] = rt.__dict__.setdefault("_homes", {})
+    cache = rt.homes
     hit = cache.get(user_id)
     if hit is not None and hit[1] > now:
         return hit[0]

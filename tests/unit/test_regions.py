@@ -206,7 +206,7 @@ def test_every_documented_region_answer_is_real_and_valid(
         raise EndpointConnectionError(endpoint_url="https://dynamodb.test")
 
     b.rt.directory.reader = b.rt.directory.writer = _Broken(unreachable)
-    b.rt.__dict__.pop("_homes", None)  # a cold container
+    b.rt.__dict__.pop("homes", None)  # a cold container (the cached property)
     public[("/v1/accounts", "post")] = signup_body()  # here, so it claims an id
     drive("503")  # every region-aware route: unavailable
     assert region_statuses() - http.seen == set(), "documented but never produced"
@@ -236,7 +236,7 @@ def test_a_directory_that_cannot_be_reached_is_a_503_to_retry(
     monkeypatch.setattr(a.rt.directory.reader, "get_item", down)
     monkeypatch.setattr(a.rt.directory.writer, "get_item", down)
     monkeypatch.setattr(a.rt.directory.writer, "put_item", down)
-    a.rt.__dict__.pop("_homes", None)  # a cold container
+    a.rt.__dict__.pop("homes", None)  # a cold container (the cached property)
     for r in (a.get("/v1/changes?cursor=0", dev), a.post("/v1/accounts", signup_body()),
               a.post("/v1/tokens", {"user_id": dev.user_id, "device_id": dev.device_id,
                                     "auth_key": dev.auth_key}, None)):
