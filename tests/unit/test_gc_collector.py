@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from typing import Any
 
 from chalicelib import gc as collector
 from chalicelib.core import gc as core
@@ -25,12 +26,20 @@ def exists(h: Harness, key: str) -> bool:
     return h.rt.blobs.size(key) is not None
 
 
-def commit_pack(h: Harness, dev, blobs: list[bytes]) -> tuple[str, str]:  # type: ignore[no-untyped-def]
-    pid, data, decl = make_pack(blobs)
-    item = BatchItem(new_id(), 0, chunks=tuple(blobs))
-    batch = post_batch(h, dev, [item], [decl])
+def stage_pack(h: Harness, dev, items: list[BatchItem], blobs: list[bytes],  # type: ignore[no-untyped-def]
+               pad: int = 64) -> tuple[str, Any]:
+    """PUT one pack of `blobs` and the bundle of a batch of `items` that
+    declares it: staged, not committed. (pack id, the staged batch)"""
+    pid, data, decl = make_pack(blobs, pad)
+    batch = post_batch(h, dev, items, [decl])
     put(h, pack_key(dev.user_id, pid), data)
     put(h, batch.key, batch.bundle)
+    return pid, batch
+
+
+def commit_pack(h: Harness, dev, blobs: list[bytes]) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    item = BatchItem(new_id(), 0, chunks=tuple(blobs))
+    pid, batch = stage_pack(h, dev, [item], blobs)
     assert h.commit(batch.key).status == FINISHED
     assert verdicts(h, dev, batch) == [("accepted", 1)]
     return pid, item.file_id
@@ -66,11 +75,8 @@ def test_a_commit_racing_the_doom_loses_its_fence_and_rejects_then_reupload_work
     rejected; a fresh pack then commits and reads back."""
     h, dev = fast, fast.signup()
     blob = secrets.token_bytes(700)
-    pid, data, decl = make_pack([blob])
-    put(h, pack_key(dev.user_id, pid), data)
     item = BatchItem(new_id(), 0, chunks=(blob,))
-    batch = post_batch(h, dev, [item], [decl])
-    put(h, batch.key, batch.bundle)
+    pid, batch = stage_pack(h, dev, [item], [blob])
     ran = []
 
     def collect_now(step: str) -> None:
@@ -95,11 +101,8 @@ def test_a_commit_that_lands_before_the_doom_is_rescued_by_the_scan(
     and rescues the pack."""
     h, dev = fast, fast.signup()
     blob = secrets.token_bytes(900)
-    pid, data, decl = make_pack([blob])
-    put(h, pack_key(dev.user_id, pid), data)
     item = BatchItem(new_id(), 0, chunks=(blob,))
-    batch = post_batch(h, dev, [item], [decl])
-    put(h, batch.key, batch.bundle)
+    pid, batch = stage_pack(h, dev, [item], [blob])
     real_doom, held = h.rt.gc.doom, []
     monkeypatch.setattr(h.rt.gc, "doom", lambda *a: held.append(a) or a[2] + 1)
 
@@ -125,11 +128,8 @@ def test_a_mostly_dead_pack_is_repacked_then_collected_once_read_urls_expired(
     pack), moves its location, and deletes the old pack a run later."""
     h, dev = fast, fast.signup()
     live, dead = secrets.token_bytes(300), secrets.token_bytes(6000)
-    pid, data, decl = make_pack([live, dead], pad=0)
     items = [BatchItem(new_id(), 0, chunks=(live,)), BatchItem(new_id(), 3, chunks=(dead,))]
-    batch = post_batch(h, dev, items, [decl])
-    put(h, pack_key(dev.user_id, pid), data)
-    put(h, batch.key, batch.bundle)
+    pid, batch = stage_pack(h, dev, items, [live, dead], pad=0)
     h.commit(batch.key)
     assert [v[0] for v in verdicts(h, dev, batch)] == ["accepted", "rejected"]
     at = int(time.time()) + LATER
