@@ -14,11 +14,15 @@ Called once per handler run, under the batch's locks, before any decision:
 Only the entries that need a missing chunk are rejected (core.decide); the
 others commit. The pure part is core.packs.arrived.
 
-Garbage collection (core/gc.py): when any chunk is unknown to the index, the
-collector's fence is read FIRST; a doomed pack counts as never arrived and a
-doomed v1 chunk as absent, and the caller conditions its transaction on the
-generation read (`gc_gen`), so a pack or chunk doomed after this check makes
-the commit check again instead of referencing an object about to go.
+Garbage collection (core/gc.py): whenever the batch references any chunk,
+the collector's fence is read FIRST, before the chunk index; a doomed chunk
+counts as unknown even if the index names it, a doomed pack as never
+arrived and a doomed v1 chunk as absent, and the caller conditions its
+transaction on the generation read (`gc_gen`), so a pack or chunk doomed
+after this check makes the commit check again instead of referencing an
+object about to go. Known chunks need the fence too since revisions expire
+(core/retention.py): the retention job deletes index entries, so "known"
+no longer means "live for good" (docs/DESIGN.md "Retention rule").
 """
 from __future__ import annotations
 
@@ -30,14 +34,17 @@ from .core.packs import Location, arrived, pack_key
 
 def missing_chunks(rt: Runtime, rec: BatchRecord) -> tuple[dict[int, int], int | None]:
     """Per open entry with any, how many of its distinct chunks are not
-    stored; and the collector's generation the check relied on (None: every
-    chunk was known, nothing to fence)."""
+    stored; and the collector's generation the check relied on (None: no
+    chunk referenced, nothing to fence)."""
     user = rec.user_id
     wanted = {c for i in rec.open_entries() for c in rec.entries[i].chunk_ids}
-    unknown = wanted - rt.meta.known_chunks(user, wanted)
-    if not unknown:  # small files ride inline: no pack is even looked up
+    if not wanted:  # small files ride inline: nothing to check, nothing to fence
         return {}, None
-    fence = rt.gc.fence(user)  # before any HEAD: see the module's docstring
+    fence = rt.gc.fence(user)  # before the index and any HEAD: see the module's docstring
+    unknown = wanted - (rt.meta.known_chunks(user, wanted, consistent=True)
+                        - fence.doomed_chunks)
+    if not unknown:  # no pack is even looked up
+        return {}, fence.gen
     decls = tuple(d for d in rt.packs.declared(rec.batch_id)
                   if any(b.chunk_id in unknown for b in d.blobs))
     sizes = [None if d.pack_id in fence.doomed_packs else s for d, s in

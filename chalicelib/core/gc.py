@@ -214,6 +214,14 @@ def rescue(state: GcState, referenced: Iterable[str]) -> GcState:
                    rescued_packs=frozenset(packs & state.doomed_packs))
 
 
+def located_in_doomed(state: GcState, referenced: Iterable[str]) -> set[str]:
+    """The referenced chunks located in a doomed pack: the scan rescues those
+    packs, and the chunks go back in the index (they may have left it when
+    the revision that put them there expired)."""
+    refs = set(referenced)
+    return {c for c, _p in state.watch or () if c in refs}
+
+
 def watching(indexed: Mapping[str, Iterable[str]],
              where: Mapping[str, Location]) -> tuple[tuple[str, str], ...]:
     """(chunk, pack) for every chunk indexed in a doomed pack that is still

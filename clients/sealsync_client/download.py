@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .api import Api, Body
+from .api import Api, Body, Expired
 from .bars import Progress
 from .crypto import sealed_len
 from .errors import IntegrityError
@@ -35,11 +35,27 @@ class Version:
     body: Body
     manifest: Manifest | None
 
+    @property
+    def expired(self) -> bool:
+        """The server let this (superseded) revision expire: its manifest
+        opens and verifies, its content cannot be downloaded any more."""
+        return "expired_at" in self.body
+
 
 def open_version(api: Api, ring: Keyring, user_id: str, file_id: str,
                  revision: int | None = None) -> Version:
-    """A version's manifest, opened only for the place it was sealed for."""
-    body = api.get_file(file_id, revision)
+    """A version's manifest, opened only for the place it was sealed for.
+    An expired revision (410) still has its manifest, which the history
+    needs; its Version is `expired` and names no chunks."""
+    try:
+        body = api.get_file(file_id, revision)
+    except Expired as exc:
+        if revision is None:
+            raise  # the head never expires: a server saying so is refused
+        body = {k: v for k, v in exc.body.items() if k not in ("chunks", "packs")}
+        body.setdefault("deleted", False)
+        if "manifest_url" not in body or not isinstance(body.get("expired_at"), int):
+            raise IntegrityError() from None  # nothing to verify the history with
     rev = int(body["revision"])
     if revision is not None and rev != revision:
         raise IntegrityError()  # the server answered for another revision

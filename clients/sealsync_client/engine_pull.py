@@ -85,8 +85,11 @@ class Pull:
                         and self.history.verify_own(seq, file_id, revision):
                     continue  # our own upload (or delete) coming back: nothing to fetch
                 try:
-                    latest[file_id] = self._verified(seq, file_id, revision, c["deleted"],
-                                                     fetched)
+                    version = self._verified(seq, file_id, revision, c["deleted"], fetched)
+                    if version.expired:  # superseded long ago: a later entry has the file
+                        latest.pop(file_id, None)
+                        continue
+                    latest[file_id] = version
                 except HistoryError:
                     raise  # the feed's order, a rollback or a fork: the server lies
                 except IntegrityError as exc:  # this entry alone is bad: skip it loudly

@@ -1,0 +1,65 @@
+"""What a user sees of version retention (docs/CLIENT.md "How long old
+versions stay"), on the local stack with the CLI: after the `retention` job
+(fired through `python -m local.scheduler` as if 31 days had passed),
+`history` marks the superseded revision expired, `restore` of it is one
+line and exit 7, the head still restores and syncs, a device joining later
+verifies the whole history (the expired revision's manifest included) and
+gets the file, and the quota counter dropped by that revision's size."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.client_e2e.test_cli import FAST, as_json, sealsync
+from tests.e2e.conftest import REPO, StackProcess
+
+pytestmark = pytest.mark.e2e
+DAY = 24 * 3600
+
+
+def fire(stack: StackProcess, job: str, at: int) -> dict[str, int]:
+    out = subprocess.run([sys.executable, "-m", "local.scheduler", "fire", job, "--at",
+                          str(at), "--state-file", str(stack.state_file)], cwd=REPO,
+                         capture_output=True, text=True, timeout=120, check=True)
+    return dict(json.loads(out.stdout))
+
+
+def test_an_expired_revision_is_shown_refused_in_one_line_and_skipped_by_a_new_device(
+        stack: StackProcess, tmp_path: Path) -> None:
+    api = stack.state["api"]
+    one, three = tmp_path / "one", tmp_path / "three"
+    account = as_json("init", "--server", api, "--device", "one", *FAST, str(one))
+    first, second = os.urandom(200_000), os.urandom(150_000)
+    (one / "photo.raw").write_bytes(first)
+    as_json("sync", str(one))
+    (one / "photo.raw").write_bytes(second)
+    assert as_json("sync", str(one))["uploaded"] == ["photo.raw"]
+    before = as_json("usage", str(one))
+
+    report = fire(stack, "retention", int(time.time()) + 31 * DAY)
+    assert report["expired"] >= 1 and report["job"] == "retention"
+
+    revs = as_json("history", str(one), "photo.raw")["revisions"]
+    assert [(r["revision"], r["expired_at"] is not None) for r in revs] == [(2, False),
+                                                                          (1, True)]
+    assert revs[1]["size"] == len(first)  # the manifest still opens: name, size, device
+    assert "expired" in sealsync("history", str(one), "photo.raw").stdout
+    refused = sealsync("restore", str(one), "photo.raw", "--revision", "1", check=7)
+    assert refused.stderr.startswith("sealsync: error: revision 1 of photo.raw expired on ")
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    assert (one / "photo.raw").read_bytes() == second  # nothing touched
+
+    joined = as_json("init", "--server", api, "--join", account["user_id"], "--device",
+                     "three", *FAST, str(three), secret_key=account["secret_key"])
+    assert joined["user_id"] == account["user_id"]
+    pulled = as_json("sync", str(three), secret_key=account["secret_key"])
+    assert pulled["downloaded"] == ["photo.raw"] and not pulled["errors"]
+    assert (three / "photo.raw").read_bytes() == second
+    after = as_json("usage", str(one))
+    assert after["stored_bytes"] < before["stored_bytes"] - len(first)
