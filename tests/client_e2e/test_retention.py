@@ -15,7 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
+from sealsync_client.folder import Folder, init_folder
 
+from tests.client_e2e.conftest import FAST as FAST_COST
+from tests.client_e2e.conftest import PASSPHRASE, settle
 from tests.client_e2e.test_cli import FAST, as_json, sealsync
 from tests.e2e.conftest import REPO, StackProcess
 
@@ -63,3 +66,27 @@ def test_an_expired_revision_is_shown_refused_in_one_line_and_skipped_by_a_new_d
     assert (three / "photo.raw").read_bytes() == second
     after = as_json("usage", str(one))
     assert after["stored_bytes"] < before["stored_bytes"] - len(first)
+
+
+def test_a_device_whose_feed_page_ends_on_an_expired_revision_skips_it_and_loses_nothing(
+        stack: StackProcess, devices: tuple[Folder, Folder], tmp_path: Path) -> None:
+    """Pages of one change: the expired revision is a page's newest of its
+    file, so the pull must verify it and not try to download it (a later
+    page has the head)."""
+    a, _b = devices
+    first, second = os.urandom(120_000), os.urandom(90_000)
+    (a.root / "scan.pdf").write_bytes(first)
+    settle(a)
+    (a.root / "scan.pdf").write_bytes(second)
+    settle(a)
+    assert fire(stack, "retention", int(time.time()) + 31 * DAY)["expired"] >= 1
+    c = init_folder(tmp_path / "late", stack.state["api"], PASSPHRASE, device_name="late",
+                    join_user_id=a.config.user_id, cost=FAST_COST, secret_key=a.secret_key)
+    try:
+        real = c.api.changes
+        c.api.changes = lambda cursor, limit=500, wait_s=0: real(cursor, 1, wait_s)  # type: ignore[method-assign]
+        report = c.engine().sync()
+        assert not report.errors, report.errors
+        assert (c.root / "scan.pdf").read_bytes() == second
+    finally:
+        c.close()

@@ -375,12 +375,15 @@ class CommitMachine(RuleBasedStateMachine):
         Stats.step("garbage_collect")
         self._collect(past_grace)
 
-    @rule()
-    def retention_expires(self) -> None:
+    @rule(then_collect=st.booleans())
+    def retention_expires(self, then_collect: bool) -> None:
         """The `retention` job: every revision superseded before now expires
-        (a window of 0 s); then every revision reads as it should."""
+        (a window of 0 s), maybe followed by the collector past the grace
+        period; then every revision reads as it should."""
         Stats.step("retention_expires")
         self._expire()
+        if then_collect:
+            self._collect(True)
         check_reads(self.world, self.files)
 
     def _expire(self) -> None:
