@@ -14,7 +14,7 @@ from .core.errors import Expired, NotFound
 from .core.ids import check_id
 from .core.records import Version
 from .core.requests import query_int
-from .core.retention import window_s
+from .core.retention import expires_at, window_s
 from .core.tokens import Claims
 from .pack_reads import chunk_sources
 
@@ -87,7 +87,7 @@ def file_revisions(rt: Runtime, who: Claims, file_id: str,
         if v.expired_at is not None:
             row["expired_at"] = v.expired_at
         elif newer is not None and newer.revision == v.revision + 1 and window is not None:
-            row["expires_at"] = newer.committed + window + 1  # core/retention.py's rule
+            row["expires_at"] = expires_at(newer.committed, window)
         rows.append(row)
     return {"file_id": file_id, "revisions": rows}
 

@@ -73,11 +73,13 @@ def expiring(revisions: Sequence[Revision], window: int | None, now: float) -> l
     return out
 
 
-def expires_at(revision: Revision, successor: Revision | None, window: int | None) -> int | None:
-    """When a revision expires (None: never, or not yet superseded)."""
-    if window is None or successor is None:
+def expires_at(superseded_at: int | None, window: int | None) -> int | None:
+    """The first second at which `expiring` takes a revision superseded at
+    `superseded_at` (its successor's commit time); None: never (a head, or
+    a window of 0 days)."""
+    if window is None or superseded_at is None:
         return None
-    return successor.committed + window + 1
+    return superseded_at + window + 1
 
 
 def unindexed(expiring_chunks: Iterable[Iterable[str]],

@@ -52,11 +52,11 @@ def test_zero_days_keeps_everything_forever() -> None:
 
 def test_expires_at_is_the_first_second_the_rule_expires_it() -> None:
     history = revs(0, 5 * DAY)
-    at = core.expires_at(history[0], history[1], W)
+    at = core.expires_at(history[1].committed, W)
     assert at is not None
     assert core.expiring(history, W, at - 1) == []
     assert core.expiring(history, W, at) == [history[0]]
-    assert core.expires_at(history[1], None, W) is None
+    assert core.expires_at(None, W) is None and core.expires_at(5, None) is None
 
 
 def test_only_chunks_no_retained_revision_names_leave_the_index() -> None:
