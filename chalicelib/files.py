@@ -44,7 +44,7 @@ def _gone(rt: Runtime, v: Version) -> Expired:
     """410 for an expired revision: its content is gone, but its signed
     manifest is not, and a device verifying the history needs it
     (docs/DESIGN.md "Retention rule"): the body points at it."""
-    details: Body = {"file_id": v.file_id, "revision": v.revision,
+    details: Body = {"file_id": v.file_id, "revision": v.revision, "deleted": v.deleted,
                      "expired_at": v.expired_at or 0}
     if not v.deleted and v.manifest_key:
         details.update(_manifest_fields(rt, v))

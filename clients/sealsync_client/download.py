@@ -52,10 +52,7 @@ def open_version(api: Api, ring: Keyring, user_id: str, file_id: str,
     except Expired as exc:
         if revision is None:
             raise  # the head never expires: a server saying so is refused
-        body = {k: v for k, v in exc.body.items() if k not in ("chunks", "packs")}
-        body.setdefault("deleted", False)
-        if "manifest_url" not in body or not isinstance(body.get("expired_at"), int):
-            raise IntegrityError() from None  # nothing to verify the history with
+        body = _expired(exc.body)
     rev = int(body["revision"])
     if revision is not None and rev != revision:
         raise IntegrityError()  # the server answered for another revision
@@ -66,6 +63,16 @@ def open_version(api: Api, ring: Keyring, user_id: str, file_id: str,
                              envelope)
     check_stored(manifest.path)
     return Version(file_id, rev, body, manifest)
+
+
+def _expired(body: Body) -> Body:
+    """A 410's body as a version's: what the history needs (the manifest's
+    place), never chunks; anything less is refused like a bad manifest."""
+    out = {k: v for k, v in body.items() if k not in ("chunks", "packs")}
+    whole = isinstance(out.get("expired_at"), int) and isinstance(out.get("revision"), int)
+    if not whole or not (out.get("deleted") or "manifest_url" in out):
+        raise IntegrityError()
+    return out
 
 
 def fetch_version(api: Api, ring: Keyring, user_id: str, workers: int, bar: Progress,

@@ -13,8 +13,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sealsync_client.api import Expired
 from sealsync_client.folder import Folder, init_folder
 
 from tests.client_e2e.conftest import FAST as FAST_COST
@@ -90,3 +92,31 @@ def test_a_device_whose_feed_page_ends_on_an_expired_revision_skips_it_and_loses
         assert (c.root / "scan.pdf").read_bytes() == second
     finally:
         c.close()
+
+
+def test_a_server_claiming_the_newest_version_expired_is_reported_not_believed(
+        stack: StackProcess, devices: tuple[Folder, Folder]) -> None:
+    """The head never expires: a 410 for the newest revision the feed lists
+    is verified (its manifest is real) but reported as withheld, and the
+    device keeps what it had."""
+    a, b = devices
+    (a.root / "notes.txt").write_bytes(os.urandom(70_000))
+    settle(a, b)
+    kept = (b.root / "notes.txt").read_bytes()
+    (a.root / "notes.txt").write_bytes(os.urandom(60_000))
+    settle(a)
+    file_id = a.state.by_path("notes.txt").file_id
+    real = b.api.get_file
+
+    def lying(fid: str, revision: int | None = None) -> dict[str, Any]:
+        body = real(fid, revision)
+        if fid == file_id and revision == 2:
+            gone = {k: v for k, v in body.items() if k not in ("chunks", "packs")}
+            raise Expired("expired", 410, "expired", {**gone, "expired_at": 1})
+        return body
+
+    b.api.get_file = lying  # type: ignore[method-assign]
+    report = b.engine().sync()
+    assert any("the server says revision 2, the newest it listed, has expired" in e
+               for e in report.errors), report.errors
+    assert (b.root / "notes.txt").read_bytes() == kept
