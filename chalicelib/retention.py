@@ -89,27 +89,32 @@ def _expire_user(rt: Runtime, user: str, after: str, window: int, now: int, tall
                  out_of_time: Callable[[], bool]) -> str | None:
     """Every file of the user after `after`; the last file done when time
     ran out (None: the user is done)."""
+    asked: set[str] = set()  # the collector is asked for a full cycle once per user
     while True:
         files, nxt = rt.gc.files_page(user, after, FILES_PER_PAGE)
         for file_id in files:
             if out_of_time():
                 return after
-            expire_file(rt, user, file_id, window, now, tally)
+            expire_file(rt, user, file_id, window, now, tally, asked)
             after = file_id
         if nxt is None:
             return None
 
 
 def expire_file(rt: Runtime, user: str, file_id: str, window: int, now: int,
-                tally: Tally) -> None:
-    """Expire what the rule says of one file's revisions."""
+                tally: Tally, asked: set[str] | None = None) -> None:
+    """Expire what the rule says of one file's revisions. `asked`: users
+    whose collector this run already asked for a full cycle."""
     tally.files += 1
     revisions = rt.retention.revisions(user, file_id)
     doomed = core.expiring(revisions, window, now)
     if not doomed:
         return
     head = max(r.revision for r in revisions)
-    rt.gc.want_full_cycle(user, now)  # first: a crash later costs a cycle, not a leak
+    if asked is None or user not in asked:  # first: a crash later costs a cycle, not a leak
+        rt.gc.want_full_cycle(user, now)
+        if asked is not None:
+            asked.add(user)
     chunks = rt.retention.chunk_lists(user, file_id)
     going = {r.revision for r in doomed}
     gone = core.unindexed((chunks.get(r, ()) for r in going),
