@@ -15,6 +15,12 @@ without the other (a crash between them) and nothing is lost: an index
 entry dropped too early costs the collector a rescue (its scan puts it
 back), one left behind costs storage until the next run.
 
+Why this is safe against the collector: no revision loses its chunk list
+while the user's collection is between a doom and its deletes (the job
+skips such a user's files, and the transaction checks it): the scan counts
+on every revision that existed at the doom still naming its chunks, since
+a commit that found a chunk known trusts that a revision names it.
+
 Why this is safe against a commit running at the same time:
 * a commit that supersedes the head meanwhile only makes more revisions
   expirable later; the head is never touched, and the transaction checks
@@ -38,6 +44,7 @@ from dataclasses import dataclass
 from .adapters.retention_store import MAX_PER_TRANSACTION
 from .config import Runtime
 from .core import retention as core
+from .core.gc import DELETE, SCAN
 
 log = logging.getLogger("sealsync.retention")
 FILES_PER_PAGE = 200
@@ -52,6 +59,7 @@ class Tally:
     bytes_freed: int = 0
     unindexed: int = 0
     lost_races: int = 0  # a transaction another run (or a moved head) cancelled
+    collecting: int = 0  # files left for the next run: the collector was mid-cycle
     finished: int = 0  # 1: the run reached the last user
 
     def as_dict(self) -> dict[str, int]:
@@ -111,6 +119,9 @@ def expire_file(rt: Runtime, user: str, file_id: str, window: int, now: int,
     if not doomed:
         return
     head = max(r.revision for r in revisions)
+    if rt.gc.state(user)[0].phase in (SCAN, DELETE):
+        tally.collecting += 1  # its scan must see every revision as at the doom: next run
+        return
     if asked is None or user not in asked:  # first: a crash later costs a cycle, not a leak
         rt.gc.want_full_cycle(user, now)
         if asked is not None:

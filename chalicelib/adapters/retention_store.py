@@ -13,12 +13,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ..core.gc import DELETE, SCAN
 from ..core.retention import Revision
 from .meta import _unpack, ddb_item, ddb_plain
 from .usage import expiry_actions
 
 _CURSOR = {"pk": "XRUN", "sk": "CURSOR"}
-MAX_PER_TRANSACTION = 96  # + the head's check and the two metering actions: 99 of 100
+# + the head's check, the collector's check and the two metering actions: 100
+MAX_PER_TRANSACTION = 96
 
 
 class RetentionStore:
@@ -52,9 +54,13 @@ class RetentionStore:
         """ONE transaction: each revision marked expired with its chunk list
         removed, IF it exists and is not expired yet; the head checked to be
         past all of them (heads only move forward: belt and braces); the
-        usage TOTAL and hour bucket taken down by their sizes. Two runs
-        racing, or one run twice, take a revision off once: the loser's
-        transaction is cancelled and writes nothing. False when cancelled."""
+        user's collection checked NOT to be between a doom and its deletes
+        (its scan counts on every revision that existed at the doom still
+        naming its chunks: a commit that trusted a known chunk relies on
+        that); the usage TOTAL and hour bucket taken down by their sizes.
+        Two runs racing, or one run twice, take a revision off once: the
+        loser's transaction is cancelled and writes nothing. False when
+        cancelled."""
         assert 0 < len(revisions) <= MAX_PER_TRANSACTION
         top = max(r.revision for r in revisions)
         assert top < head, "the head never expires"
@@ -68,6 +74,12 @@ class RetentionStore:
             "TableName": self.table, "Key": ddb_item(pk=f"F#{user_id}", sk=file_id),
             "ConditionExpression": "rev > :top",
             "ExpressionAttributeValues": ddb_item(**{":top": top})}})
+        items.append({"ConditionCheck": {
+            "TableName": self.table, "Key": ddb_item(pk=f"G#{user_id}", sk="GC"),
+            "ConditionExpression": "attribute_not_exists(pk) OR "
+                                   "(#phase <> :scan AND #phase <> :delete)",
+            "ExpressionAttributeNames": {"#phase": "phase"},
+            "ExpressionAttributeValues": ddb_item(**{":scan": SCAN, ":delete": DELETE})}})
         items += expiry_actions(self.table, user_id, now, [r.size for r in revisions])
         try:
             self.db.transact_write_items(TransactItems=items)

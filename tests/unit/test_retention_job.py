@@ -213,3 +213,29 @@ def test_zero_days_keeps_every_version(fast: Harness) -> None:
     assert revision(h, dev, file_id, 1).status_code == 200
     listed = h.get(f"/v1/files/{file_id}/revisions", dev).json_body["revisions"]
     assert all("expires_at" not in r and "expired_at" not in r for r in listed)
+
+
+def test_no_revision_expires_while_the_collector_is_between_a_doom_and_its_deletes(
+        fast: Harness) -> None:
+    """The collector's scan counts on every revision that existed at the doom
+    still naming its chunks: the job leaves the user for its next run, and
+    the transaction itself refuses (a run that read the state just before)."""
+    h, dev = fast, fast.signup()
+    _pid, file_id = commit_pack(h, dev, [secrets.token_bytes(300)])
+    commit(h, dev, file_id, 1, [secrets.token_bytes(200)])
+    orphan = secrets.token_bytes(100)
+    put(h, f"chunks/{dev.user_id}/{chunk_id(orphan)}", orphan)  # something to doom
+    now = int(time.time())
+    from chalicelib.core import gc as gc_core
+    for _ in range(8):  # step the collector until it has doomed and stands in its scan
+        collector.collect_user(h.rt, dev.user_id, now + LATER, gc_core.Tally(), budget=1)
+        if h.rt.gc.state(dev.user_id)[0].phase == gc_core.SCAN:
+            break
+    assert h.rt.gc.state(dev.user_id)[0].phase == gc_core.SCAN
+    report = retention.expire(h.rt, now + AFTER)
+    assert (report["expired"], report["collecting"]) == (0, 1)
+    r1 = h.rt.retention.revisions(dev.user_id, file_id)[0]
+    assert not h.rt.retention.expire(dev.user_id, file_id, 2, [r1], now + AFTER)
+    assert h.rt.meta.get_revision(dev.user_id, file_id, 1).chunk_ids  # type: ignore[union-attr]
+    collector.collect_user(h.rt, dev.user_id, now + LATER, gc_core.Tally())  # to the end
+    assert retention.expire(h.rt, now + AFTER)["expired"] == 1
