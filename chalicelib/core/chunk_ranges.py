@@ -98,6 +98,7 @@ def parse_chunk_list(raw: object, digest: object, limits: Limits) -> ChunkList:
     for item in raw:
         if not isinstance(item, dict):
             raise BadRequest("each chunk must be an object {id, size} or {base, count, size}")
+        # `base` makes an item a range (an {id, size} never had one)
         segment = _range(item, limits) if "base" in item else _explicit(item, limits)
         refs += segment.count if isinstance(segment, BaseRange) else 1
         if refs > limits.max_chunks:
@@ -110,10 +111,9 @@ def parse_chunk_list(raw: object, digest: object, limits: Limits) -> ChunkList:
 
 
 def _explicit(item: dict[str, object], limits: Limits) -> Explicit:
+    # exactly as lenient as before ranges (old clients' lists work unchanged)
     chunk_id = check_chunk_id(item.get("id"))
-    size = int_in(item.get("size"), "chunk size", 1, limits.max_chunk_bytes)
-    only_fields(item, {"id", "size"})
-    return Explicit(chunk_id, size)
+    return Explicit(chunk_id, int_in(item.get("size"), "chunk size", 1, limits.max_chunk_bytes))
 
 
 def _range(item: dict[str, object], limits: Limits) -> BaseRange:
