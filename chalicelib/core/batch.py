@@ -132,12 +132,6 @@ class BatchDraft:
         return {d.file_id: d.base_revision for d in self.drafts if d.chunks.uses_base}
 
 
-def parse_batch(body: dict[str, Any], limits: Limits) -> BatchRequest:
-    """A batch none of whose entries names a range of its base (a range is
-    then refused as naming a base revision that does not exist)."""
-    return resolve(parse_draft(body, limits), {}, limits)
-
-
 def parse_draft(body: dict[str, Any], limits: Limits) -> BatchDraft:
     """Validate POST /v1/batches {entries: [...]}. Errors name the entry.
     `packs` is core.packs' to validate, against the entries parsed here."""

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sealsync_client.chunk_delta import against_base, as_listed, chunks_sha256
 
-from chalicelib.core.batch import parse_batch, parse_draft, resolve
+from chalicelib.core.batch import parse_draft, resolve
 from chalicelib.core.chunk_ranges import (
     BaseRange,
     ChunkList,
@@ -127,7 +127,7 @@ def test_entries_without_ranges_need_no_base_read() -> None:
     body = {"entries": [entry([{"id": cid(1), "size": 3}], base=0)]}
     draft = parse_draft(body, LIMITS)
     assert draft.bases() == {}
-    assert parse_batch(body, LIMITS).entries[0].chunk_ids == (cid(1),)
+    assert resolve(draft, {}, LIMITS).entries[0].chunk_ids == (cid(1),)
 
 
 @pytest.mark.parametrize(("base", "words"), [
