@@ -55,10 +55,25 @@ def missing_chunks(rt: Runtime, rec: BatchRecord) -> tuple[dict[int, int], int |
     rt.packs.remember(user, new)
     rest = sorted(unknown - found.keys() - lost)
     absent_keys = set(rt.blobs.missing([chunk_key(user, c) for c in rest]))
-    absent = ({c for c in rest if chunk_key(user, c) in absent_keys or c in fence.doomed_chunks}
-              | (lost & unknown))
+    gone = {c for c in rest if chunk_key(user, c) in absent_keys or c in fence.doomed_chunks}
+    absent = (gone - _still_in_a_pack(rt, user, gone, fence.doomed_packs)) | (lost & unknown)
     out = {i: len(set(rec.entries[i].chunk_ids) & absent) for i in rec.open_entries()}
     return {i: n for i, n in out.items() if n}, fence.gen
+
+
+def _still_in_a_pack(rt: Runtime, user: str, chunks: set[str],
+                     doomed_packs: frozenset[str]) -> set[str]:
+    """Chunks neither known nor declared nor stored alone that are located
+    in a pack still stored and not doomed: the retention job dropped them
+    from the index (another file still names them, or an edit's base does),
+    and they are as stored as any. The fence read before covers the pack as
+    it covers a declared one. Read only when such chunks exist."""
+    located = {c: loc for c, loc in rt.packs.locations(user, chunks).items()
+               if loc.pack_id not in doomed_packs} if chunks else {}
+    packs = sorted({loc.pack_id for loc in located.values()})
+    stored = {p for p, size in zip(packs, rt.blobs.sizes([pack_key(user, p) for p in packs]),
+                                   strict=True) if size is not None}
+    return {c for c, loc in located.items() if loc.pack_id in stored}
 
 
 def _by_pack(located: dict[str, Location]) -> dict[str, list[str]]:

@@ -180,6 +180,11 @@ class Model:
                 assert item and item["upload"] == up.server_id, f"revision item {item}"
                 if "expired" in item:  # retention: never the head, no chunk list left
                     assert rev < top and "chunks" not in item, f"expired {item}, head {top}"
+                    continue
+                # the full list as the entry meant it, ranges of a base expanded
+                listed = bytes(getattr(item.get("chunks"), "value", item.get("chunks")) or b"")
+                assert listed == b"".join(bytes.fromhex(c.id) for c in up.chunks), (
+                    f"revision {rev} of {file_id} lists other chunks than its upload")
             if head:
                 tip = chain[top]
                 assert head["upload"] == tip.server_id

@@ -129,6 +129,24 @@ def test_a_chunk_another_file_still_names_is_kept_and_put_back_in_the_index(
     assert h.rt.meta.known_chunks(dev.user_id, [chunk_id(shared)]) == {chunk_id(shared)}
 
 
+def test_a_commit_naming_a_chunk_the_index_forgot_but_a_pack_still_holds_is_accepted(
+        fast: Harness) -> None:
+    """The retention job drops a chunk from the index that another file's
+    head still names (found again only by the collector's next full cycle):
+    a commit naming it meanwhile (a device's stale record of known chunks,
+    an edit's ranges of its base) finds it located in a stored pack."""
+    h, dev = fast, fast.signup()
+    shared, other = secrets.token_bytes(1000), secrets.token_bytes(300)
+    _pid, a = commit_pack(h, dev, [shared])
+    commit(h, dev, new_id(), 0, [shared], pack=False)  # a copy names it too
+    commit(h, dev, a, 1, [other])
+    assert run_job(h.rt, {"job": "retention"}, int(time.time()) + AFTER)["unindexed"] == 1
+    assert h.rt.meta.known_chunks(dev.user_id, [chunk_id(shared)]) == set()
+    third = new_id()
+    commit(h, dev, third, 0, [shared], pack=False)  # nothing sent: it is in a pack
+    assert read_chunk(h, dev, third) == {chunk_id(shared): shared}
+
+
 def test_a_commit_deduping_against_an_expiring_chunk_never_lands_on_deleted_data(
         fast: Harness) -> None:
     """The expiry and a whole collection run between the commit's chunk check
@@ -239,3 +257,20 @@ def test_no_revision_expires_while_the_collector_is_between_a_doom_and_its_delet
     assert h.rt.meta.get_revision(dev.user_id, file_id, 1).chunk_ids  # type: ignore[union-attr]
     collector.collect_user(h.rt, dev.user_id, now + LATER, gc_core.Tally())  # to the end
     assert retention.expire(h.rt, now + AFTER)["expired"] == 1
+
+
+def test_an_edit_sent_as_ranges_of_an_expired_base_is_refused_clearly(fast: Harness) -> None:
+    """An expired revision names no chunks any more: an edit against it (a
+    conflict anyway: the head never expires) is a 400 saying so, and the
+    client's fallback (the full list) is then decided as a conflict."""
+    from tests.unit.test_batch_ranges import ranges
+
+    h, dev = fast, fast.signup()
+    blobs = tuple(secrets.token_bytes(50 + i) for i in range(3))
+    _pid, file_id = commit_pack(h, dev, list(blobs))
+    commit(h, dev, file_id, 1, [secrets.token_bytes(40)])
+    run_job(h.rt, {"job": "retention"}, int(time.time()) + AFTER)
+    edit = BatchItem(file_id, 1, chunks=blobs, sent=ranges(blobs, [(0, 3)]))
+    r = h.post("/v1/batches", {"entries": [edit.body()]}, dev)
+    assert r.status_code == 400, r.body
+    assert "base revision 1 expired: send the full chunk list" in r.json_body["message"]
