@@ -53,7 +53,7 @@ class Throttled:
 
 
 def test_writes_overlap_and_unprocessed_items_go_again_after_a_backoff() -> None:
-    db, waits = Throttled(), []
+    db, waits = Throttled(), list[float]()
     ddb_batch.put_all(db, "t", items(100), workers=4, sleep=waits.append)
     assert sorted(db.written) == [f"{i:064x}" for i in range(100)]  # each once
     assert db.peak >= 4
