@@ -3,6 +3,7 @@ buffer, and downloads as coalesced ranges fetched in file order."""
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -118,10 +119,12 @@ def test_ranged_fetch_hands_out_each_blob_and_drops_used_ranges() -> None:
         pack += blob
     gets: list[tuple[int, int] | None] = []
 
-    def get(url: str, byte_range: tuple[int, int] | None = None) -> bytes:
+    def get(url: str, byte_range: tuple[int, int] | None = None, *,
+            into: bytearray) -> memoryview:
         gets.append(byte_range)
         assert url == "url-p" and byte_range is not None
-        return bytes(pack[byte_range[0]:byte_range[0] + byte_range[1]])
+        into[:byte_range[1]] = pack[byte_range[0]:byte_range[0] + byte_range[1]]
+        return memoryview(into)[:byte_range[1]]
 
     order = [refs[3].chunk_id, refs[0].chunk_id, refs[3].chunk_id, refs[5].chunk_id]
     seen: list[int] = []
@@ -134,10 +137,42 @@ def test_ranged_fetch_hands_out_each_blob_and_drops_used_ranges() -> None:
     assert sum(seen) == sum(len(blobs[c]) for c in order)
 
 
+def test_a_download_reuses_a_few_range_buffers_whatever_its_length() -> None:
+    """40 far-apart ranges, 4 GETs ahead: each read into a buffer no range
+    in flight or not used up holds, and at most 5 buffers ever made."""
+    blobs = {f"{i:064x}": os.urandom(3000 + i) for i in range(40)}
+    pack, refs = bytearray(), []
+    for cid, blob in blobs.items():
+        pack += bytes(READ_GAP + 1)  # too far apart to share a GET
+        refs.append(P.BlobRef(cid, len(pack), len(blob)))
+        pack += blob
+    buffers: set[int] = set()
+    busy: set[int] = set()
+    lock = threading.Lock()
+
+    def get(url: str, byte_range: tuple[int, int], *, into: bytearray) -> memoryview:
+        with lock:
+            assert id(into) not in busy  # never two GETs into one buffer
+            busy.add(id(into))
+            buffers.add(id(into))
+        into[:byte_range[1]] = pack[byte_range[0]:byte_range[0] + byte_range[1]]
+        with lock:
+            busy.discard(id(into))
+        return memoryview(into)[:byte_range[1]]
+
+    order = [r.chunk_id for r in refs]
+    with ThreadPoolExecutor(4) as pool:
+        fetch = RangedFetch(get, body_for(refs), order, pool, 4, lambda n: None)
+        assert [fetch(c) for c in order] == list(blobs.values())
+    assert len(buffers) <= 5
+    assert fetch._live == {} and fetch._bufs == {}
+
+
 def test_a_range_the_server_cuts_short_or_a_withheld_chunk_fails() -> None:
     ref = P.BlobRef("a" * 64, 5, 100)
     with ThreadPoolExecutor(1) as pool:
-        fetch = RangedFetch(lambda url, r=None: b"short", body_for([ref]), [ref.chunk_id],
+        fetch = RangedFetch(lambda url, r=None, into=None: b"short", body_for([ref]),
+                            [ref.chunk_id],
                             pool, 2, lambda n: None)
         with pytest.raises(IntegrityError):
             fetch(ref.chunk_id)
