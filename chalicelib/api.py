@@ -241,7 +241,9 @@ def open_batch(rt: Runtime, who: Claims, req: BatchRequest,
     chunk the server lacks (and one per pack)."""
     rec = record_batch(rt, who, req, packs, detached)
     batch_id, now = rec.batch_id, rec.created
-    known = rt.meta.known_chunks(who.user_id, req.chunk_sizes) | packed_chunks(packs)
+    packed = packed_chunks(packs)  # in a pack of this batch: no index lookup needed
+    known = rt.meta.known_chunks(who.user_id, [c for c in req.chunk_sizes
+                                               if c not in packed]) | packed
     chunk_urls = {c: rt.blobs.presign_put(chunk_key(who.user_id, c), size, create_only=True)
                   for c, size in req.chunk_sizes.items() if c not in known}
     rt.usage.count_requests(who.user_id, now, puts=1 + len(chunk_urls) + len(packs))

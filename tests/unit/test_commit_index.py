@@ -66,3 +66,23 @@ def test_a_crash_before_the_index_loses_no_verdict_and_no_chunk(
     assert h.commit(later.key).status == FINISHED
     assert [e["status"] for e in h.batch(dev, later.batch_id)["entries"]] == ["accepted"]
     assert h.rt.meta.known_chunks(dev.user_id, [chunk_id(c)]) == {chunk_id(c)}
+
+
+def test_opening_a_batch_looks_up_only_the_chunks_it_does_not_pack(
+        fast: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.unit.test_pack_pipeline import make_pack, post_batch
+
+    h, dev = fast, fast.signup()
+    c1, c2, c3 = (secrets.token_bytes(n) for n in (300, 500, 700))
+    _pid, _data, decl = make_pack([c1, c2])
+    asked: list[str] = []
+    known = h.rt.meta.known_chunks
+
+    def looked_up(user: str, chunks: Any) -> set[str]:
+        asked.extend(chunks)
+        return known(user, chunks)
+
+    monkeypatch.setattr(h.rt.meta, "known_chunks", looked_up)
+    batch = post_batch(h, dev, [BatchItem(new_id(), 0, chunks=(c1, c2, c3))], [decl])
+    assert asked == [chunk_id(c3)]
+    assert set(batch.ticket["chunk_urls"]) == {chunk_id(c3)}
