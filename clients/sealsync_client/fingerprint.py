@@ -95,19 +95,28 @@ class HashingReader:
     block in order, while the chunker cuts and hashes chunks: each block is
     read into one of two buffers of our own and copied to the chunker's,
     which moves its leftovers around; a buffer is reused only once its
-    block was hashed."""
+    block was hashed. Without `helper` (a file too small for a thread to
+    pay off) each block is hashed in place before the chunker sees it."""
 
     BLOCK = 1024 * 1024
+    HELPER_MIN = 8 * 1024 * 1024  # file size from which the helper thread pays off
 
-    def __init__(self, raw: _Raw) -> None:
+    def __init__(self, raw: _Raw, helper: bool = True) -> None:
         self._raw = raw
         self._hash = local_hasher()
-        self._bufs = [bytearray(self.BLOCK), bytearray(self.BLOCK)]
         self._jobs: list[Future[None] | None] = [None, None]
         self._turn = 0
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="sealsync-hash")
+        self._pool: ThreadPoolExecutor | None = None
+        self._bufs: list[bytearray] = []
+        if helper:
+            self._bufs = [bytearray(self.BLOCK), bytearray(self.BLOCK)]
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="sealsync-hash")
 
     def readinto(self, out: memoryview) -> int:
+        if self._pool is None:
+            n = self._raw.readinto(out) or 0
+            self._hash.update(out[:n])
+            return n
         i = self._turn
         self._turn ^= 1
         job = self._jobs[i]
@@ -128,7 +137,8 @@ class HashingReader:
         return str(self._hash.hexdigest())
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
 def placed(path: Path, digest: str) -> Fingerprint:

@@ -320,7 +320,7 @@ class Transfer:
             digest = None
             with self._lock, open(path, "rb", buffering=0) as raw:
                 if local_hash:
-                    reader = HashingReader(raw)
+                    reader = HashingReader(raw, helper=size >= HashingReader.HELPER_MIN)
                     try:
                         spans = chunk_spans(reader, self.ring, self.chunkers[tier])
                         digest = reader.hexdigest()

@@ -38,10 +38,12 @@ def digest(data: bytes) -> str:
     return str(h.hexdigest())
 
 
+@pytest.mark.parametrize("helper", [True, False], ids=["helper", "in-place"])
 @pytest.mark.parametrize("most", [1 << 30, 300_001, 4096], ids=["whole", "odd", "small"])
-def test_the_chunker_gets_the_same_bytes_and_the_hash_is_of_them_all(most: int) -> None:
+def test_the_chunker_gets_the_same_bytes_and_the_hash_is_of_them_all(
+        most: int, helper: bool) -> None:
     data = os.urandom(5 * MiB + 12345)
-    reader = HashingReader(Trickle(data, most))
+    reader = HashingReader(Trickle(data, most), helper=helper)
     try:
         spans = chunk_spans(reader, RING, Chunker(RING.chunker))
         assert reader.hexdigest() == digest(data)
@@ -51,7 +53,7 @@ def test_the_chunker_gets_the_same_bytes_and_the_hash_is_of_them_all(most: int) 
     assert sum(s.size for s in spans) == len(data)
 
 
-@pytest.mark.parametrize("size", [0, 10, 16 * 1024, 16 * 1024 + 1, 3 * MiB])
+@pytest.mark.parametrize("size", [0, 10, 16 * 1024, 16 * 1024 + 1, 3 * MiB, 9 * MiB])
 def test_prepare_takes_the_fingerprint_hash_only_when_asked(tmp_path: Path, size: int) -> None:
     (tmp_path / "f.bin").write_bytes(os.urandom(size))
     t = Transfer(FakeServer(), RING, USER, "test", sign=sign)  # type: ignore[arg-type]
