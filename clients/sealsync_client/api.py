@@ -79,7 +79,10 @@ def say_on_stderr(message: str) -> None:
     print(f"sealsync: {message}", file=sys.stderr, flush=True)
 
 
-READ_BLOCK = 1 << 20  # one readinto of a body read into a buffer (64 KiB under --bwlimit)
+# One read of a body read into a buffer. urllib3's readinto allocates a
+# temporary of the size asked (http.client two): kept small, they come
+# and go from the thread's heap instead of fragmenting it.
+READ_BLOCK = 64 * 1024
 MAX_WAIT_S = 60  # longer waits than this are reported instead of slept through
 RATE_RETRIES = 3
 
@@ -363,7 +366,7 @@ def _read_into(r: requests.Response, view: memoryview, bucket: Any) -> memoryvie
     `bucket` block by block under --bwlimit); a body of another length is
     refused like any wrong range."""
     import urllib3
-    got, block = 0, READ_BLOCK if bucket is None else 64 * 1024
+    got, block = 0, READ_BLOCK
     try:
         while got < len(view):
             n = r.raw.readinto(view[got:got + block])

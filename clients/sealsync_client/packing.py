@@ -359,11 +359,16 @@ class RangedFetch:
         return envelope
 
     def _start(self, n: int) -> None:
-        """Submit GET `n`; a pack range reads into a free range buffer (or a
-        new one, when all are held by ranges in flight or not used up)."""
+        """Submit GET `n`. A range of at least half a READ_SPAN reads into a
+        free READ_SPAN buffer (or a new one, when all are held by ranges in
+        flight or not used up); a smaller one (a file's end, around an
+        edit) is read as bytes of its own size, so that a run of small
+        ranges never holds a big buffer each."""
         job = self._jobs[n]
-        if job.byte_range is None:
-            self._live[n] = self._pool.submit(self._get, job.url)
+        if job.byte_range is None or job.byte_range[1] < READ_SPAN // 2:
+            self._live[n] = self._pool.submit(
+                *(self._get, job.url) if job.byte_range is None
+                else (self._get, job.url, job.byte_range))
             return
         size = job.byte_range[1]
         buf = next((b for b in self._free if len(b) >= size), None)
@@ -375,8 +380,11 @@ class RangedFetch:
         self._live[n] = self._pool.submit(self._get, job.url, job.byte_range, into=buf)
 
     def _live_bytes(self) -> int:
-        """Bytes of the ranges in flight or held (a v1 chunk counts 1 MiB)."""
-        return sum(r[1] if (r := self._jobs[j].byte_range) else 1 << 20 for j in self._live)
+        """Memory held by the ranges in flight or not used up: a range's
+        buffer, else its length (a v1 chunk counts 1 MiB)."""
+        return sum(len(self._bufs[j]) if j in self._bufs
+                   else r[1] if (r := self._jobs[j].byte_range) else 1 << 20
+                   for j in self._live)
 
     def cancel(self) -> None:
         for f in self._live.values():
