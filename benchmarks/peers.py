@@ -241,9 +241,11 @@ def peer_runs(stack: BenchStack, work: Path, big_mib: int, small_count: int,
     handler: dict[str, Any] = {}
     for name, tool in tools.items():
         since = time.time()
+        before = stack.calls_before(since)
         run = tool.sync(small_root)
         if name == "sealsync":
-            handler = batch_handler_ms(stack.handler_runs(since, time.time()), small_count)
+            handler = batch_handler_ms(stack.handler_runs(since, time.time()), small_count,
+                                       before)
         out["initial_small"][name] = run
         log(f"{name}: {small_count} small files in {run.seconds:.1f} s "
             f"({run.s3.methods.get('PUT', 0)} S3 PUTs)")
@@ -252,19 +254,33 @@ def peer_runs(stack: BenchStack, work: Path, big_mib: int, small_count: int,
             "roots": {"big": big_root, "small": small_root}}
 
 
-def batch_handler_ms(runs: list[dict[str, Any]], files: int) -> dict[str, Any]:
+def batch_handler_ms(runs: list[dict[str, Any]], files: int,
+                     before: dict[str, int] | None = None) -> dict[str, Any]:
     """The commit handler's time during the small-file sync, as Lambda would
     bill it: summed over its invocations (each batch's bundle is one
     message), per 1,000 files and per batch. Measured on moto, whose
-    DynamoDB is slower than AWS's, so an upper bound (benchmarks/README.md)."""
+    DynamoDB is slower than AWS's, so an upper bound (benchmarks/README.md).
+
+    Also the issue's counts per 1,000 files: handler invocations, and the
+    DynamoDB requests of the whole stack (API and handler) from `before`
+    (BenchStack.calls_before) to the window's last run."""
     total = sum(r["ms"] for r in runs)
     batches = sum(r["messages"] for r in runs)
     if not runs or not files:
         return {}
-    return {"per_1000_files": round(total * 1000 / files, 1),
-            "per_batch": round(total / batches, 1) if batches else None,
-            "invocations": len(runs), "batches": batches, "files": files,
-            "total_ms": round(total, 1)}
+    out: dict[str, Any] = {
+        "per_1000_files": round(total * 1000 / files, 1),
+        "per_batch": round(total / batches, 1) if batches else None,
+        "invocations": len(runs), "batches": batches, "files": files,
+        "total_ms": round(total, 1),
+        "invocations_per_1000_files": round(len(runs) * 1000 / files, 2)}
+    counted = [r for r in runs if "ddb_writes" in r]
+    if counted:
+        last = max(counted, key=lambda r: r["ddb_writes"])
+        for key in ("ddb_writes", "ddb_reads"):
+            done = last[key] - (before or {}).get(key, 0)
+            out[f"{key}_per_1000_files"] = round(done * 1000 / files, 1)
+    return out
 
 
 NOOP_RUNS = 3  # best of: a pass is a second or two even at 10,000 files

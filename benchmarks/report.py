@@ -33,6 +33,11 @@ def peer_keys(peers: dict[str, Any]) -> dict[str, Any]:
             runs["initial_small"], lambda r: round(r.s3.methods.get("PUT", 0) / n, 3)),
         "peak_rss_mb_1gib": per_tool(runs["initial_big"], lambda r: round(r.rss_mb, 1)),
         "batch_handler_ms": peers.get("batch_handler_ms") or None,
+        # the per-1,000-files counts of the small-file sync
+        "handler_invocations_per_1000_files":
+            (peers.get("batch_handler_ms") or {}).get("invocations_per_1000_files"),
+        "ddb_write_requests_per_1000_files":
+            (peers.get("batch_handler_ms") or {}).get("ddb_writes_per_1000_files"),
         "noop_small_s": per_tool(runs.get("noop_small", {}), lambda r: round(r.seconds, 3)),
         "noop_floor_s": per_tool(runs.get("noop_floor", {}), lambda r: round(r.seconds, 3)),
     }
@@ -89,6 +94,13 @@ def single_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
          f"{fmt((r.get('batch_handler_ms') or {}).get('per_1000_files'))} ms per 1,000 files, "
          f"{(r.get('batch_handler_ms') or {}).get('batches', 'n/a')} batches (moto: an upper "
          "bound); `make cost` uses it"),
+        ("commit handler invocations per 1,000 small files",
+         fmt(r.get("handler_invocations_per_1000_files")),
+         "the small-file sync's Lambda runs (one per SQS batch of bundles)"),
+        ("DynamoDB write requests per 1,000 small files",
+         fmt(r.get("ddb_write_requests_per_1000_files")),
+         f"API and commit handler; reads "
+         f"{fmt((r.get('batch_handler_ms') or {}).get('ddb_reads_per_1000_files'))}"),
         ("cold `import app` (ms, median of 5)", fmt(r.get("cold_import_ms")), ""),
         ("deployment package (MB)", fmt(r.get("zip_mb")), ""),
         ("client peak RSS, client_1gib.py (MiB)", fmt(r.get("client_rss_mb_1gib")),

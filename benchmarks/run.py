@@ -30,7 +30,8 @@ REQUIRED = ("pipeline_mb_s", "aead_limit_mb_s", "pipeline_ratio", "initial_1gib_
             "initial_small_s", "resync_1mib_bytes_sent", "s3_puts_per_small_file",
             "commit_ms", "commit_floor_ms", "polls_per_upload_mean", "push_ms",
             "contention", "cold_import_ms", "zip_mb", "client_rss_mb_1gib", "noop_small_s",
-            "resume_resent_pct")
+            "resume_resent_pct", "handler_invocations_per_1000_files",
+            "ddb_write_requests_per_1000_files")
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,9 @@ def batch_rates(files: int, batches: int, work: Path) -> list[float]:
             batch.mkdir()
             write_small(batch, files, seed=b)
             since = time.time()
+            before = stack.calls_before(since)
             rates.append(files / sealsync.sync(root).seconds)
-            handler = batch_handler_ms(stack.handler_runs(since, time.time()), files)
+            handler = batch_handler_ms(stack.handler_runs(since, time.time()), files, before)
             print(f"batch {b}: {files} new files (stored {files * (b + 1)}): "
                   f"{rates[-1]:.1f} files/s; commit handler {handler}", flush=True)
     return rates

@@ -96,6 +96,14 @@ class BenchStack:
         runs = [json.loads(line) for line in lines if line.strip()]
         return [r for r in runs if since <= r["end"] <= until]
 
+    def calls_before(self, since: float) -> dict[str, int]:
+        """The stack's cumulative DynamoDB request counts (local/aws_calls.py)
+        as of its last handler run before `since`: the baseline a later
+        window's counts are taken from. Empty before any run."""
+        earlier = [r for r in self.handler_runs(0.0, since) if "ddb_writes" in r]
+        last = max(earlier, key=lambda r: r["ddb_writes"], default=None)
+        return {} if last is None else {k: last[k] for k in ("ddb_writes", "ddb_reads")}
+
     def __enter__(self) -> BenchStack:
         return self.start()
 

@@ -15,7 +15,14 @@ from . import billing, regions
 from .config import Runtime
 from .core import signatures as sig
 from .core import tokens
-from .core.batch import FINISHED, BatchRecord, BatchRequest, batch_body, parse_batch
+from .core.batch import (
+    FINISHED,
+    BatchRecord,
+    BatchRequest,
+    batch_body,
+    parse_draft,
+    resolve,
+)
 from .core.billing import check_email
 from .core.decide import PENDING, TERMINAL
 from .core.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge, Unauthorized
@@ -211,8 +218,12 @@ def caller(rt: Runtime, bearer: str | None) -> Claims:
 # -- batches (docs/DESIGN.md, "Batches") -------------------------------------------
 def create_batch(rt: Runtime, who: Claims, body: Body) -> Body:
     """POST /v1/batches: validate, then open the batch."""
-    req = parse_batch(body, rt.settings.limits)
-    packs = parse_packs(body.get("packs"), rt.settings.limits, req.chunk_sizes)
+    limits = rt.settings.limits
+    draft = parse_draft(body, limits)
+    # Only entries sent against their base (chunk ranges) need it read.
+    wanted = draft.bases()
+    req = resolve(draft, rt.meta.revisions(who.user_id, wanted) if wanted else {}, limits)
+    packs = parse_packs(body.get("packs"), limits, req.chunk_sizes)
     return open_batch(rt, who, req, packs)
 
 
@@ -241,9 +252,12 @@ def open_batch(rt: Runtime, who: Claims, req: BatchRequest,
     chunk the server lacks (and one per pack)."""
     rec = record_batch(rt, who, req, packs, detached)
     batch_id, now = rec.batch_id, rec.created
-    packed = packed_chunks(packs)  # in a pack of this batch: no index lookup needed
-    known = rt.meta.known_chunks(who.user_id, [c for c in req.chunk_sizes
-                                               if c not in packed]) | packed
+    # Chunks a range of a base names are a committed revision's: stored
+    # (the commit still checks every chunk), so neither looked up nor
+    # presigned; nor are those in a pack of this batch.
+    packed = packed_chunks(packs)
+    named = [c for c in req.chunk_sizes if c not in req.from_base and c not in packed]
+    known = rt.meta.known_chunks(who.user_id, named) | packed | req.from_base
     chunk_urls = {c: rt.blobs.presign_put(chunk_key(who.user_id, c), size, create_only=True)
                   for c, size in req.chunk_sizes.items() if c not in known}
     rt.usage.count_requests(who.user_id, now, puts=1 + len(chunk_urls) + len(packs))

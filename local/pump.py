@@ -88,7 +88,8 @@ class Pump:
                  function_name: str = "sealsync-local-on_commit_queue",
                  workers: int = 4, batch_size: int = 10, wait_s: int = 2,
                  duplicate_rate: float = 0.0, max_delay_s: float = 0.0,
-                 rng: random.Random | None = None, handler_log: Path | None = None) -> None:
+                 rng: random.Random | None = None, handler_log: Path | None = None,
+                 counters: Callable[[], dict[str, int]] | None = None) -> None:
         if not 0.0 <= duplicate_rate <= 1.0:
             raise ValueError("duplicate_rate must be between 0 and 1")
         self.sqs = sqs
@@ -103,6 +104,7 @@ class Pump:
         self.max_delay_s = max_delay_s
         self.rng = rng or random.Random()
         self.handler_log = handler_log  # a JSON line per successful handler run
+        self.counters = counters  # cumulative counts added to each line (local/aws_calls.py)
         self.queue_arn: str = sqs.get_queue_attributes(
             QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.stats = PumpStats()
@@ -182,9 +184,10 @@ class Pump:
             self.stats.batches += 1
             self.stats.messages += len(messages)
             if self.handler_log is not None:  # Lambda's "Duration" of this invocation
+                line = {"end": time.time(), "ms": round(handler_ms, 2),
+                        "messages": len(messages), **(self.counters() if self.counters else {})}
                 with self.handler_log.open("a") as f:
-                    f.write(json.dumps({"end": time.time(), "ms": round(handler_ms, 2),
-                                        "messages": len(messages)}) + "\n")
+                    f.write(json.dumps(line) + "\n")
         return True
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:

@@ -34,6 +34,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -140,7 +141,8 @@ class Stack:
                          region=self.opts.region, workers=self.opts.pump_workers,
                          duplicate_rate=self.opts.duplicate_events,
                          max_delay_s=self.opts.delay_events_s,
-                         handler_log=self.opts.handler_log).start()
+                         handler_log=self.opts.handler_log,
+                         counters=self._count_calls(rt)).start()
         self.sweeper = Periodic("sweeper", self.opts.sweep_interval_s,
                                 lambda: self._sweep(sweep, rt)).start()
         self._start_scheduler(app_module)
@@ -186,6 +188,15 @@ class Stack:
             raise StackError(f"another stack (pid {other}) owns {path}; stop it or "
                              "pass --state-file")
         log.info("replacing stale state file %s", path)
+
+    def _count_calls(self, rt: Any) -> Callable[[], dict[str, int]] | None:
+        """With a handler log (benchmarks), each line also carries the
+        stack's cumulative DynamoDB requests so far (local/aws_calls.py)."""
+        if self.opts.handler_log is None:
+            return None
+        from local.aws_calls import CallCounter
+
+        return CallCounter().attach(rt.dynamodb).totals
 
     def _start_stripe(self) -> dict[str, str]:
         """localstripe when installed (requirements-dev.txt); billing is off

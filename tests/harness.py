@@ -3,6 +3,7 @@ and deliver their staging events, against whichever Runtime a fixture built
 (moto in-process + fakeredis, or moto server + a real redis-server)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -80,6 +81,9 @@ class BatchItem:
     manifest: bytes = b""
     chunks: tuple[bytes, ...] = ()
     tombstone: bool = False
+    # `chunks` as sent, when it names ranges of the base ({base, count, size}):
+    # the body then states chunks_sha256 of the full list (core/chunk_ranges.py)
+    sent: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if not self.manifest:
@@ -90,6 +94,10 @@ class BatchItem:
                                "manifest_size": len(self.manifest),
                                "chunks": [{"id": chunk_id(c), "size": len(c)}
                                           for c in self.chunks]}
+        if self.sent is not None:
+            out["chunks"] = self.sent
+            out["chunks_sha256"] = hashlib.sha256(
+                b"".join(bytes.fromhex(chunk_id(c)) for c in self.chunks)).hexdigest()
         if self.tombstone:
             out["tombstone"] = True
         return out

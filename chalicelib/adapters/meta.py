@@ -12,7 +12,7 @@ heads they read and the fenced groups they commit are in adapters/batches.py.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -90,6 +90,24 @@ class Meta:
     def get_revision(self, user_id: str, file_id: str, revision: int) -> Version | None:
         it = self._get(f"R#{user_id}#{file_id}", f"{revision:012d}")
         return None if it is None else self._version(file_id, it)
+
+    def revisions(self, user_id: str, wanted: Mapping[str, int]) -> dict[str, Version]:
+        """file id -> that revision (`wanted[file id]`), for those stored: one
+        BatchGetItem per 100 (the bases an edit's chunk ranges name)."""
+        keys = sorted(wanted.items())
+        found: dict[str, Version] = {}
+        for i in range(0, len(keys), 100):
+            request = {self.table: {"Keys": [ddb_item(pk=f"R#{user_id}#{f}", sk=f"{rev:012d}")
+                                             for f, rev in keys[i:i + 100]],
+                                    "ConsistentRead": True}}
+            while request:
+                got = self.db.batch_get_item(RequestItems=request)
+                for raw in got["Responses"].get(self.table, []):
+                    it = ddb_plain(raw)
+                    file_id = it["pk"].rsplit("#", 1)[1]
+                    found[file_id] = self._version(file_id, it)
+                request = got.get("UnprocessedKeys") or {}
+        return found
 
     def list_revisions(self, user_id: str, file_id: str, limit: int,
                        before: int | None = None) -> list[Version]:

@@ -1,7 +1,10 @@
 """Batches: many file versions, one staging object, one handler run. Pure.
 
-  parse_batch      bound and validate POST /v1/batches (each entry like a
-                   single upload; duplicate file ids refused)
+  parse_draft      bound and validate POST /v1/batches (each entry like a
+                   single upload, its chunks possibly ranges of its base;
+                   duplicate file ids refused)
+  resolve          expand the ranges against the base revisions read
+                   (core/chunk_ranges.py): the entries as the record keeps them
   bundle_offsets   entry i's manifest is bytes [Σ sizes before i, + size_i)
                    of the bundle (the manifests concatenated in entry order)
   decide_entries   each entry decided on its own by `core.decide`
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import decide as core
+from .chunk_ranges import ChunkList, Explicit, expand, parse_chunk_list
 from .errors import BadRequest, SealsyncError, TooLarge
 from .ids import check_id
 from .records import Version
@@ -55,8 +59,10 @@ class Entry:
 @dataclass(frozen=True)
 class BatchRequest:
     entries: tuple[Entry, ...]
-    chunk_sizes: dict[str, int]  # every chunk id referenced -> its declared size
+    chunk_sizes: dict[str, int]  # every chunk id named explicitly -> its declared size
     bundle_sha256: bytes | None = None  # bound into the bundle's PUT URL when given
+    # chunks named only by ranges of a base revision: stored already
+    from_base: frozenset[str] = frozenset()
 
     @property
     def bundle_size(self) -> int:
@@ -101,7 +107,32 @@ class BatchRecord:
 
 
 # -- the request ----------------------------------------------------------------
-def parse_batch(body: dict[str, Any], limits: Limits) -> BatchRequest:
+@dataclass(frozen=True)
+class Draft:
+    """An entry as parsed, its chunks possibly ranges of its base's list
+    (core/chunk_ranges.py) that only the base revision's item can expand."""
+
+    file_id: str
+    base_revision: int
+    manifest_size: int
+    tombstone: bool
+    chunks: ChunkList
+
+
+@dataclass(frozen=True)
+class BatchDraft:
+    """POST /v1/batches validated, before the ranges are expanded (`resolve`)."""
+
+    drafts: tuple[Draft, ...]
+    bundle_sha256: bytes | None = None
+
+    def bases(self) -> dict[str, int]:
+        """file id -> base revision of each entry that names ranges of its base:
+        the only revisions `resolve` needs read."""
+        return {d.file_id: d.base_revision for d in self.drafts if d.chunks.uses_base}
+
+
+def parse_draft(body: dict[str, Any], limits: Limits) -> BatchDraft:
     """Validate POST /v1/batches {entries: [...]}. Errors name the entry.
     `packs` is core.packs' to validate, against the entries parsed here."""
     only_fields(body, {"entries", "packs", "bundle_sha256"})
@@ -111,45 +142,75 @@ def parse_batch(body: dict[str, Any], limits: Limits) -> BatchRequest:
         raise BadRequest("entries must be a non-empty list")
     if len(raw) > limits.max_batch_entries:
         raise TooLarge(f"a batch may hold at most {limits.max_batch_entries} entries")
-    entries: list[Entry] = []
-    sizes: dict[str, int] = {}
+    drafts: list[Draft] = []
     where: dict[str, int] = {}
     refs = 0
     for i, item in enumerate(raw):
         try:
-            entry, entry_sizes = _parse_entry(item, limits)
+            draft = _parse_entry(item, limits)
         except SealsyncError as exc:
             raise type(exc)(f"entries[{i}]: {exc.message}") from None
-        if entry.file_id in where:
+        if draft.file_id in where:
             raise BadRequest(f"entries[{i}]: file_id appears twice in one batch "
-                             f"(also entries[{where[entry.file_id]}])")
-        where[entry.file_id] = i
-        refs += len(entry.chunk_ids)
+                             f"(also entries[{where[draft.file_id]}])")
+        where[draft.file_id] = i
+        refs += draft.chunks.refs  # ranges count as the chunks they name
         if refs > limits.max_batch_chunks:
             raise TooLarge(f"a batch may reference at most {limits.max_batch_chunks} "
                            "chunks in all")
-        for chunk_id, size in entry_sizes:
-            sizes.setdefault(chunk_id, size)
-        entries.append(entry)
-    request = BatchRequest(tuple(entries), sizes, digest)
-    if request.bundle_size > limits.max_bundle_bytes:
+        drafts.append(draft)
+    if bundle_size(drafts) > limits.max_bundle_bytes:
         raise TooLarge(f"the manifests of a batch and their signatures may total at most "
                        f"{limits.max_bundle_bytes} bytes")
-    return request
+    return BatchDraft(tuple(drafts), digest)
 
 
-def _parse_entry(item: object, limits: Limits) -> tuple[Entry, list[tuple[str, int]]]:
+def _parse_entry(item: object, limits: Limits) -> Draft:
     if not isinstance(item, dict):
         raise BadRequest("each entry must be an object")
     tombstone = item.get("tombstone", False)
     if not isinstance(tombstone, bool):
         raise BadRequest("tombstone must be true or false")
-    # Exactly a single upload's fields, plus `tombstone`.
-    single = parse_upload({k: v for k, v in item.items() if k != "tombstone"}, limits)
-    if tombstone and single.chunk_ids:
+    # A single upload's fields, plus `tombstone`, and chunks that may be
+    # ranges of the base (`chunks_sha256` comes with those).
+    single = parse_upload({k: v for k, v in item.items()
+                           if k not in ("tombstone", "chunks", "chunks_sha256")}, limits)
+    chunks = parse_chunk_list(item.get("chunks", []), item.get("chunks_sha256"), limits)
+    if tombstone and chunks.segments:
         raise BadRequest("a tombstone references no chunks")
-    return entry_of(single, tombstone), list(zip(single.chunk_ids, single.chunk_sizes,
-                                                 strict=True))
+    if chunks.uses_base and single.base_revision == 0:
+        raise BadRequest("a new file (base_revision 0) has no base to name ranges of")
+    return Draft(single.file_id, single.base_revision, single.manifest_size, tombstone,
+                 chunks)
+
+
+def resolve(draft: BatchDraft, bases: Mapping[str, Version], limits: Limits) -> BatchRequest:
+    """Expand each entry's ranges against its base revision, read by the
+    caller (`bases[file_id]`, for the files `draft.bases()` names; absent:
+    no such revision). A base that is missing or a tombstone, a range
+    outside its list, or an expansion that is not `chunks_sha256` is a 400
+    naming the entry: nothing is recorded."""
+    entries: list[Entry] = []
+    sizes: dict[str, int] = {}
+    stored: set[str] = set()
+    for i, d in enumerate(draft.drafts):
+        ids = tuple(s.chunk_id for s in d.chunks.segments if isinstance(s, Explicit))
+        if d.chunks.uses_base:
+            base = bases.get(d.file_id)
+            try:
+                if base is None or base.revision != d.base_revision or base.deleted:
+                    raise BadRequest(f"its base revision {d.base_revision} is not a stored "
+                                     "version of the file: send the full chunk list")
+                ids = expand(d.chunks, base.chunk_ids)
+            except SealsyncError as exc:
+                raise type(exc)(f"entries[{i}]: {exc.message}") from None
+            # chunks of a committed revision: stored, never presigned again
+            stored.update(set(ids) - {c for c, _ in d.chunks.explicit()})
+        for chunk_id, size in d.chunks.explicit():
+            sizes.setdefault(chunk_id, size)
+        entries.append(Entry(d.file_id, d.base_revision, d.manifest_size, d.tombstone, ids,
+                             d.chunks.size + d.manifest_size))
+    return BatchRequest(tuple(entries), sizes, draft.bundle_sha256, frozenset(stored))
 
 
 def entry_of(single: UploadRequest, tombstone: bool = False) -> Entry:
@@ -165,7 +226,7 @@ def batch_of_one(single: UploadRequest, tombstone: bool = False) -> BatchRequest
     return BatchRequest((entry_of(single, tombstone),), sizes)
 
 
-def bundle_size(entries: Sequence[Entry], trailer: bool = True) -> int:
+def bundle_size(entries: Sequence[Entry | Draft], trailer: bool = True) -> int:
     """The manifests, then one device signature per entry (core/signatures.py):
     the signatures ride with the bytes they sign, not in the batch record.
     A v1 upload's batch of one has no trailer (`detached`)."""

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .api import Api, ApiError, Body, QuotaError
 from .bars import Bar, NoBar, Progress
+from .chunk_delta import against_base, as_listed, chunks_sha256, revision_of
 from .chunking import TOP_TIER, Chunker, tier_for
 from .crypto import padded_len, sealed_len
 from .devices import DeviceKey
@@ -215,10 +216,11 @@ class Transfer:
         if self.sent_packs is not None:
             settle_sent(self.sent_packs, list(sent.packs), list(sent.reused),
                         [v["status"] for v in verdicts])
-        if self.known is not None:
-            for it, v in zip(items, verdicts, strict=True):
+        if self.known is not None:  # the list as the server now holds it
+            for it, refs, v in zip(items, entry_chunks(items), verdicts, strict=True):
                 if v["status"] == "accepted" and it.path is not None:
-                    self.known.record(it.file_id, (s.id for s in it.spans))
+                    self.known.record(it.file_id, [cid for cid, _ in refs],
+                                      revision_of(v))
         return [failed[it.file_id] if it.file_id in failed and v["status"] == "rejected"
                 else v for it, v in zip(items, verdicts, strict=True)]
 
@@ -229,11 +231,12 @@ class Transfer:
         # A signed tombstone is a version like any other to the server (as in
         # v1): "tombstone" there means the server's own, unsigned delete.
         # sorted: the server learns which chunks, never their order
-        chunks = [sorted((s.id, sealed_len(s.size)) for s in it.spans) for it in items]
+        chunks = entry_chunks(items)
         entries = [{"file_id": it.file_id, "base_revision": it.base,
                     "manifest_size": len(it.envelope),
                     "chunks": [{"id": cid, "size": size} for cid, size in refs]}
                    for it, refs in zip(items, chunks, strict=True)]
+        against = self._against_bases(items, chunks, entries)
         sources = [Source(it.file_id, it.path, sp) for it in items if it.path is not None
                    for sp in it.spans]
         # not asked: the chunks of each file's last version here (a stale one
@@ -247,8 +250,16 @@ class Transfer:
         # The bundle is known before the request: its digest is signed into
         # its PUT URL, so whoever holds the URL can PUT only these bytes.
         bundle = self._bundle(items, chunks)
-        ticket = self.api.create_batch(entries, [p.declaration() for p in plans] + reused,
-                                       hashlib.sha256(bundle).hexdigest())
+        declared = [p.declaration() for p in plans] + reused
+        digest = hashlib.sha256(bundle).hexdigest()
+        try:
+            ticket = self.api.create_batch(against, declared, digest)
+        except ApiError as exc:
+            if against is entries or exc.status != 400:
+                raise
+            # A base is not what this device recorded (or the server does not
+            # know ranges): the full lists, which need no base.
+            ticket = self.api.create_batch(entries, declared, digest)
         pack_urls: dict[str, str] = ticket.get("pack_urls") or {}
         if set(pack_urls) != {p.pack_id for p in plans} | {d["pack_id"] for d in reused}:
             raise ApiError("the server answered for other packs than the batch declared")
@@ -283,6 +294,23 @@ class Transfer:
                           ticket.get("bundle_headers") or {})
         return SentBatch(str(ticket["batch_id"]), items, failed,
                          [p.pack_id for p in plans], [d["pack_id"] for d in reused])
+
+    def _against_bases(self, items: Sequence[Prepared], chunks: list[list[tuple[str, int]]],
+                       entries: list[Body]) -> list[Body]:
+        """`entries`, each edit whose base's chunk list this device recorded
+        (known_chunks.py) sending its chunks as ranges of it where that is
+        shorter (chunk_delta.py); `entries` itself when none does."""
+        out, changed = list(entries), False
+        for i, (it, refs) in enumerate(zip(items, chunks, strict=True)):
+            base = self.known.base(it.file_id, it.base) if self.known and refs else None
+            if base is None:
+                continue
+            delta = against_base(base, refs)
+            if len(delta) < len(refs):
+                out[i] = {**entries[i], "chunks": delta,
+                          "chunks_sha256": chunks_sha256([cid for cid, _ in refs])}
+                changed = True
+        return out if changed else entries
 
     def _bundle(self, items: Sequence[Prepared], chunks: list[list[tuple[str, int]]]) -> bytes:
         """The manifests in entry order, then this device's signature of each
@@ -376,4 +404,12 @@ class Transfer:
         fetch_version(self.api, self.ring, self.user_id, self.workers, self._bar, v, dest)
         if self.known is not None:
             assert v.manifest is not None  # fetch_version wrote it
-            self.known.record(v.file_id, (r.id for r in v.manifest.chunks))
+            self.known.record(v.file_id, *as_listed(
+                [r.id for r in v.manifest.chunks], v.body.get("chunks"), v.revision))
+
+
+def entry_chunks(items: Sequence[Prepared]) -> list[list[tuple[str, int]]]:
+    """Each item's chunks as its batch entry lists them: (id, sealed size),
+    sorted, repeats kept. The server learns which chunks, never their order."""
+    return [sorted((s.id, sealed_len(s.size)) for s in it.spans) for it in items]
+

@@ -127,5 +127,18 @@ def test_batch_handler_figure() -> None:
     runs = [{"ms": 400.0, "messages": 1}, {"ms": 600.0, "messages": 2}]
     assert batch_handler_ms(runs, 3000) == {
         "per_1000_files": 333.3, "per_batch": 333.3, "invocations": 2, "batches": 3,
-        "files": 3000, "total_ms": 1000.0}
+        "files": 3000, "total_ms": 1000.0, "invocations_per_1000_files": 0.67}
     assert batch_handler_ms([], 3000) == {}
+
+
+def test_ddb_requests_per_1000_files_count_from_the_baseline() -> None:
+    """The lines carry the stack's cumulative counts: the window's figure is
+    its highest count less the baseline before it, whatever the line order."""
+    from benchmarks.peers import batch_handler_ms
+
+    runs = [{"ms": 1.0, "messages": 1, "ddb_writes": 180, "ddb_reads": 60},
+            {"ms": 1.0, "messages": 1, "ddb_writes": 150, "ddb_reads": 50}]
+    got = batch_handler_ms(runs, 2000, {"ddb_writes": 100, "ddb_reads": 40})
+    assert got["ddb_writes_per_1000_files"] == 40.0
+    assert got["ddb_reads_per_1000_files"] == 10.0
+    assert batch_handler_ms(runs, 2000)["ddb_writes_per_1000_files"] == 90.0

@@ -134,3 +134,36 @@ def test_the_handler_log_has_one_line_per_successful_invocation(
     s3.put_object(Bucket=EVENTS_BUCKET, Key="staging/u/x", Body=b"m")
     assert Pump(sqs, url, fail, region="us-east-1", wait_s=0, handler_log=log).poll_once() == 1
     assert len(log.read_text().splitlines()) == len(runs)
+
+
+def test_the_handler_log_carries_the_stacks_cumulative_ddb_requests(
+        s3_events: tuple[Any, Any, str], tmp_path: Any) -> None:
+    """What `make bench` turns into DynamoDB requests per 1,000 files: each
+    line of the handler log carries the counts of the attached client so far,
+    writes and reads apart, and calls made outside a handler run count too."""
+    import boto3
+
+    from local.aws_calls import CallCounter
+
+    s3, sqs, url = s3_events
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    ddb.create_table(TableName="t", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                     BillingMode="PAY_PER_REQUEST")
+    counter = CallCounter().attach(ddb)
+
+    def handler(event: dict[str, Any], ctx: Any) -> None:
+        for r in event["Records"]:
+            ddb.put_item(TableName="t", Item={"pk": {"S": r["messageId"]}})
+        ddb.get_item(TableName="t", Key={"pk": {"S": "x"}})
+
+    log_path = tmp_path / "runs.jsonl"
+    pump = Pump(sqs, url, handler, region="us-east-1", wait_s=0, batch_size=1,
+                handler_log=log_path, counters=counter.totals)
+    ddb.update_item(TableName="t", Key={"pk": {"S": "api"}},  # the API's write, before
+                    UpdateExpression="SET n = :n", ExpressionAttributeValues={":n": {"N": "1"}})
+    s3.put_object(Bucket=EVENTS_BUCKET, Key="staging/u/a", Body=b"m")
+    assert drain(pump) == 2  # the s3:TestEvent and the staging object, one run each
+    lines = [json.loads(x) for x in log_path.read_text().splitlines()]
+    assert [(x["ddb_writes"], x["ddb_reads"]) for x in lines] == [(2, 1), (3, 2)]
+    assert counter.totals() == {"ddb_writes": 3, "ddb_reads": 2}

@@ -318,3 +318,18 @@ def test_fence_holds_under_concurrent_commits(meta_rt: Runtime) -> None:
     assert len(meta_rt.meta.changes(user, 0, 100)) == 1
     results = [(meta_rt.batches.get(r.batch_id) or r).results for r in recs]
     assert sorted(len(r) for r in results) == [0] * (n - 1) + [1]
+
+
+def test_revisions_reads_the_bases_an_edit_names_in_batches_of_100(meta_rt: Runtime) -> None:
+    """Meta.revisions (the bases of entries sent as chunk ranges) on moto over
+    HTTP: each file's revision as committed, in its stored order, absent ones
+    left out, more than one BatchGetItem page."""
+    user = new_id()
+    files = [new_id() for _ in range(120)]
+    for i, f in enumerate(files):
+        commit(meta_rt, created(meta_rt, one(user, f, 0)), 1, i)
+    recs = {f: meta_rt.meta.get_revision(user, f, 1) for f in files}
+    got = meta_rt.meta.revisions(user, {**dict.fromkeys(files, 1), new_id(): 1,
+                                        files[0]: 1, files[1]: 2})
+    assert set(got) == set(files) - {files[1]}  # files[1] has no revision 2
+    assert all(got[f] == recs[f] for f in got)

@@ -44,6 +44,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"{Stats.interferences} lock expiries/Redis restarts/nested handlers/staging "
             f"swaps mid-commit ({Stats.swaps} staged objects swapped)")
         terminalreporter.write_line(f"  steps by rule: {dict(sorted(Stats.by_rule.items()))}")
-        terminalreporter.write_line(f"  batches by pack: {dict(sorted(Stats.packs.items()))}")
+        terminalreporter.write_line(f"  batches by pack: {dict(sorted(Stats.packs.items()))}; "
+                                    f"entries sent as ranges of their base: {Stats.ranged}")
         terminalreporter.write_line(f"  objects the gc job deleted: {Stats.collected}, "
                                     f"packs it repacked: {Stats.repacked}")

@@ -62,6 +62,7 @@ class Stats:
     crashes = 0
     interferences = 0
     swaps = 0  # staged objects replaced mid-commit (the "swap" interference)
+    ranged = 0  # batches with an entry sent as ranges of its base's chunk list
     packs: dict[str, int] = {}  # batches by what became of their pack
 
     collected = 0  # chunk objects and packs the gc job deleted
@@ -170,6 +171,59 @@ class CommitMachine(RuleBasedStateMachine):
                 w.put_pack(decl["pack_id"], lie=pack == "lie")
         body = ups[0].bundle + b"\0" if badsize else None
         self.queue.append(w.put_bundle(ups, body))
+
+    def _edit_base(self, file_id: str, lag: int) -> Upload | None:
+        """The committed upload an edit of `file_id` starts from: the head's,
+        or (lag) an older revision's, if it has chunks to keep."""
+        head = self.model.heads.get(file_id, 0)
+        for rev in (head - lag, head):
+            prior = self.model.uploads.get(self.model.chain.get((file_id, rev), ""))
+            if prior is not None and prior.chunks:
+                return prior
+        return None
+
+    @precondition(lambda self: any(self._edit_base(f, 0) for f in self.files))
+    @rule(data=st.data())
+    def device_edits_batch(self, data: Any) -> None:
+        """An edit sent as the client sends one (core/chunk_ranges.py): the
+        base's chunks with a new one between them, as ranges of the base's
+        list plus the new chunk; now and then from an older revision (a
+        conflict), with the new chunk in a pack, or next to a new version of
+        another file sent in full."""
+        Stats.step("device_edits_batch")
+        device = data.draw(st.integers(0, 1), label="device")
+        n, at = pick(data, FILES), pick(data, 2**16)
+        lag = data.draw(st.sampled_from((0, 0, 0, 1)), label="lag")
+        pack = data.draw(st.booleans(), label="pack")
+        other = data.draw(st.booleans(), label="other")
+        w = self.world
+        editable = [f for f in self.files if self._edit_base(f, 0)]
+        file_id = editable[n % len(editable)]
+        prior = self._edit_base(file_id, lag)
+        assert prior is not None and prior.upload_id in self.model.final
+        base = int(self.model.final[prior.upload_id][1])
+        k = at % (len(prior.chunks) + 1)
+        new = w.new_chunks(1)
+        entries = [(file_id, base, "write", w.next_path(),
+                    prior.chunks[:k] + new + prior.chunks[k:])]
+        if other:  # another file, its chunks listed in full as before
+            f = next(f for f in self.files if f != file_id)
+            other_base, _ = self._base(data, device, f)
+            entries.append((f, other_base, "write", w.next_path(), w.new_chunks(1)))
+        fresh = [c for _, _, _, _, chunks in entries for c in chunks
+                 if c.id not in {p.id for p in prior.chunks}]
+        decls = [w.make_pack(fresh)] if pack else []
+        ups, urls = w.create_batch(device, entries, decls,
+                                   bases={file_id: [c.id for c in prior.chunks]})
+        Stats.ranged += 1
+        for up in ups:
+            self.model.add(up)
+            if not pack:
+                w.put_chunks(tuple(c for c in up.chunks if c.id in urls))
+        assert not set(urls) & {c.id for c in prior.chunks}  # the base's: never presigned
+        for decl in decls:
+            w.put_pack(decl["pack_id"])
+        self.queue.append(w.put_bundle(ups))
 
     @rule(data=st.data(), batch=st.booleans(), revoked=st.booleans())
     def untrusted_writer_uploads(self, data: Any, batch: bool, revoked: bool) -> None:

@@ -170,6 +170,10 @@ class Model:
                     f"revision {rev} of {file_id} changed hands")
                 item = revisions.get((file_id, rev))
                 assert item and item["upload"] == up.server_id, f"revision item {item}"
+                # the full list as the entry meant it, ranges of a base expanded
+                listed = bytes(getattr(item.get("chunks"), "value", item.get("chunks")) or b"")
+                assert listed == b"".join(bytes.fromhex(c.id) for c in up.chunks), (
+                    f"revision {rev} of {file_id} lists other chunks than its upload")
             if head:
                 tip = chain[top]
                 assert head["upload"] == tip.server_id

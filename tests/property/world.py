@@ -21,6 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 from chalice.test import Client
+from sealsync_client.chunk_delta import against_base, chunks_sha256
 from sealsync_client.history import ZERO, sign_linked
 from sealsync_client.keys import AccountKeys
 from sealsync_client.manifest import ChunkRef, Link, Manifest, ManifestPlace, seal_manifest
@@ -232,13 +233,17 @@ class World:
     def create_batch(self, device: int, entries: list[tuple[str, int, str, str,
                                                            tuple[Chunk, ...]]],
                      packs: list[dict[str, Any]] | None = None,
-                     signer: Device | None = None) -> tuple[list[Upload], dict[str, str]]:
+                     signer: Device | None = None,
+                     bases: dict[str, list[str]] | None = None,
+                     ) -> tuple[list[Upload], dict[str, str]]:
         """POST /v1/batches for (file, base, kind, path, chunks) entries,
-        declaring `packs` (from `make_pack`) if given."""
+        declaring `packs` (from `make_pack`) if given. An entry whose file is
+        in `bases` (its base revision's chunk list) sends its chunks as the
+        client does: ranges of that list where they match (chunk_delta.py)."""
         manifests = [self.seal(f, base, path, chunks, device)
                      for f, base, _, path, chunks in entries]
         body = {"entries": [{"file_id": f, "base_revision": base, "manifest_size": len(m),
-                             "chunks": [{"id": c.id, "size": len(c.envelope)} for c in chunks]}
+                             **self._chunk_list(chunks, (bases or {}).get(f))}
                             for (f, base, _, _, chunks), m in zip(entries, manifests,
                                                                    strict=True)]}
         if packs:
@@ -257,6 +262,14 @@ class World:
                               batch=batch_id, index=i, offset=at, bundle=bundle))
             at += len(m)
         return ups, dict(r.json_body["chunk_urls"])
+
+    @staticmethod
+    def _chunk_list(chunks: tuple[Chunk, ...], base: list[str] | None) -> dict[str, Any]:
+        refs = [(c.id, len(c.envelope)) for c in chunks]
+        if base is None:
+            return {"chunks": [{"id": cid, "size": size} for cid, size in refs]}
+        return {"chunks": against_base(base, refs),
+                "chunks_sha256": chunks_sha256([cid for cid, _ in refs])}
 
     def make_pack(self, chunks: list[Chunk]) -> dict[str, Any]:
         """A real pack (the client's format) of these chunks' envelopes; its

@@ -16,6 +16,7 @@ from chalicelib.core.batch import (
     MAX_ACTIONS,
     MAX_GROUP_ENTRIES,
     BatchRecord,
+    BatchRequest,
     Entry,
     EntryResult,
     bundle_offsets,
@@ -24,8 +25,9 @@ from chalicelib.core.batch import (
     group_actions,
     group_seqs,
     pack_entries,
-    parse_batch,
+    parse_draft,
     plan_groups,
+    resolve,
     result_of,
     unpack_entries,
 )
@@ -35,6 +37,11 @@ from chalicelib.core.requests import Limits
 from chalicelib.core.signatures import SIG_LEN
 
 LIMITS = Limits()
+
+
+def parse_batch(body: dict[str, Any], limits: Limits) -> BatchRequest:
+    """A batch without chunk ranges: parsed, and resolved against no base."""
+    return resolve(parse_draft(body, limits), {}, limits)
 
 
 def fid() -> str:

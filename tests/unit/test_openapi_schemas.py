@@ -50,6 +50,15 @@ def test_schemas_are_strict(schema: str, body: dict[str, Any]) -> None:
     ("/v1/batches", "CreateBatch", {"entries": [{**upload_body("a" * 32, 0),
                                                  "tombstone": 1}]}),
     ("/v1/batches", "CreateBatch", {"entries": [upload_body("a" * 32, 0)], "x": 1}),
+    ("/v1/batches", "CreateBatch", {"entries": [{
+        **upload_body("a" * 32, 1), "chunks_sha256": "ab" * 32,
+        "chunks": [{"base": 0, "count": 0, "size": 1}]}]}),
+    ("/v1/batches", "CreateBatch", {"entries": [{
+        **upload_body("a" * 32, 1), "chunks_sha256": "ab" * 32,
+        "chunks": [{"base": 0, "count": 1, "size": 1, "id": "c" * 64}]}]}),
+    ("/v1/batches", "CreateBatch", {"entries": [{
+        **upload_body("a" * 32, 1), "chunks_sha256": "AB" * 32,
+        "chunks": [{"base": 0, "count": 1, "size": 1}]}]}),
 ])
 def test_what_the_request_schema_refuses_the_server_refuses(
         checked: tuple[Harness, CheckedHTTP], path: str, schema: str,
@@ -74,7 +83,9 @@ def test_what_the_harness_sends_the_request_schema_accepts() -> None:
         "CreateUpload": {"file_id": "a" * 32, "base_revision": 0, "manifest_size": 8,
                          "chunks": [{"id": "c" * 64, "size": 5}], "signature": "ab" * 64},
         "CreateBatch": {"entries": [BatchItem("a" * 32, 0, chunks=(b"x",)).body(),
-                                    BatchItem("b" * 32, 2, tombstone=True).body()]},
+                                    BatchItem("b" * 32, 2, tombstone=True).body(),
+                                    BatchItem("c" * 32, 1, chunks=(b"x",), sent=[
+                                        {"base": 0, "count": 1, "size": 1}]).body()]},
     }
     for name, body in ok.items():
         assert validator({"$ref": f"#/components/schemas/{name}"}).is_valid(body), name
