@@ -13,8 +13,8 @@ result per entry out, one wake-up and one push.
     group); then
     the conflicts' and rejections' results (never over an accepted entry)
   7 delete staging, release the locks, wake the long poll and push once
-  8 record the accepted entries' chunks in the chunk index (a cache of
-    "stored": after the verdict, off its path)
+  8 record the accepted entries' chunks in the chunk index (after the
+    verdict, off its path)
 
 A lost fence re-reads the record (results other runs wrote) and the heads,
 and decides the still open entries again; an entry whose head already
@@ -130,9 +130,10 @@ def commit_batch(rt: Runtime, key: str, rec: BatchRecord, fault: Fault = no_faul
         notify_batch(rt, outcome.finished, now)
     if outcome.index:
         # After the verdict is out, not on its path (a 1 GiB file is ~3,400
-        # items): the index is a cache of "stored". A crash before this costs
-        # HEADs and re-sent chunks later, never data: the next commit checks
-        # every chunk the index lacks, gc rescues what revisions reference.
+        # items). It only adds chunks the committed revisions name; a crash
+        # before it costs HEADs and re-sent chunks later, never data: the
+        # next commit checks every chunk the index lacks, and the
+        # collector's scan puts back what revisions name (gc.py _scan).
         rt.meta.remember_chunks(rec.user_id, outcome.index)
     return outcome
 
