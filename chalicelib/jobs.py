@@ -13,7 +13,7 @@ one invoice per account and period, one mail per key).
                    and packs past the grace period are deleted, safely
                    against concurrent dedup
                    (chalicelib/gc.py; docs/DESIGN.md "Pack and chunk lifecycle")
-  retention        daily: versions superseded or deleted longer ago than
+  retention        hourly (a pass about daily): versions superseded or deleted longer ago than
                    SEALSYNC_RETENTION_DAYS expire, and the quota frees
                    (chalicelib/retention.py; docs/DESIGN.md "Retention rule")
 """
@@ -92,7 +92,7 @@ SCHEDULES: dict[str, int | str] = {
     "trial_expiry": 3600,
     "grace_read_only": 3600,
     "gc": 3600,
-    "retention": 24 * 3600,
+    "retention": 3600,
 }
 
 

@@ -32,7 +32,8 @@ Why this is safe against a commit running at the same time:
   (and the scan sees its revision) or it loses its fence and checks again.
 
 Bounded: a time budget per run (the jobs Lambda has 30 s) and a cursor
-(user, file) kept in the table, so a big account spreads over several runs.
+(user, file) kept in the table, so a big deployment spreads a pass over
+several hourly runs; a new pass starts about daily (core.pass_due).
 """
 from __future__ import annotations
 
@@ -76,8 +77,11 @@ def expire(rt: Runtime, now: int, seconds: float = RUN_SECONDS,
         tally.finished = 1
         return tally.as_dict()
     deadline = clock() + seconds
+    start_user, start_file, passed = rt.retention.cursor()
+    if not (start_user or start_file) and not core.pass_due(passed, now):
+        tally.finished = 1  # the last pass is recent: nothing to do this hour
+        return tally.as_dict()
     users = sorted({s.user_id for s in rt.billing.all()})
-    start_user, start_file = rt.retention.cursor()
     todo = [u for u in users if u >= start_user]
     for user in todo:
         stopped = _expire_user(rt, user, start_file if user == start_user else "", window,
@@ -86,8 +90,8 @@ def expire(rt: Runtime, now: int, seconds: float = RUN_SECONDS,
             rt.retention.save_cursor(user, stopped)
             break
         tally.users += 1
-    else:
-        rt.retention.save_cursor("", "")
+    else:  # a pass that left files to a collection mid-cycle is redone next run
+        rt.retention.save_cursor("", "", 0 if tally.collecting else now)
         tally.finished = 1
     log.info("retention: %s", tally.as_dict())
     return tally.as_dict()

@@ -4,7 +4,8 @@
   R#{user}#{file}  {rev:012d}   `expired` (epoch s) set, `chunks` removed
   C#{user}         {chunk}      deleted for chunks no retained revision of
                                 the file names (the collector looks again)
-  XRUN             CURSOR       where the last run stopped (user, file)
+  XRUN             CURSOR       where the last run stopped (user, file), and
+                                when the last complete pass ended
 """
 from __future__ import annotations
 
@@ -100,11 +101,13 @@ class RetentionStore:
                 request = got.get("UnprocessedItems") or {}
 
     # -- where the last run stopped -------------------------------------------------
-    def cursor(self) -> tuple[str, str]:
+    def cursor(self) -> tuple[str, str, int]:
+        """(user, file) where the last run stopped, and when the last
+        complete pass ended (0: none)."""
         got = self.db.get_item(TableName=self.table, Key=ddb_item(**_CURSOR))
         it = ddb_plain(got.get("Item") or {})
-        return str(it.get("user", "")), str(it.get("file", ""))
+        return str(it.get("user", "")), str(it.get("file", "")), int(it.get("passed", 0))
 
-    def save_cursor(self, user_id: str, file_id: str) -> None:
-        self.db.put_item(TableName=self.table,
-                         Item=ddb_item(**_CURSOR, user=user_id, file=file_id))
+    def save_cursor(self, user_id: str, file_id: str, passed_at: int = 0) -> None:
+        self.db.put_item(TableName=self.table, Item=ddb_item(
+            **_CURSOR, user=user_id, file=file_id, passed=passed_at))

@@ -94,6 +94,16 @@ def unindexed(expiring_chunks: Iterable[Iterable[str]],
     return gone - kept
 
 
+PASS_EVERY_S = 20 * 3600  # an hourly job starts a new pass about daily
+
+
+def pass_due(passed_at: int, now: float) -> bool:
+    """Whether a new pass over every account may start: the last complete
+    one (0: none yet, or one that left files for later) ended long enough
+    ago. A pass that ran out of time is always resumed."""
+    return not passed_at or now - passed_at >= PASS_EVERY_S
+
+
 @dataclass(frozen=True)
 class Freed:
     """What expiring some revisions takes off the usage TOTAL."""

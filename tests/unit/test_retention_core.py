@@ -104,3 +104,9 @@ def test_the_quota_messages_say_how_deleting_frees_space() -> None:
     mail = emails.usage_warning(100, 10, 10, retention_days=7)
     assert "7 days after the delete" in mail.body
     assert "7 days" not in emails.usage_warning(80, 8, 10, retention_days=7).body
+
+
+def test_a_new_pass_starts_about_daily_and_an_unfinished_one_always_resumes() -> None:
+    assert core.pass_due(0, 10**9)  # never passed, or the last left work for later
+    assert not core.pass_due(10**9, 10**9 + core.PASS_EVERY_S - 1)
+    assert core.pass_due(10**9, 10**9 + core.PASS_EVERY_S)

@@ -105,9 +105,9 @@ def test_revisions_before_a_delete_expire_the_tombstone_stays_and_goes_once_recr
     assert h.post("/v1/chunks/missing", {"chunks": [chunk_id(blob)]}, dev).json_body == {
         "missing": [chunk_id(blob)]}
     commit(h, dev, file_id, 2, [blob])
-    assert run_job(h.rt, {"job": "retention"}, now + 400 * DAY)["expired"] == 1
+    assert run_job(h.rt, {"job": "retention"}, now + 401 * DAY)["expired"] == 1
     tomb = h.rt.meta.get_revision(dev.user_id, file_id, 2)
-    assert tomb is not None and tomb.expired_at == now + 400 * DAY
+    assert tomb is not None and tomb.expired_at == now + 401 * DAY
     assert read_chunk(h, dev, file_id) == {chunk_id(blob): blob}
 
 
@@ -207,7 +207,10 @@ def test_the_job_stops_on_its_time_budget_and_the_next_run_goes_on(fast: Harness
     assert (first["expired"], first["finished"]) == (1, 0)
     rest = retention.expire(h.rt, now)
     assert (rest["expired"], rest["finished"]) == (2, 1)
-    assert h.rt.retention.cursor() == ("", "")
+    assert h.rt.retention.cursor() == ("", "", now)
+    # the hourly schedule starts a new pass only about a day after the last
+    assert retention.expire(h.rt, now + 3600)["files"] == 0
+    assert retention.expire(h.rt, now + 21 * 3600)["files"] == 3
 
 
 def test_the_window_setting_and_its_schedule() -> None:
@@ -218,7 +221,7 @@ def test_the_window_setting_and_its_schedule() -> None:
     for bad in ("-1", "30d", "1.5", "9999999"):
         with pytest.raises(ConfigError):
             Settings.from_env({**env, "SEALSYNC_RETENTION_DAYS": bad})
-    assert SCHEDULES["retention"] == 24 * 3600
+    assert SCHEDULES["retention"] == 3600  # hourly; a new pass about daily
 
 
 def test_zero_days_keeps_every_version(fast: Harness) -> None:
