@@ -62,9 +62,10 @@ from .errors import (
 )
 from .folder import Cost, Folder, init_folder, watch_files
 from .kit import recovery_kit
+from .names import META_DIR
 from .progress import pass_display
 from .push import PushApi, PushChannel
-from .state import NotInitialised
+from .state import NotInitialised, StateDamaged, damaged
 
 PASSPHRASE_ENV = "SEALSYNC_PASSPHRASE"
 DEBUG_ENV = "SEALSYNC_DEBUG"
@@ -124,6 +125,10 @@ def _opened(folder_dir: str, remember: bool = True,
         yield folder
     except ServerForgot as exc:
         exc.folder = folder_dir  # its advice names the folder
+        raise
+    except Exception as exc:  # state.db found damaged mid-way, not at open
+        if damaged(exc):
+            raise StateDamaged(folder.state.root / META_DIR / "state.db", exc) from None
         raise
     finally:
         folder.close()

@@ -55,6 +55,29 @@ class NotInitialised(SealsyncClientError):
     """This folder is not a Sealsync folder yet (run `sealsync init`)."""
 
 
+class StateDamaged(NotInitialised):
+    """state.db cannot be read (truncated, overwritten, a disk error).
+
+    Not repaired in place: its history tables are this device's tamper
+    evidence (the verified feed), which a silent fresh start would drop.
+    The user moves it aside; the next pass then starts from an empty state,
+    which compares every file with the server again and keeps every local
+    byte (an edit that differs from the head becomes a conflict copy)."""
+
+    def __init__(self, db: Path, exc: BaseException) -> None:
+        super().__init__(
+            f"{db} is damaged ({exc}): move it aside, with any {db.name}-wal and "
+            f"{db.name}-shm next to it, and sync again; this device then compares every "
+            "file with the server again, keeping every local edit")
+
+
+def damaged(exc: BaseException) -> bool:
+    """Whether `exc` is SQLite saying the database file itself is corrupt
+    or not a database (not a lock, a full disk or a bug)."""
+    name = getattr(exc, "sqlite_errorname", None)
+    return isinstance(name, str) and name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+
+
 @dataclass(frozen=True)
 class Config:
     server: str
@@ -128,7 +151,13 @@ def _text(value: bytes | str) -> str:
 class State:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.db = open_db(meta_dir(root) / "state.db")
+        path = meta_dir(root) / "state.db"
+        try:
+            self.db = open_db(path)
+        except Exception as exc:  # sqlite3 is imported late (state_schema.open_db)
+            if damaged(exc):
+                raise StateDamaged(path, exc) from None
+            raise
 
     def close(self) -> None:
         self.db.close()

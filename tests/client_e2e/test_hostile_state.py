@@ -46,3 +46,31 @@ def test_two_passes_of_one_folder_at_once_upload_each_file_once(
     assert sorted(got["downloaded"]) == ["big.bin", "note.txt"]  # one file each
     settle(one, two)
     assert tree(one) == tree(two)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_state_database_is_one_line_and_its_advice_works(
+        stack: StackProcess, tmp_path: Path, damage: str) -> None:
+    one, two = pair(stack, tmp_path)
+    (one / "a.txt").write_bytes(b"first")
+    (one / "big.bin").write_bytes(os.urandom(3 * MiB))
+    settle(one, two)
+    (two / "a.txt").write_bytes(b"edited on two, not synced")
+    db = two / ".sealsync" / "state.db"
+    if damage == "garbage":
+        db.write_bytes(os.urandom(8192))
+    else:
+        with open(db, "r+b") as f:
+            f.truncate(4096)
+    for command in ("status", "sync"):
+        done = run(command, str(two), check=2)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "unexpected error" not in lines[0], done.stderr
+        assert f"{db} is damaged" in lines[0] and "move it aside" in lines[0]
+    assert (two / "a.txt").read_bytes() == b"edited on two, not synced"  # nothing touched
+    for name in ("state.db", "state.db-wal", "state.db-shm"):  # the advice, followed
+        if (db.parent / name).exists():
+            (db.parent / name).rename(db.parent / f"{name}.damaged")
+    settle(two, one)
+    assert tree(one) == tree(two)
+    assert {b"edited on two, not synced", b"first"} <= set(tree(one).values())  # both kept
