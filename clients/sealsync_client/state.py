@@ -92,12 +92,22 @@ class Config:
     @classmethod
     def load(cls, root: Path) -> Config:
         try:
-            return cls(**json.loads(cls.path(root).read_text()))
+            config = cls(**json.loads(cls.path(root).read_text()))
         except FileNotFoundError:
             raise NotInitialised(f"{root} is not a Sealsync folder: run "
                                  f"`sealsync init --server URL {root}` first") from None
+        except OSError as exc:  # e.g. .sealsync is a file, or unreadable
+            raise NotInitialised(f"{cls.path(root)} cannot be read: "
+                                 f"{exc.strerror or exc}") from None
         except (ValueError, TypeError) as exc:
             raise NotInitialised(f"{cls.path(root)} is damaged: {exc}") from None
+        # A hand edit can leave valid JSON of the wrong types, which would
+        # otherwise fail much later as an unexpected error.
+        wrong = [k for k, v in asdict(config).items() if not isinstance(v, str)]
+        if wrong:
+            raise NotInitialised(f"{cls.path(root)} is damaged: {', '.join(wrong)} "
+                                 "must be text")
+        return config
 
     def save(self, root: Path) -> None:
         meta_dir(root)
