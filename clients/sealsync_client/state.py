@@ -158,6 +158,24 @@ def _text(value: bytes | str) -> str:
     return value if isinstance(value, str) else from_bytes(value)
 
 
+def _declaration(text: object) -> dict[str, Any] | None:
+    """A sent_packs row's pack declaration, if it has the shape one has
+    (packing.PackPlan.declaration); the server checks the rest."""
+    try:
+        d = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    if not (isinstance(d, dict) and isinstance(d.get("pack_id"), str)
+            and isinstance(d.get("size"), int) and isinstance(d.get("blobs"), list)):
+        return None
+    for blob in d["blobs"]:
+        if not (isinstance(blob, dict) and isinstance(blob.get("chunk"), str)
+                and isinstance(blob.get("offset"), int)
+                and isinstance(blob.get("length"), int)):
+            return None
+    return d
+
+
 class State:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -227,8 +245,16 @@ class State:
     SENT_PACKS_KEPT = 64  # about 512 MiB of uploaded packs; older ones are re-sent
 
     def sent_packs(self) -> list[dict[str, Any]]:
-        rows = self.db.execute("SELECT declaration FROM sent_packs ORDER BY sent_at, pack_id")
-        return [json.loads(row[0]) for row in rows]
+        """The remembered declarations; a row that is not one (a damaged
+        or hand-edited state.db) is dropped, not offered: every batch reads
+        these, so one bad row would stop every upload of every pass. Its
+        pack, if it exists, is only sent again."""
+        rows = self.db.execute("SELECT pack_id, declaration FROM sent_packs "
+                               "ORDER BY sent_at, pack_id").fetchall()
+        good = {pack_id: d for pack_id, d in
+                ((pack_id, _declaration(text)) for pack_id, text in rows) if d is not None}
+        self.drop_sent_packs(pack_id for pack_id, _ in rows if pack_id not in good)
+        return list(good.values())
 
     def add_sent_pack(self, declaration: dict[str, Any]) -> None:
         self.db.execute("INSERT OR REPLACE INTO sent_packs VALUES (?, ?, ?)",

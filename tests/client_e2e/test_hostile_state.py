@@ -9,9 +9,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.client_e2e.conftest import settle as fsettle
+from tests.client_e2e.conftest import tree as ftree
 from tests.client_e2e.test_hostile_kills import env, pair, run, settle, tree
 from tests.e2e.conftest import StackProcess
 
@@ -74,3 +77,22 @@ def test_a_damaged_state_database_is_one_line_and_its_advice_works(
     settle(two, one)
     assert tree(one) == tree(two)
     assert {b"edited on two, not synced", b"first"} <= set(tree(one).values())  # both kept
+
+
+@pytest.mark.parametrize("declaration", ["garbage{", "[1, 2]", '{"pack_id": 5}',
+                                         '{"pack_id": "ab", "size": 1, "blobs": [7]}'])
+def test_a_damaged_sent_pack_record_never_wedges_uploads(devices: Any,
+                                                         declaration: str) -> None:
+    """A row of `sent_packs` (packs PUT before a kill, declared again by
+    the next batch) that does not parse stopped every upload of every pass
+    with a JSON error; it is dropped instead (the pack, if any, is sent
+    again)."""
+    a, b = devices
+    a.state.db.execute("INSERT INTO sent_packs VALUES (?, ?, ?)",
+                       ("ab" * 16, declaration, time.time_ns()))
+    (a.root / "new.txt").write_bytes(b"new")
+    (a.root / "big.bin").write_bytes(os.urandom(3 * MiB))
+    reports = fsettle(a, b)
+    assert reports[0].uploaded == ["big.bin", "new.txt"]
+    assert ftree(b) == ftree(a)
+    assert a.state.sent_packs() == []
