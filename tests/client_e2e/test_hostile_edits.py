@@ -134,3 +134,17 @@ def test_edit_after_restore(devices: Any, tmp_path: Path) -> None:
     (a.root / "r.bin").write_bytes(v4)
     settle(a, b)
     assert tree(a) == tree(b) == {"r.bin": v4}
+
+
+def test_repeated_chunks_edited_as_ranges(devices: Any) -> None:
+    """Files whose chunk list repeats ids (zeros, a block written twice):
+    ranges of a base with repeats, edited on both devices in turn."""
+    a, b = devices
+    block = os.urandom(MiB)
+    shapes = [bytes(8 * MiB), block * 6, bytes(2 * MiB) + block * 3 + bytes(2 * MiB),
+              block * 3 + os.urandom(10) + block * 3, bytes(8 * MiB)]
+    for i, data in enumerate(shapes):
+        writer = (a, b)[i % 2]
+        (writer.root / "rep.bin").write_bytes(data)
+        settle(a, b)
+        assert tree(a) == tree(b) == {"rep.bin": data}, i
