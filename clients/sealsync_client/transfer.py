@@ -244,13 +244,18 @@ class Transfer:
         declared = [p.declaration() for p in plans] + reused
         digest = hashlib.sha256(bundle).hexdigest()
         try:
-            ticket = self.api.create_batch(against, declared, digest)
-        except ApiError as exc:
-            if against is entries or exc.status != 400:
-                raise
-            # A base is not what this device recorded (or the server does not
-            # know ranges): the full lists, which need no base.
-            ticket = self.api.create_batch(entries, declared, digest)
+            try:
+                ticket = self.api.create_batch(against, declared, digest)
+            except ApiError as exc:
+                if against is entries or exc.status != 400:
+                    raise
+                # A base is not what this device recorded (or the server does not
+                # know ranges): the full lists, which need no base.
+                ticket = self.api.create_batch(entries, declared, digest)
+        except ApiError as exc:  # a remembered pack it refuses is not offered again
+            if exc.status == 400 and reused and self.sent_packs is not None:
+                self.sent_packs.drop_sent_packs([d["pack_id"] for d in reused])
+            raise
         pack_urls: dict[str, str] = ticket.get("pack_urls") or {}
         if set(pack_urls) != {p.pack_id for p in plans} | {d["pack_id"] for d in reused}:
             raise ApiError("the server answered for other packs than the batch declared")

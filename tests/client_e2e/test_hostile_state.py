@@ -16,6 +16,7 @@ import pytest
 from tests.client_e2e.conftest import settle as fsettle
 from tests.client_e2e.conftest import tree as ftree
 from tests.client_e2e.test_hostile_kills import env, pair, run, settle, tree
+from tests.client_e2e.test_known_chunks import ids
 from tests.e2e.conftest import StackProcess
 
 pytestmark = pytest.mark.e2e
@@ -96,3 +97,23 @@ def test_a_damaged_sent_pack_record_never_wedges_uploads(devices: Any,
     assert reports[0].uploaded == ["big.bin", "new.txt"]
     assert ftree(b) == ftree(a)
     assert a.state.sent_packs() == []
+
+
+def test_a_remembered_pack_the_server_lost_costs_one_pass_never_a_wedge(
+        devices: Any) -> None:
+    """A pack PUT before a kill and remembered in `sent_packs` whose
+    declaration the server refuses (400: here its blob lengths do not match
+    the entry's chunks): the batch fails once; the pack is then forgotten
+    and the next pass sends the chunks again. Before, it was declared again
+    by every pass: the file (and its whole batch) never uploaded."""
+    a, b = devices
+    (a.root / "big.bin").write_bytes(os.urandom(3 * MiB))
+    chunk_ids = sorted(ids(a, "big.bin"))
+    a.state.add_sent_pack({"pack_id": os.urandom(16).hex(), "size": 1000 * len(chunk_ids),
+                           "blobs": [{"chunk": c, "offset": 1000 * i, "length": 1000}
+                                     for i, c in enumerate(chunk_ids)]})
+    first = a.engine().sync()
+    assert first.uploaded == [] and len(first.errors) == 1, first
+    assert a.state.sent_packs() == []  # refused once: not offered again
+    fsettle(a, b)
+    assert ftree(b) == ftree(a)
