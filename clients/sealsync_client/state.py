@@ -58,17 +58,30 @@ class NotInitialised(SealsyncClientError):
 class StateDamaged(NotInitialised):
     """state.db cannot be read (truncated, overwritten, a disk error).
 
-    Not repaired in place: its history tables are this device's tamper
-    evidence (the verified feed), which a silent fresh start would drop.
-    The user moves it aside; the next pass then starts from an empty state,
-    which compares every file with the server again and keeps every local
-    byte (an edit that differs from the head becomes a conflict copy)."""
+    Neither repaired nor replaced in place: its history tables are this
+    device's tamper evidence, and its record of what this device signed is
+    what lets it tell its own past uploads from a server's forgery. A fresh
+    state.db for the same device cannot pass that check for any version the
+    device uploaded before (history.py), and it would reuse the device's
+    signature counters. So the folder joins the account again as a new
+    device: its files stay, identical ones are adopted, and a local edit
+    becomes a conflict copy."""
 
     def __init__(self, db: Path, exc: BaseException) -> None:
-        super().__init__(
-            f"{db} is damaged ({exc}): move it aside, with any {db.name}-wal and "
-            f"{db.name}-shm next to it, and sync again; this device then compares every "
-            "file with the server again, keeping every local edit")
+        super().__init__(f"{db} is damaged ({exc}). {rejoin_advice(db.parent.parent)}")
+
+
+def rejoin_advice(root: Path) -> str:
+    """How a folder whose books are lost or rolled back syncs again: as a
+    new device of its account (docs/CLIENT.md, "damaged books")."""
+    try:
+        config = Config.load(root)
+        join = f"--server {config.server} --join {config.user_id}"
+    except NotInitialised:
+        join = "--server URL --join USER_ID"
+    return (f"To sync this folder again, move {root / META_DIR} out of the folder and "
+            f"join it as a new device: sealsync init {join} {root} (the passphrase and "
+            "the Secret Key); your files stay, and a local edit is kept as a conflict copy")
 
 
 def damaged(exc: BaseException) -> bool:

@@ -60,13 +60,19 @@ def tree(root: Path) -> dict[str, bytes]:
     return out
 
 
-def pair(stack: StackProcess, tmp: Path) -> tuple[Path, Path]:
+def pair_with_key(stack: StackProcess, tmp: Path) -> tuple[Path, Path, str]:
+    """Two devices of a new account, and its Secret Key."""
     api = stack.state["api"]
     one, two = tmp / "one", tmp / "two"
     account: Any = json.loads(run("init", "--server", api, "--device", "one", *FAST,
                                   str(one), "--json").stdout)
     run("init", "--server", api, "--join", account["user_id"], "--device", "two", *FAST,
         str(two), "--json", secret_key=account["secret_key"])
+    return one, two, account["secret_key"]
+
+
+def pair(stack: StackProcess, tmp: Path) -> tuple[Path, Path]:
+    one, two, _ = pair_with_key(stack, tmp)
     return one, two
 
 

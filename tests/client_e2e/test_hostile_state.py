@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import pytest
 
 from tests.client_e2e.conftest import settle as fsettle
 from tests.client_e2e.conftest import tree as ftree
-from tests.client_e2e.test_hostile_kills import env, pair, run, settle, tree
+from tests.client_e2e.test_hostile_kills import FAST, env, pair, pair_with_key, run, settle, tree
 from tests.client_e2e.test_known_chunks import ids
 from tests.e2e.conftest import StackProcess
 
@@ -55,10 +56,12 @@ def test_two_passes_of_one_folder_at_once_upload_each_file_once(
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
 def test_a_damaged_state_database_is_one_line_and_its_advice_works(
         stack: StackProcess, tmp_path: Path, damage: str) -> None:
-    one, two = pair(stack, tmp_path)
+    one, two, secret_key = pair_with_key(stack, tmp_path)
     (one / "a.txt").write_bytes(b"first")
     (one / "big.bin").write_bytes(os.urandom(3 * MiB))
     settle(one, two)
+    (two / "b.txt").write_bytes(b"two's own upload")  # signed by this device before
+    settle(two, one)
     (two / "a.txt").write_bytes(b"edited on two, not synced")
     db = two / ".sealsync" / "state.db"
     if damage == "garbage":
@@ -70,11 +73,14 @@ def test_a_damaged_state_database_is_one_line_and_its_advice_works(
         done = run(command, str(two), check=2)
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and "unexpected error" not in lines[0], done.stderr
-        assert f"{db} is damaged" in lines[0] and "move it aside" in lines[0]
+        assert f"{db} is damaged" in lines[0] and "join it as a new device" in lines[0]
     assert (two / "a.txt").read_bytes() == b"edited on two, not synced"  # nothing touched
-    for name in ("state.db", "state.db-wal", "state.db-shm"):  # the advice, followed
-        if (db.parent / name).exists():
-            (db.parent / name).rename(db.parent / f"{name}.damaged")
+    # The advice, followed (moving only state.db aside is not enough: this
+    # device then cannot recognise its own earlier upload, b.txt).
+    command = lines[0].split("join it as a new device: ")[1].split(" (")[0].split()
+    assert command[:2] == ["sealsync", "init"] and command[-1] == str(two)
+    (two / ".sealsync").rename(tmp_path / "two.sealsync.damaged")
+    run(*command[1:], "--device", "two-again", *FAST, secret_key=secret_key)
     settle(two, one)
     assert tree(one) == tree(two)
     assert {b"edited on two, not synced", b"first"} <= set(tree(one).values())  # both kept
@@ -117,3 +123,33 @@ def test_a_remembered_pack_the_server_lost_costs_one_pass_never_a_wedge(
     assert a.state.sent_packs() == []  # refused once: not offered again
     fsettle(a, b)
     assert ftree(b) == ftree(a)
+
+
+def test_books_restored_from_a_backup_say_so_and_the_advice_works(
+        stack: StackProcess, tmp_path: Path) -> None:
+    """A `.sealsync/` restored from yesterday's backup (or copied along with
+    the folder) has no record of this device's later uploads. That was
+    reported as "the server is misbehaving" alone; the message now names
+    the likely cause and the cure, which works."""
+    one, two, secret_key = pair_with_key(stack, tmp_path)
+    (one / "a.txt").write_bytes(b"first")
+    settle(one, two)
+    backup = tmp_path / "backup"
+    shutil.copytree(two / ".sealsync", backup)
+    (two / "b.txt").write_bytes(b"uploaded after the backup")
+    settle(two, one)
+    shutil.rmtree(two / ".sealsync")
+    shutil.copytree(backup, two / ".sealsync")  # the restore
+    (two / "a.txt").write_bytes(b"edited after the restore")
+    done = run("sync", str(two), check=4)
+    line, = done.stderr.strip().splitlines()
+    assert "restored from a backup" in line and "join again as a new device" in line, line
+    assert (two / "a.txt").read_bytes() == b"edited after the restore"
+    (two / ".sealsync").rename(tmp_path / "two.sealsync.old")
+    user_id = json.loads((backup / "config.json").read_text())["user_id"]
+    run("init", "--server", stack.state["api"], "--join", user_id, "--device", "two-again",
+        *FAST, str(two), secret_key=secret_key)
+    settle(two, one)
+    assert tree(one) == tree(two)
+    assert {b"first", b"edited after the restore",
+            b"uploaded after the backup"} <= set(tree(one).values())
