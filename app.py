@@ -18,7 +18,7 @@ from typing import Any
 
 from chalice.app import AuthResponse, Chalice, Rate, Request, Response
 
-from chalicelib import api, limits, regions, single
+from chalicelib import api, files, limits, regions, single
 from chalicelib.config import Runtime, runtime
 from chalicelib.core.errors import SealsyncError, Unauthorized, Unavailable, WrongRegion
 from chalicelib.core.requests import parse_json
@@ -198,7 +198,7 @@ def missing_chunks() -> dict[str, Any]:
 
 @endpoint("/v1/files/{file_id}")
 def get_file(file_id: str) -> dict[str, Any]:
-    return api.get_file(_rt(), _claims(), file_id, _query())
+    return files.get_file(_rt(), _claims(), file_id, _query())
 
 
 @endpoint("/v1/files/{file_id}", "DELETE", status=202)
@@ -208,7 +208,7 @@ def delete_file(file_id: str) -> dict[str, Any]:
 
 @endpoint("/v1/files/{file_id}/revisions")
 def file_revisions(file_id: str) -> dict[str, Any]:
-    return api.file_revisions(_rt(), _claims(), file_id, _query())
+    return files.file_revisions(_rt(), _claims(), file_id, _query())
 
 
 @endpoint("/v1/account/usage")

@@ -29,11 +29,11 @@ from .core.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge, Un
 from .core.ids import check_chunk_id, check_id, chunk_key, new_id, staging_key
 from .core.packs import PackDecl, packed_chunks, parse_packs
 from .core.quota import Adding
-from .core.records import Version, batch_topic, feed_topic
+from .core.records import batch_topic, feed_topic
 from .core.requests import only_fields, query_int
 from .core.tokens import Claims
 from .limits import charge_account
-from .pack_reads import chunk_sources, pack_urls
+from .pack_reads import pack_urls
 from .quota import check_quota
 
 Body = dict[str, Any]
@@ -329,7 +329,7 @@ def missing_chunks(rt: Runtime, who: Claims, body: Body) -> Body:
     return {"missing": sorted(wanted - rt.meta.known_chunks(who.user_id, wanted))}
 
 
-# -- the change feed and files ---------------------------------------------
+# -- the change feed (the file reads: files.py) ----------------------------------
 def changes(rt: Runtime, who: Claims, params: dict[str, str] | None) -> Body:
     limits = rt.settings.limits
     cursor = query_int(params, "cursor", 0, 0, 2**53)
@@ -348,48 +348,3 @@ def changes(rt: Runtime, who: Claims, params: dict[str, str] | None) -> Body:
         "cursor": found[-1].seq if found else cursor,
         "has_more": len(found) == limit,
     }
-
-
-def _version_body(rt: Runtime, who: Claims, v: Version, urls: bool) -> Body:
-    out: Body = {"file_id": v.file_id, "revision": v.revision, "deleted": v.deleted,
-                 "size": v.size, "committed_at": v.committed, "device_id": v.device_id}
-    if urls and not v.deleted and v.manifest_key:
-        out["manifest_url"] = rt.blobs.presign_get(v.manifest_key, v.manifest_offset,
-                                                   v.manifest_length)
-        if v.manifest_offset is not None and v.manifest_length is not None:
-            # Committed by a batch: the manifest is this slice of the bundle;
-            # GET manifest_url with `Range: bytes=offset-(offset+length-1)`.
-            out["manifest_range"] = {"offset": v.manifest_offset,
-                                     "length": v.manifest_length}
-        out.update(chunk_sources(rt, who.user_id, v.chunk_ids))
-    return out
-
-
-def get_file(rt: Runtime, who: Claims, file_id: str, params: dict[str, str] | None) -> Body:
-    file_id = check_id(file_id, "file id")
-    if (params or {}).get("revision") is not None:
-        rev = query_int(params, "revision", 0, 1, 2**53)
-        version = rt.meta.get_revision(who.user_id, file_id, rev)
-    else:
-        version = rt.meta.get_head(who.user_id, file_id)
-    if version is None:
-        raise NotFound("no such file or revision")
-    body = _version_body(rt, who, version, urls=True)
-    if "manifest_url" in body:  # metered as issued: every URL, the bytes they serve
-        urls = sum("url" in c for c in body["chunks"]) + len(body.get("packs", {}))
-        rt.usage.count_requests(who.user_id, time.time(), gets=1 + urls,
-                                egress=version.size)
-    return body
-
-
-def file_revisions(rt: Runtime, who: Claims, file_id: str,
-                   params: dict[str, str] | None) -> Body:
-    file_id = check_id(file_id, "file id")
-    limit = query_int(params, "limit", 100, 1, rt.settings.limits.max_page)
-    before = query_int(params, "before", 0, 0, 2**53) or None
-    found = rt.meta.list_revisions(who.user_id, file_id, limit, before)
-    if not found and before is None:
-        raise NotFound("no such file")
-    return {"file_id": file_id,
-            "revisions": [_version_body(rt, who, v, urls=False) for v in found]}
-

@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # heavy imports stay out of the cold start path
     from .adapters.payments import Payments
     from .adapters.rate_limits import Buckets
     from .adapters.redis_lock import Locks
+    from .adapters.retention_store import RetentionStore
     from .adapters.tickets import Tickets
     from .adapters.usage import Usage
     from .adapters.wakeups import Waker
@@ -120,6 +121,12 @@ class Runtime:
         from .adapters.gc_store import GcStore
 
         return GcStore(self.dynamodb, self.settings.table)
+
+    @cached_property
+    def retention(self) -> RetentionStore:
+        from .adapters.retention_store import RetentionStore
+
+        return RetentionStore(self.dynamodb, self.settings.table)
 
     @cached_property
     def meta(self) -> Meta:

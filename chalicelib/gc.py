@@ -120,7 +120,10 @@ def _list(rt: Runtime, user: str, state: core.GcState, version: int, now: int,
     if state.listing == core.DONE or state.upto == 0:  # a cycle's start
         if state.upto and not core.cycle_due(state, now, grace):
             return True  # this user's last cycle is recent: nothing to do
-        rt.gc.save(user, core.next_cycle(state, now, grace), version)
+        asked = rt.gc.full_wanted(user)  # revisions expired: old objects may be garbage
+        rt.gc.save(user, core.next_cycle(state, now, grace, full=asked is not None), version)
+        if asked is not None:
+            rt.gc.full_started(user, asked)
         return False
     prefix = f"{state.listing}/{user}/"
     rows, more = rt.blobs.list_page(prefix, state.cursor, PAGE if state.listing == core.CHUNKS
@@ -212,10 +215,14 @@ def _scan(rt: Runtime, user: str, state: core.GcState, version: int, now: int,
     files, nxt = rt.gc.files_page(user, state.scan_cursor, FILES_PER_STEP)
     referenced = {c for f in files for c in rt.gc.revision_chunks(user, f)}
     after = core.rescue(state, referenced)
-    repaired = after.rescued_chunks - state.rescued_chunks
-    if repaired:  # referenced but unknown to the index (a crash after a commit)
+    rescued = after.rescued_chunks - state.rescued_chunks
+    # Referenced but unknown to the index (a crash after a commit, or the
+    # retention job forgot a chunk another file still names): put it back,
+    # the v1 object or the rescued pack it is located in stays.
+    repaired = rescued | core.located_in_doomed(state, referenced)
+    if repaired:
         rt.meta.remember_chunks(user, repaired)
-    tally.rescued += (len(repaired) + len(after.rescued_packs - state.rescued_packs))
+    tally.rescued += (len(rescued) + len(after.rescued_packs - state.rescued_packs))
     rt.gc.save(user, replace(after, phase=core.SCAN if nxt else core.DELETE,
                              scan_cursor=nxt or ""), version)
     return False

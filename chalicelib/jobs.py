@@ -13,6 +13,9 @@ one invoice per account and period, one mail per key).
                    and packs past the grace period are deleted, safely
                    against concurrent dedup
                    (chalicelib/gc.py; docs/DESIGN.md "Pack and chunk lifecycle")
+  retention        daily: versions superseded or deleted longer ago than
+                   SEALSYNC_RETENTION_DAYS expire, and the quota frees
+                   (chalicelib/retention.py; docs/DESIGN.md "Retention rule")
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from . import billing, gc
+from . import billing, gc, retention
 from .config import Runtime
 from .core import billing as core
 from .core import emails, metering
@@ -36,8 +39,10 @@ def usage_warnings(rt: Runtime, now: int) -> dict[str, int]:
     for s in rt.billing.all():
         stored, _ = rt.usage.total(s.user_id)
         level = metering.quota_level(stored, quota)
-        if level and rt.mailer.send_once(s.user_id, s.mail_to(), f"usage#{month}#{level}",
-                                         emails.usage_warning(level, stored, quota)):
+        if not level:
+            continue
+        mail = emails.usage_warning(level, stored, quota, rt.settings.retention_days)
+        if rt.mailer.send_once(s.user_id, s.mail_to(), f"usage#{month}#{level}", mail):
             sent += 1
     return {"sent": sent}
 
@@ -74,6 +79,7 @@ JOBS: dict[str, Callable[[Runtime, int], dict[str, int]]] = {
     "trial_expiry": trial_expiry,
     "grace_read_only": grace_read_only,
     "gc": gc.collect,
+    "retention": retention.expire,
 }
 
 
@@ -86,6 +92,7 @@ SCHEDULES: dict[str, int | str] = {
     "trial_expiry": 3600,
     "grace_read_only": 3600,
     "gc": 3600,
+    "retention": 24 * 3600,
 }
 
 

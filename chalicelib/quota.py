@@ -16,4 +16,4 @@ def check_quota(rt: Runtime, user_id: str, entries: Iterable[core.Adding]) -> No
     if limit <= 0 or all(e.is_delete for e in entries):
         return
     stored, _versions = rt.usage.total(user_id)
-    core.check(stored, limit, entries)
+    core.check(stored, limit, entries, rt.settings.retention_days)

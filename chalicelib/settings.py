@@ -47,6 +47,9 @@ class Settings:
     sweep_after_s: int = 3600 + 300
     record_ttl_s: int = 7 * 24 * 3600
     gc_grace_s: int = 24 * 3600  # core/gc.py GRACE_S: why a day
+    # superseded and deleted versions expire after this many days; 0 = keep
+    # forever (core/retention.py)
+    retention_days: int = 30
     limits: Limits = field(default_factory=Limits)
     token_secret_ref: str | None = None
     redis_token_ref: str | None = None
@@ -125,6 +128,7 @@ class Settings:
             sweep_after_s=num("SEALSYNC_SWEEP_AFTER_S", 3600 + 300),
             record_ttl_s=num("SEALSYNC_RECORD_TTL_S", 7 * 24 * 3600),
             gc_grace_s=num("SEALSYNC_GC_GRACE_S", 24 * 3600),
+            retention_days=_retention_days(env.get("SEALSYNC_RETENTION_DAYS")),
             token_secret_ref=secret_ref, redis_token_ref=redis_ref,
             ws_endpoint=env.get("SEALSYNC_WS_ENDPOINT") or None,
             ws_url=env.get("SEALSYNC_WS_URL") or None,
@@ -246,3 +250,15 @@ def fetch_secret(settings: Settings, ref: str) -> str:
         raise ConfigError(f"cannot read secret {ref}: {code}") from exc
     except BotoCoreError as exc:
         raise ConfigError(f"cannot read secret {ref}: {type(exc).__name__}") from exc
+
+
+def _retention_days(raw: str | None) -> int:
+    """SEALSYNC_RETENTION_DAYS: how long superseded and deleted versions stay
+    restorable, in whole days (default 30); 0 keeps every version forever
+    (core/retention.py: the safe reading of a missing number)."""
+    if not raw:
+        return 30
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6:
+        raise ConfigError(f"SEALSYNC_RETENTION_DAYS must be a whole number of days "
+                          f"(0: keep forever), got {raw!r}")
+    return int(raw)

@@ -21,8 +21,8 @@ S3_CALLS = {"HeadObject": 3, "GetObject": 1, "CopyObject": 1, "DeleteObject": 1}
 # presign and at commit, and remembering it).
 # GetItem: 1 the billing standing (read-only accounts: 402), 4 the device
 # item (2 authorizer runs, the presign's write check, the commit's signature check),
-# 1 the garbage collector's fence (the commit relies on a chunk the index does
-# not know yet: chalicelib/pack_commit.py), 1 the batch's pack declaration
+# 1 the garbage collector's fence (read by every commit that references a
+# chunk, known or not: chalicelib/pack_commit.py), 1 the batch's pack declaration
 # (none: the chunk came alone), 1 the quota gate's read of the metered total
 # at presign (chalicelib/quota.py)
 DYNAMODB_CALLS = {"GetItem": 8,
@@ -36,8 +36,11 @@ DYNAMODB_CALLS = {"GetItem": 8,
                   "BatchWriteItem": 1,
                   # finishing the batch; metering the PUT URLs POST /v1/uploads issued
                   "UpdateItem": 2}
-# items <= 1 KiB written, <= 4 KiB read; the transaction's 2 usage counters add 4 WRU
-DYNAMODB_UNITS = {"rru": 14.5, "wru": 21.0}  # the standing: an eventually consistent read
+# items <= 1 KiB written, <= 4 KiB read; the transaction's 2 usage counters add 4 WRU.
+# Eventually consistent (half a unit): the standing and the chunk index at
+# presign; the commit reads the chunk index consistently (versions expire:
+# chalicelib/pack_commit.py)
+DYNAMODB_UNITS = {"rru": 15.0, "wru": 21.0}
 # SET NX PX + EVAL release for the file lock and for the feed lock, GET + SET
 # of the feed-head hint (which saves the counter's GetItem once a user has
 # committed), RPUSH + EXPIRE for two topics.

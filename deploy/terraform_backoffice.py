@@ -13,7 +13,7 @@ from chalicelib.jobs import SCHEDULES
 ACCOUNT = "${data.aws_caller_identity.chalice.account_id}"
 JOBS_ARN = "${aws_lambda_function.jobs.arn}"
 # EventBridge Scheduler's expressions for chalicelib.jobs.SCHEDULES
-EXPRESSIONS = {"monthly": "cron(5 0 1 * ? *)", 3600: "rate(1 hour)"}
+EXPRESSIONS = {"monthly": "cron(5 0 1 * ? *)", 3600: "rate(1 hour)", 86400: "rate(1 day)"}
 
 
 def schedule_expression(every: int | str) -> str:

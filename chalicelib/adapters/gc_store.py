@@ -5,6 +5,9 @@ the rules are core/gc.py):
                      doomed and rescued sets (binary ids). A commit that
                      relies on a chunk the index does not know reads it first
                      (`fence`)
+  G#{user}  FULL     `at`: the retention job forgot chunks in the index
+                     (chalicelib/retention.py), so the user's next cycle
+                     lists every object, not only those new since the last
   K#{user}  {pack}   `chunks`: a binary set of every chunk ever located in the
                      pack (written before the locations, so it is a superset)
   U#{user}  TOTAL    also carries `gc`, the same generation as `G#.gen`: the
@@ -26,6 +29,7 @@ from ..core.packs import Location
 from .meta import ddb_item, ddb_plain
 
 _STATE_SK = "GC"
+_FULL_SK = "FULL"
 
 
 def _bytes(raw: Any) -> bytes:
@@ -154,6 +158,32 @@ class GcStore:
                 raise StateMoved(user_id) from exc
             raise
         return version + 1
+
+    # -- a full cycle, asked for by the retention job --------------------------------
+    def want_full_cycle(self, user_id: str, now: int) -> None:
+        """Old objects may have become garbage (revisions expired): make the
+        user's next cycle look at every object."""
+        self.db.put_item(TableName=self.table,
+                         Item=ddb_item(pk=f"G#{user_id}", sk=_FULL_SK, at=now))
+
+    def full_wanted(self, user_id: str) -> int | None:
+        """When a full cycle was asked for (None: not asked)."""
+        got = self.db.get_item(TableName=self.table, ConsistentRead=True,
+                               Key=ddb_item(pk=f"G#{user_id}", sk=_FULL_SK))
+        return int(ddb_plain(got["Item"])["at"]) if "Item" in got else None
+
+    def full_started(self, user_id: str, at: int) -> None:
+        """The full cycle asked for at `at` has started: forget the ask,
+        unless a later one came meanwhile (that one gets its own cycle)."""
+        try:
+            self.db.delete_item(TableName=self.table,
+                                Key=ddb_item(pk=f"G#{user_id}", sk=_FULL_SK),
+                                ConditionExpression="#at = :at",
+                                ExpressionAttributeNames={"#at": "at"},
+                                ExpressionAttributeValues=ddb_item(**{":at": at}))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
 
     # -- the pack index -----------------------------------------------------------
     def index_packs(self, user_id: str, chunks_by_pack: Mapping[str, Iterable[str]]) -> None:

@@ -3,7 +3,8 @@ One table, keyed `pk`/`sk`; a sparse GSI finds pending batches.
 
 Item layout (all ids are opaque hex; nothing here is plaintext):
   F#{user}         {file}           head: revision, deleted, manifest key
-  R#{user}#{file}  {rev:012d}       one committed revision
+  R#{user}#{file}  {rev:012d}       one committed revision (`expired`: no
+                                    chunk list any more; core/retention.py)
   S#{user}         SEQ              the user's last feed seq
   S#{user}         {seq:016d}       feed entry: file, revision
   C#{user}         {chunk}          a chunk known to exist (size)
@@ -80,7 +81,8 @@ class Meta:
                        upload_id=it["upload"], device_id=it["device"],
                        committed=int(it["committed"]),
                        manifest_offset=None if it.get("moff") is None else int(it["moff"]),
-                       manifest_length=None if it.get("mlen") is None else int(it["mlen"]))
+                       manifest_length=None if it.get("mlen") is None else int(it["mlen"]),
+                       expired_at=None if it.get("expired") is None else int(it["expired"]))
 
     def get_head(self, user_id: str, file_id: str) -> Version | None:
         it = self._get(f"F#{user_id}", file_id)
@@ -146,13 +148,17 @@ class Meta:
         return out[:limit]
 
     # -- the chunk index ----------------------------------------------------
-    def known_chunks(self, user_id: str, chunk_ids: Iterable[str]) -> set[str]:
-        """Chunks a committed version of this user already references."""
+    def known_chunks(self, user_id: str, chunk_ids: Iterable[str],
+                     consistent: bool = False) -> set[str]:
+        """Chunks a committed version of this user already references.
+        `consistent`: the commit's check (pack_commit.py), which must not
+        trust an entry the retention job deleted a moment ago."""
         wanted = sorted(set(chunk_ids))
         known: set[str] = set()
         for i in range(0, len(wanted), 100):
             keys = [ddb_item(pk=f"C#{user_id}", sk=c) for c in wanted[i:i + 100]]
-            request = {self.table: {"Keys": keys, "ProjectionExpression": "sk"}}
+            request = {self.table: {"Keys": keys, "ProjectionExpression": "sk",
+                                    "ConsistentRead": consistent}}
             while request:
                 got = self.db.batch_get_item(RequestItems=request)
                 known.update(ddb_plain(it)["sk"] for it in got["Responses"].get(self.table, []))

@@ -6,7 +6,9 @@
 Stored bytes and versions move ONLY inside the commit's own fenced
 transaction (`commit_actions`, appended by
 batches.commit_group): a duplicate or late event cannot commit twice, so it
-cannot count twice. Requests and egress are counted when the API issues
+cannot count twice; and inside the expiry's transaction (`expiry_actions`,
+adapters/retention_store.py), conditioned on the revision not being expired
+yet, so it cannot take off twice. Requests and egress are counted when the API issues
 the URLs (`count_requests`), one ADD per API call.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from ..core.metering import Bucket, CommitDelta, commit_delta, hour_of
+from ..core.metering import Bucket, CommitDelta, commit_delta, expiry_delta, hour_of
 
 _ser, _de = TypeSerializer(), TypeDeserializer()
 
@@ -62,6 +64,23 @@ def commit_actions(table: str, user_id: str, at: float, sizes: Iterable[int],
     return [
         {"Update": total},
         {"Update": _add(table, f"U#{user_id}", f"H#{hour:012d}", delta.bucket_fields())},
+    ]
+
+
+def expiry_actions(table: str, user_id: str, at: float,
+                   sizes: Iterable[int]) -> list[dict[str, Any]]:
+    """The two actions that take expiring versions of these sizes off the
+    TOTAL and the hour bucket (byte-hours stay exact: the bucket gets the
+    negative delta and its byte-seconds). Part of the expiry's transaction,
+    which is conditioned on each revision not being expired yet, so a
+    revision is taken off once however often the job runs. No gc fence:
+    an expiry references no chunk."""
+    delta = expiry_delta(at, sizes)
+    fields = {k: v for k, v in delta.bucket_fields().items() if k != "v"}
+    return [
+        {"Update": _add(table, f"U#{user_id}", "TOTAL",
+                        {"b": delta.bytes_delta, "v": delta.versions})},
+        {"Update": _add(table, f"U#{user_id}", f"H#{hour_of(delta.at):012d}", fields)},
     ]
 
 

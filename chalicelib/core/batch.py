@@ -201,6 +201,9 @@ def resolve(draft: BatchDraft, bases: Mapping[str, Version], limits: Limits) -> 
                 if base is None or base.revision != d.base_revision or base.deleted:
                     raise BadRequest(f"its base revision {d.base_revision} is not a stored "
                                      "version of the file: send the full chunk list")
+                if base.expired_at is not None:  # no chunk list left (core/retention.py)
+                    raise BadRequest(f"its base revision {d.base_revision} expired: send "
+                                     "the full chunk list")
                 ids = expand(d.chunks, base.chunk_ids)
             except SealsyncError as exc:
                 raise type(exc)(f"entries[{i}]: {exc.message}") from None

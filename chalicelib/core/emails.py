@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from .quota import how_space_frees
+
 SIGNATURE = "\n\n-- \nSealsync. Your files are end-to-end encrypted: we cannot read them.\n"
 
 
@@ -50,11 +52,10 @@ def device_enrolled(at: int, source_ip: str) -> Email:
                  "a device can only enrol with it." + SIGNATURE)
 
 
-def usage_warning(level: int, stored: int, quota: int) -> Email:
+def usage_warning(level: int, stored: int, quota: int, retention_days: int = 0) -> Email:
     what = "reached" if level >= 100 else f"passed {level} % of"
     then = ("New uploads are refused; nothing is deleted, and downloads and deletes "
-            "keep working. Every version you stored is kept, so deleting files does "
-            "not free quota yet: ask us for a larger quota." if level >= 100 else
+            f"keep working. {how_space_frees(retention_days)}." if level >= 100 else
             "At the quota, new uploads are refused; nothing is ever deleted, and "
             "downloads and deletes keep working.")
     return Email("usage", f"Your Sealsync storage has {what} its quota",

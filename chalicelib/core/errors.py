@@ -5,6 +5,8 @@ include data the server should not echo (tokens, secrets).
 """
 from __future__ import annotations
 
+from typing import Any
+
 
 class SealsyncError(Exception):
     """Something the client can fix or should retry."""
@@ -16,7 +18,7 @@ class SealsyncError(Exception):
         super().__init__(message)
         self.message = message
 
-    def to_body(self) -> dict[str, str]:
+    def to_body(self) -> dict[str, Any]:
         return {"error": self.code, "message": self.message}
 
     def headers(self) -> dict[str, str | list[str]]:
@@ -41,6 +43,22 @@ class Forbidden(SealsyncError):
 class NotFound(SealsyncError):
     status = 404
     code = "not_found"
+
+
+class Expired(SealsyncError):
+    """The revision expired: superseded or deleted longer ago than the
+    retention window, its content is gone. The body still names its signed
+    manifest (`manifest_url`), so a device can verify the file's history."""
+
+    status = 410
+    code = "expired"
+
+    def __init__(self, message: str, details: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.details = details
+
+    def to_body(self) -> dict[str, Any]:
+        return {**super().to_body(), **self.details}
 
 
 class Conflict(SealsyncError):
@@ -97,7 +115,7 @@ class WrongRegion(SealsyncError):
         self.region = region
         self.url = url
 
-    def to_body(self) -> dict[str, str]:
+    def to_body(self) -> dict[str, Any]:
         return {**super().to_body(), "region": self.region, "home": self.url}
 
 

@@ -1,13 +1,14 @@
 """Garbage collection of chunks and packs: the pure rules (docs/DESIGN.md
 "Pack and chunk lifecycle"). No I/O; chalicelib/gc.py runs them.
 
-Retention: every committed revision is kept, so a chunk is live when any
-revision item names it. Garbage is a v1 chunk object or a pack that no
-revision needs, older than the grace period. Because revisions are never
-removed, a chunk the chunk index (`C#`) knows is live for good: the index is
-written only after a commit that referenced the chunk. So candidates are
-only ever objects the index does not know, which is what keeps a healthy
-account's collection cheap.
+Retention: a chunk is live when any revision item names it (an expired
+revision names none: core/retention.py). Garbage is a v1 chunk object or a
+pack that no revision needs, older than the grace period. The chunk index
+(`C#`) is written only after a commit that referenced the chunk, and only
+the retention job removes entries (for chunks of revisions it expired), so
+candidates are only ever objects the index does not know, which is what
+keeps a healthy account's collection cheap; a retention run asks for a full
+cycle so that old objects it made unknown are looked at.
 
 A collection cycle per user, each step bounded, with its state in one item:
 
@@ -21,15 +22,18 @@ A collection cycle per user, each step bounded, with its state in one item:
   delete  delete what was doomed and not rescued, then clear the set
 
 Why this is safe against a commit that dedups against a doomed object: a
-commit that relies on a chunk the index does not know reads the generation
-and the doomed set BEFORE it checks that the chunk is stored, treats doomed
-chunks and packs as missing, and its transaction is conditioned on the
-generation being unchanged. So after the doom transaction no commit can
-newly reference a doomed object, and a commit that checked before it loses
-its fence and checks again. The scan starts after the doom transaction, so
-it sees every revision that could reference a doomed object; what it does
-not rescue is garbage for good. The grace period is for liveness (uploads
-in flight are not made to fail), not for safety.
+commit that references any chunk reads the generation and the doomed set
+BEFORE it reads the index and checks that the chunk is stored, treats
+doomed chunks and packs as missing, and its transaction is conditioned on
+the generation being unchanged (known chunks too: index entries can go).
+So after the doom transaction no commit can newly reference a doomed
+object, and a commit that checked before it loses its fence and checks
+again. The scan starts after the doom transaction, so
+it sees every revision that could reference a doomed object (no revision
+loses its chunk list between a doom and its deletes: the retention job's
+transaction checks the phase); what it does not rescue is garbage for good.
+The grace period is for liveness (uploads in flight are not made to fail),
+not for safety.
 """
 from __future__ import annotations
 
@@ -212,6 +216,14 @@ def rescue(state: GcState, referenced: Iterable[str]) -> GcState:
             packs.add(p)
     return replace(state, rescued_chunks=frozenset(chunks),
                    rescued_packs=frozenset(packs & state.doomed_packs))
+
+
+def located_in_doomed(state: GcState, referenced: Iterable[str]) -> set[str]:
+    """The referenced chunks located in a doomed pack: the scan rescues those
+    packs, and the chunks go back in the index (they may have left it when
+    the revision that put them there expired)."""
+    refs = set(referenced)
+    return {c for c, _p in state.watch or () if c in refs}
 
 
 def watching(indexed: Mapping[str, Iterable[str]],

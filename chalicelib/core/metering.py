@@ -3,9 +3,11 @@ the API keep (adapters/usage.py), never from a listing of S3.
 
 Stored bytes are the bytes of every version the account keeps: each
 accepted version's `size` (its manifest plus its chunks, as declared and
-verified at commit). History is kept, so a delete (a tombstone version)
-frees nothing until a retention policy expires old versions; dedup within
-an account is the operator's saving, not billed separately.
+verified at commit), counted in full per version (dedup within an account
+is the operator's saving, not billed separately). A version that expires
+(core/retention.py: superseded or deleted for longer than the retention
+window) is taken off by the same size, once, by the expiry's own
+transaction.
 
 Two kinds of counter item:
   TOTAL          bytes and versions now (moved in the commit's transaction)
@@ -70,6 +72,15 @@ def commit_delta(at: float, sizes: Iterable[int]) -> CommitDelta:
     if any(s < 0 for s in sizes):
         raise ValueError("a version's size is never negative")
     return CommitDelta(int(at), sum(sizes), len(sizes))
+
+
+def expiry_delta(at: float, sizes: Iterable[int]) -> CommitDelta:
+    """The delta of expiring versions of these (metered) sizes at `at`
+    (core/retention.py): the commit's own measure, taken off. The hour
+    bucket's `v` counts versions committed, so an expiry moves only the
+    bytes there (`bucket_fields` minus `v`) and the versions on TOTAL."""
+    added = commit_delta(at, sizes)
+    return CommitDelta(added.at, -added.bytes_delta, -added.versions)
 
 
 @dataclass(frozen=True)

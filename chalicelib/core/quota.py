@@ -11,10 +11,11 @@ the server refuse earlier:
   - stored ≥ quota            refused (413 over_quota)
   - stored + declared > quota refused too (the batch would pass it)
   - a delete                  always allowed, even over quota (a user's
-                              deletes must never wedge). It frees no
-                              quota yet: every version is kept until a
-                              retention policy expires old ones
-                              (docs/ACCOUNT.md "The storage quota")
+                              deletes must never wedge). It frees the
+                              file's quota when its versions expire, the
+                              retention window after the delete
+                              (core/retention.py; docs/ACCOUNT.md "The
+                              storage quota")
 
 A delete here is what a client sends to remove a file: an entry that
 references no chunk, of an existing file (base revision ≥ 1), whose
@@ -57,9 +58,10 @@ class Adding:
                 and self.manifest_size <= MAX_DELETE_MANIFEST_BYTES)
 
 
-def check(stored: int, quota: int, entries: Iterable[Adding]) -> None:
+def check(stored: int, quota: int, entries: Iterable[Adding], retention_days: int = 0) -> None:
     """Raise OverQuota unless these entries may be presigned. `quota` ≤ 0
-    means no quota."""
+    means no quota; `retention_days` (0: every version kept) says in the
+    message how deleting frees space."""
     entries = list(entries)
     if quota <= 0 or all(e.is_delete for e in entries):
         return
@@ -67,13 +69,23 @@ def check(stored: int, quota: int, entries: Iterable[Adding]) -> None:
     if stored >= quota:
         raise OverQuota(f"this account's storage quota is used up ({_gib(stored)} stored of "
                         f"{_gib(quota)}): uploads are refused; nothing is deleted, downloads and "
-                        "deletes still work. Every version is kept, so deleting files does not "
-                        "free quota yet: ask your provider for a larger quota")
+                        f"deletes still work. {how_space_frees(retention_days)}")
     if stored + adding > quota:
         raise OverQuota(f"this upload ({_gib(adding)}) would pass the account's storage quota "
-                        f"({_gib(stored)} stored of {_gib(quota)}): send less, or ask your "
-                        "provider for a larger quota; nothing is deleted, downloads and deletes "
-                        "still work")
+                        f"({_gib(stored)} stored of {_gib(quota)}): send less; nothing is "
+                        f"deleted, downloads and deletes still work. "
+                        f"{how_space_frees(retention_days)}")
+
+
+def how_space_frees(retention_days: int) -> str:
+    """One sentence for the 413 and the quota mail: what deleting does."""
+    if retention_days <= 0:
+        return ("This server keeps every version, so deleting files does not free quota: "
+                "ask your provider for a larger quota")
+    days = f"{retention_days} day{'s' if retention_days != 1 else ''}"
+    return (f"Deleted files and replaced versions free their space {days} after the delete "
+            f"or the change (until then they can be restored), or ask your provider for a "
+            f"larger quota")
 
 
 def _gib(n: int) -> str:

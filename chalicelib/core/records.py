@@ -23,6 +23,9 @@ class Version:
     # of the batch's bundle at `manifest_key`; None: the whole object.
     manifest_offset: int | None = None
     manifest_length: int | None = None
+    # Expired (core/retention.py): when; its chunk list is gone, its
+    # manifest and signature stay (the history still verifies)
+    expired_at: int | None = None
 
 
 @dataclass(frozen=True)

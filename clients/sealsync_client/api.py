@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from .api_errors import (  # re-exported: callers import them from here
     ApiError,
     AuthError,
+    Expired,
     HomeUnavailable,
     NotFound,
     OverQuota,
@@ -44,8 +45,8 @@ if TYPE_CHECKING:
 TIMEOUT_S = 30.0
 Body = dict[str, Any]
 
-__all__ = ["ApiError", "Api", "AuthError", "Body", "HomeUnavailable", "Login", "NotFound",
-           "OverQuota", "PaymentRequired", "QuotaError", "RateLimited", "ServerForgot",
+__all__ = ["ApiError", "Api", "AuthError", "Body", "Expired", "HomeUnavailable", "Login",
+           "NotFound", "OverQuota", "PaymentRequired", "QuotaError", "RateLimited", "ServerForgot",
            "ServerUnreachable", "check_server_url", "say_on_stderr"]
 
 

@@ -66,6 +66,16 @@ class NotFound(ApiError):
     """No such account, file, revision or upload."""
 
 
+class Expired(ApiError):
+    """410 expired: the revision was superseded or deleted longer ago than
+    the server's retention window, and its content is gone. `body` still
+    names its signed manifest, so the history verifies (download.py)."""
+
+    def __init__(self, message: str, status: int, code: str, body: Body) -> None:
+        super().__init__(message, status, code)
+        self.body = body
+
+
 class RateLimited(ApiError):
     """The server's abuse limit: too many sign-ups, enrolments or logins."""
 
@@ -106,6 +116,8 @@ def json_or_raise(r: requests.Response) -> Body:
         raise QuotaError(f"too large or over quota: {text}", status, code)
     if status == 404:
         raise NotFound(text, status, code)
+    if status == 410 and code == "expired" and isinstance(body, dict):
+        raise Expired(text, status, code, body)
     if status == 429:
         wait = r.headers.get("Retry-After", "")
         seconds = int(wait) if wait.isdigit() and len(wait) < 10 else 0

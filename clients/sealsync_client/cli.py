@@ -56,6 +56,7 @@ from .errors import (
     IntegrityError,
     KdfError,
     KeyfileError,
+    RevisionExpired,
     SealsyncClientError,
     UsageError,
     WrongPassphrase,
@@ -96,6 +97,8 @@ def _errors() -> Iterator[None]:
         _fail(str(exc), 5)
     except IntegrityError as exc:
         _fail(f"integrity check failed: {exc}", 4)
+    except RevisionExpired as exc:
+        _fail(str(exc), 7)
     except ServerForgot as exc:
         _fail(exc.advice(), 4)
     except (ApiError, SealsyncClientError) as exc:

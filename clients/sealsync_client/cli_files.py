@@ -115,12 +115,24 @@ def history(as_json: bool, folder_dir: str, path: str) -> None:
             rows.append({"revision": rev["revision"], "deleted": rev["deleted"],
                          "committed_at": rev.get("committed_at"),
                          "path": shown(m.path) if m else None, "size": m.size if m else 0,
-                         "device": m.device if m else None})
+                         "device": m.device if m else None,
+                         # the retention window (docs/CLIENT.md "How long versions stay")
+                         "expired_at": rev.get("expired_at"),
+                         "expires_at": rev.get("expires_at")})
         text = "\n".join(
             f"  r{r['revision']:<4} {_when(r['committed_at'])}"
             f"  {'deleted' if r['deleted'] else str(r['size']) + ' bytes':>14}"
-            f"  {r['path'] or ''}  ({r['device'] or '?'})" for r in rows)
+            f"  {r['path'] or ''}  ({r['device'] or '?'}){_kept(r)}" for r in rows)
         _emit(as_json, {"file_id": file_id, "revisions": rows}, text)
+
+
+def _kept(row: dict[str, Any]) -> str:
+    """How long a revision stays restorable, as `history` shows it."""
+    if row["expired_at"] is not None:
+        return f"  expired {_when(row['expired_at'])}: cannot be restored"
+    if row["expires_at"] is not None:
+        return f"  restorable until {_when(row['expires_at'])}"
+    return ""
 
 
 @click.command()

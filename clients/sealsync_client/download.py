@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .api import Api, Body
+from .api import Api, Body, Expired
 from .bars import Progress
 from .crypto import sealed_len
 from .errors import IntegrityError
@@ -35,11 +35,24 @@ class Version:
     body: Body
     manifest: Manifest | None
 
+    @property
+    def expired(self) -> bool:
+        """The server let this (superseded) revision expire: its manifest
+        opens and verifies, its content cannot be downloaded any more."""
+        return "expired_at" in self.body
+
 
 def open_version(api: Api, ring: Keyring, user_id: str, file_id: str,
                  revision: int | None = None) -> Version:
-    """A version's manifest, opened only for the place it was sealed for."""
-    body = api.get_file(file_id, revision)
+    """A version's manifest, opened only for the place it was sealed for.
+    An expired revision (410) still has its manifest, which the history
+    needs; its Version is `expired` and names no chunks."""
+    try:
+        body = api.get_file(file_id, revision)
+    except Expired as exc:
+        if revision is None:
+            raise  # the head never expires: a server saying so is refused
+        body = _expired(exc.body)
     rev = int(body["revision"])
     if revision is not None and rev != revision:
         raise IntegrityError()  # the server answered for another revision
@@ -50,6 +63,16 @@ def open_version(api: Api, ring: Keyring, user_id: str, file_id: str,
                              envelope)
     check_stored(manifest.path)
     return Version(file_id, rev, body, manifest)
+
+
+def _expired(body: Body) -> Body:
+    """A 410's body as a version's: what the history needs (the manifest's
+    place), never chunks; anything less is refused like a bad manifest."""
+    out = {k: v for k, v in body.items() if k not in ("chunks", "packs")}
+    whole = isinstance(out.get("expired_at"), int) and isinstance(out.get("revision"), int)
+    if not whole or not (out.get("deleted") or "manifest_url" in out):
+        raise IntegrityError()
+    return out
 
 
 def fetch_version(api: Api, ring: Keyring, user_id: str, workers: int, bar: Progress,

@@ -73,6 +73,10 @@ class Pull:
 
     def _pull_pages(self, pool: ThreadPoolExecutor, report: Report) -> None:
         api = self.transfer.api
+        # Expired versions skipped that no later entry of their file followed
+        # yet: the head never expires, so one left at the feed's end is a
+        # server withholding a file's newest version (reported, not applied).
+        expired_last: dict[str, int] = {}
         while True:
             page = api.changes(self.state.cursor, limit=500)
             latest: dict[str, Version] = {}
@@ -80,13 +84,18 @@ class Pull:
             fetched = self._prefetch(pool, page["changes"])
             for c in page["changes"]:
                 seq, file_id, revision = int(c["seq"]), str(c["file_id"]), int(c["revision"])
+                expired_last.pop(file_id, None)
                 entry = self.state.by_file_id(file_id)
                 if not c["deleted"] and (entry is None or entry.revision >= revision) \
                         and self.history.verify_own(seq, file_id, revision):
                     continue  # our own upload (or delete) coming back: nothing to fetch
                 try:
-                    latest[file_id] = self._verified(seq, file_id, revision, c["deleted"],
-                                                     fetched)
+                    version = self._verified(seq, file_id, revision, c["deleted"], fetched)
+                    if version.expired:  # superseded long ago: a later entry has the file
+                        latest.pop(file_id, None)
+                        expired_last[file_id] = revision
+                        continue
+                    latest[file_id] = version
                 except HistoryError:
                     raise  # the feed's order, a rollback or a fork: the server lies
                 except IntegrityError as exc:  # this entry alone is bad: skip it loudly
@@ -99,6 +108,7 @@ class Pull:
                 self.meter.done(1, size_of(version))
             self.state.cursor = seq
             if not page["has_more"]:
+                self._withheld_newest(expired_last, report)
                 return
 
     def _verified(self, seq: int, file_id: str, revision: int, deleted: bool,
@@ -110,6 +120,14 @@ class Pull:
             self.transfer.version(file_id, revision)
         self.history.verify_entry(seq, file_id, revision, version.manifest)
         return version
+
+    def _withheld_newest(self, expired_last: dict[str, int], report: Report) -> None:
+        for file_id, revision in sorted(expired_last.items()):
+            entry = self.state.by_file_id(file_id)
+            name = shown(entry.path) if entry else f"file {file_id}"
+            report.errors.append(f"{name}: the server says revision {revision}, the newest it "
+                                 "listed, has expired, but a file's newest version never "
+                                 "expires: not applied (the server may be withholding it)")
 
     def _refuse(self, seq: int, file_id: str, revision: int, why: str,
                 report: Report) -> None:

@@ -76,3 +76,9 @@ class ForkError(HistoryError):
 class FeedError(HistoryError):
     """The change feed dropped, repeated, reordered or rewrote entries, or
     reported a change that no device signed."""
+
+
+class RevisionExpired(SealsyncClientError):
+    """The revision was superseded (or the file deleted) longer ago than the
+    server's retention window: its content is gone, only its signed record
+    stays (`sealsync history` marks it expired). `restore` exits 7."""

@@ -47,7 +47,7 @@ def test_unit_prices_make_the_quantities_visible(tmp_path: Path,
     assert per["Lambda GB-seconds"] == pytest.approx(mem_gb * (30 + 20 + 80 + 2 * 5) / 1000)
     assert per["S3 PUT/COPY (client + handler)"] == 1 + 1
     assert per["S3 HEAD/GET"] == 3 + 1
-    assert per["DynamoDB write units"] == 21 and per["DynamoDB read units"] == 14.5
+    assert per["DynamoDB write units"] == 21 and per["DynamoDB read units"] == 15.0
     assert per["Redis ECPUs"] == 13 and per["SQS requests"] == 3
     assert got["usd_per_million_commits"] == pytest.approx(sum(per.values()) * 1e6, rel=1e-6)
 

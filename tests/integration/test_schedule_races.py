@@ -88,3 +88,26 @@ def test_racing_invoice_runs_and_grace_jobs_have_one_effect(
     results = race(rt, "grace_read_only", now + 15 * core.DAY)
     assert sum(r["read_only"] for r in results) == 1, results
     assert sum("read-only" in m for m in mail_to(rt, address)) == 1
+
+
+def test_racing_retention_runs_expire_each_version_once(h: Harness) -> None:
+    """Four `retention` jobs at once over one account: each superseded
+    version expires once, and the stored bytes drop by exactly their sizes."""
+    import secrets
+
+    from tests.unit.test_gc_collector import commit_pack
+    from tests.unit.test_retention_job import commit
+
+    dev = h.signup()
+    files = []
+    for _ in range(3):
+        _pid, f = commit_pack(h, dev, [secrets.token_bytes(100)])
+        commit(h, dev, f, 1, [secrets.token_bytes(90)])
+        commit(h, dev, f, 2, [secrets.token_bytes(80)])
+        files.append(f)
+    stored, versions = h.rt.usage.total(dev.user_id)
+    old = [r for f in files for r in h.rt.retention.revisions(dev.user_id, f) if r.revision < 3]
+    reports = race(h.rt, "retention", int(time.time()) + 31 * 24 * 3600)
+    assert sum(r["expired"] for r in reports) == len(old) == 6
+    assert sum(r["bytes_freed"] for r in reports) == sum(r.size for r in old)
+    assert h.rt.usage.total(dev.user_id) == (stored - sum(r.size for r in old), versions - 6)

@@ -47,4 +47,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(f"  batches by pack: {dict(sorted(Stats.packs.items()))}; "
                                     f"entries sent as ranges of their base: {Stats.ranged}")
         terminalreporter.write_line(f"  objects the gc job deleted: {Stats.collected}, "
-                                    f"packs it repacked: {Stats.repacked}")
+                                    f"packs it repacked: {Stats.repacked}, revisions expired: "
+                                    f"{Stats.expired}")

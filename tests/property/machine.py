@@ -23,6 +23,7 @@ from local.moto import MotoServer
 from local.services import RedisServer
 from tests.property.metering import check_usage
 from tests.property.model import Model
+from tests.property.retention import check_reads, expire_superseded
 from tests.property.world import (
     STALE_LOCK_MS,
     STEPS,
@@ -37,8 +38,10 @@ KINDS = ("write", "write", "write", "rename", "missing", "badsize", "abandoned")
 BATCH_KINDS = ("write", "write", "rename", "missing")
 # "gc": the collector runs (past the grace period) at a step boundary of the
 # handler: between its chunk check and its transaction, among others; "swap":
-# the staged objects are replaced by other bytes of the same size
-INTERFERENCES = ("expire", "expire_nest", "nest", "restart", "restart_nest", "gc", "swap")
+# the staged objects are replaced by other bytes of the same size; "retain":
+# superseded revisions expire, then the collector runs (retention.py)
+INTERFERENCES = ("expire", "expire_nest", "nest", "restart", "restart_nest", "gc", "swap",
+                 "retain")
 
 
 # Draws never depend on state that timing can change (a retried event, a
@@ -66,6 +69,7 @@ class Stats:
     packs: dict[str, int] = {}  # batches by what became of their pack
 
     collected = 0  # chunk objects and packs the gc job deleted
+    expired = 0  # revisions the retention job expired
     repacked = 0  # mostly-dead packs the gc job repacked
     idle = 0  # rule calls that found nothing to do (an empty queue): not steps
 
@@ -357,6 +361,9 @@ class CommitMachine(RuleBasedStateMachine):
             self._swap(staged)
         if what == "gc":
             self._collect(True)
+        if what == "retain":
+            self._expire()
+            self._collect(True)
         if what.startswith("expire"):
             for file_id in files:
                 self.world.expire_lock(file_id)
@@ -422,6 +429,24 @@ class CommitMachine(RuleBasedStateMachine):
         Stats.step("garbage_collect")
         self._collect(past_grace)
 
+    # only once some file has a superseded revision: otherwise it would only
+    # spend the run's steps (hypothesis favours it)
+    @precondition(lambda self: max(self.model.heads.values(), default=0) >= 2)
+    @rule(then_collect=st.booleans())
+    def retention_expires(self, then_collect: bool) -> None:
+        """The `retention` job: every revision superseded before now expires
+        (a window of 0 s), maybe followed by the collector past the grace
+        period; then every revision reads as it should."""
+        Stats.step("retention_expires")
+        self._expire()
+        if then_collect:
+            self._collect(True)
+        check_reads(self.world, self.files)
+
+    def _expire(self) -> None:
+        self.model.expired = True
+        Stats.expired += expire_superseded(self.world, self.files)
+
     def _collect(self, past_grace: bool) -> None:
         self.model.collected = self.model.collected or past_grace
         try:
@@ -463,7 +488,10 @@ class CommitMachine(RuleBasedStateMachine):
             status, rev, _, _, mkey = self.model.final[up.upload_id]
             if up.tombstone or status == "rejected":
                 continue
-            loser_collected = status == "conflict" and self.model.collected
+            kept = w.rt.meta.get_revision(w.user_id, up.file_id, int(rev)) \
+                if status == "accepted" else None
+            expired = kept is not None and kept.expired_at is not None  # retention
+            loser_collected = (status == "conflict" and self.model.collected) or expired
             place = (ManifestPlace.for_download(w.user_id, up.file_id, int(rev))
                      if status == "accepted" else
                      ManifestPlace.for_upload(w.user_id, up.file_id, up.base))

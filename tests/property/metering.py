@@ -2,11 +2,12 @@
 the usage counters (adapters/usage.py) must equal what the table stores,
 whatever events were duplicated, replayed, late, crashed or raced.
 
-  TOTAL.b            = Σ size of every revision kept        (to the byte)
-  TOTAL.v            = the number of revisions kept
-  Σ buckets db, v    = TOTAL.b, TOTAL.v                     (no delta lost or doubled)
+  TOTAL.b            = Σ size of every revision kept, not expired   (to the byte)
+  TOTAL.v            = the number of revisions kept, not expired
+  Σ buckets db       = TOTAL.b                   (no delta lost or doubled)
+  Σ buckets v        = every revision committed (an expiry moves only bytes there)
   byte-seconds until now, from the counters (core/metering.py)
-                     = Σ size × (now − committed), per revision (to the second)
+                     = Σ size × (min(now, expired) − committed), per revision
 """
 from __future__ import annotations
 
@@ -24,14 +25,17 @@ def check_usage(snap: Snapshot, user_id: str, now: float | None = None) -> None:
     buckets = [Bucket(hour=int(it["sk"][2:]), bytes_delta=int(it.get("db", 0)),
                       byte_seconds=int(it.get("bs", 0)), versions=int(it.get("v", 0)))
                for it in mine if it["sk"].startswith("H#")]
-    stored = sum(int(it.get("size", 0)) for it in revisions)
+    kept = [it for it in revisions if "expired" not in it]
+    stored = sum(int(it.get("size", 0)) for it in kept)
     assert int(total.get("b", 0)) == stored, ("stored bytes", total, stored)
-    assert int(total.get("v", 0)) == len(revisions), ("versions", total, len(revisions))
+    assert int(total.get("v", 0)) == len(kept), ("versions", total, len(kept))
     assert sum(b.bytes_delta for b in buckets) == stored, "hour buckets lost or doubled bytes"
     assert sum(b.versions for b in buckets) == len(revisions)
     if not revisions:
         return
-    end = int(time.time() if now is None else now) + 1
+    end = int(time.time() if now is None else now) + 2  # an expiry may be stamped now + 1
     start = hour_of(min(int(it["committed"]) for it in revisions))
-    truth = sum(int(it.get("size", 0)) * (end - int(it["committed"])) for it in revisions)
+    truth = sum(int(it.get("size", 0))
+                * max(0, min(end, int(it.get("expired", end))) - int(it["committed"]))
+                for it in revisions)
     assert byte_seconds(stored, buckets, start, end) == truth, "byte-hours drifted"

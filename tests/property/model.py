@@ -13,6 +13,8 @@ what earlier checks observed. Invariants 1-5 of docs/DESIGN (shared):
     bundle) and every chunk it names exists
   + the change feed: seqs 1..N with no gap, one entry per accepted upload,
     the counter at N
+  + retention: an expired revision is never a head, names no chunks, keeps
+    its manifest (5 holds for its manifest only); its chunks may be gone
   + garbage collection (once the collector ran past the grace period,
     `collected`): every accepted version's chunks still exist (5 above, held
     strictly); a conflict loser's chunks, which no kept revision references,
@@ -78,6 +80,7 @@ class Model:
     heads: dict[str, int] = field(default_factory=dict)
     packs: dict[str, bytes] = field(default_factory=dict)  # the world's, by pack id
     collected: bool = False  # the gc job ran with the clock past the grace period
+    expired: bool = False  # the retention job ran: revisions superseded may have expired
 
     def add(self, up: Upload) -> None:
         self.uploads[up.upload_id] = up
@@ -122,6 +125,7 @@ class Model:
         heads = {it["sk"]: it for it in snap.items if it["pk"] == f"F#{self.user_id}"}
         revisions = {(it["pk"].split("#")[2], int(it["sk"])): it for it in snap.items
                      if it["pk"].startswith(f"R#{self.user_id}#")}
+        expired = {k for k, it in revisions.items() if "expired" in it}
         feed = sorted(self._feed(snap))
         counter = [int(it["seq"]) for it in snap.items
                    if it["pk"] == f"S#{self.user_id}" and it["sk"] == "SEQ"]
@@ -146,14 +150,18 @@ class Model:
                 assert rev not in accepted.setdefault(up.file_id, {}), (
                     f"two uploads accepted from base {up.base} of {up.file_id}")
                 accepted[up.file_id][rev] = up
-                self._stored(snap, up, rec.get("mkey"))
+                # an expired revision keeps its manifest, not its chunks
+                self._stored(snap, up, rec.get("mkey"), gone=(up.file_id, rev) in expired)
             elif status == "conflict":
                 assert may_commit(up), f"{up.kind} conflicted"
                 assert int(rec["winner"]) > up.base, f"conflict below its base: {rec}"
                 self._stored(snap, up, rec.get("mkey"), loser=True)
             else:
                 reason = str(rec.get("reason", ""))
-                allowed = allowed_rejects(up) + (GC_REJECT if self.collected else ())
+                # a chunk of an expired revision left the chunk index: an
+                # upload that counted on it may have to send it again
+                allowed = allowed_rejects(up) + (GC_REJECT if self.collected or self.expired
+                                                 else ())
                 assert any(r in reason for r in allowed), (
                     f"{up.kind} upload rejected for {reason!r}")
 
@@ -170,6 +178,9 @@ class Model:
                     f"revision {rev} of {file_id} changed hands")
                 item = revisions.get((file_id, rev))
                 assert item and item["upload"] == up.server_id, f"revision item {item}"
+                if "expired" in item:  # retention: never the head, no chunk list left
+                    assert rev < top and "chunks" not in item, f"expired {item}, head {top}"
+                    continue
                 # the full list as the entry meant it, ranges of a base expanded
                 listed = bytes(getattr(item.get("chunks"), "value", item.get("chunks")) or b"")
                 assert listed == b"".join(bytes.fromhex(c.id) for c in up.chunks), (
@@ -216,9 +227,11 @@ class Model:
                     for k, (f, rev, deleted) in enumerate(group)]
         return out
 
-    def _stored(self, snap: Snapshot, up: Upload, mkey: Any, loser: bool = False) -> None:
+    def _stored(self, snap: Snapshot, up: Upload, mkey: Any, loser: bool = False,
+                gone: bool = False) -> None:
         """Invariant 5: the version's manifest bytes and its chunks exist
-        (a conflict loser's chunks only until the collector ran)."""
+        (a conflict loser's chunks only until the collector ran; an expired
+        revision's not at all: its manifest stays for the history)."""
         if up.tombstone:  # a v1 delete's batch of one: its bundle is empty
             assert mkey is None or snap.etags.get(str(mkey)) == etag_of(b""), (
                 f"tombstone with a manifest {mkey}")
@@ -227,7 +240,7 @@ class Model:
         assert snap.etags.get(str(mkey)) == etag_of(up.bundle or up.manifest), (
             f"manifest of {up.upload_id} missing or not the bytes uploaded")
         index = {it["sk"]: it for it in snap.items if it["pk"] == f"L#{self.user_id}"}
-        for c in () if loser and self.collected else up.chunks:
+        for c in () if (loser and self.collected) or gone else up.chunks:
             loc = index.get(c.id, {})
             if "pack" not in loc:
                 key = f"chunks/{self.user_id}/{c.id}"

@@ -54,7 +54,7 @@ def test_an_edit_sent_as_ranges_commits_the_full_list(fast: Harness,
     looked_up: list[set[str]] = []
     real = h.rt.meta.known_chunks
     monkeypatch.setattr(h.rt.meta, "known_chunks",
-                        lambda user, ids: looked_up.append(set(ids)) or real(user, ids))
+                        lambda user, ids, **kw: looked_up.append(set(ids)) or real(user, ids, **kw))
     item = BatchItem(file_id, 1, chunks=edited,
                      sent=ranges(CHUNKS, [(0, 15), new, (17, 23)]))
     batch = h.stage_batch(dev, [item])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -22,6 +23,7 @@ from chalicelib.adapters.pairings import ID_LEN as PAIRING_ID_LEN
 from chalicelib.core.ids import CHUNK_HEX, ID_HEX, new_id
 from chalicelib.core.ratelimit import Rates, Rule
 from chalicelib.core.requests import Limits
+from chalicelib.jobs import run_job
 from local import apiclient
 from local.stripe import LocalStripe
 from tests.billing_support import drive_billing_routes, enable_billing
@@ -240,6 +242,12 @@ def test_every_documented_status_is_real_and_valid(
     assert "manifest_range" not in gone
     revs = h.get(f"/v1/files/{file_id}/revisions", dev)
     assert [v["revision"] for v in revs.json_body["revisions"]] == [2, 1]
+    assert "expires_at" in revs.json_body["revisions"][1]
+    # the delete's window passes: revision 1 expires (docs/DESIGN.md "Retention rule")
+    run_job(h.rt, {"job": "retention"}, int(time.time()) + 31 * 24 * 3600)
+    assert h.get(f"/v1/files/{file_id}?revision=1", dev).status_code == 410
+    revs = h.get(f"/v1/files/{file_id}/revisions", dev)
+    assert "expired_at" in revs.json_body["revisions"][1]
     done = h.get(f"/v1/files/{verdicts[1]['file_id']}", dev).json_body
     assert done["manifest_range"] == {"offset": 24, "length": 24}
     assert h.get(f"/v1/files/{file_id}/revisions?limit=abc", dev).status_code == 400
