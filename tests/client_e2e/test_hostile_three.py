@@ -19,6 +19,7 @@ from tests.e2e.conftest import StackProcess
 
 pytestmark = pytest.mark.e2e
 MiB = 1024 * 1024
+SEEDS = [int(s) for s in os.environ.get("SEALSYNC_SEEDS", "1,2").split(",")]
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def three(stack: StackProcess, tmp_path: Path) -> Iterator[list[Folder]]:
             f.close()
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", SEEDS)
 def test_three_devices_overlapping_edits_and_deletes_converge(
         three: list[Folder], seed: int) -> None:
     rng = random.Random(seed)
@@ -71,3 +72,27 @@ def test_three_devices_overlapping_edits_and_deletes_converge(
         assert trees[0] == trees[1] == trees[2]
         kept = set(trees[0].values())
         assert [e[:40] for e in edits if e not in kept] == []  # every edit somewhere
+
+
+def test_a_directory_renamed_edited_inside_and_deleted_at_once(three: list[Folder]) -> None:
+    a, b, c = three
+    (a.root / "d" / "sub").mkdir(parents=True)
+    for name in ("d/x.txt", "d/sub/y.txt", "d/big.bin"):
+        (a.root / name).write_bytes(os.urandom(2 * MiB if name.endswith(".bin") else 100))
+    settle(*three)
+    os.rename(a.root / "d", a.root / "renamed")              # a renames the directory
+    edited = (b.root / "d" / "sub" / "y.txt").read_bytes() + b" edited on b"
+    (b.root / "d" / "sub" / "y.txt").write_bytes(edited)       # b edits inside it
+    big = bytearray((b.root / "d" / "big.bin").read_bytes())
+    big[MiB:MiB + 10] = b"0123456789"
+    (b.root / "d" / "big.bin").write_bytes(bytes(big))
+    for path in sorted((c.root / "d").rglob("*"), reverse=True):  # c deletes it all
+        path.rmdir() if path.is_dir() else path.unlink()
+    (c.root / "d").rmdir()
+    with ThreadPoolExecutor(3) as pool:
+        reports = list(pool.map(lambda f: f.engine().sync(), three))
+    assert not any(r.errors for r in reports), [r.errors for r in reports]
+    settle(*three)
+    trees = [tree(f) for f in three]
+    assert trees[0] == trees[1] == trees[2]
+    assert {edited, bytes(big)} <= set(trees[0].values())  # the edits beat the delete
