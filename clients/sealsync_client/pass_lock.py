@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import SealsyncClientError
+
 LOCK_FILE = "pass.lock"
 
 
@@ -33,7 +35,11 @@ def _say_waiting(meta: Path) -> None:
 def one_pass(meta: Path, on_wait: Callable[[Path], None] = _say_waiting) -> Iterator[None]:
     """Hold the folder's pass lock (`meta`: its `.sealsync/`) while the
     block runs, waiting for any other holder first."""
-    fd = os.open(meta / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(meta / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:  # e.g. made a directory by hand: one line, not a trace
+        raise SealsyncClientError(f"cannot open {meta / LOCK_FILE}: "
+                                  f"{exc.strerror or exc}") from None
     try:
         if not _try_lock(fd):
             on_wait(meta)

@@ -153,3 +153,12 @@ def test_books_restored_from_a_backup_say_so_and_the_advice_works(
     assert tree(one) == tree(two)
     assert {b"first", b"edited after the restore",
             b"uploaded after the backup"} <= set(tree(one).values())
+
+
+def test_a_pass_lock_that_cannot_be_opened_is_one_line(stack: StackProcess,
+                                                       tmp_path: Path) -> None:
+    one, _ = pair(stack, tmp_path)
+    (one / ".sealsync" / "pass.lock").mkdir()
+    done = run("sync", str(one), check=4)
+    assert done.stderr.strip().splitlines() == [
+        f"sealsync: error: cannot open {one / '.sealsync' / 'pass.lock'}: Is a directory"]
