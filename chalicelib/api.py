@@ -253,9 +253,11 @@ def open_batch(rt: Runtime, who: Claims, req: BatchRequest,
     rec = record_batch(rt, who, req, packs, detached)
     batch_id, now = rec.batch_id, rec.created
     # Chunks a range of a base names are a committed revision's: stored
-    # (the commit still checks every chunk), so neither looked up nor presigned.
-    named = [c for c in req.chunk_sizes if c not in req.from_base]
-    known = rt.meta.known_chunks(who.user_id, named) | packed_chunks(packs) | req.from_base
+    # (the commit still checks every chunk), so neither looked up nor
+    # presigned; nor are those in a pack of this batch.
+    packed = packed_chunks(packs)
+    named = [c for c in req.chunk_sizes if c not in req.from_base and c not in packed]
+    known = rt.meta.known_chunks(who.user_id, named) | packed | req.from_base
     chunk_urls = {c: rt.blobs.presign_put(chunk_key(who.user_id, c), size, create_only=True)
                   for c, size in req.chunk_sizes.items() if c not in known}
     rt.usage.count_requests(who.user_id, now, puts=1 + len(chunk_urls) + len(packs))

@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError
 
 from ..core.gc import GcState, pack_ids, packed
 from ..core.packs import Location
+from .ddb_batch import each
 from .meta import ddb_item, ddb_plain
 
 _STATE_SK = "GC"
@@ -187,16 +188,18 @@ class GcStore:
 
     # -- the pack index -----------------------------------------------------------
     def index_packs(self, user_id: str, chunks_by_pack: Mapping[str, Iterable[str]]) -> None:
-        """Add chunks to each pack's index (one UpdateItem per pack; ADD on a
-        binary set is idempotent and never drops what another writer added)."""
-        for pack, chunks in sorted(chunks_by_pack.items()):
-            ids = sorted(set(chunks))
-            if not ids:
-                continue
+        """Add chunks to each pack's index (one UpdateItem per pack, several at
+        once; ADD on a binary set is idempotent and never drops what another
+        writer added)."""
+        def add(pack_chunks: tuple[str, list[str]]) -> None:
+            pack, ids = pack_chunks
             self.db.update_item(
                 TableName=self.table, Key=ddb_item(pk=f"K#{user_id}", sk=pack),
                 UpdateExpression="ADD #c :c", ExpressionAttributeNames={"#c": "chunks"},
                 ExpressionAttributeValues={":c": {"BS": [bytes.fromhex(c) for c in ids]}})
+
+        todo = [(pack, sorted(set(chunks))) for pack, chunks in sorted(chunks_by_pack.items())]
+        each(add, [(pack, ids) for pack, ids in todo if ids])
 
     def pack_index(self, user_id: str, pack_ids_: Iterable[str]) -> dict[str, frozenset[str]]:
         """Each pack's indexed chunks (an absent pack: none)."""

@@ -20,6 +20,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from ..core.batch import unpack_changes
 from ..core.records import Change, Version
+from .ddb_batch import get_all, put_all
 
 PENDING_INDEX = "pending"
 PENDING_SHARDS = "0123456789abcdef"
@@ -153,24 +154,12 @@ class Meta:
         """Chunks a committed version of this user already references.
         `consistent`: the commit's check (pack_commit.py), which must not
         trust an entry the retention job deleted a moment ago."""
-        wanted = sorted(set(chunk_ids))
-        known: set[str] = set()
-        for i in range(0, len(wanted), 100):
-            keys = [ddb_item(pk=f"C#{user_id}", sk=c) for c in wanted[i:i + 100]]
-            request = {self.table: {"Keys": keys, "ProjectionExpression": "sk",
-                                    "ConsistentRead": consistent}}
-            while request:
-                got = self.db.batch_get_item(RequestItems=request)
-                known.update(ddb_plain(it)["sk"] for it in got["Responses"].get(self.table, []))
-                request = got.get("UnprocessedKeys") or {}
-        return known
+        keys = [ddb_item(pk=f"C#{user_id}", sk=c) for c in sorted(set(chunk_ids))]
+        return {ddb_plain(it)["sk"] for it in get_all(self.db, self.table, keys,
+                                                      ProjectionExpression="sk",
+                                                      ConsistentRead=consistent)}
 
     def remember_chunks(self, user_id: str, chunk_ids: Iterable[str]) -> None:
         """Record chunks verified to exist (chunks are immutable)."""
-        unique = sorted(set(chunk_ids))
-        for i in range(0, len(unique), 25):
-            request = {self.table: [{"PutRequest": {"Item": ddb_item(pk=f"C#{user_id}", sk=c)}}
-                                    for c in unique[i:i + 25]]}
-            while request:
-                got = self.db.batch_write_item(RequestItems=request)
-                request = got.get("UnprocessedItems") or {}
+        put_all(self.db, self.table,
+                [ddb_item(pk=f"C#{user_id}", sk=c) for c in sorted(set(chunk_ids))])

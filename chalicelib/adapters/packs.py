@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..core.packs import Location, PackDecl, decode_packs, encode_packs
+from .ddb_batch import get_all, put_all
 from .meta import ddb_item, ddb_plain
 
 
@@ -54,32 +55,20 @@ class Packs:
     def locations(self, user_id: str, chunk_ids: Iterable[str]) -> dict[str, Location]:
         """The pack location of each of `chunk_ids` stored in a pack; chunks
         without one (v1 chunk objects) are left out."""
-        wanted = sorted(set(chunk_ids))
+        keys = [ddb_item(pk=f"L#{user_id}", sk=c) for c in sorted(set(chunk_ids))]
         out: dict[str, Location] = {}
-        for i in range(0, len(wanted), 100):
-            keys = [ddb_item(pk=f"L#{user_id}", sk=c) for c in wanted[i:i + 100]]
-            request: dict[str, Any] = {self.table: {
-                "Keys": keys, "ProjectionExpression": "sk, #p, #o, #l",
-                "ExpressionAttributeNames": {"#p": "pack", "#o": "off", "#l": "len"}}}
-            while request:
-                got = self.db.batch_get_item(RequestItems=request)
-                for raw in got["Responses"].get(self.table, []):
-                    it = ddb_plain(raw)
-                    out[it["sk"]] = Location(it["pack"], int(it["off"]), int(it["len"]))
-                request = got.get("UnprocessedKeys") or {}
+        for raw in get_all(self.db, self.table, keys, ProjectionExpression="sk, #p, #o, #l",
+                           ExpressionAttributeNames={"#p": "pack", "#o": "off", "#l": "len"}):
+            it = ddb_plain(raw)
+            out[it["sk"]] = Location(it["pack"], int(it["off"]), int(it["len"]))
         return out
 
     def remember(self, user_id: str, located: Mapping[str, Location]) -> None:
-        """Record where chunks stored in packs lie (25 per BatchWriteItem).
+        """Record where chunks stored in packs lie (25 per BatchWriteItem, several at
+        once: adapters/ddb_batch.py).
         The caller passes only chunks the index did not know; a later write
         for the same chunk (a concurrent batch, a re-sent chunk) replaces
         the location with another stored copy of the same envelope."""
-        items = sorted(located.items())
-        for i in range(0, len(items), 25):
-            request: dict[str, Any] = {self.table: [
-                {"PutRequest": {"Item": ddb_item(pk=f"L#{user_id}", sk=c, pack=loc.pack_id,
-                                                 off=loc.offset, len=loc.length)}}
-                for c, loc in items[i:i + 25]]}
-            while request:
-                got = self.db.batch_write_item(RequestItems=request)
-                request = got.get("UnprocessedItems") or {}
+        put_all(self.db, self.table, [
+            ddb_item(pk=f"L#{user_id}", sk=c, pack=loc.pack_id, off=loc.offset, len=loc.length)
+            for c, loc in sorted(located.items())])

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 from urllib.parse import urlsplit
 
 from .api_errors import (  # re-exported: callers import them from here
@@ -80,6 +80,10 @@ def say_on_stderr(message: str) -> None:
     print(f"sealsync: {message}", file=sys.stderr, flush=True)
 
 
+# One read of a body read into a buffer. urllib3's readinto allocates a
+# temporary of the size asked (http.client two): kept small, they come
+# and go from the thread's heap instead of fragmenting it.
+READ_BLOCK = 64 * 1024
 MAX_WAIT_S = 60  # longer waits than this are reported instead of slept through
 RATE_RETRIES = 3
 
@@ -231,16 +235,30 @@ class Api:
         if r.status_code not in (200, 201, 204, 412):
             raise ApiError(f"storage refused an upload (HTTP {r.status_code})", r.status_code)
 
-    def get_blob(self, url: str, byte_range: tuple[int, int] | None = None) -> bytes:
+    @overload
+    def get_blob(self, url: str, byte_range: tuple[int, int] | None = None) -> bytes: ...
+
+    @overload
+    def get_blob(self, url: str, byte_range: tuple[int, int], *,
+                 into: bytearray) -> memoryview: ...
+
+    def get_blob(self, url: str, byte_range: tuple[int, int] | None = None,
+                 into: bytearray | None = None) -> bytes | memoryview:
         """GET a presigned URL; `byte_range` (offset, length) sends the Range
-        header a ranged URL was signed with."""
+        header a ranged URL was signed with. With `into` (a buffer of at
+        least the range's length) the body is read straight into it and
+        the view of it returned: a download reuses a few range buffers
+        instead of allocating 8 MiB per GET (packing.RangedFetch)."""
         headers = {} if byte_range is None else {
             "Range": f"bytes={byte_range[0]}-{byte_range[0] + byte_range[1] - 1}"}
         bucket = self.limiter.down if self.limiter is not None else None
-        r = self._send("GET", url, self.timeout_s, headers=headers, stream=bucket is not None)
+        r = self._send("GET", url, self.timeout_s, headers=headers,
+                       stream=bucket is not None or into is not None)
         if r.status_code not in (200, 206):
             r.close()
             raise ApiError(f"storage refused a download (HTTP {r.status_code})", r.status_code)
+        if into is not None and byte_range is not None:
+            return _read_into(r, memoryview(into)[:byte_range[1]], bucket)
         if bucket is None:
             data = r.content
         else:  # streamed in blocks, each paid for before it is read off the socket
@@ -342,3 +360,28 @@ class Api:
         """GET /v1/account/usage: this month, or [start, end) in epoch seconds."""
         query = "&".join(f"{k}={v}" for k, v in (("from", start), ("to", end)) if v is not None)
         return self.call("GET", "/v1/account/usage" + (f"?{query}" if query else ""))
+
+
+def _read_into(r: requests.Response, view: memoryview, bucket: Any) -> memoryview:
+    """Read a streamed body of exactly len(view) bytes into `view` (paying
+    `bucket` block by block under --bwlimit); a body of another length is
+    refused like any wrong range."""
+    import urllib3
+    got, block = 0, READ_BLOCK
+    try:
+        while got < len(view):
+            n = r.raw.readinto(view[got:got + block])
+            if not n:
+                break
+            if bucket is not None:
+                bucket.take(n)
+            got += n
+        extra = r.raw.read(1) if got == len(view) else b""
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise ServerUnreachable("a download from storage broke off") from exc
+    finally:
+        r.close()
+    if got != len(view) or extra:
+        raise ApiError(f"storage refused a download (HTTP {r.status_code})", r.status_code)
+    return view
+

@@ -37,8 +37,8 @@ from .api import Api, AuthError, OverQuota, ServerUnreachable
 from .bars import Progress
 from .devices import DeviceKey
 from .engine_pull import FATAL, Pull, is_delete
-from .errors import IntegrityError
-from .fingerprint import fingerprint, hash_file
+from .errors import CannotRead, IntegrityError
+from .fingerprint import fingerprint, hash_file, unhashed
 from .history import History
 from .keys import Keyring
 from .manifest import Manifest
@@ -82,6 +82,7 @@ class Engine(Pull):
         self.place = Placer(self.root, state, device, self.transfer, self.on_event, self.tmp)
         self.withheld = Withheld(self.root, state, self.place)  # ignored and excluded paths
         self.meter: Meter = NO_METER  # the whole pass's progress (progress.py)
+        self._digests: dict[str, str] = {}  # rel -> content hash its prepare took
 
     # -- the pass -------------------------------------------------------------
     def sync(self) -> Report:
@@ -107,11 +108,17 @@ class Engine(Pull):
         by_hash: dict[str, Entry] = {}
         for e in vanished.values():
             by_hash.setdefault(e.fp.hash, e)
+        gone_sizes = {e.fp.size for e in vanished.values()}
         plan: list[_Upload] = []
         for rel in sorted(local):
             entry = entries.get(rel)
             try:
-                fp = fingerprint(local[rel], entry.fp if entry else None)
+                # A new file no vanished one could have been renamed to (no
+                # size in common) is hashed by its upload's own read (the
+                # prepare pass), not read once more here.
+                fp = unhashed(local[rel]) if entry is None else None
+                if fp is None or fp.size in gone_sizes:
+                    fp = fingerprint(local[rel], entry.fp if entry else None)
             except FileNotFoundError:
                 continue
             except OSError as exc:
@@ -143,7 +150,7 @@ class Engine(Pull):
                 for item, result in answered:
                     self.meter.done(1, item.fp.size if isinstance(item, _Upload) else 0)
                     if isinstance(item, _Upload):
-                        step = partial(self._settle, item, result)
+                        step = partial(self._settle, self._hashed(item), result)
                     else:
                         step = partial(self._deleted, item, result)
                     fatal = self._guarded(item.rel if isinstance(item, _Upload) else item.path,
@@ -167,7 +174,24 @@ class Engine(Pull):
         return None
 
     def _prepare(self, u: _Upload) -> Prepared:
-        return self.transfer.prepare(self.root, u.rel, u.file_id, u.base, u.stored)
+        """On the prepare pool: chunk, hash and seal; the content hash of an
+        unhashed fingerprint comes from the same read (kept for `_hashed`)."""
+        try:
+            p = self.transfer.prepare(self.root, u.rel, u.file_id, u.base, u.stored,
+                                      local_hash=not u.fp.hash)
+        except OSError as exc:  # reading the file: the same line as at the scan
+            raise CannotRead(f"cannot be read: {reason(exc)}") from exc
+        if p.digest is not None:
+            self._digests[u.rel] = p.digest
+        return p
+
+    def _hashed(self, u: _Upload) -> _Upload:
+        """`u` with its content hash, once its prepare pass took it. Without
+        one (its prepare failed) the hash stays "", which matches no file:
+        the state never records it, as the upload reports an error."""
+        if u.fp.hash:
+            return u
+        return replace(u, fp=replace(u.fp, hash=self._digests.pop(u.rel, "")))
 
     def _prepare_delete(self, e: Entry) -> Prepared:
         """Delete by uploading a signed tombstone: a delete is a version like

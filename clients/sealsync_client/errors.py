@@ -24,6 +24,10 @@ class IntegrityError(SealsyncClientError):
         super().__init__(message)
 
 
+class CannotRead(SealsyncClientError):
+    """A local file could not be read for its upload; the next sync retries it."""
+
+
 class WrongPassphrase(SealsyncClientError):
     """The passphrase does not open this key file (or the file is damaged)."""
 

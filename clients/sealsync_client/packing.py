@@ -313,15 +313,24 @@ class RangedFetch:
     file order: GETs run ahead on `pool` (at most `ahead` GETs and
     READ_AHEAD_BYTES of ranges not yet used up; the GET a chunk needs is
     always made), and a range is dropped once every chunk in it has been
-    handed out."""
+    handed out.
 
-    def __init__(self, get: Callable[..., bytes], body: Body,
+    A pack range is read into a range buffer that is reused once the range
+    is dropped (`get(url, range, into=buffer)`), so a download holds a few
+    READ_SPAN buffers for its whole length. Allocating one per GET grew the
+    1 GiB download's RSS to ~145 MiB: glibc serves a freed 8 MiB block
+    again from the heap (its mmap threshold slides up to it), where the
+    next ones fragment (benchmarks/README.md, "The 1 GiB sync")."""
+
+    def __init__(self, get: Callable[..., bytes | memoryview], body: Body,
                  order: Sequence[str], pool: ThreadPoolExecutor, ahead: int,
                  on_bytes: Callable[[int], None]) -> None:
         self._get, self._pool, self._ahead, self._on_bytes = get, pool, ahead, on_bytes
         self._jobs, self._at = read_plan(body, order)
         self._left = Counter(self._at[c] for c in order)
-        self._live: dict[int, Future[bytes]] = {}
+        self._live: dict[int, Future[bytes | memoryview]] = {}
+        self._bufs: dict[int, bytearray] = {}  # job -> the range buffer it reads into
+        self._free: list[bytearray] = []
         self._next = 0
 
     def __call__(self, chunk_id: str) -> bytes:
@@ -331,31 +340,55 @@ class RangedFetch:
         while self._next <= j or (self._next < len(self._jobs)
                                   and len(self._live) < self._ahead
                                   and self._live_bytes() < READ_AHEAD_BYTES):
-            job = self._jobs[self._next]
-            self._live[self._next] = self._pool.submit(
-                *(self._get, job.url) if job.byte_range is None
-                else (self._get, job.url, job.byte_range))
+            self._start(self._next)
             self._next += 1
         data = self._live[j].result()
         job = self._jobs[j]
         ref = job.refs.get(chunk_id)
         if ref is None:
-            envelope = data
+            envelope = bytes(data)
         else:
             assert job.byte_range is not None
             lo = ref.offset - job.byte_range[0]
             if lo + ref.length > len(data):
                 raise IntegrityError()
-            envelope = bytes(memoryview(data)[lo:lo + ref.length])
+            envelope = bytes(memoryview(data)[lo:lo + ref.length])  # the buffer is reused
         self._left[j] -= 1
         if not self._left[j]:
             del self._live[j]  # every chunk in it used: let the range go
+            buf = self._bufs.pop(j, None)
+            if buf is not None:
+                self._free.append(buf)
         self._on_bytes(len(envelope))
         return envelope
 
+    def _start(self, n: int) -> None:
+        """Submit GET `n`. A range of at least half a READ_SPAN reads into a
+        free READ_SPAN buffer (or a new one, when all are held by ranges in
+        flight or not used up); a smaller one (a file's end, around an
+        edit) is read as bytes of its own size, so that a run of small
+        ranges never holds a big buffer each."""
+        job = self._jobs[n]
+        if job.byte_range is None or job.byte_range[1] < READ_SPAN // 2:
+            self._live[n] = self._pool.submit(
+                *(self._get, job.url) if job.byte_range is None
+                else (self._get, job.url, job.byte_range))
+            return
+        size = job.byte_range[1]
+        buf = next((b for b in self._free if len(b) >= size), None)
+        if buf is None:
+            buf = bytearray(max(READ_SPAN, size))
+        else:
+            self._free.remove(buf)
+        self._bufs[n] = buf
+        self._live[n] = self._pool.submit(self._get, job.url, job.byte_range, into=buf)
+
     def _live_bytes(self) -> int:
-        """Bytes of the ranges in flight or held (a v1 chunk counts 1 MiB)."""
-        return sum(r[1] if (r := self._jobs[j].byte_range) else 1 << 20 for j in self._live)
+        """Memory held by the ranges in flight or not used up: a range's
+        buffer, else its length (a v1 chunk counts 1 MiB)."""
+        return sum(len(self._bufs[j]) if j in self._bufs
+                   else r[1] if (r := self._jobs[j].byte_range) else 1 << 20
+                   for j in self._live)
 
     def cancel(self) -> None:
         for f in self._live.values():

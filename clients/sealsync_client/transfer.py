@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .api import Api, ApiError, Body, QuotaError
@@ -32,6 +32,7 @@ from .crypto import padded_len, sealed_len
 from .devices import DeviceKey
 from .download import Version, fetch_version, open_version
 from .errors import IntegrityError
+from .fingerprint import HashingReader, local_hasher
 from .keys import Keyring
 from .known_chunks import KnownChunks
 from .manifest import (
@@ -104,6 +105,7 @@ class Prepared:
     path: Path | None = None
     spans: list[Span] = field(default_factory=list)
     st: os.stat_result | None = None
+    digest: str | None = None  # the fingerprint's content hash, when asked for
 
 
 BATCH_FILES_IN_FLIGHT = 4  # files whose chunks upload at once (each with `workers` PUTs)
@@ -150,24 +152,31 @@ class Transfer:
         return self.progress(label, total)
 
     def prepare(self, root: Path, rel: str, file_id: str, base: int,
-                stored: str | None = None) -> Prepared:
+                stored: str | None = None, *, local_hash: bool = False) -> Prepared:
         """Chunk, hash and seal `rel` as revision base + 1 of `file_id`, named
-        `stored` in its manifest (default: `rel`); nothing is sent yet."""
+        `stored` in its manifest (default: `rel`); nothing is sent yet. With
+        `local_hash`, the same read also takes the fingerprint's content
+        hash of exactly the bytes chunked (`Prepared.digest`)."""
         path = root / rel
         stored = rel if stored is None else stored
         st = path.lstat()
         if not stat.S_ISREG(st.st_mode):  # replaced since the scan (a FIFO would block)
             raise FileChanged(f"{shown(rel)} is no longer a regular file")
         spans: list[Span] = []
+        digest: str | None = None
         if st.st_size <= INLINE_MAX:
             data = path.read_bytes()
+            if local_hash:
+                h = local_hasher()
+                h.update(data)
+                digest = h.hexdigest()
             manifest = Manifest(stored, len(data), st.st_mtime_ns, st.st_mode, self.device,
                                 inline=data)
         else:
-            spans = self._spans(path, st.st_size)
+            spans, digest = self._spans(path, st.st_size, local_hash)
             manifest = Manifest(stored, sum(s.size for s in spans), st.st_mtime_ns, st.st_mode,
                                 self.device, tuple(ChunkRef(s.id, s.size) for s in spans))
-        return self.seal(rel, file_id, base, manifest, path, spans, st)
+        return replace(self.seal(rel, file_id, base, manifest, path, spans, st), digest=digest)
 
     def seal(self, rel: str, file_id: str, base: int, manifest: Manifest,
              path: Path | None = None, spans: list[Span] | None = None,
@@ -333,16 +342,27 @@ class Transfer:
         with self._bar(f"up   {shown(it.rel)}", sum(sealed_len(s.size) for s in todo)) as bar:
             self._put_chunks(it.path, todo, need, headers, bar.update)
 
-    def _spans(self, path: Path, size: int) -> list[Span]:
-        """Chunk and hash at the tier for this size; a file whose content cuts
-        into more than the server's 4096 chunks goes up a tier (and fails
-        clearly past the top one)."""
+    def _spans(self, path: Path, size: int,
+               local_hash: bool = False) -> tuple[list[Span], str | None]:
+        """Chunk and hash at the tier for this size (and, with `local_hash`,
+        take the fingerprint's content hash in the same read); a file whose
+        content cuts into more than the server's 4096 chunks goes up a tier
+        (and fails clearly past the top one)."""
         tier = tier_for(size)
         while True:
-            with self._lock:
-                spans = chunk_spans(path, self.ring, self.chunkers[tier])
+            digest = None
+            with self._lock, open(path, "rb", buffering=0) as raw:
+                if local_hash:
+                    reader = HashingReader(raw, helper=size >= HashingReader.HELPER_MIN)
+                    try:
+                        spans = chunk_spans(reader, self.ring, self.chunkers[tier])
+                        digest = reader.hexdigest()
+                    finally:
+                        reader.close()
+                else:
+                    spans = chunk_spans(raw, self.ring, self.chunkers[tier])
             if len(spans) <= MAX_CHUNKS:
-                return spans
+                return spans, digest
             if tier == TOP_TIER:
                 raise QuotaError(f"{path.name} is too large: {len(spans)} chunks, and a "
                                  f"version holds at most {MAX_CHUNKS}", 413)

@@ -46,12 +46,15 @@ def test_the_whole_run_fills_every_key(tmp_path: Path) -> None:
     ["benchmarks.moto_txn", "--items", "50", "-n", "2"],
     ["benchmarks.chunk_resync", "--keys", "2", "--window-mib", "2"],
     pytest.param(["benchmarks.resume", "--size-mib", "32", "--json"], marks=pytest.mark.long),
+    ["benchmarks.big_file", "--size-mib", "4", "--tools", "sealsync", "--json"],
 ], ids=lambda a: a[0].split(".")[1])
 def test_each_script_runs_on_its_own(args: list[str]) -> None:
     out = bench(*args).stdout
     assert out.strip()
     if args[0] == "benchmarks.push_latency":
         assert json.loads(out)["push_ms"]["p50"] > 0
+    if args[0] == "benchmarks.big_file":
+        assert json.loads(out)["best_s"]["sealsync"] > 0
     if args[0] == "benchmarks.resume":  # a toy size: in flight is a large share of it
         r = json.loads(out)
         assert r["needed_bytes"] > 32 << 20 and 0 <= r["resume_resent_bytes"] < r["needed_bytes"]

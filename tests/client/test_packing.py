@@ -3,6 +3,7 @@ buffer, and downloads as coalesced ranges fetched in file order."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sealsync_client import crypto
+from sealsync_client import crypto, packing
 from sealsync_client import pack as P
 from sealsync_client.chunking import Chunker
 from sealsync_client.errors import IntegrityError
@@ -120,7 +121,7 @@ def test_ranged_fetch_hands_out_each_blob_and_drops_used_ranges() -> None:
     gets: list[tuple[int, int] | None] = []
 
     def get(url: str, byte_range: tuple[int, int] | None = None) -> bytes:
-        gets.append(byte_range)
+        gets.append(byte_range)  # small ranges: read as bytes, no pooled buffer
         assert url == "url-p" and byte_range is not None
         return bytes(pack[byte_range[0]:byte_range[0] + byte_range[1]])
 
@@ -135,10 +136,69 @@ def test_ranged_fetch_hands_out_each_blob_and_drops_used_ranges() -> None:
     assert sum(seen) == sum(len(blobs[c]) for c in order)
 
 
+def test_a_download_reuses_a_few_range_buffers_whatever_its_length(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """40 far-apart ranges of over half a READ_SPAN (8 KiB here), 4 GETs
+    ahead: each read into a buffer no range in flight or not used up holds,
+    and only as many buffers made as READ_AHEAD_BYTES allows, plus the one
+    the next chunk needs."""
+    monkeypatch.setattr(packing, "READ_SPAN", 8192)
+    monkeypatch.setattr(packing, "READ_AHEAD_BYTES", 3 * 8192)
+    blobs = {f"{i:064x}": os.urandom(5000 + i) for i in range(40)}
+    pack, refs = bytearray(), []
+    for cid, blob in blobs.items():
+        pack += bytes(READ_GAP + 1)  # too far apart to share a GET
+        refs.append(P.BlobRef(cid, len(pack), len(blob)))
+        pack += blob
+    buffers: set[int] = set()
+    busy: set[int] = set()
+    lock = threading.Lock()
+
+    def get(url: str, byte_range: tuple[int, int], *, into: bytearray) -> memoryview:
+        with lock:
+            assert id(into) not in busy  # never two GETs into one buffer
+            busy.add(id(into))
+            buffers.add(id(into))
+        into[:byte_range[1]] = pack[byte_range[0]:byte_range[0] + byte_range[1]]
+        with lock:
+            busy.discard(id(into))
+        return memoryview(into)[:byte_range[1]]
+
+    order = [r.chunk_id for r in refs]
+    with ThreadPoolExecutor(4) as pool:
+        fetch = RangedFetch(get, body_for(refs), order, pool, 4, lambda n: None)
+        assert [fetch(c) for c in order] == list(blobs.values())
+    assert len(buffers) <= 4
+    assert fetch._live == {} and fetch._bufs == {}
+
+
+def test_small_ranges_take_no_pooled_buffer() -> None:
+    """Ranges under half a READ_SPAN (a file's end, around an edit) are read
+    as bytes of their own size, so many of them never hold 8 MiB each."""
+    blobs = {f"{i:064x}": os.urandom(2000) for i in range(10)}
+    pack, refs = bytearray(), []
+    for cid, blob in blobs.items():
+        pack += bytes(READ_GAP + 1)
+        refs.append(P.BlobRef(cid, len(pack), len(blob)))
+        pack += blob
+    kinds: list[bool] = []
+
+    def get(url: str, byte_range: tuple[int, int], **kw: Any) -> bytes:
+        kinds.append("into" in kw)
+        return bytes(pack[byte_range[0]:byte_range[0] + byte_range[1]])
+
+    order = [r.chunk_id for r in refs]
+    with ThreadPoolExecutor(4) as pool:
+        fetch = RangedFetch(get, body_for(refs), order, pool, 8, lambda n: None)
+        assert [fetch(c) for c in order] == list(blobs.values())
+    assert kinds == [False] * 10 and fetch._free == []
+
+
 def test_a_range_the_server_cuts_short_or_a_withheld_chunk_fails() -> None:
     ref = P.BlobRef("a" * 64, 5, 100)
     with ThreadPoolExecutor(1) as pool:
-        fetch = RangedFetch(lambda url, r=None: b"short", body_for([ref]), [ref.chunk_id],
+        fetch = RangedFetch(lambda url, r=None, into=None: b"short", body_for([ref]),
+                            [ref.chunk_id],
                             pool, 2, lambda n: None)
         with pytest.raises(IntegrityError):
             fetch(ref.chunk_id)

@@ -98,11 +98,11 @@ def test_a_download_resumes_from_its_part_file_with_packs(
     broken = [True]
     real = b.api.get_blob
 
-    def failing(url: str, byte_range: Any = None) -> bytes:
+    def failing(url: str, byte_range: Any = None, **kw: Any) -> Any:
         calls.append(byte_range)
         if len(calls) == 2 and broken:
             raise OSError("the network went away")
-        return real(url, byte_range) if byte_range else real(url)
+        return real(url, byte_range, **kw) if byte_range else real(url)
 
     b.api.get_blob = failing
     with pytest.raises(OSError):

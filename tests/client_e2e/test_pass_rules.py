@@ -59,25 +59,30 @@ def test_own_uploads_and_deletes_come_back_without_a_fetch(
 
 def test_a_file_that_cannot_be_read_is_one_error_and_the_rest_syncs(
         devices: tuple[Folder, Folder], monkeypatch: pytest.MonkeyPatch) -> None:
-    """(As root, chmod 0 does not stop a read: the read itself fails here.)"""
-    import sealsync_client.fingerprint as fingerprint
+    """(As root, chmod 0 does not stop a read: the read itself fails here,
+    whichever read comes first: the fingerprint's, or the upload's that
+    hashes a new file on the way.)"""
+    import builtins
+    import io
 
     a, b = devices
-    real = fingerprint.hash_file
+    real = builtins.open
 
-    def hash_file(path: Any) -> str:
+    def locked_open(path: Any, *args: Any, **kw: Any) -> Any:
         if str(path).endswith("locked.txt"):
             raise PermissionError(13, "Permission denied")
-        return real(path)
+        return real(path, *args, **kw)
 
-    monkeypatch.setattr(fingerprint, "hash_file", hash_file)
     write(a, "locked.txt", b"secret")
     write(a, "open.txt", b"fine")
+    monkeypatch.setattr(builtins, "open", locked_open)
+    monkeypatch.setattr(io, "open", locked_open)  # pathlib's read_bytes
     report = a.engine().sync()
     assert report.uploaded == ["open.txt"]
     assert report.errors == ["locked.txt: cannot be read: permission denied; "
                              "retrying on the next sync"]
-    monkeypatch.setattr(fingerprint, "hash_file", real)
+    monkeypatch.setattr(builtins, "open", real)
+    monkeypatch.setattr(io, "open", real)
     assert a.engine().sync().uploaded == ["locked.txt"]
     settle(a, b)
     assert tree(b) == {"locked.txt": b"secret", "open.txt": b"fine"}

@@ -53,8 +53,8 @@ def test_restore_refuses_a_conflict_loser_served_as_the_verified_revision(
             served["url"] = body["manifest_url"]
         return body
 
-    def get_blob(url: str, byte_range: tuple[int, int] | None = None) -> bytes:
-        return loser if url == served.get("url") else real_get_blob(url, byte_range)
+    def get_blob(url: str, byte_range: tuple[int, int] | None = None, **kw: Any) -> Any:
+        return loser if url == served.get("url") else real_get_blob(url, byte_range, **kw)
 
     a.api.get_file, a.api.get_blob = get_file, get_blob  # type: ignore[method-assign]
     dest = a.root / "notes.txt"

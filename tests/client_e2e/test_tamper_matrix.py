@@ -108,7 +108,8 @@ def test_chunk_ciphertexts_swapped_between_files(
     foreign = (a.api.get_blob(other["packs"][first["pack"]], (first["offset"], first["length"]))
                if "pack" in first else a.api.get_blob(first["url"]))
 
-    def swapped(api: Any, url: str, rng: tuple[int, int] | None = None) -> bytes:
+    def swapped(api: Any, url: str, rng: tuple[int, int] | None = None,
+                into: bytearray | None = None) -> Any:
         if "/chunks/" not in url and "/packs/" not in url:
             return REAL["get_blob"](api, url, rng)
         want = len(foreign) if rng is None else rng[1]  # the other file's sealed chunk
