@@ -235,7 +235,8 @@ def _summary(report: Report) -> str:
     line = "up to date" if not parts else ", ".join(parts)
     quota = report.quota_line()
     return line + (f"\n  {quota}" if quota else "") + \
-        "".join(f"\n  error: {e}" for e in report.errors)
+        "".join(f"\n  error: {e}" for e in report.errors) + \
+        "".join(f"\n  integrity check failed: {e}" for e in report.integrity)
 
 
 @main.command()
@@ -256,6 +257,10 @@ def sync(no_remember: bool, bwlimit: Limits | None, dry_run: bool, as_json: bool
             engine.meter = meter
             report = done(engine.sync())
         _emit(as_json, report.as_dict(), _summary(report))
+        if report.integrity:  # the rest of the pass went on; this is still exit 4
+            n = len(report.integrity)
+            _fail(f"integrity check failed: {n} file{'s' if n != 1 else ''} not applied "
+                  f"(first: {report.integrity[0]})", 4)
         if report.over_quota:  # the account's state, as 5 is: kept here, nothing lost
             sys.exit(6)
         if report.errors:
@@ -290,7 +295,8 @@ def watch(interval: int, no_push: bool, no_remember: bool, bwlimit: Limits | Non
                 try:
                     with recorded(folder.state) as done:  # for `sealsync service status`
                         report = done(engine.sync())
-                    if report.changed or report.errors or report.over_quota:
+                    if report.changed or report.errors or report.over_quota \
+                            or report.integrity:
                         click.echo(json.dumps(report.as_dict()) if as_json
                                    else _summary(report), nl=True)
                     channel.set_cursor(folder.state.cursor)
