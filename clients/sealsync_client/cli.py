@@ -63,9 +63,10 @@ from .errors import (
 )
 from .folder import Cost, Folder, init_folder, watch_files
 from .kit import recovery_kit
+from .names import META_DIR
 from .progress import pass_display
 from .push import PushApi, PushChannel
-from .state import NotInitialised
+from .state import NotInitialised, StateDamaged, damaged
 
 PASSPHRASE_ENV = "SEALSYNC_PASSPHRASE"
 DEBUG_ENV = "SEALSYNC_DEBUG"
@@ -127,6 +128,10 @@ def _opened(folder_dir: str, remember: bool = True,
         yield folder
     except ServerForgot as exc:
         exc.folder = folder_dir  # its advice names the folder
+        raise
+    except Exception as exc:  # state.db found damaged mid-way, not at open
+        if damaged(exc):
+            raise StateDamaged(folder.state.root / META_DIR / "state.db", exc) from None
         raise
     finally:
         folder.close()
@@ -230,7 +235,8 @@ def _summary(report: Report) -> str:
     line = "up to date" if not parts else ", ".join(parts)
     quota = report.quota_line()
     return line + (f"\n  {quota}" if quota else "") + \
-        "".join(f"\n  error: {e}" for e in report.errors)
+        "".join(f"\n  error: {e}" for e in report.errors) + \
+        "".join(f"\n  integrity check failed: {e}" for e in report.integrity)
 
 
 @main.command()
@@ -251,6 +257,10 @@ def sync(no_remember: bool, bwlimit: Limits | None, dry_run: bool, as_json: bool
             engine.meter = meter
             report = done(engine.sync())
         _emit(as_json, report.as_dict(), _summary(report))
+        if report.integrity:  # the rest of the pass went on; this is still exit 4
+            n = len(report.integrity)
+            _fail(f"integrity check failed: {n} file{'s' if n != 1 else ''} not applied "
+                  f"(first: {report.integrity[0]})", 4)
         if report.over_quota:  # the account's state, as 5 is: kept here, nothing lost
             sys.exit(6)
         if report.errors:
@@ -285,7 +295,8 @@ def watch(interval: int, no_push: bool, no_remember: bool, bwlimit: Limits | Non
                 try:
                     with recorded(folder.state) as done:  # for `sealsync service status`
                         report = done(engine.sync())
-                    if report.changed or report.errors or report.over_quota:
+                    if report.changed or report.errors or report.over_quota \
+                            or report.integrity:
                         click.echo(json.dumps(report.as_dict()) if as_json
                                    else _summary(report), nl=True)
                     channel.set_cursor(folder.state.cursor)

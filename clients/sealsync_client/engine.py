@@ -45,6 +45,7 @@ from .manifest import Manifest
 from .names import conflict_name as conflict_name  # tests import it from here
 from .names import shown, stored_name
 from .outbox import Upload as _Upload
+from .pass_lock import one_pass
 from .placing import Event, Placer, is_file
 from .progress import NO_METER, Meter
 from .report import Report as Report  # callers import it from here
@@ -86,8 +87,9 @@ class Engine(Pull):
     # -- the pass -------------------------------------------------------------
     def sync(self) -> Report:
         report = Report()
-        self.pull(report)
-        self.push(report)
+        with one_pass(self.tmp.parent):  # one pass per folder at a time (pass_lock.py)
+            self.pull(report)
+            self.push(report)
         return report
 
     def scan(self) -> Scan:

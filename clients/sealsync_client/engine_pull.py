@@ -161,6 +161,21 @@ class Pull:
         name = version.manifest.path if version.manifest else version.file_id
         try:
             done = self._apply_remote(version, report)
+        except HistoryError:
+            raise  # the feed itself is bent: nothing more is applied
+        except IntegrityError as exc:
+            # The version's signed manifest was verified; the bytes served for
+            # it were not. Only this file is refused: one bad version (a server
+            # that tampers, or a pack a buggy client broke) must not stop every
+            # other file on every device for good. Loud: exit 4 (cli.py).
+            report.integrity.append(f"{shown(name)}: {exc}: the server sent bytes that are "
+                                    "not the signed version (tampered or damaged there); "
+                                    "not applied, the local copy is kept; retrying on the "
+                                    "next sync")
+            self.state.set_unplaced(version.file_id, version.revision, name,
+                                    "content failed its integrity check")
+            self.on_event("integrity", shown(name))
+            return
         except FATAL:
             raise
         except Exception as exc:

@@ -93,6 +93,25 @@ def sign_linked(key: nacl.signing.SigningKey, ring: Keyring, place: ManifestPlac
     return replace(linked, signature=key.sign(signed_message(ring, place, linked)).signature)
 
 
+class OwnPastUnknown(ForkError):
+    """A version signed as this device that this device has no record of
+    signing. A server cannot forge one (the account key signs it), so
+    either this folder's books were rolled back or copied (a `.sealsync/`
+    restored from a backup, copied along with the folder, or a state.db
+    replaced), or another holder of the account key used this device's id.
+    The first is the likely one, and its cure is to join again as a new
+    device, so the message says so rather than blaming the server alone."""
+
+    def __init__(self, where: str, user_id: str) -> None:
+        IntegrityError.__init__(  # not HistoryError's "the server is misbehaving" alone
+            self, f"{where} is signed as this device, which has no record of making it: "
+            "this folder's .sealsync/ was restored from a backup, copied from another "
+            "folder or replaced, or the server is misbehaving. Nothing was applied. If "
+            "the folder's books were restored or copied, move its .sealsync/ out of it and "
+            f"join again as a new device: sealsync init --server URL --join {user_id} DIR; "
+            "otherwise compare devices and contact the server's operator")
+
+
 class History:
     """One device's verified view of its account's history.
 
@@ -262,7 +281,7 @@ class History:
         if link.device_id == self.device_id:
             mine = self.state.sealed(link.counter)
             if mine is None or mine.hash != vhash:
-                raise ForkError(f"{where} is signed as this device, which never made it")
+                raise OwnPastUnknown(where, self.user_id)
             if mine.status == "lost":
                 raise FeedError(f"{where}: the server said this device's upload lost a "
                                 f"race, then committed it")

@@ -28,7 +28,7 @@ import queue
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -158,6 +158,10 @@ def seal_pack(ring: Keyring, user_id: str, plan: PlannedPack, buf: bytearray,
         finally:
             for f in futures:
                 f.cancel()
+            # Running ones still write into `buf` and read the fds: wait for
+            # them, or the next pack sealed in this reused buffer gets their
+            # envelopes at this pack's offsets (tests/client/test_packing.py).
+            wait(futures)
     finally:
         for fd in fds.values():
             os.close(fd)

@@ -24,6 +24,11 @@ class Report:
     # line per pass says so, with the server's message; exit 6)
     over_quota: list[str] = field(default_factory=list)
     quota_message: str = ""
+    # "PATH: why": a remote version whose content failed its integrity check
+    # (the bytes served are not the signed version: tampered or damaged on
+    # the server). Not applied, the local copy kept, retried every pass; the
+    # rest of the pass goes on, and it ends with exit 4 (engine_pull.py).
+    integrity: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:

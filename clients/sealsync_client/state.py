@@ -55,6 +55,42 @@ class NotInitialised(SealsyncClientError):
     """This folder is not a Sealsync folder yet (run `sealsync init`)."""
 
 
+class StateDamaged(NotInitialised):
+    """state.db cannot be read (truncated, overwritten, a disk error).
+
+    Neither repaired nor replaced in place: its history tables are this
+    device's tamper evidence, and its record of what this device signed is
+    what lets it tell its own past uploads from a server's forgery. A fresh
+    state.db for the same device cannot pass that check for any version the
+    device uploaded before (history.py), and it would reuse the device's
+    signature counters. So the folder joins the account again as a new
+    device: its files stay, identical ones are adopted, and a local edit
+    becomes a conflict copy."""
+
+    def __init__(self, db: Path, exc: BaseException) -> None:
+        super().__init__(f"{db} is damaged ({exc}). {rejoin_advice(db.parent.parent)}")
+
+
+def rejoin_advice(root: Path) -> str:
+    """How a folder whose books are lost or rolled back syncs again: as a
+    new device of its account (docs/CLIENT.md, "damaged books")."""
+    try:
+        config = Config.load(root)
+        join = f"--server {config.server} --join {config.user_id}"
+    except NotInitialised:
+        join = "--server URL --join USER_ID"
+    return (f"To sync this folder again, move {root / META_DIR} out of the folder and "
+            f"join it as a new device: sealsync init {join} {root} (the passphrase and "
+            "the Secret Key); your files stay, and a local edit is kept as a conflict copy")
+
+
+def damaged(exc: BaseException) -> bool:
+    """Whether `exc` is SQLite saying the database file itself is corrupt
+    or not a database (not a lock, a full disk or a bug)."""
+    name = getattr(exc, "sqlite_errorname", None)
+    return isinstance(name, str) and name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+
+
 @dataclass(frozen=True)
 class Config:
     server: str
@@ -69,12 +105,22 @@ class Config:
     @classmethod
     def load(cls, root: Path) -> Config:
         try:
-            return cls(**json.loads(cls.path(root).read_text()))
+            config = cls(**json.loads(cls.path(root).read_text()))
         except FileNotFoundError:
             raise NotInitialised(f"{root} is not a Sealsync folder: run "
                                  f"`sealsync init --server URL {root}` first") from None
+        except OSError as exc:  # e.g. .sealsync is a file, or unreadable
+            raise NotInitialised(f"{cls.path(root)} cannot be read: "
+                                 f"{exc.strerror or exc}") from None
         except (ValueError, TypeError) as exc:
             raise NotInitialised(f"{cls.path(root)} is damaged: {exc}") from None
+        # A hand edit can leave valid JSON of the wrong types, which would
+        # otherwise fail much later as an unexpected error.
+        wrong = [k for k, v in asdict(config).items() if not isinstance(v, str)]
+        if wrong:
+            raise NotInitialised(f"{cls.path(root)} is damaged: {', '.join(wrong)} "
+                                 "must be text")
+        return config
 
     def save(self, root: Path) -> None:
         meta_dir(root)
@@ -125,10 +171,34 @@ def _text(value: bytes | str) -> str:
     return value if isinstance(value, str) else from_bytes(value)
 
 
+def _declaration(text: object) -> dict[str, Any] | None:
+    """A sent_packs row's pack declaration, if it has the shape one has
+    (packing.PackPlan.declaration); the server checks the rest."""
+    try:
+        d = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    if not (isinstance(d, dict) and isinstance(d.get("pack_id"), str)
+            and isinstance(d.get("size"), int) and isinstance(d.get("blobs"), list)):
+        return None
+    for blob in d["blobs"]:
+        if not (isinstance(blob, dict) and isinstance(blob.get("chunk"), str)
+                and isinstance(blob.get("offset"), int)
+                and isinstance(blob.get("length"), int)):
+            return None
+    return d
+
+
 class State:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.db = open_db(meta_dir(root) / "state.db")
+        path = meta_dir(root) / "state.db"
+        try:
+            self.db = open_db(path)
+        except Exception as exc:  # sqlite3 is imported late (state_schema.open_db)
+            if damaged(exc):
+                raise StateDamaged(path, exc) from None
+            raise
 
     def close(self) -> None:
         self.db.close()
@@ -188,8 +258,16 @@ class State:
     SENT_PACKS_KEPT = 64  # about 512 MiB of uploaded packs; older ones are re-sent
 
     def sent_packs(self) -> list[dict[str, Any]]:
-        rows = self.db.execute("SELECT declaration FROM sent_packs ORDER BY sent_at, pack_id")
-        return [json.loads(row[0]) for row in rows]
+        """The remembered declarations; a row that is not one (a damaged
+        or hand-edited state.db) is dropped, not offered: every batch reads
+        these, so one bad row would stop every upload of every pass. Its
+        pack, if it exists, is only sent again."""
+        rows = self.db.execute("SELECT pack_id, declaration FROM sent_packs "
+                               "ORDER BY sent_at, pack_id").fetchall()
+        good = {pack_id: d for pack_id, d in
+                ((pack_id, _declaration(text)) for pack_id, text in rows) if d is not None}
+        self.drop_sent_packs(pack_id for pack_id, _ in rows if pack_id not in good)
+        return list(good.values())
 
     def add_sent_pack(self, declaration: dict[str, Any]) -> None:
         self.db.execute("INSERT OR REPLACE INTO sent_packs VALUES (?, ?, ?)",

@@ -15,20 +15,20 @@ from __future__ import annotations
 
 import hashlib
 import os
-import queue
 import stat
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .api import Api, ApiError, Body, QuotaError
 from .bars import Bar, NoBar, Progress
+from .buffers import Buffers as Buffers  # tests import it from here
 from .chunk_delta import against_base, as_listed, chunks_sha256, revision_of
 from .chunking import TOP_TIER, Chunker, tier_for
-from .crypto import padded_len, sealed_len
+from .crypto import sealed_len
 from .devices import DeviceKey
 from .download import Version, fetch_version, open_version
 from .errors import IntegrityError
@@ -57,39 +57,6 @@ from .packing import (
 from .pipeline import FileChanged as FileChanged  # engine imports it from here
 from .pipeline import Span, chunk_spans, seal_span
 from .resume import SentChunks
-
-
-class Buffers:
-    """At most `count` (plaintext, envelope) buffer pairs, shared by every
-    upload of one Transfer: however many files upload at once, sealing
-    memory stays at count x 2 x the largest chunk (2 MiB per pair at tier 0).
-    """
-
-    def __init__(self, count: int) -> None:
-        self._free: queue.LifoQueue[tuple[bytearray, bytearray] | None] = queue.LifoQueue()
-        for _ in range(count):
-            self._free.put(None)  # allocated on first use
-
-    @contextmanager
-    def take(self, chunk_size: int, envelope: bool = True) -> Iterator[tuple[bytearray, bytearray]]:
-        """A pair that fits a chunk of `chunk_size` bytes; waits while all are in use.
-        Without `envelope` only the plaintext buffer need fit (a pack's
-        blobs are sealed straight into the pack)."""
-        pair = self._free.get()
-        try:
-            if pair is None or len(pair[0]) < padded_len(chunk_size) \
-                    or (envelope and len(pair[1]) < sealed_len(chunk_size)):
-                pair = None  # drop the small one before allocating
-                pair = bytearray(padded_len(chunk_size)), \
-                    bytearray(sealed_len(chunk_size) if envelope else 0)
-            yield pair
-        finally:
-            self._free.put(pair)
-
-    @contextmanager
-    def plain(self, chunk_size: int) -> Iterator[bytearray]:
-        with self.take(chunk_size, envelope=False) as (buf, _):
-            yield buf
 
 
 @dataclass(frozen=True)
@@ -253,13 +220,18 @@ class Transfer:
         declared = [p.declaration() for p in plans] + reused
         digest = hashlib.sha256(bundle).hexdigest()
         try:
-            ticket = self.api.create_batch(against, declared, digest)
-        except ApiError as exc:
-            if against is entries or exc.status != 400:
-                raise
-            # A base is not what this device recorded (or the server does not
-            # know ranges): the full lists, which need no base.
-            ticket = self.api.create_batch(entries, declared, digest)
+            try:
+                ticket = self.api.create_batch(against, declared, digest)
+            except ApiError as exc:
+                if against is entries or exc.status != 400:
+                    raise
+                # A base is not what this device recorded (or the server does not
+                # know ranges): the full lists, which need no base.
+                ticket = self.api.create_batch(entries, declared, digest)
+        except ApiError as exc:  # a remembered pack it refuses is not offered again
+            if exc.status == 400 and reused and self.sent_packs is not None:
+                self.sent_packs.drop_sent_packs([d["pack_id"] for d in reused])
+            raise
         pack_urls: dict[str, str] = ticket.get("pack_urls") or {}
         if set(pack_urls) != {p.pack_id for p in plans} | {d["pack_id"] for d in reused}:
             raise ApiError("the server answered for other packs than the batch declared")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -304,3 +305,45 @@ def test_the_requests_carry_sealed_lengths_never_plaintext_ones(tmp_path: Path) 
     assert not plain & {*sizes, *lengths}
     for p in server.declared:  # blobs in chunk-id order: no file order
         assert [b["chunk"] for b in p["blobs"]] == sorted(b["chunk"] for b in p["blobs"])
+
+
+def test_a_failed_pack_leaves_no_worker_writing_into_its_reused_buffer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """send_packs reuses a pack's buffer for a later pack once seal_pack
+    returns. When one chunk of a pack failed (its file changed), seal_pack
+    raised at once while other workers were still sealing that pack's
+    chunks: they then wrote their envelopes into the buffer the next pack
+    was being sealed in, at the failed pack's offsets, and the next pack
+    went up with broken blobs (a committed version no device could
+    download). Found by editing a file during `sealsync sync`."""
+    fa, fb = tmp_path / "a", tmp_path / "b"
+    fa.write_bytes(os.urandom(3 * MiB))
+    fb.write_bytes(os.urandom(3 * MiB))
+    spans_a, spans_b = spans_of(fa), spans_of(fb)
+    [plan_a] = plan_packs([Source("a", fa, s) for s in spans_a], {s.id for s in spans_a})
+    [plan_b] = plan_packs([Source("b", fb, s) for s in spans_b], {s.id for s in spans_b})
+    first = min(spans_a, key=lambda s: s.id)  # the first blob a worker takes
+    with open(fa, "r+b") as f:  # the file changes under that chunk only
+        f.seek(first.offset)
+        f.write(os.urandom(16))
+    real = crypto.seal_into
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.3)  # still sealing when another chunk of the pack fails
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(crypto, "seal_into", slow)
+    buf = bytearray(max(plan_a.layout.size, plan_b.layout.size))
+    with ThreadPoolExecutor(4) as pool:
+        with pytest.raises(PackFailed):
+            seal_pack(RING, USER, plan_a, buf, plain, pool)
+        monkeypatch.setattr(crypto, "seal_into", real)
+        view = seal_pack(RING, USER, plan_b, buf, plain, pool)  # the buffer, reused
+        time.sleep(0.6)  # any worker of the failed pack has finished by now
+        packed = bytes(view)
+    data = fb.read_bytes()
+    for s in spans_b:
+        ref = P.open_pack(RING, USER, plan_b.pack_id, packed).find(s.id)
+        assert ref is not None
+        got = open_chunk(RING, USER, s.id, s.size, P.blob_at(packed, ref))
+        assert got == data[s.offset:s.offset + s.size]

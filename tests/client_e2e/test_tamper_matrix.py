@@ -5,8 +5,11 @@ The double patches `Api`, the client's HTTP client, for one device (the
 victim): whatever that device asks, the hostile server answers from the
 real stack's data, bent. The victim then runs `sealsync sync` (the CLI, in
 process, so the patch reaches it). Each attack must end the pass with exit
-code 4 and a message naming what was caught, and leave the victim's folder,
-its synced files and its feed cursor exactly as they were.
+code 4 and a message naming what was caught. An attack on the feed or the
+history leaves the victim's folder, its synced files and its feed cursor
+exactly as they were; one on a single version's content (ciphertext swapped
+or cut) refuses that file alone, keeps its last verified content and retries
+it every pass, while the rest of the pass goes on (`contained`).
 """
 from __future__ import annotations
 
@@ -82,6 +85,21 @@ def attacked(victim: Folder, expect: str) -> None:
     assert snapshot(victim) == before
 
 
+def contained(victim: Folder, rel: str, expect: str) -> None:
+    """Run the CLI on the victim: a version whose content fails its check is
+    caught (exit 4, `expect` in the message) for that file alone: the file
+    keeps its last verified content and waits to be retried, while the rest
+    of the pass goes on (the feed cursor moves past the entry)."""
+    files, _, cursor = snapshot(victim)
+    code, output = sync_cli(victim)
+    assert code == 4, output
+    assert "sealsync: error: integrity check failed" in output, output
+    assert expect in output and rel in output, output
+    assert tree(victim)[rel] == files[rel]
+    assert [u[2] for u in victim.state.unplaced()] == [rel]
+    assert victim.state.cursor > cursor
+
+
 def skipped(victim: Folder, expect: str) -> None:
     """Run the CLI on the victim: the bad entry is refused and skipped
     loudly (issue 15), nothing of it is applied, and the pass goes on."""
@@ -116,12 +134,16 @@ def test_chunk_ciphertexts_swapped_between_files(
         return (foreign * (want // len(foreign) + 1))[:want]
 
     write(a, "p.bin", os.urandom(300 * 1024))
+    write(a, "note.txt", b"changed in the same pass, inline\n")
     settle(a)
     Hostile(monkeypatch, b).bend("get_blob", swapped)
-    attacked(b, "data failed integrity verification")
+    contained(b, "p.bin", "data failed integrity verification")
+    assert tree(b)["note.txt"] == tree(a)["note.txt"]  # one bad file stops nothing else
+    contained_again = sync_cli(b)  # retried every pass, loudly, never applied
+    assert contained_again[0] == 4 and "p.bin" in contained_again[1]
     monkeypatch.undo()
     settle(a, b)  # the honest server again: b catches up
-    assert tree(a) == tree(b)
+    assert tree(a) == tree(b) and not b.state.unplaced()
 
 
 def test_manifests_swapped_between_files(
@@ -150,7 +172,7 @@ def test_chunk_list_truncated(synced: tuple[Folder, Folder],
         body = REAL["get_file"](api, fid, revision)
         return {**body, "chunks": body.get("chunks", [])[:-1]} if "chunks" in body else body
     Hostile(monkeypatch, b).bend("get_file", evil)
-    attacked(b, "data failed integrity verification")
+    contained(b, "p.bin", "data failed integrity verification")
 
 
 # -- history -----------------------------------------------------------------
