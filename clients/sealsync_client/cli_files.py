@@ -136,7 +136,7 @@ def _kept(row: dict[str, Any]) -> str:
 
 
 @click.command()
-@click.option("--revision", type=int, required=True)
+@click.option("--revision", type=click.IntRange(min=1), required=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.argument("folder_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
 @click.argument("path")
