@@ -179,23 +179,15 @@ class CommitMachine(RuleBasedStateMachine):
 
     def _edit_base(self, file_id: str, lag: int) -> Upload | None:
         """The committed upload an edit of `file_id` starts from: the head's,
-        or (lag) an older revision's, if it has chunks to keep."""
+        or (lag) an older revision's, if it has chunks to keep. From the
+        model only (a precondition must not read the store); a base the
+        retention step expired is sent as a full list (device_edits_batch)."""
         head = self.model.heads.get(file_id, 0)
         for rev in (head - lag, head):
             prior = self.model.uploads.get(self.model.chain.get((file_id, rev), ""))
-            if prior is not None and prior.chunks and not self._expired(file_id, rev):
+            if prior is not None and prior.chunks:
                 return prior
         return None
-
-    def _expired(self, file_id: str, rev: int) -> bool:
-        """Whether the retention step expired that revision: its chunk list is
-        gone, so the client's ranges against it get a 400 and it sends the
-        full list (tests/unit/test_retention_job.py); the machine then edits
-        from the head."""
-        if not self.model.expired:
-            return False
-        v = self.world.rt.meta.get_revision(self.world.user_id, file_id, rev)
-        return v is not None and v.expired_at is not None
 
     @precondition(lambda self: any(self._edit_base(f, 0) for f in self.files))
     @rule(data=st.data())
