@@ -176,15 +176,7 @@ class GcStore:
     def full_started(self, user_id: str, at: int) -> None:
         """The full cycle asked for at `at` has started: forget the ask,
         unless a later one came meanwhile (that one gets its own cycle)."""
-        try:
-            self.db.delete_item(TableName=self.table,
-                                Key=ddb_item(pk=f"G#{user_id}", sk=_FULL_SK),
-                                ConditionExpression="#at = :at",
-                                ExpressionAttributeNames={"#at": "at"},
-                                ExpressionAttributeValues=ddb_item(**{":at": at}))
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        self._delete_if(ddb_item(pk=f"G#{user_id}", sk=_FULL_SK), "at", at)
 
     # -- the pack index -----------------------------------------------------------
     def index_packs(self, user_id: str, chunks_by_pack: Mapping[str, Iterable[str]]) -> None:
@@ -223,12 +215,16 @@ class GcStore:
     def forget_location(self, user_id: str, chunk_id: str, pack_id: str) -> bool:
         """Delete a chunk's location if it still points at `pack_id` (a later
         batch may have located the chunk in another pack: that one stays)."""
+        return self._delete_if(ddb_item(pk=f"L#{user_id}", sk=chunk_id), "pack", pack_id)
+
+    def _delete_if(self, key: dict[str, Any], field: str, value: object) -> bool:
+        """Delete the item at `key` if its `field` still equals `value`;
+        False when it does not (another writer moved it on: theirs stays)."""
         try:
-            self.db.delete_item(TableName=self.table,
-                                Key=ddb_item(pk=f"L#{user_id}", sk=chunk_id),
-                                ConditionExpression="#p = :p",
-                                ExpressionAttributeNames={"#p": "pack"},
-                                ExpressionAttributeValues=ddb_item(**{":p": pack_id}))
+            self.db.delete_item(TableName=self.table, Key=key,
+                                ConditionExpression="#f = :v",
+                                ExpressionAttributeNames={"#f": field},
+                                ExpressionAttributeValues=ddb_item(**{":v": value}))
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
