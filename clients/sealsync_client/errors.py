@@ -82,6 +82,16 @@ class FeedError(HistoryError):
     reported a change that no device signed."""
 
 
+class DeviceCloned(IntegrityError):
+    """Two versions signed by one device with one counter: only holders of
+    the account key can sign, so the server did not make them; two copies
+    of one device's folder (a `.sealsync/` copied to another machine) did.
+    Not a HistoryError on purpose: refusing that one feed entry (and
+    skipping it loudly, engine_pull.py) keeps every other device syncing,
+    where stopping the pass wedged them all for good. The copies themselves
+    stop on their own check (`OwnPastUnknown`) with the advice to re-join."""
+
+
 class RevisionExpired(SealsyncClientError):
     """The revision was superseded (or the file deleted) longer ago than the
     server's retention window: its content is gone, only its signed record

@@ -14,8 +14,10 @@ remembers what it verified (state.py). It accepts an entry only if
 * it is signed, and it extends the file's chain: revision = the highest the
   feed showed + 1, and `prev` = the hash of the revision before it (so no
   rollback, replay, or a second version of one revision);
-* its signing device never signed another version with the same counter,
-  and if it claims to be ours, we sealed it and were not told it lost;
+* its signing device never signed another version with the same counter
+  (two such versions can only come from a copied device folder, not from
+  the server: that entry alone is refused, `DeviceCloned`), and if it
+  claims to be ours, we sealed it and were not told it lost;
 * the prefix of the feed its signer had verified (`feed_seq`, `feed_hash`)
   hashes to what this device computed for the same prefix. Two devices
   shown different histories are detected as soon as either verifies a
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING, Final
 
 import nacl.exceptions
 
-from .errors import FeedError, ForkError, IntegrityError, RollbackError
+from .errors import DeviceCloned, FeedError, ForkError, IntegrityError, RollbackError
 from .keys import Keyring
 from .manifest import HASH_LEN, Link, Manifest, ManifestPlace, signed_message
 from .state import Sealed, State, Verified
@@ -301,7 +303,11 @@ class History:
                             f"different versions of one revision (a fork)")
         twin = self.state.verified_by_device(v.device_id, v.counter)
         if twin is not None and (twin.file_id, twin.revision) != (v.file_id, v.revision):
-            raise ForkError(f"device {v.device_id} signed two different versions with "
-                            f"counter {v.counter}: a forked or copied device")
+            raise DeviceCloned(f"device {v.device_id} signed two different versions with "
+                               f"counter {v.counter} (file {twin.file_id} revision "
+                               f"{twin.revision}, and this one): two copies of one device's "
+                               "folder are uploading (a .sealsync/ copied to another "
+                               "machine); each copy must join again as a device of its own "
+                               "(docs/CLIENT.md, \"One pass at a time, and damaged books\")")
         if v.seq is None:
             self.state.add_verified(v)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from sealsync_client import AccountKeys, IntegrityError, Manifest, ManifestPlace
-from sealsync_client.errors import FeedError, ForkError, HistoryError, RollbackError
+from sealsync_client.errors import DeviceCloned, FeedError, ForkError, HistoryError, RollbackError
 from sealsync_client.history import History
 from sealsync_client.state import State
 
@@ -175,8 +175,12 @@ def test_one_device_counter_is_used_once(ab: tuple[Device, Device], tmp_path: Pa
     feed: list[Entry] = []
     a.commit(feed, F, 0)
     twin.commit(feed, G, 0)  # same device id, counter 1 again
-    with pytest.raises(ForkError, match="counter 1"):
+    # A copied device, not the server (only key holders sign): this entry
+    # alone is refused, never the whole history (not a HistoryError).
+    with pytest.raises(DeviceCloned, match="counter 1") as caught:
         b.pull(feed)
+    assert not isinstance(caught.value, HistoryError)
+    assert "join again" in str(caught.value)
 
 
 def test_unsigned_deletes_and_foreign_signatures_are_refused(
