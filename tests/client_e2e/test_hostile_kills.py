@@ -50,17 +50,21 @@ def started(*args: str, sig: int, after: float) -> subprocess.CompletedProcess[s
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def tree(root: Path) -> dict[str, str]:
-    """Each synced file's SHA-256 by path: a failure then prints digests,
-    not tens of MiB of bytes (one did, and its report overflowed xdist)."""
-    out: dict[str, str] = {}
+def tree(root: Path) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
     for dirpath, dirs, files in os.walk(root):
         if Path(dirpath) == root:
             dirs[:] = [d for d in dirs if d != ".sealsync"]
         for name in files:
             p = Path(dirpath, name)
-            out[p.relative_to(root).as_posix()] = digest(p.read_bytes())
+            out[p.relative_to(root).as_posix()] = p.read_bytes()
     return out
+
+
+def digests(root: Path) -> dict[str, str]:
+    """Each synced file's SHA-256 by path: a failure then prints digests,
+    not tens of MiB of bytes (one did, and its report overflowed xdist)."""
+    return {path: digest(data) for path, data in tree(root).items()}
 
 
 def digest(data: bytes) -> str:
@@ -122,7 +126,7 @@ def test_killed_uploads_with_edits_between_then_both_devices_agree(
         run("sync", str(two))
     assert killed == 4  # every pass really died mid-way (the rate limit keeps it going)
     settle(one, two)
-    assert tree(one) == tree(two) == {"big.bin": digest(bytes(data)),
+    assert digests(one) == digests(two) == {"big.bin": digest(bytes(data)),
                                       "small.txt": digest(b"small")}
 
 
@@ -139,7 +143,7 @@ def test_sigint_mid_download_then_sync_again(stack: StackProcess, tmp_path: Path
         interrupted += done.returncode == 130
     assert interrupted == 2
     settle(two, one)
-    assert tree(one) == tree(two) == {"big.bin": digest(data)}
+    assert digests(one) == digests(two) == {"big.bin": digest(data)}
 
 
 def test_sigint_mid_upload_is_one_line_and_resumes(stack: StackProcess, tmp_path: Path) -> None:
@@ -151,4 +155,4 @@ def test_sigint_mid_upload_is_one_line_and_resumes(stack: StackProcess, tmp_path
     assert done.stderr.strip().splitlines() == [
         "sealsync: error: interrupted; the next sync carries on where this one stopped"]
     settle(one, two)
-    assert tree(one) == tree(two) == {"big.bin": digest(data)}
+    assert digests(one) == digests(two) == {"big.bin": digest(data)}
